@@ -1,0 +1,198 @@
+package api
+
+import "time"
+
+// ClusterSpec is what a user asks for. Zero values are filled with defaults
+// by the server (see Defaults).
+type ClusterSpec struct {
+	Shards          int               `json:"shards"`
+	Replicas        int               `json:"replicas"`
+	Sentinels       int               `json:"sentinels"`
+	Maxmemory       string            `json:"maxmemory,omitempty"`
+	MaxmemoryPolicy string            `json:"maxmemoryPolicy,omitempty"`
+	Persistence     string            `json:"persistence,omitempty"`
+	Config          map[string]string `json:"config,omitempty"`
+	Sentinel        SentinelSettings  `json:"sentinel"`
+}
+
+// SentinelSettings are the per-shard Sentinel parameters.
+type SentinelSettings struct {
+	DownAfterMs       int `json:"downAfterMs"`
+	FailoverTimeoutMs int `json:"failoverTimeoutMs"`
+	ParallelSyncs     int `json:"parallelSyncs"`
+}
+
+// CreateClusterRequest is the body of POST /api/v1/clusters. Pointer fields
+// distinguish "not given" (defaulted) from an explicit zero (rejected).
+type CreateClusterRequest struct {
+	Name            string            `json:"name"`
+	Shards          *int              `json:"shards,omitempty"`
+	Replicas        *int              `json:"replicas,omitempty"`
+	Sentinels       *int              `json:"sentinels,omitempty"`
+	Maxmemory       string            `json:"maxmemory,omitempty"`
+	MaxmemoryPolicy string            `json:"maxmemoryPolicy,omitempty"`
+	Persistence     string            `json:"persistence,omitempty"`
+	Config          map[string]string `json:"config,omitempty"`
+	Sentinel        *SentinelRequest  `json:"sentinel,omitempty"`
+}
+
+// SentinelRequest is the optional sentinel block of a create request.
+type SentinelRequest struct {
+	DownAfterMs       *int `json:"downAfterMs,omitempty"`
+	FailoverTimeoutMs *int `json:"failoverTimeoutMs,omitempty"`
+	ParallelSyncs     *int `json:"parallelSyncs,omitempty"`
+}
+
+// Cluster phases.
+const (
+	PhaseCreating    = "Creating"
+	PhaseReady       = "Ready"
+	PhaseDegraded    = "Degraded"
+	PhaseScaling     = "Scaling"
+	PhaseFailingOver = "Failing-over"
+	PhaseDeleting    = "Deleting"
+	PhaseFailed      = "Failed"
+)
+
+// Cluster is the API view of a cluster: its spec, its last observed status and
+// how clients connect.
+type Cluster struct {
+	Name       string        `json:"name"`
+	Spec       ClusterSpec   `json:"spec"`
+	Status     ClusterStatus `json:"status"`
+	Connection Connection    `json:"connection"`
+	CreatedAt  time.Time     `json:"createdAt"`
+}
+
+// ClusterStatus is what the control loop last observed.
+type ClusterStatus struct {
+	Phase      string           `json:"phase"`
+	Reason     string           `json:"reason,omitempty"`
+	ObservedAt *time.Time       `json:"observedAt,omitempty"`
+	Shards     []ShardStatus    `json:"shards"`
+	Sentinels  []SentinelStatus `json:"sentinels"`
+}
+
+// ShardStatus is one master group as observed.
+type ShardStatus struct {
+	Index        int              `json:"index"`
+	SentinelName string           `json:"sentinelName"`
+	Master       *InstanceStatus  `json:"master"`
+	Replicas     []InstanceStatus `json:"replicas"`
+}
+
+// InstanceStatus is one redis-server as observed.
+type InstanceStatus struct {
+	Name             string `json:"name"`
+	Address          string `json:"address"`
+	Role             string `json:"role"`
+	Up               bool   `json:"up"`
+	Pid              int    `json:"pid,omitempty"`
+	MasterLinkStatus string `json:"masterLinkStatus,omitempty"`
+	LagBytes         int64  `json:"lagBytes"`
+	Keys             int64  `json:"keys"`
+	UsedMemoryBytes  int64  `json:"usedMemoryBytes,omitempty"`
+}
+
+// SentinelStatus is one Sentinel as observed.
+type SentinelStatus struct {
+	Name     string   `json:"name"`
+	Address  string   `json:"address"`
+	Up       bool     `json:"up"`
+	Pid      int      `json:"pid,omitempty"`
+	Monitors []string `json:"monitors"`
+}
+
+// Connection tells clients how to reach the cluster through Sentinel.
+type Connection struct {
+	Sentinels   []string `json:"sentinels"`
+	MasterNames []string `json:"masterNames"`
+	PasswordRef string   `json:"passwordRef"`
+}
+
+// Credentials is the body of GET /api/v1/clusters/{name}/credentials.
+type Credentials struct {
+	Password         string `json:"password"`
+	SentinelPassword string `json:"sentinelPassword"`
+}
+
+// Job kinds.
+const (
+	JobCreate          = "create"
+	JobScale           = "scale"
+	JobDelete          = "delete"
+	JobFailover        = "failover"
+	JobBackup          = "backup"
+	JobRestore         = "restore"
+	JobReplaceInstance = "replace-instance"
+)
+
+// Job and step states.
+const (
+	StatePending   = "pending"
+	StateRunning   = "running"
+	StateSucceeded = "succeeded"
+	StateFailed    = "failed"
+)
+
+// Job is the durable record of one operation.
+type Job struct {
+	ID         string     `json:"id"`
+	Kind       string     `json:"kind"`
+	Cluster    string     `json:"cluster"`
+	State      string     `json:"state"`
+	Progress   float64    `json:"progress"`
+	Message    string     `json:"message"`
+	Steps      []Step     `json:"steps"`
+	Error      string     `json:"error,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+}
+
+// Done reports whether the job reached a final state.
+func (j Job) Done() bool { return j.State == StateSucceeded || j.State == StateFailed }
+
+// Step is one idempotent part of a job.
+type Step struct {
+	Name       string     `json:"name"`
+	State      string     `json:"state"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+}
+
+// Event is an observed fact with a timestamp.
+type Event struct {
+	ID      string         `json:"id"`
+	Cluster string         `json:"cluster"`
+	Shard   *int           `json:"shard,omitempty"`
+	Type    string         `json:"type"`
+	At      time.Time      `json:"at"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// ClusterJob is the 202 body of create and scale.
+type ClusterJob struct {
+	Cluster *Cluster `json:"cluster,omitempty"`
+	Job     Job      `json:"job"`
+}
+
+// Health is the body of GET /api/v1/health.
+type Health struct {
+	Status  string `json:"status"`
+	Leader  bool   `json:"leader"`
+	Version string `json:"version"`
+}
+
+// ErrorBody is the JSON form of every error.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail names what went wrong; Field is set for invalid input.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
