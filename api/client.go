@@ -1,0 +1,292 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultPollInterval is how often WaitJob asks for a job's state.
+const DefaultPollInterval = 200 * time.Millisecond
+
+// maxErrorBody caps how much of an error response is read; an error body is
+// a short JSON document, anything longer is a proxy's HTML page.
+const maxErrorBody = 64 << 10
+
+// Client talks to a redis-manager server over its REST API. The zero value is
+// not usable; create one with NewClient. A Client is safe for concurrent use.
+type Client struct {
+	// HTTPClient sends the requests. NewClient sets one with a per-request
+	// timeout; the context passed to each method bounds the call as well.
+	HTTPClient *http.Client
+	// PollInterval is the WaitJob polling period (DefaultPollInterval).
+	PollInterval time.Duration
+
+	baseURL string
+	token   string
+}
+
+// NewClient returns a client for the server at baseURL (for example
+// "http://127.0.0.1:7800") that authenticates with the admin API token. An
+// empty token sends no Authorization header (enough for Health).
+func NewClient(baseURL, token string) *Client {
+	return &Client{
+		HTTPClient:   &http.Client{Timeout: 60 * time.Second},
+		PollInterval: DefaultPollInterval,
+		baseURL:      strings.TrimRight(baseURL, "/"),
+		token:        token,
+	}
+}
+
+// Error is an error answer of the server: a non-2xx status with, normally,
+// an ErrorBody. Callers branch on StatusCode or Code with errors.As.
+type Error struct {
+	StatusCode int    // HTTP status
+	Code       string // machine-readable code, e.g. "not_found"; empty when the body was not an ErrorBody
+	Message    string // human-readable message, or the start of a non-JSON body
+	Field      string // the offending request field, for invalid input
+}
+
+// Error renders the error as one readable line, e.g.
+// `not_found: cluster "x" not found` or `invalid: bad size (field "maxmemory")`.
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Code != "" {
+		b.WriteString(e.Code)
+	} else {
+		fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
+		if t := http.StatusText(e.StatusCode); t != "" {
+			b.WriteString(" " + t)
+		}
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.Field != "" {
+		fmt.Fprintf(&b, " (field %q)", e.Field)
+	}
+	return b.String()
+}
+
+// JobFailedError is returned by WaitJob when the job ends in state failed.
+type JobFailedError struct {
+	Job Job
+}
+
+func (e *JobFailedError) Error() string {
+	msg := e.Job.Error
+	if msg == "" {
+		msg = e.Job.Message
+	}
+	if msg == "" {
+		msg = "no error recorded"
+	}
+	return fmt.Sprintf("job %s (%s %s) failed: %s", e.Job.ID, e.Job.Kind, e.Job.Cluster, msg)
+}
+
+// Health returns the server's health. It needs no token.
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	var h Health
+	err := c.do(ctx, http.MethodGet, "/api/v1/health", nil, &h)
+	return h, err
+}
+
+// CreateCluster asks for a new cluster. Fields left nil or empty in req get
+// the server's defaults. The returned job tracks the creation.
+func (c *Client) CreateCluster(ctx context.Context, req CreateClusterRequest) (ClusterJob, error) {
+	var out ClusterJob
+	err := c.do(ctx, http.MethodPost, "/api/v1/clusters", req, &out)
+	return out, err
+}
+
+// ListClusters returns every cluster.
+func (c *Client) ListClusters(ctx context.Context) ([]Cluster, error) {
+	var out struct {
+		Clusters []Cluster `json:"clusters"`
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/clusters", nil, &out)
+	return out.Clusters, err
+}
+
+// GetCluster returns one cluster with its last observed status.
+func (c *Client) GetCluster(ctx context.Context, name string) (Cluster, error) {
+	var out Cluster
+	err := c.do(ctx, http.MethodGet, clusterPath(name), nil, &out)
+	return out, err
+}
+
+// DeleteCluster starts deleting a cluster and returns the delete job.
+func (c *Client) DeleteCluster(ctx context.Context, name string) (Job, error) {
+	var out struct {
+		Job Job `json:"job"`
+	}
+	err := c.do(ctx, http.MethodDelete, clusterPath(name), nil, &out)
+	return out.Job, err
+}
+
+// ClusterEvents returns a cluster's events, newest first.
+func (c *Client) ClusterEvents(ctx context.Context, name string) ([]Event, error) {
+	var out struct {
+		Events []Event `json:"events"`
+	}
+	err := c.do(ctx, http.MethodGet, clusterPath(name)+"/events", nil, &out)
+	return out.Events, err
+}
+
+// Credentials returns the passwords of a cluster's Redis instances and
+// Sentinels. The server audits every call.
+func (c *Client) Credentials(ctx context.Context, name string) (Credentials, error) {
+	var out Credentials
+	err := c.do(ctx, http.MethodGet, clusterPath(name)+"/credentials", nil, &out)
+	return out, err
+}
+
+// GetJob returns one job.
+func (c *Client) GetJob(ctx context.Context, id string) (Job, error) {
+	var out Job
+	err := c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// ListJobs returns the jobs of one cluster, or of all clusters when cluster
+// is empty.
+func (c *Client) ListJobs(ctx context.Context, cluster string) ([]Job, error) {
+	path := "/api/v1/jobs"
+	if cluster != "" {
+		path += "?" + url.Values{"cluster": {cluster}}.Encode()
+	}
+	var out struct {
+		Jobs []Job `json:"jobs"`
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out.Jobs, err
+}
+
+// WaitJob polls the job every PollInterval until it is done and returns its
+// final state. onProgress, if not nil, sees every polled state, including the
+// final one. A job that ends failed returns a *JobFailedError next to the
+// job; a failed poll or a cancelled ctx returns the last job seen and the
+// error.
+func (c *Client) WaitJob(ctx context.Context, id string, onProgress func(Job)) (Job, error) {
+	interval := c.PollInterval
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	var last Job
+	for {
+		job, err := c.GetJob(ctx, id)
+		if err != nil {
+			return last, fmt.Errorf("wait for job %s: %w", id, err)
+		}
+		last = job
+		if onProgress != nil {
+			onProgress(job)
+		}
+		if job.Done() {
+			if job.State == StateFailed {
+				return job, &JobFailedError{Job: job}
+			}
+			return job, nil
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
+		case <-ticker.C:
+		}
+	}
+}
+
+func clusterPath(name string) string {
+	return "/api/v1/clusters/" + url.PathEscape(name)
+}
+
+// do sends one request: body (if not nil) as JSON, and decodes a 2xx answer
+// into out (if not nil). Any other status becomes an *Error.
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var reqBody io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode request: %w", method, path, err)
+		}
+		reqBody = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, reqBody)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.HTTPClient.Do(req)
+	if err != nil {
+		// *url.Error already names the method and URL.
+		return err
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return decodeError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+	}
+	return nil
+}
+
+// decodeError turns a non-2xx answer into an *Error, readable even when the
+// body is not an ErrorBody (a proxy's page, a plain-text panic message).
+func decodeError(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	e := &Error{StatusCode: resp.StatusCode}
+	var body ErrorBody
+	if err := json.Unmarshal(raw, &body); err == nil && (body.Error.Code != "" || body.Error.Message != "") {
+		e.Code, e.Message, e.Field = body.Error.Code, body.Error.Message, body.Error.Field
+		return e
+	}
+	// An HTML page (a proxy's) says nothing a status line doesn't.
+	if !strings.Contains(resp.Header.Get("Content-Type"), "html") {
+		e.Message = firstLine(string(raw))
+	}
+	return e
+}
+
+// firstLine returns the first non-blank line of s, shortened to stay one
+// readable line.
+func firstLine(s string) string {
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		const limit = 200
+		if r := []rune(line); len(r) > limit {
+			return string(r[:limit]) + "…"
+		}
+		return line
+	}
+	return ""
+}
+
+// IsNotFound reports whether err is a 404 answer of the server.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound
+}

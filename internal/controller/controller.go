@@ -1,0 +1,201 @@
+// Package controller is the manager's engine: the cluster service the API
+// calls (validate, write intent, return a job), the job runner that carries
+// jobs out step by step and resumes them after a restart, and the control
+// loop that observes every cluster (platform, Sentinel, INFO) and records
+// its status.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// Config holds the controller's settings.
+type Config struct {
+	Host          string // address instances bind and announce (local: 127.0.0.1)
+	PortLo        int
+	PortHi        int
+	ObserveEvery  time.Duration
+	StepTimeout   time.Duration // upper bound of one waiting step
+	SentinelReady time.Duration // how long to wait for Sentinels to agree
+}
+
+// Store is what the controller needs of the metadata store.
+type Store = store.Store
+
+// Controller runs jobs and the control loop.
+type Controller struct {
+	cfg      Config
+	store    Store
+	platform platform.Platform
+	pool     *redisclient.Pool
+	log      *slog.Logger
+
+	wake chan struct{}
+	kick chan struct{}
+
+	mu       sync.Mutex
+	running  map[string]bool   // job ids being run
+	portMu   sync.Mutex        // serialises port allocation
+	loopDone chan struct{}
+}
+
+// New assembles a controller. Run starts it.
+func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controller {
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.ObserveEvery == 0 {
+		cfg.ObserveEvery = 2 * time.Second
+	}
+	if cfg.StepTimeout == 0 {
+		cfg.StepTimeout = 10 * time.Minute
+	}
+	if cfg.SentinelReady == 0 {
+		cfg.SentinelReady = 60 * time.Second
+	}
+	return &Controller{
+		cfg:      cfg,
+		store:    st,
+		platform: p,
+		pool:     redisclient.NewPool(),
+		log:      log,
+		wake:     make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		running:  map[string]bool{},
+		loopDone: make(chan struct{}),
+	}
+}
+
+// Error is an error the API shows to users as is. Kind is store.ErrNotFound
+// or store.ErrConflict, so callers map it with errors.Is.
+type Error struct {
+	Kind error
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+func (e *Error) Unwrap() error { return e.Kind }
+
+func notFound(format string, a ...any) error {
+	return &Error{Kind: store.ErrNotFound, Msg: fmt.Sprintf(format, a...)}
+}
+
+func conflict(format string, a ...any) error {
+	return &Error{Kind: store.ErrConflict, Msg: fmt.Sprintf(format, a...)}
+}
+
+// Run resumes unfinished jobs, then runs the job runner, the control loop
+// and the platform watcher until ctx ends. It returns once they stopped.
+func (c *Controller) Run(ctx context.Context) error {
+	events, err := c.platform.Watch(ctx)
+	if err != nil {
+		return fmt.Errorf("watch platform: %w", err)
+	}
+	if err := c.adopt(ctx); err != nil {
+		c.log.Warn("adopting instances", "err", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); c.runJobs(ctx) }()
+	go func() { defer wg.Done(); c.controlLoop(ctx) }()
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-events:
+				c.log.Info("platform event", "type", ev.Type, "instance", ev.Name, "pid", ev.Pid)
+				c.Wake()
+			}
+		}
+	}()
+	c.Kick()
+	wg.Wait()
+	c.pool.Close()
+	return nil
+}
+
+// adopt re-attaches to the instances recorded in the store that still run,
+// so their exits are watched. Instances are never started here: a job or the
+// control loop decides that.
+func (c *Controller) adopt(ctx context.Context) error {
+	insts, err := c.store.ListAllInstances(ctx)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, in := range insts {
+		if in.Pid == 0 {
+			continue
+		}
+		list, err := c.platform.List(ctx, in.Cluster)
+		if err != nil {
+			return err
+		}
+		for _, pi := range list {
+			if pi.Name == in.Name && pi.Running {
+				n++
+			}
+		}
+	}
+	c.log.Info("adopted running instances", "count", n, "recorded", len(insts))
+	return nil
+}
+
+// Wake makes the control loop observe now.
+func (c *Controller) Wake() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Kick makes the job runner look for pending jobs now.
+func (c *Controller) Kick() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// poll calls check until it reports done, returns an error, or
+// the timeout; the last reason for not being done is in the timeout error.
+func poll(ctx context.Context, timeout, every time.Duration, check func() (done bool, why string, err error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		done, why, err := check()
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s: %s", timeout, why)
+		}
+		if err := sleep(ctx, every); err != nil {
+			return err
+		}
+	}
+}

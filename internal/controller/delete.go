@@ -1,0 +1,106 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis-manager/redis-manager/internal/sentinel"
+	"github.com/redis-manager/redis-manager/internal/spec"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// deleteSteps is the plan of a delete job: Sentinels forget the shards first
+// (so none fails over while instances go away), then every instance is
+// stopped and its data removed, then the records.
+func deleteSteps() []step {
+	return []step{
+		{"unregister-sentinels", func(ctx context.Context, r *jobRun) error {
+			return r.withInstances(ctx, func(cl store.Cluster, _, sentinels []store.Instance) error {
+				return r.c.unregisterAll(ctx, cl, sentinels)
+			})
+		}},
+		{"remove-instances", func(ctx context.Context, r *jobRun) error {
+			return r.c.removeAll(ctx, r, r.job.Cluster)
+		}},
+		{"remove-records", func(ctx context.Context, r *jobRun) error {
+			err := r.c.store.DeleteCluster(ctx, r.job.Cluster)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			r.c.event(ctx, r.job.Cluster, nil, "deleted", "cluster deleted", nil)
+			return nil
+		}},
+	}
+}
+
+// unregisterAll makes every reachable Sentinel forget every shard of the
+// cluster. A Sentinel that is down is about to be removed anyway.
+func (c *Controller) unregisterAll(ctx context.Context, cl store.Cluster, sentinels []store.Instance) error {
+	return parallel(sentinels, func(s store.Instance) error {
+		if _, running := c.instanceRunning(ctx, s); !running {
+			return nil
+		}
+		sc := c.pool.Sentinel(addr(s), cl.SentinelPassword)
+		for shard := 0; shard < spec.MaxShards; shard++ {
+			if err := sentinel.Unregister(ctx, sc, spec.MasterName(cl.Name, shard)); err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// removeAll stops and removes every instance of a cluster, redis-servers
+// before Sentinels, and their records.
+func (c *Controller) removeAll(ctx context.Context, r *jobRun, cluster string) error {
+	redis, sentinels, err := c.instancesOf(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	total, done := len(redis)+len(sentinels), 0
+	// Instances the platform has that the store lost track of (a crash
+	// between start and record) go too.
+	if known, err := c.platform.List(ctx, cluster); err == nil {
+		recorded := map[string]bool{}
+		for _, in := range append(append([]store.Instance{}, redis...), sentinels...) {
+			recorded[in.Name] = true
+		}
+		for _, pi := range known {
+			if !recorded[pi.Name] {
+				if err := c.platform.Remove(ctx, cluster, pi.Name); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, group := range [][]store.Instance{redis, sentinels} {
+		err := parallel(group, func(in store.Instance) error {
+			if err := c.platform.Remove(ctx, cluster, in.Name); err != nil {
+				return err
+			}
+			c.pool.Forget(addr(in))
+			return c.store.DeleteInstance(ctx, in.Name)
+		})
+		if err != nil {
+			return err
+		}
+		done += len(group)
+		r.progress(ctx, float64(done)/float64(max(total, 1)), fmt.Sprintf("removed %d of %d instances", done, total))
+	}
+	return nil
+}
+
+// instanceRunning tells whether the platform runs an instance.
+func (c *Controller) instanceRunning(ctx context.Context, in store.Instance) (int, bool) {
+	list, err := c.platform.List(ctx, in.Cluster)
+	if err != nil {
+		return 0, false
+	}
+	for _, pi := range list {
+		if pi.Name == in.Name {
+			return pi.Pid, pi.Running
+		}
+	}
+	return 0, false
+}

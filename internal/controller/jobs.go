@@ -1,0 +1,197 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// step is one idempotent part of a job: running it again after a crash
+// converges to the same result.
+type step struct {
+	name string
+	run  func(ctx context.Context, r *jobRun) error
+}
+
+// jobRun is one execution of a job.
+type jobRun struct {
+	c   *Controller
+	job store.Job
+	log *slog.Logger
+
+	mu        sync.Mutex
+	stepIndex int
+	nSteps    int
+	lastSave  time.Time
+}
+
+// runJobs starts every pending or running job it finds, at start (resume
+// after a restart) and whenever kicked.
+func (c *Controller) runJobs(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		jobs, err := c.store.UnfinishedJobs(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.log.Error("list unfinished jobs", "err", err)
+		}
+		for _, j := range jobs {
+			c.mu.Lock()
+			busy := c.running[j.ID]
+			if !busy {
+				c.running[j.ID] = true
+			}
+			c.mu.Unlock()
+			if busy {
+				continue
+			}
+			wg.Add(1)
+			go func(j store.Job) {
+				defer wg.Done()
+				c.runJob(ctx, j)
+				c.mu.Lock()
+				delete(c.running, j.ID)
+				c.mu.Unlock()
+				c.Wake()
+			}(j)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// stepsFor returns the plan of a job kind, and what to do when it fails.
+func (c *Controller) stepsFor(kind string) (steps []step, onFail func(ctx context.Context, r *jobRun), err error) {
+	switch kind {
+	case api.JobCreate:
+		return createSteps(), undoCreate, nil
+	case api.JobDelete:
+		return deleteSteps(), nil, nil
+	}
+	return nil, nil, fmt.Errorf("job kind %q is not supported by this version", kind)
+}
+
+func (c *Controller) runJob(ctx context.Context, j store.Job) {
+	r := &jobRun{c: c, job: j, log: c.log.With("job", j.ID, "kind", j.Kind, "cluster", j.Cluster)}
+	steps, onFail, err := c.stepsFor(j.Kind)
+	if err != nil {
+		r.finish(ctx, err)
+		return
+	}
+	resumed := j.State == api.StateRunning
+	if len(r.job.Steps) != len(steps) {
+		r.job.Steps = make([]api.Step, len(steps))
+		for i, s := range steps {
+			r.job.Steps[i] = api.Step{Name: s.name, State: api.StatePending}
+		}
+	}
+	now := time.Now().UTC()
+	r.job.State = api.StateRunning
+	if r.job.StartedAt == nil {
+		r.job.StartedAt = &now
+	}
+	r.nSteps = len(steps)
+	if resumed {
+		r.log.Info("resuming job after restart")
+	}
+	c.Wake()
+	for i, s := range steps {
+		if r.job.Steps[i].State == api.StateSucceeded {
+			continue
+		}
+		r.mu.Lock()
+		r.stepIndex = i
+		started := time.Now().UTC()
+		r.job.Steps[i].State, r.job.Steps[i].StartedAt = api.StateRunning, &started
+		r.job.Progress = float64(i) / float64(len(steps))
+		r.job.Message = s.name
+		r.mu.Unlock()
+		r.save(ctx, true)
+		err := s.run(ctx, r)
+		if ctx.Err() != nil {
+			return // shutting down: the job stays running and resumes at next start
+		}
+		finished := time.Now().UTC()
+		r.mu.Lock()
+		r.job.Steps[i].FinishedAt = &finished
+		if err != nil {
+			r.job.Steps[i].State = api.StateFailed
+			r.mu.Unlock()
+			err = fmt.Errorf("%s: %w", s.name, err)
+			r.log.Error("job step failed", "step", s.name, "err", err)
+			if onFail != nil {
+				onFail(ctx, r)
+			}
+			r.finish(ctx, err)
+			return
+		}
+		r.job.Steps[i].State = api.StateSucceeded
+		r.mu.Unlock()
+		r.log.Info("job step done", "step", s.name, "took", finished.Sub(started).Round(time.Millisecond))
+	}
+	r.finish(ctx, nil)
+}
+
+// finish records the final state of the job.
+func (r *jobRun) finish(ctx context.Context, err error) {
+	now := time.Now().UTC()
+	r.mu.Lock()
+	r.job.FinishedAt = &now
+	if err != nil {
+		r.job.State, r.job.Error, r.job.Message = api.StateFailed, err.Error(), "failed"
+	} else {
+		r.job.State, r.job.Progress, r.job.Message = api.StateSucceeded, 1, "done"
+	}
+	r.mu.Unlock()
+	r.save(ctx, true)
+	r.log.Info("job finished", "state", r.job.State, "took", now.Sub(r.job.CreatedAt).Round(time.Millisecond))
+}
+
+// progress reports progress within the current step (0..1) with a message.
+func (r *jobRun) progress(ctx context.Context, within float64, msg string) {
+	r.mu.Lock()
+	if within > 1 {
+		within = 1
+	}
+	r.job.Progress = (float64(r.stepIndex) + within) / float64(r.nSteps)
+	r.job.Message = msg
+	r.mu.Unlock()
+	r.save(ctx, false)
+}
+
+// save stores the job; progress updates are throttled to a few a second.
+func (r *jobRun) save(ctx context.Context, force bool) {
+	r.mu.Lock()
+	if !force && time.Since(r.lastSave) < 250*time.Millisecond {
+		r.mu.Unlock()
+		return
+	}
+	r.lastSave = time.Now()
+	j := r.job
+	j.Steps = append([]api.Step(nil), r.job.Steps...)
+	r.mu.Unlock()
+	// A job's record must be written even while the manager shuts down.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.c.store.UpdateJob(wctx, j); err != nil && !errors.Is(err, context.Canceled) {
+		r.log.Error("save job", "err", err)
+	}
+}
+
+// event records an event of the job's cluster.
+func (c *Controller) event(ctx context.Context, cluster string, shard *int, typ, msg string, details map[string]any) {
+	ev := api.Event{ID: NewID("e"), Cluster: cluster, Shard: shard, Type: typ, At: time.Now().UTC(), Message: msg, Details: details}
+	if err := c.store.AddEvent(context.WithoutCancel(ctx), ev); err != nil {
+		c.log.Error("record event", "type", typ, "err", err)
+	}
+}

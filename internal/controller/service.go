@@ -1,0 +1,218 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/spec"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// CreateCluster validates a create request, stores the cluster and its
+// create job in one transaction and hands the job to the runner.
+func (c *Controller) CreateCluster(ctx context.Context, req api.CreateClusterRequest) (api.Cluster, api.Job, error) {
+	s, err := spec.FromCreateRequest(req)
+	if err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	if err := c.checkCapacity(ctx, spec.InstanceCount(s)); err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	now := time.Now().UTC()
+	cl := store.Cluster{
+		Name:             req.Name,
+		Spec:             s,
+		Status:           api.ClusterStatus{Phase: api.PhaseCreating, Shards: []api.ShardStatus{}, Sentinels: []api.SentinelStatus{}},
+		Password:         randomSecret(),
+		SentinelPassword: randomSecret(),
+		CreatedAt:        now,
+	}
+	job := newJob(api.JobCreate, req.Name, now)
+	if err := c.store.CreateClusterWithJob(ctx, cl, job); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return api.Cluster{}, api.Job{}, conflict("cluster %q already exists", req.Name)
+		}
+		return api.Cluster{}, api.Job{}, err
+	}
+	c.Kick()
+	return c.view(cl), job.Job, nil
+}
+
+// checkCapacity refuses a cluster the port range cannot hold.
+func (c *Controller) checkCapacity(ctx context.Context, need int) error {
+	insts, err := c.store.ListAllInstances(ctx)
+	if err != nil {
+		return err
+	}
+	size := c.cfg.PortHi - c.cfg.PortLo + 1
+	free := size - len(insts)
+	if need > free {
+		return &spec.FieldError{Kind: spec.Unprocessable, Field: "shards",
+			Message: fmt.Sprintf("the cluster needs %d ports (shards × (1 + replicas) + sentinels) but only %d of the %d in --port-range %d-%d are free",
+				need, free, size, c.cfg.PortLo, c.cfg.PortHi)}
+	}
+	return nil
+}
+
+// DeleteCluster stores a delete job for the cluster.
+func (c *Controller) DeleteCluster(ctx context.Context, name string) (api.Job, error) {
+	if _, err := c.getCluster(ctx, name); err != nil {
+		return api.Job{}, err
+	}
+	job := newJob(api.JobDelete, name, time.Now().UTC())
+	if err := c.createJob(ctx, job); err != nil {
+		return api.Job{}, err
+	}
+	c.Kick()
+	return job.Job, nil
+}
+
+// createJob stores a job, explaining a conflict with the job in the way.
+func (c *Controller) createJob(ctx context.Context, job store.Job) error {
+	err := c.store.CreateJob(ctx, job)
+	if !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	if jobs, lerr := c.store.ListJobs(ctx, job.Cluster); lerr == nil {
+		for _, j := range jobs {
+			if !j.Done() {
+				return conflict("cluster %q already has a %s job in progress (%s, %s); wait for it to finish", job.Cluster, j.Kind, j.ID, j.State)
+			}
+		}
+	}
+	return conflict("cluster %q already has a job in progress", job.Cluster)
+}
+
+func (c *Controller) getCluster(ctx context.Context, name string) (store.Cluster, error) {
+	cl, err := c.store.GetCluster(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return cl, notFound("cluster %q not found", name)
+	}
+	return cl, err
+}
+
+// GetCluster returns the API view of a cluster.
+func (c *Controller) GetCluster(ctx context.Context, name string) (api.Cluster, error) {
+	cl, err := c.getCluster(ctx, name)
+	if err != nil {
+		return api.Cluster{}, err
+	}
+	return c.view(cl), nil
+}
+
+// ListClusters returns every cluster.
+func (c *Controller) ListClusters(ctx context.Context) ([]api.Cluster, error) {
+	cls, err := c.store.ListClusters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Cluster, 0, len(cls))
+	for _, cl := range cls {
+		out = append(out, c.view(cl))
+	}
+	return out, nil
+}
+
+// Credentials returns a cluster's passwords.
+func (c *Controller) Credentials(ctx context.Context, name string) (api.Credentials, error) {
+	cl, err := c.getCluster(ctx, name)
+	if err != nil {
+		return api.Credentials{}, err
+	}
+	return api.Credentials{Password: cl.Password, SentinelPassword: cl.SentinelPassword}, nil
+}
+
+// Events returns a cluster's events, newest first.
+func (c *Controller) Events(ctx context.Context, name string) ([]api.Event, error) {
+	evs, err := c.store.ListEvents(ctx, name, 1000)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) == 0 {
+		if _, err := c.getCluster(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return evs, nil
+}
+
+// GetJob returns a job.
+func (c *Controller) GetJob(ctx context.Context, id string) (api.Job, error) {
+	j, err := c.store.GetJob(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Job{}, notFound("job %q not found", id)
+	}
+	return j.Job, err
+}
+
+// ListJobs returns jobs newest first, of one cluster or ("") all.
+func (c *Controller) ListJobs(ctx context.Context, cluster string) ([]api.Job, error) {
+	js, err := c.store.ListJobs(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Job, 0, len(js))
+	for _, j := range js {
+		out = append(out, j.Job)
+	}
+	return out, nil
+}
+
+// view turns a stored cluster into its API form.
+func (c *Controller) view(cl store.Cluster) api.Cluster {
+	conn := api.Connection{Sentinels: []string{}, MasterNames: []string{},
+		PasswordRef: "GET /api/v1/clusters/" + cl.Name + "/credentials"}
+	for i := 0; i < cl.Spec.Shards; i++ {
+		conn.MasterNames = append(conn.MasterNames, spec.MasterName(cl.Name, i))
+	}
+	for _, s := range cl.Status.Sentinels {
+		conn.Sentinels = append(conn.Sentinels, s.Address)
+	}
+	if cl.Status.Shards == nil {
+		cl.Status.Shards = []api.ShardStatus{}
+	}
+	if cl.Status.Sentinels == nil {
+		cl.Status.Sentinels = []api.SentinelStatus{}
+	}
+	return api.Cluster{Name: cl.Name, Spec: cl.Spec, Status: cl.Status, Connection: conn, CreatedAt: cl.CreatedAt}
+}
+
+func newJob(kind, cluster string, now time.Time) store.Job {
+	return store.Job{Job: api.Job{
+		ID: NewID("j"), Kind: kind, Cluster: cluster, State: api.StatePending,
+		Message: "waiting to start", Steps: []api.Step{}, CreatedAt: now,
+	}}
+}
+
+// randomSecret returns a 256-bit hex password.
+func randomSecret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b)
+}
+
+// NewID returns a sortable unique id: prefix, millisecond time, randomness,
+// in Crockford base32 like a ULID.
+func NewID(prefix string) string {
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	var b strings.Builder
+	b.WriteString(prefix + "_")
+	ms := uint64(time.Now().UnixMilli())
+	for i := 9; i >= 0; i-- {
+		b.WriteByte(alphabet[(ms>>(uint(i)*5))&31])
+	}
+	r := make([]byte, 10)
+	_, _ = rand.Read(r)
+	for _, x := range r {
+		b.WriteByte(alphabet[x&31])
+	}
+	return b.String()
+}

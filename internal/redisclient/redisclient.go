@@ -1,0 +1,174 @@
+// Package redisclient keeps one pooled go-redis client per instance address
+// (the manager talks to the same instances every few seconds; opening a
+// connection per call is what made other operators slow) and parses INFO.
+package redisclient
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Pool hands out clients keyed by address and password.
+type Pool struct {
+	mu        sync.Mutex
+	redis     map[string]*redis.Client
+	sentinels map[string]*redis.SentinelClient
+}
+
+// NewPool returns an empty pool.
+func NewPool() *Pool {
+	return &Pool{redis: map[string]*redis.Client{}, sentinels: map[string]*redis.SentinelClient{}}
+}
+
+func options(addr, password string) *redis.Options {
+	return &redis.Options{
+		Addr:            addr,
+		Password:        password,
+		Protocol:        2,
+		DisableIdentity: true,
+		DialTimeout:     500 * time.Millisecond,
+		ReadTimeout:     2 * time.Second,
+		WriteTimeout:    2 * time.Second,
+		PoolSize:        4,
+		MaxRetries:      -1, // callers retry with their own deadlines
+	}
+}
+
+// Redis returns the client of a redis-server.
+func (p *Pool) Redis(addr, password string) *redis.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := addr + "\x00" + password
+	c, ok := p.redis[key]
+	if !ok {
+		c = redis.NewClient(options(addr, password))
+		p.redis[key] = c
+	}
+	return c
+}
+
+// Sentinel returns the client of a Sentinel.
+func (p *Pool) Sentinel(addr, password string) *redis.SentinelClient {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := addr + "\x00" + password
+	c, ok := p.sentinels[key]
+	if !ok {
+		o := options(addr, password)
+		c = redis.NewSentinelClient(o)
+		p.sentinels[key] = c
+	}
+	return c
+}
+
+// Forget closes and drops the clients of an address (instance removed).
+func (p *Pool) Forget(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, c := range p.redis {
+		if strings.HasPrefix(k, addr+"\x00") {
+			c.Close()
+			delete(p.redis, k)
+		}
+	}
+	for k, c := range p.sentinels {
+		if strings.HasPrefix(k, addr+"\x00") {
+			c.Close()
+			delete(p.sentinels, k)
+		}
+	}
+}
+
+// Close closes every client.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.redis {
+		c.Close()
+	}
+	for _, c := range p.sentinels {
+		c.Close()
+	}
+	p.redis, p.sentinels = map[string]*redis.Client{}, map[string]*redis.SentinelClient{}
+}
+
+// Info is a parsed INFO reply.
+type Info map[string]string
+
+// ParseInfo parses the text of INFO.
+func ParseInfo(text string) Info {
+	info := Info{}
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			info[k] = v
+		}
+	}
+	return info
+}
+
+// GetInfo runs INFO with the given sections.
+func GetInfo(ctx context.Context, c *redis.Client, sections ...string) (Info, error) {
+	text, err := c.Info(ctx, sections...).Result()
+	if err != nil {
+		return nil, err
+	}
+	return ParseInfo(text), nil
+}
+
+// Int returns a numeric field, 0 when absent.
+func (i Info) Int(key string) int64 {
+	n, _ := strconv.ParseInt(i[key], 10, 64)
+	return n
+}
+
+// ConnectedReplica is one slaveN line of a master's INFO replication.
+type ConnectedReplica struct {
+	Addr   string
+	State  string
+	Offset int64
+	Lag    int64
+}
+
+// Replicas returns the replicas a master lists.
+func (i Info) Replicas() []ConnectedReplica {
+	n := int(i.Int("connected_slaves"))
+	out := make([]ConnectedReplica, 0, n)
+	for k := 0; k < n; k++ {
+		fields := map[string]string{}
+		for _, kv := range strings.Split(i["slave"+strconv.Itoa(k)], ",") {
+			if a, b, ok := strings.Cut(kv, "="); ok {
+				fields[a] = b
+			}
+		}
+		off, _ := strconv.ParseInt(fields["offset"], 10, 64)
+		lag, _ := strconv.ParseInt(fields["lag"], 10, 64)
+		out = append(out, ConnectedReplica{Addr: fields["ip"] + ":" + fields["port"], State: fields["state"], Offset: off, Lag: lag})
+	}
+	return out
+}
+
+// Keys sums the keys of every database in INFO keyspace.
+func (i Info) Keys() int64 {
+	var total int64
+	for k, v := range i {
+		if !strings.HasPrefix(k, "db") {
+			continue
+		}
+		for _, kv := range strings.Split(v, ",") {
+			if a, b, ok := strings.Cut(kv, "="); ok && a == "keys" {
+				n, _ := strconv.ParseInt(b, 10, 64)
+				total += n
+			}
+		}
+	}
+	return total
+}

@@ -1,0 +1,215 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/redis-manager/redis-manager/internal/cli"
+	"github.com/redis-manager/redis-manager/internal/controller"
+	"github.com/redis-manager/redis-manager/internal/platform/local"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// Options are the serve command's settings (API.md "Starting the server").
+type Options struct {
+	Listen       string
+	DataDir      string
+	Store        string
+	Platform     string
+	BackupTarget string
+	PortRange    string
+	RedisServer  string
+	LogLevel     string
+}
+
+// NewServeCommand returns `redis-manager serve`. Every flag also reads
+// REDIS_MANAGER_<FLAG> from the environment; --data-dir is the root
+// command's persistent flag.
+func NewServeCommand(version string) *cobra.Command {
+	var o Options
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the manager: REST API, control loop and job runner",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			o.DataDir = cli.DataDir(cmd)
+			cmd.SilenceUsage = true
+			return Serve(cmd.Context(), o, version)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", "127.0.0.1:7800", `address to serve HTTP on (":0" picks a free port)`)
+	f.StringVar(&o.Store, "store", "", "metadata store: sqlite://PATH or mysql://USER:PASS@HOST:PORT/DB (default sqlite://<data-dir>/manager.db)")
+	f.StringVar(&o.Platform, "platform", "local", "where instances run: local | kubernetes")
+	f.StringVar(&o.BackupTarget, "backup-target", "", "backup target: file://DIR or s3://BUCKET/PREFIX?endpoint=URL&region=R&pathStyle=true (default file://<data-dir>/backups)")
+	f.StringVar(&o.PortRange, "port-range", "17000-17999", "local platform: ports for instances, LO-HI")
+	f.StringVar(&o.RedisServer, "redis-server", "redis-server", "local platform: the redis-server binary")
+	f.StringVar(&o.LogLevel, "log-level", "info", "debug | info | warn | error")
+	return cmd
+}
+
+// applyEnv sets every flag not given on the command line from
+// REDIS_MANAGER_<NAME>, e.g. --port-range from REDIS_MANAGER_PORT_RANGE.
+func applyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		env := "REDIS_MANAGER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !f.Changed && err == nil {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", env, e)
+			}
+		}
+	})
+	return err
+}
+
+// ParsePortRange parses "LO-HI".
+func ParsePortRange(s string) (lo, hi int, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || lo < 1024 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("--port-range %q: want LO-HI with 1024 <= LO <= HI <= 65535", s)
+	}
+	return lo, hi, nil
+}
+
+// Serve runs the manager until ctx ends. Instances keep running after it
+// returns; the next start re-adopts them.
+func Serve(ctx context.Context, o Options, version string) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(o.LogLevel)}))
+	dataDir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	lo, hi, err := ParsePortRange(o.PortRange)
+	if err != nil {
+		return err
+	}
+	if o.Platform != "local" {
+		return fmt.Errorf("--platform %q: only the local platform is available in this version", o.Platform)
+	}
+	if err := checkBackupTarget(o.BackupTarget); err != nil {
+		return err
+	}
+	if o.Store == "" {
+		o.Store = "sqlite://" + filepath.Join(dataDir, "manager.db")
+	}
+	token, err := adminToken(filepath.Join(dataDir, "admin.token"))
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, o.Store, filepath.Join(dataDir, "secret.key"))
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	plat, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer, log.With("platform", "local"))
+	if err != nil {
+		return err
+	}
+	ctl := controller.New(controller.Config{Host: "127.0.0.1", PortLo: lo, PortHi: hi}, st, plat, log)
+
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           Handler(ctl, token, version, metricsHandler(st), log),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ctlDone := make(chan error, 1)
+	go func() { ctlDone <- ctl.Run(ctx) }()
+	go func() {
+		<-ctx.Done()
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(os.Stderr, "listening on http://%s\n", ln.Addr())
+	log.Info("manager started", "version", version, "dataDir", dataDir, "store", redactDSN(o.Store), "portRange", o.PortRange)
+	err = srv.Serve(ln)
+	cancel()
+	<-ctlDone
+	if errors.Is(err, http.ErrServerClosed) {
+		log.Info("manager stopped; instances keep running")
+		return nil
+	}
+	return err
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// adminToken reads the admin token, creating it (mode 0600) on first start.
+func adminToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	t := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	return t, nil
+}
+
+// checkBackupTarget validates the --backup-target URL's form.
+func checkBackupTarget(target string) error {
+	if target == "" {
+		return nil
+	}
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "file" && u.Scheme != "s3") {
+		return fmt.Errorf("--backup-target %q: want file://DIR or s3://BUCKET/PREFIX", target)
+	}
+	return nil
+}
+
+// redactDSN hides the password of a mysql:// DSN for logs.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return u.String()
+}

@@ -1,0 +1,218 @@
+// Package server is the HTTP face of the manager: the REST API of
+// shared/API.md, /metrics, and the `serve` command that assembles store,
+// platform, controller and HTTP server.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/controller"
+	"github.com/redis-manager/redis-manager/internal/spec"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// MaxBodyBytes bounds request bodies.
+const MaxBodyBytes = 1 << 20
+
+// Service is what the HTTP layer needs of the cluster service.
+type Service interface {
+	CreateCluster(ctx context.Context, req api.CreateClusterRequest) (api.Cluster, api.Job, error)
+	GetCluster(ctx context.Context, name string) (api.Cluster, error)
+	ListClusters(ctx context.Context) ([]api.Cluster, error)
+	DeleteCluster(ctx context.Context, name string) (api.Job, error)
+	Credentials(ctx context.Context, name string) (api.Credentials, error)
+	Events(ctx context.Context, name string) ([]api.Event, error)
+	GetJob(ctx context.Context, id string) (api.Job, error)
+	ListJobs(ctx context.Context, cluster string) ([]api.Job, error)
+}
+
+// httpError is an error with its status and code, for the one wrapper.
+type httpError struct {
+	status int
+	detail api.ErrorDetail
+}
+
+func (e *httpError) Error() string { return e.detail.Message }
+
+func badRequest(field, format string, a ...any) error {
+	return &httpError{http.StatusBadRequest, api.ErrorDetail{Code: "invalid", Field: field, Message: fmt.Sprintf(format, a...)}}
+}
+
+// handler is a handler in the house style: it returns a value or an error,
+// and wrap does the rest.
+type handler func(r *http.Request) (status int, body any, err error)
+
+// Handler builds the API's HTTP handler.
+func Handler(svc Service, token, version string, metrics http.Handler, log *slog.Logger) http.Handler {
+	h := &apiHandler{svc: svc, log: log}
+	mux := http.NewServeMux()
+	route := func(pattern string, f handler) { mux.Handle(pattern, h.wrap(f)) }
+
+	route("GET /api/v1/health", func(*http.Request) (int, any, error) {
+		return 200, api.Health{Status: "ok", Leader: true, Version: version}, nil
+	})
+	route("POST /api/v1/clusters", h.createCluster)
+	route("GET /api/v1/clusters", func(r *http.Request) (int, any, error) {
+		cls, err := svc.ListClusters(r.Context())
+		return 200, map[string]any{"clusters": cls}, err
+	})
+	route("GET /api/v1/clusters/{name}", func(r *http.Request) (int, any, error) {
+		cl, err := svc.GetCluster(r.Context(), r.PathValue("name"))
+		return 200, cl, err
+	})
+	route("DELETE /api/v1/clusters/{name}", func(r *http.Request) (int, any, error) {
+		j, err := svc.DeleteCluster(r.Context(), r.PathValue("name"))
+		return 202, map[string]any{"job": j}, err
+	})
+	route("GET /api/v1/clusters/{name}/events", func(r *http.Request) (int, any, error) {
+		evs, err := svc.Events(r.Context(), r.PathValue("name"))
+		if evs == nil {
+			evs = []api.Event{}
+		}
+		return 200, map[string]any{"events": evs}, err
+	})
+	route("GET /api/v1/clusters/{name}/credentials", func(r *http.Request) (int, any, error) {
+		creds, err := svc.Credentials(r.Context(), r.PathValue("name"))
+		if err == nil {
+			log.Info("audit: credentials read", "cluster", r.PathValue("name"), "remote", r.RemoteAddr)
+		}
+		return 200, creds, err
+	})
+	route("GET /api/v1/jobs", func(r *http.Request) (int, any, error) {
+		js, err := svc.ListJobs(r.Context(), r.URL.Query().Get("cluster"))
+		return 200, map[string]any{"jobs": js}, err
+	})
+	route("GET /api/v1/jobs/{id}", func(r *http.Request) (int, any, error) {
+		j, err := svc.GetJob(r.Context(), r.PathValue("id"))
+		return 200, j, err
+	})
+	route("/api/", func(r *http.Request) (int, any, error) {
+		return 0, nil, &httpError{http.StatusNotFound, api.ErrorDetail{Code: "not_found",
+			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}}
+	})
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	return authenticate(token, mux)
+}
+
+type apiHandler struct {
+	svc Service
+	log *slog.Logger
+}
+
+// authenticate requires the admin token on every /api/ request but health.
+func authenticate(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/v1/health" {
+			got := []byte(r.Header.Get("Authorization"))
+			if subtle.ConstantTimeCompare(got, want) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="redis-manager"`)
+				writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: api.ErrorDetail{Code: "unauthorized",
+					Message: "missing or wrong API token: send Authorization: Bearer <token> (the token is in <data-dir>/admin.token)"}})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// wrap is the one place that encodes JSON, maps errors to statuses and logs.
+func (h *apiHandler) wrap(f handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		status, body, err := f(r)
+		if err != nil {
+			var detail api.ErrorDetail
+			status, detail = h.mapError(err)
+			body = api.ErrorBody{Error: detail}
+			if status >= 500 {
+				h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+		}
+		writeJSON(w, status, body)
+		h.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "took", time.Since(start))
+	})
+}
+
+func (h *apiHandler) mapError(err error) (int, api.ErrorDetail) {
+	var he *httpError
+	var fe *spec.FieldError
+	var ce *controller.Error
+	switch {
+	case errors.As(err, &he):
+		return he.status, he.detail
+	case errors.As(err, &fe):
+		status, code := http.StatusBadRequest, "invalid"
+		if fe.Kind == spec.Unprocessable {
+			status, code = http.StatusUnprocessableEntity, "unprocessable"
+		}
+		return status, api.ErrorDetail{Code: code, Field: fe.Field, Message: fe.Error()}
+	case errors.As(err, &ce) && errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, api.ErrorDetail{Code: "not_found", Message: ce.Msg}
+	case errors.As(err, &ce) && errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, api.ErrorDetail{Code: "conflict", Message: ce.Msg}
+	}
+	return http.StatusInternalServerError, api.ErrorDetail{Code: "internal", Message: err.Error()}
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(body)
+}
+
+// decode reads a JSON body strictly: bounded size, no unknown fields, one
+// value, errors that name the field.
+func decode(r *http.Request, v any) error {
+	body := http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, extra := dec.Token(); extra != io.EOF {
+			return badRequest("", "request body must hold a single JSON object")
+		}
+		return nil
+	}
+	var maxErr *http.MaxBytesError
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &maxErr):
+		return &httpError{http.StatusRequestEntityTooLarge, api.ErrorDetail{Code: "too_large",
+			Message: fmt.Sprintf("request body exceeds %d bytes", MaxBodyBytes)}}
+	case errors.Is(err, io.EOF):
+		return badRequest("", "request body is empty; send a JSON object")
+	case errors.As(err, &syntaxErr):
+		return badRequest("", "malformed JSON at byte %d: %v", syntaxErr.Offset, err)
+	case errors.As(err, &typeErr):
+		return badRequest(typeErr.Field, "field %q must be a JSON %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badRequest(field, "unknown field %q", field)
+	}
+	return badRequest("", "malformed JSON: %v", err)
+}
+
+func (h *apiHandler) createCluster(r *http.Request) (int, any, error) {
+	var req api.CreateClusterRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	cl, job, err := h.svc.CreateCluster(r.Context(), req)
+	return http.StatusAccepted, api.ClusterJob{Cluster: &cl, Job: job}, err
+}

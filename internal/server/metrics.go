@@ -1,0 +1,82 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// statusCollector exports the managed instances' key figures from the
+// latest observed status, labelled by cluster, shard and instance.
+type statusCollector struct {
+	store store.Store
+}
+
+var (
+	descClusterReady = prometheus.NewDesc("redis_manager_cluster_ready", "1 when the cluster's phase is Ready.", []string{"cluster", "phase"}, nil)
+	descInstanceUp   = prometheus.NewDesc("redis_manager_instance_up", "1 when the instance answers INFO.", []string{"cluster", "shard", "instance", "role"}, nil)
+	descKeys         = prometheus.NewDesc("redis_manager_instance_keys", "Keys in the instance.", []string{"cluster", "shard", "instance", "role"}, nil)
+	descMemory       = prometheus.NewDesc("redis_manager_instance_used_memory_bytes", "used_memory of the instance.", []string{"cluster", "shard", "instance", "role"}, nil)
+	descLag          = prometheus.NewDesc("redis_manager_replica_lag_bytes", "Replication offset lag of a replica behind its master.", []string{"cluster", "shard", "instance"}, nil)
+	descSentinelUp   = prometheus.NewDesc("redis_manager_sentinel_up", "1 when the Sentinel answers.", []string{"cluster", "instance"}, nil)
+)
+
+func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descClusterReady, descInstanceUp, descKeys, descMemory, descLag, descSentinelUp} {
+		ch <- d
+	}
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cls, err := c.store.ListClusters(ctx)
+	if err != nil {
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, cl := range cls {
+		gauge(descClusterReady, b2f(cl.Status.Phase == api.PhaseReady), cl.Name, cl.Status.Phase)
+		for _, sh := range cl.Status.Shards {
+			shard := strconv.Itoa(sh.Index)
+			insts := sh.Replicas
+			if sh.Master != nil {
+				insts = append([]api.InstanceStatus{*sh.Master}, insts...)
+			}
+			for _, in := range insts {
+				gauge(descInstanceUp, b2f(in.Up), cl.Name, shard, in.Name, in.Role)
+				gauge(descKeys, float64(in.Keys), cl.Name, shard, in.Name, in.Role)
+				gauge(descMemory, float64(in.UsedMemoryBytes), cl.Name, shard, in.Name, in.Role)
+				if in.Role == "replica" {
+					gauge(descLag, float64(in.LagBytes), cl.Name, shard, in.Name)
+				}
+			}
+		}
+		for _, s := range cl.Status.Sentinels {
+			gauge(descSentinelUp, b2f(s.Up), cl.Name, s.Name)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func metricsHandler(st store.Store) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), statusCollector{store: st})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}

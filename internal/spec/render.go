@@ -1,0 +1,150 @@
+package spec
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/redis-manager/redis-manager/api"
+)
+
+// InstanceName is the stable name of a redis-server: <cluster>-<shard>-<ordinal>.
+func InstanceName(cluster string, shard, ordinal int) string {
+	return fmt.Sprintf("%s-%d-%d", cluster, shard, ordinal)
+}
+
+// SentinelInstanceName is the stable name of a Sentinel: <cluster>-sentinel-<ordinal>.
+func SentinelInstanceName(cluster string, ordinal int) string {
+	return fmt.Sprintf("%s-sentinel-%d", cluster, ordinal)
+}
+
+// MasterName is the name a shard is registered under in Sentinel.
+func MasterName(cluster string, shard int) string {
+	return fmt.Sprintf("%s-%d", cluster, shard)
+}
+
+// Quorum is the majority of n Sentinels.
+func Quorum(n int) int { return n/2 + 1 }
+
+// InstanceCount is how many processes (and ports) a spec needs.
+func InstanceCount(s api.ClusterSpec) int {
+	return s.Shards*(1+s.Replicas) + s.Sentinels
+}
+
+// RedisConfig is what a redis-server boots with.
+type RedisConfig struct {
+	Host      string
+	Port      int
+	Dir       string
+	Password  string
+	ReplicaOf string // "host:port" of the master, "" to boot as master
+	Spec      api.ClusterSpec
+}
+
+// persistenceLines maps the persistence field onto redis.conf.
+func persistenceLines(mode string) []string {
+	switch mode {
+	case "none":
+		return []string{`save ""`, "appendonly no"}
+	case "aof":
+		return []string{`save ""`, "appendonly yes", "appendfsync everysec"}
+	default:
+		return []string{"save 3600 1 300 100 60 10000", "appendonly no"}
+	}
+}
+
+// RenderRedis renders a complete redis.conf. The manager owns every
+// directive but the allow-listed user config, which comes last in a stable
+// order. Passwords are quoted so any byte sequence survives.
+func RenderRedis(c RedisConfig) string {
+	var b strings.Builder
+	line := func(parts ...string) { b.WriteString(strings.Join(parts, " ") + "\n") }
+	line("# Rendered by redis-manager; edits are overwritten at the next start.")
+	line("port", strconv.Itoa(c.Port))
+	line("bind", c.Host)
+	line("daemonize no")
+	line("dir", quote(c.Dir))
+	line("dbfilename dump.rdb")
+	line("appenddirname appendonly")
+	line("pidfile", quote(c.Dir+"/redis.pid"))
+	line("logfile", quote(c.Dir+"/redis.log"))
+	line("requirepass", quote(c.Password))
+	line("masterauth", quote(c.Password))
+	line("replica-announce-ip", c.Host)
+	// Diskless sync without delay: a new replica or a backup does not wait
+	// five seconds for others to join.
+	line("repl-diskless-sync yes")
+	line("repl-diskless-sync-delay 0")
+	for _, l := range persistenceLines(c.Spec.Persistence) {
+		line(l)
+	}
+	if n, err := ParseSize(c.Spec.Maxmemory); err == nil {
+		line("maxmemory", strconv.FormatInt(n, 10))
+	}
+	line("maxmemory-policy", c.Spec.MaxmemoryPolicy)
+	if c.ReplicaOf != "" {
+		host, port, _ := net.SplitHostPort(c.ReplicaOf)
+		line("replicaof", host, port)
+	}
+	keys := make([]string, 0, len(c.Spec.Config))
+	for k := range c.Spec.Config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		line(k, c.Spec.Config[k])
+	}
+	return b.String()
+}
+
+// SentinelConfig is what a Sentinel boots with the first time; afterwards
+// Sentinel owns and rewrites its file.
+type SentinelConfig struct {
+	Host     string
+	Port     int
+	Dir      string
+	Password string // the Sentinels' own password, shared by the set
+}
+
+// RenderSentinel renders the initial sentinel.conf. Shards are registered
+// at run time with SENTINEL MONITOR, not here, so creating and scaling share
+// one path.
+func RenderSentinel(c SentinelConfig) string {
+	var b strings.Builder
+	line := func(parts ...string) { b.WriteString(strings.Join(parts, " ") + "\n") }
+	line("# Rendered by redis-manager at first start; Sentinel rewrites this file.")
+	line("port", strconv.Itoa(c.Port))
+	line("bind", c.Host)
+	line("daemonize no")
+	line("dir", quote(c.Dir))
+	line("pidfile", quote(c.Dir+"/redis.pid"))
+	line("logfile", quote(c.Dir+"/redis.log"))
+	line("sentinel announce-ip", c.Host)
+	line("sentinel resolve-hostnames no")
+	line("requirepass", quote(c.Password))
+	line("sentinel sentinel-pass", quote(c.Password))
+	return b.String()
+}
+
+// quote renders a redis.conf string argument in double quotes with escapes,
+// as Redis' sdssplitargs reads it.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

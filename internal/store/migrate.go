@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// A migration is one version of the schema. Statements use the SQL both
+// engines accept, with placeholders the dialect expands:
+//
+//	{{time}}   a UTC time with microseconds (TEXT in SQLite, DATETIME(6) in MySQL)
+//	{{table}}  table options (MySQL: InnoDB, utf8mb4, binary collation)
+//
+// Where an engine needs different SQL, put it in sqlite or mysql; those run
+// after the common statements. Migrations are append-only: never edit one
+// that has shipped, add the next version.
+//
+// On MySQL, DDL commits implicitly, so a migration interrupted half-way is
+// run again from its first statement: write statements that can run twice
+// (CREATE TABLE IF NOT EXISTS; an index or column that already exists is
+// accepted, see dialect.alreadyApplied).
+type migration struct {
+	version int
+	name    string
+	common  []string
+	sqlite  []string
+	mysql   []string
+}
+
+var migrations = []migration{
+	{
+		version: 1,
+		name:    "clusters, instances, jobs, events, key check",
+		common: []string{
+			`CREATE TABLE IF NOT EXISTS clusters (
+				name VARCHAR(255) NOT NULL PRIMARY KEY,
+				spec LONGTEXT NOT NULL,
+				status LONGTEXT NOT NULL,
+				password_enc TEXT NOT NULL,
+				sentinel_password_enc TEXT NOT NULL,
+				created_at {{time}} NOT NULL
+			){{table}}`,
+			`CREATE TABLE IF NOT EXISTS instances (
+				name VARCHAR(255) NOT NULL PRIMARY KEY,
+				cluster VARCHAR(255) NOT NULL,
+				kind VARCHAR(32) NOT NULL,
+				shard INT NOT NULL,
+				ordinal INT NOT NULL,
+				host VARCHAR(255) NOT NULL,
+				port INT NOT NULL,
+				pid INT NOT NULL,
+				data_dir TEXT NOT NULL,
+				created_at {{time}} NOT NULL,
+				CONSTRAINT instances_port_unique UNIQUE (port)
+			){{table}}`,
+			`CREATE INDEX instances_cluster ON instances (cluster)`,
+			// active_cluster: see "Jobs" in sql.go.
+			`CREATE TABLE IF NOT EXISTS jobs (
+				id VARCHAR(255) NOT NULL PRIMARY KEY,
+				kind VARCHAR(64) NOT NULL,
+				cluster VARCHAR(255) NOT NULL,
+				state VARCHAR(32) NOT NULL,
+				active_cluster VARCHAR(255) NULL,
+				progress DOUBLE NOT NULL,
+				message LONGTEXT NOT NULL,
+				steps LONGTEXT NOT NULL,
+				error LONGTEXT NOT NULL,
+				params LONGTEXT NULL,
+				created_at {{time}} NOT NULL,
+				started_at {{time}} NULL,
+				finished_at {{time}} NULL,
+				CONSTRAINT jobs_one_unfinished_per_cluster UNIQUE (active_cluster)
+			){{table}}`,
+			`CREATE INDEX jobs_cluster_created ON jobs (cluster, created_at)`,
+			`CREATE INDEX jobs_state_created ON jobs (state, created_at)`,
+			`CREATE TABLE IF NOT EXISTS events (
+				id VARCHAR(255) NOT NULL PRIMARY KEY,
+				cluster VARCHAR(255) NOT NULL,
+				shard INT NULL,
+				type VARCHAR(64) NOT NULL,
+				at {{time}} NOT NULL,
+				message LONGTEXT NOT NULL,
+				details LONGTEXT NULL
+			){{table}}`,
+			`CREATE INDEX events_cluster_at ON events (cluster, at)`,
+			// One row, encrypted with the key file: tells at start whether
+			// the key file is the one the secrets were written with.
+			`CREATE TABLE IF NOT EXISTS key_check (
+				id INT NOT NULL PRIMARY KEY,
+				value_enc TEXT NOT NULL
+			){{table}}`,
+		},
+	},
+}
+
+// migrate brings the schema to the latest version. It is safe to run from
+// several processes at once: SQLite serializes them with IMMEDIATE
+// transactions, MySQL with a named lock (GET_LOCK) per database.
+func migrate(ctx context.Context, db *sql.DB, d dialect) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+
+	unlock, err := d.lockMigrations(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer unlock()
+
+	if _, err := conn.ExecContext(ctx, d.ddl.Replace(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INT NOT NULL PRIMARY KEY,
+			name VARCHAR(255) NOT NULL,
+			applied_at {{time}} NOT NULL
+		){{table}}`)); err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+
+	latest := migrations[len(migrations)-1].version
+	var current sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&current); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if current.Int64 > int64(latest) {
+		return fmt.Errorf("migrate: the database is at schema version %d, newer than this binary knows (%d); upgrade redis-manager", current.Int64, latest)
+	}
+
+	for _, m := range migrations {
+		if int64(m.version) <= current.Int64 {
+			continue
+		}
+		if err := applyMigration(ctx, conn, d, m); err != nil {
+			return fmt.Errorf("migrate to version %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+// execer is what both *sql.Conn and *sql.Tx offer.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func applyMigration(ctx context.Context, conn *sql.Conn, d dialect, m migration) (err error) {
+	var q execer = conn
+	if d.transactionalDDL {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				_ = tx.Rollback()
+				return
+			}
+			err = tx.Commit()
+		}()
+		q = tx
+	}
+
+	// Checked again under the lock or transaction: another process may have
+	// applied it since MAX(version) was read.
+	var one int
+	switch err := q.QueryRowContext(ctx, "SELECT 1 FROM schema_migrations WHERE version = ?", m.version).Scan(&one); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+
+	stmts := append([]string(nil), m.common...)
+	switch d.name {
+	case sqliteDialect.name:
+		stmts = append(stmts, m.sqlite...)
+	case mysqlDialect.name:
+		stmts = append(stmts, m.mysql...)
+	}
+	for i, stmt := range stmts {
+		if _, err := q.ExecContext(ctx, d.ddl.Replace(stmt)); err != nil && !d.alreadyApplied(err) {
+			return fmt.Errorf("statement %d: %w", i+1, err)
+		}
+	}
+	_, err = q.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+		m.version, m.name, timeArg(now()))
+	return err
+}

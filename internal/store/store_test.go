@@ -1,0 +1,876 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// engine gives each test a fresh, empty database.
+type engine struct {
+	name string
+	dsn  func(t *testing.T) string
+}
+
+var engines = []engine{
+	{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "manager.db") }},
+	{"mariadb", func(t *testing.T) string { return testenv.StartMariaDB(t) }},
+}
+
+// env is one open store on a fresh database.
+type env struct {
+	dsn     string
+	keyFile string
+	s       *sqlStore
+}
+
+func newEnv(t *testing.T, eng engine) *env {
+	t.Helper()
+	dsn := eng.dsn(t)
+	keyFile := filepath.Join(t.TempDir(), "keys", "store.key")
+	st, err := Open(t.Context(), dsn, keyFile)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &env{dsn: dsn, keyFile: keyFile, s: st.(*sqlStore)}
+}
+
+// The same table runs against every engine.
+var storeTests = []struct {
+	name string
+	fn   func(t *testing.T, e *env)
+}{
+	{"clusters", testClusters},
+	{"duplicate cluster name", testDuplicateCluster},
+	{"passwords encrypted at rest", testPasswordsEncrypted},
+	{"instances", testInstances},
+	{"one unfinished job per cluster", testJobConflict},
+	{"concurrent CreateJob", testConcurrentCreateJob},
+	{"job round trip", testJobRoundTrip},
+	{"job lists", testJobLists},
+	{"events", testEvents},
+	{"times are UTC", testTimesUTC},
+	{"migrations idempotent", testMigrationsIdempotent},
+	{"wrong key", testWrongKey},
+}
+
+func TestStore(t *testing.T) {
+	t.Parallel()
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range storeTests {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					tc.fn(t, newEnv(t, eng))
+				})
+			}
+		})
+	}
+}
+
+// base is a fixed time in the past with microseconds, the store's precision.
+var base = time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
+
+func testCluster(name string) Cluster {
+	return Cluster{
+		Name: name,
+		Spec: api.ClusterSpec{
+			Shards: 2, Replicas: 1, Sentinels: 3, Maxmemory: "100mb",
+			Config:   map[string]string{"appendonly": "yes"},
+			Sentinel: api.SentinelSettings{DownAfterMs: 5000, FailoverTimeoutMs: 60000, ParallelSyncs: 1},
+		},
+		Status:           api.ClusterStatus{Phase: api.PhaseCreating},
+		Password:         "pw-" + name + "-Zq9!x",
+		SentinelPassword: "spw-" + name + "-Kw7#y",
+		CreatedAt:        base,
+	}
+}
+
+func testJob(id, cluster, kind string, created time.Time) Job {
+	return Job{Job: api.Job{ID: id, Kind: kind, Cluster: cluster, State: api.StatePending, CreatedAt: created}}
+}
+
+func mustCreate(t *testing.T, e *env, c Cluster) {
+	t.Helper()
+	if err := e.s.CreateClusterWithJob(t.Context(), c, testJob("create-"+c.Name, c.Name, api.JobCreate, base)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testClusters(t *testing.T, e *env) {
+	ctx := t.Context()
+	want := testCluster("orders")
+	mustCreate(t, e, want)
+	// Names compare exactly on both engines.
+	upper := testCluster("Orders")
+	mustCreate(t, e, upper)
+
+	got, err := e.s.GetCluster(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("GetCluster:\n got %+v\nwant %+v", got, want)
+	}
+
+	list, err := e.s.ListClusters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Name != "Orders" || list[1].Name != "orders" {
+		t.Errorf("ListClusters = %v, want [Orders orders]", names(list))
+	}
+
+	want.Spec.Shards = 3
+	want.Spec.Config = nil
+	if err := e.s.UpdateClusterSpec(ctx, "orders", want.Spec); err != nil {
+		t.Fatal(err)
+	}
+	observed := base.Add(time.Minute)
+	want.Status = api.ClusterStatus{
+		Phase:      api.PhaseReady,
+		ObservedAt: &observed,
+		Shards: []api.ShardStatus{{Index: 0, SentinelName: "orders-0",
+			Master: &api.InstanceStatus{Name: "orders-0-0", Address: "127.0.0.1:7000", Role: "master", Up: true, Keys: 42}}},
+		Sentinels: []api.SentinelStatus{{Name: "orders-sentinel-0", Address: "127.0.0.1:26379", Up: true, Monitors: []string{"orders-0"}}},
+	}
+	if err := e.s.UpdateClusterStatus(ctx, "orders", want.Status); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.s.GetCluster(ctx, "orders"); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("after updates: GetCluster = %+v, %v\nwant %+v", got, err, want)
+	}
+
+	for _, err := range []error{
+		e.s.UpdateClusterSpec(ctx, "missing", want.Spec),
+		e.s.UpdateClusterStatus(ctx, "missing", want.Status),
+		e.s.DeleteCluster(ctx, "missing"),
+		func() error { _, err := e.s.GetCluster(ctx, "missing"); return err }(),
+	} {
+		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"missing"`) {
+			t.Errorf("on a missing cluster: %v, want ErrNotFound naming it", err)
+		}
+	}
+
+	// Deleting takes the instance records with it, and nothing else.
+	for i, c := range []string{"orders", "orders", "Orders"} {
+		in := Instance{Name: fmt.Sprintf("%s-0-%d", c, i), Cluster: c, Kind: KindRedis, Ordinal: i, Host: "127.0.0.1", Port: 7000 + i}
+		if err := e.s.PutInstance(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.s.DeleteCluster(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.GetCluster(ctx, "orders"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetCluster after delete: %v, want ErrNotFound", err)
+	}
+	if ins, err := e.s.ListInstances(ctx, "orders"); err != nil || len(ins) != 0 {
+		t.Errorf("instances of deleted cluster: %v, %v; want none", ins, err)
+	}
+	if ins, err := e.s.ListInstances(ctx, "Orders"); err != nil || len(ins) != 1 {
+		t.Errorf("instances of the other cluster: %v, %v; want 1", ins, err)
+	}
+	if _, err := e.s.GetJob(ctx, "create-orders"); err != nil {
+		t.Errorf("jobs stay as history: %v", err)
+	}
+	if err := e.s.DeleteCluster(ctx, "orders"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second delete: %v, want ErrNotFound", err)
+	}
+}
+
+func names(cs []Cluster) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func testDuplicateCluster(t *testing.T, e *env) {
+	ctx := t.Context()
+	mustCreate(t, e, testCluster("cache"))
+	again := testCluster("cache")
+	again.Spec.Shards = 9
+	err := e.s.CreateClusterWithJob(ctx, again, testJob("second-create", "cache", api.JobCreate, base))
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("second create: %v, want ErrConflict", err)
+	}
+	// Cluster and job go in one transaction: no job without its cluster.
+	if _, err := e.s.GetJob(ctx, "second-create"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("job of the failed create: %v, want ErrNotFound", err)
+	}
+	if c, _ := e.s.GetCluster(ctx, "cache"); c.Spec.Shards != 2 {
+		t.Errorf("first cluster changed: shards %d", c.Spec.Shards)
+	}
+
+	// And no cluster without its job: a job id that is taken fails the
+	// whole create.
+	err = e.s.CreateClusterWithJob(ctx, testCluster("other"), testJob("create-cache", "other", api.JobCreate, base))
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("create with a taken job id: %v, want ErrConflict", err)
+	}
+	if _, err := e.s.GetCluster(ctx, "other"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("cluster of the failed create: %v, want ErrNotFound", err)
+	}
+}
+
+func testPasswordsEncrypted(t *testing.T, e *env) {
+	ctx := t.Context()
+	a, b := testCluster("a"), testCluster("b")
+	b.Password = a.Password // the same secret twice
+	mustCreate(t, e, a)
+	mustCreate(t, e, b)
+	got, err := e.s.GetCluster(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Password != a.Password || got.SentinelPassword != a.SentinelPassword {
+		t.Errorf("passwords did not round-trip")
+	}
+
+	// Every column of the rows, read as text straight from the database.
+	rows, err := e.s.db.QueryContext(ctx, "SELECT name, spec, status, password_enc, sentinel_password_enc FROM clusters ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var encs []string
+	for rows.Next() {
+		var name, spec, status, pw, spw string
+		if err := rows.Scan(&name, &spec, &status, &pw, &spw); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{name, spec, status, pw, spw} {
+			for _, secret := range []string{a.Password, a.SentinelPassword, b.SentinelPassword} {
+				if strings.Contains(v, secret) {
+					t.Errorf("row %s holds a password in plain text: %q", name, v)
+				}
+			}
+		}
+		if pw == "" || spw == "" {
+			t.Errorf("row %s: empty encrypted column", name)
+		}
+		encs = append(encs, pw)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(encs) != 2 || encs[0] == encs[1] {
+		t.Errorf("the same password must encrypt differently each time (random nonce): %q", encs)
+	}
+
+	// A ciphertext is bound to its row: copied into another cluster it does
+	// not decrypt.
+	if _, err := e.s.db.ExecContext(ctx, "UPDATE clusters SET password_enc = ? WHERE name = 'b'", encs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.GetCluster(ctx, "b"); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("password copied from another row: %v, want ErrDecrypt", err)
+	}
+}
+
+func testInstances(t *testing.T, e *env) {
+	ctx := t.Context()
+	s0 := Instance{Name: "web-sentinel-0", Cluster: "web", Kind: KindSentinel, Shard: -1, Ordinal: 0, Host: "127.0.0.1", Port: 26379, Pid: 100, DataDir: "/d/s0", CreatedAt: base}
+	r1 := Instance{Name: "web-0-1", Cluster: "web", Kind: KindRedis, Shard: 0, Ordinal: 1, Host: "127.0.0.1", Port: 7001, Pid: 101, DataDir: "/d/r1", CreatedAt: base}
+	r0 := Instance{Name: "web-0-0", Cluster: "web", Kind: KindRedis, Shard: 0, Ordinal: 0, Host: "127.0.0.1", Port: 7000, Pid: 102, DataDir: "/d/r0", CreatedAt: base}
+	other := Instance{Name: "api-0-0", Cluster: "api", Kind: KindRedis, Shard: 0, Host: "127.0.0.1", Port: 7100, DataDir: "/d/a0", CreatedAt: base}
+	for _, in := range []Instance{s0, r1, r0, other} {
+		if err := e.s.PutInstance(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := e.s.ListInstances(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Instance{s0, r0, r1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ListInstances:\n got %+v\nwant %+v", got, want)
+	}
+	if all, err := e.s.ListAllInstances(ctx); err != nil || len(all) != 4 || all[0].Name != "api-0-0" {
+		t.Errorf("ListAllInstances = %+v, %v", all, err)
+	}
+
+	// Put replaces: a restart changes the pid, even the port.
+	r0.Pid, r0.Port = 202, 7002
+	if err := e.s.PutInstance(ctx, r0); err != nil {
+		t.Fatal(err)
+	}
+	// The same values again still count as found (not "no row changed").
+	if err := e.s.PutInstance(ctx, r0); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = e.s.ListInstances(ctx, "web")
+	if len(got) != 3 || got[1] != r0 {
+		t.Errorf("after replace: %+v, want %+v in the middle", got, r0)
+	}
+
+	// A port held by another instance: conflict, for a new record and for
+	// an update, and neither record changes.
+	thief := Instance{Name: "web-1-0", Cluster: "web", Kind: KindRedis, Shard: 1, Host: "127.0.0.1", Port: 7001}
+	err = e.s.PutInstance(ctx, thief)
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "web-0-1") {
+		t.Errorf("new instance on a taken port: %v, want ErrConflict naming web-0-1", err)
+	}
+	moved := other
+	moved.Port = 7001
+	if err := e.s.PutInstance(ctx, moved); !errors.Is(err, ErrConflict) {
+		t.Errorf("instance moved to a taken port: %v, want ErrConflict", err)
+	}
+	all, _ := e.s.ListAllInstances(ctx)
+	if len(all) != 4 || all[0] != other {
+		t.Errorf("after conflicts: %+v", all)
+	}
+
+	if err := e.s.DeleteInstance(ctx, "web-0-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.DeleteInstance(ctx, "web-0-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second delete: %v, want ErrNotFound", err)
+	}
+	// The port is free again.
+	if err := e.s.PutInstance(ctx, thief); err != nil {
+		t.Errorf("instance on a freed port: %v", err)
+	}
+}
+
+func testJobConflict(t *testing.T, e *env) {
+	ctx := t.Context()
+	mustCreate(t, e, testCluster("q"))
+	mustCreate(t, e, testCluster("r"))
+	scale := testJob("scale-1", "q", api.JobScale, base.Add(time.Second))
+
+	err := e.s.CreateJob(ctx, scale)
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "create-q") {
+		t.Errorf("job while the create job is pending: %v, want ErrConflict naming create-q", err)
+	}
+	create, err := e.s.GetJob(ctx, "create-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	create.State = api.StateRunning
+	if err := e.s.UpdateJob(ctx, create); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.CreateJob(ctx, scale); !errors.Is(err, ErrConflict) {
+		t.Errorf("job while the create job runs: %v, want ErrConflict", err)
+	}
+	create.State = api.StateSucceeded
+	if err := e.s.UpdateJob(ctx, create); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.CreateJob(ctx, scale); err != nil {
+		t.Errorf("job once the create job finished: %v", err)
+	}
+	// A job id is unique too.
+	if err := e.s.CreateJob(ctx, testJob("scale-1", "z", api.JobScale, base)); !errors.Is(err, ErrConflict) {
+		t.Errorf("taken job id: %v, want ErrConflict", err)
+	}
+	// Reviving a finished job while another is unfinished is a conflict too.
+	create.State = api.StatePending
+	if err := e.s.UpdateJob(ctx, create); !errors.Is(err, ErrConflict) {
+		t.Errorf("revive a job beside an unfinished one: %v, want ErrConflict", err)
+	}
+	// A failed job finishes too.
+	scale.State = api.StateFailed
+	if err := e.s.UpdateJob(ctx, scale); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.CreateJob(ctx, testJob("backup-1", "q", api.JobBackup, base.Add(2*time.Second))); err != nil {
+		t.Errorf("job after a failed one: %v", err)
+	}
+	// Other clusters are not affected, and a cluster needs no row to get a
+	// job (a delete job may outlive its cluster).
+	rCreate, _ := e.s.GetJob(ctx, "create-r")
+	if rCreate.State != api.StatePending {
+		t.Errorf("create-r state %q", rCreate.State)
+	}
+	if err := e.s.CreateJob(ctx, testJob("ghost-1", "ghost", api.JobDelete, base)); err != nil {
+		t.Errorf("job for a cluster without a row: %v", err)
+	}
+}
+
+func testConcurrentCreateJob(t *testing.T, e *env) {
+	const n = 8
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		ok, confl int
+		other     []error
+	)
+	for i := range n {
+		wg.Go(func() {
+			err := e.s.CreateJob(t.Context(), testJob(fmt.Sprintf("race-%d", i), "race", api.JobScale, base))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ErrConflict):
+				confl++
+			default:
+				other = append(other, err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 1 || confl != n-1 || len(other) > 0 {
+		t.Errorf("%d concurrent CreateJob: %d ok, %d conflicts, other errors %v; want 1 ok", n, ok, confl, other)
+	}
+	if jobs, _ := e.s.UnfinishedJobs(t.Context()); len(jobs) != 1 {
+		t.Errorf("unfinished jobs: %d, want 1", len(jobs))
+	}
+}
+
+func testJobRoundTrip(t *testing.T, e *env) {
+	ctx := t.Context()
+	j := testJob("j1", "c", api.JobBackup, base)
+	j.Params = json.RawMessage(`{"shard":1,"target":"s3://b/k"}`)
+	if err := e.s.CreateJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.s.GetJob(ctx, "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, j) {
+		t.Errorf("after create:\n got %+v\nwant %+v", got, j)
+	}
+
+	started, finished := base.Add(time.Second), base.Add(3*time.Second)
+	j.State, j.Progress, j.Message, j.Error = api.StateFailed, 0.5, "uploading", "upload: connection reset"
+	j.StartedAt, j.FinishedAt = &started, &finished
+	j.Steps = []api.Step{
+		{Name: "snapshot", State: api.StateSucceeded, StartedAt: &started, FinishedAt: &started},
+		{Name: "upload", State: api.StateFailed, StartedAt: &started},
+	}
+	j.Params = json.RawMessage(`{"shard":1,"target":"s3://b/k","uploadId":"u-1"}`)
+	if err := e.s.UpdateJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	got, err = e.s.GetJob(ctx, "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, j) {
+		t.Errorf("after update:\n got %+v\nwant %+v", got, j)
+	}
+
+	j.Params = nil
+	if err := e.s.UpdateJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.s.GetJob(ctx, "j1"); got.Params != nil {
+		t.Errorf("params cleared: got %s", got.Params)
+	}
+
+	if _, err := e.s.GetJob(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetJob(missing) = %v, want ErrNotFound", err)
+	}
+	if err := e.s.UpdateJob(ctx, testJob("nope", "c", api.JobScale, base)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("UpdateJob(missing) = %v, want ErrNotFound", err)
+	}
+	bad := testJob("bad", "c2", api.JobScale, base)
+	bad.Params = json.RawMessage(`{not json`)
+	if err := e.s.CreateJob(ctx, bad); err == nil {
+		t.Error("CreateJob with invalid params JSON: no error")
+	}
+}
+
+func testJobLists(t *testing.T, e *env) {
+	ctx := t.Context()
+	// Created out of order; created_at decides.
+	jobs := []Job{
+		testJob("a2", "a", api.JobScale, base.Add(2*time.Minute)),
+		testJob("b1", "b", api.JobCreate, base.Add(1*time.Minute)),
+		testJob("a0", "a", api.JobCreate, base),
+		testJob("a3", "a", api.JobBackup, base.Add(3*time.Minute)),
+	}
+	jobs[2].State = api.StateSucceeded // a0
+	jobs[0].State = api.StateFailed    // a2
+	jobs[1].State = api.StateRunning   // b1
+	for _, j := range jobs {
+		if err := e.s.CreateJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(js []Job, err error) string {
+		if err != nil {
+			return err.Error()
+		}
+		var s []string
+		for _, j := range js {
+			s = append(s, j.ID)
+		}
+		return strings.Join(s, " ")
+	}
+	for _, c := range []struct{ what, got, want string }{
+		{"ListJobs(all)", ids(e.s.ListJobs(ctx, "")), "a3 a2 b1 a0"},
+		{"ListJobs(a)", ids(e.s.ListJobs(ctx, "a")), "a3 a2 a0"},
+		{"ListJobs(none)", ids(e.s.ListJobs(ctx, "none")), ""},
+		{"UnfinishedJobs", ids(e.s.UnfinishedJobs(ctx)), "b1 a3"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
+		}
+	}
+}
+
+func testEvents(t *testing.T, e *env) {
+	ctx := t.Context()
+	one := 1
+	var want []api.Event
+	for i := range 5 {
+		ev := api.Event{ID: fmt.Sprintf("e%d", i), Cluster: "ev", Type: "failover", At: base.Add(time.Duration(i) * time.Second), Message: fmt.Sprintf("event %d", i)}
+		if i%2 == 0 {
+			ev.Shard = &one
+			ev.Details = map[string]any{"from": "127.0.0.1:7000", "to": "127.0.0.1:7001", "ms": 812.0, "nested": map[string]any{"ok": true}}
+		}
+		want = append(want, ev)
+	}
+	// Added out of order; at decides.
+	for _, i := range []int{3, 0, 4, 1, 2} {
+		if err := e.s.AddEvent(ctx, want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.s.AddEvent(ctx, api.Event{ID: "x", Cluster: "other", Type: "t", At: base}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.s.ListEvents(ctx, "ev", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantTop := []api.Event{want[4], want[3], want[2]}; !reflect.DeepEqual(got, wantTop) {
+		t.Errorf("ListEvents(limit 3):\n got %+v\nwant %+v", got, wantTop)
+	}
+	if all, err := e.s.ListEvents(ctx, "ev", 0); err != nil || len(all) != 5 || all[4].ID != "e0" {
+		t.Errorf("ListEvents(no limit) = %+v, %v", all, err)
+	}
+	if err := e.s.AddEvent(ctx, want[0]); !errors.Is(err, ErrConflict) {
+		t.Errorf("taken event id: %v, want ErrConflict", err)
+	}
+
+	// Generated ids and times: events added in one burst still list newest
+	// first.
+	for i := range 3 {
+		if err := e.s.AddEvent(ctx, api.Event{Cluster: "burst", Type: "t", Message: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	burst, err := e.s.ListEvents(ctx, "burst", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(burst) != 3 || burst[0].Message != "2" || burst[2].Message != "0" || burst[0].ID == "" || burst[0].At.IsZero() {
+		t.Errorf("burst = %+v, want messages 2 1 0 with ids and times", burst)
+	}
+}
+
+func testTimesUTC(t *testing.T, e *env) {
+	ctx := t.Context()
+	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
+	local := time.Date(2025, 6, 1, 12, 0, 0, 987654321, zone)
+	c := testCluster("tz")
+	c.CreatedAt = local
+	if err := e.s.CreateClusterWithJob(ctx, c, testJob("tz-job", "tz", api.JobCreate, local)); err != nil {
+		t.Fatal(err)
+	}
+	want := local.UTC().Truncate(time.Microsecond)
+	got, err := e.s.GetCluster(ctx, "tz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.CreatedAt != want {
+		t.Errorf("CreatedAt = %v, want %v (UTC, microseconds)", got.CreatedAt, want)
+	}
+	j, err := e.s.GetJob(ctx, "tz-job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.CreatedAt != want {
+		t.Errorf("job CreatedAt = %v, want %v", j.CreatedAt, want)
+	}
+
+	// Zero times are filled with now.
+	before := time.Now().Add(-time.Second)
+	if err := e.s.CreateClusterWithJob(ctx, Cluster{Name: "now"}, Job{Job: api.Job{ID: "now-job", Cluster: "now", Kind: api.JobCreate}}); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := e.s.GetCluster(ctx, "now")
+	nj, _ := e.s.GetJob(ctx, "now-job")
+	if n.CreatedAt.Location() != time.UTC || n.CreatedAt.Before(before) || nj.CreatedAt.Before(before) || nj.State != api.StatePending {
+		t.Errorf("defaults: cluster created %v, job created %v state %q", n.CreatedAt, nj.CreatedAt, nj.State)
+	}
+}
+
+func testMigrationsIdempotent(t *testing.T, e *env) {
+	ctx := t.Context()
+	mustCreate(t, e, testCluster("keep"))
+	// Two more processes start at once on the same database.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := Open(ctx, e.dsn, e.keyFile)
+			if err == nil {
+				_, err = s.GetCluster(ctx, "keep")
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Errorf("Open again: %v", err)
+		}
+	}
+	var count, maxVersion int
+	if err := e.s.db.QueryRowContext(ctx, "SELECT COUNT(*), MAX(version) FROM schema_migrations").Scan(&count, &maxVersion); err != nil {
+		t.Fatal(err)
+	}
+	if count != len(migrations) || maxVersion != migrations[len(migrations)-1].version {
+		t.Errorf("schema_migrations: %d rows up to version %d, want %d", count, maxVersion, len(migrations))
+	}
+	var applied dbTime
+	if err := e.s.db.QueryRowContext(ctx, "SELECT applied_at FROM schema_migrations WHERE version = 1").Scan(&applied); err != nil || time.Since(applied.t) > time.Hour {
+		t.Errorf("applied_at = %v, %v", applied.t, err)
+	}
+
+	// A database from a newer binary is refused.
+	if _, err := e.s.db.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', ?)", timeArg(now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, e.dsn, e.keyFile); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Errorf("Open on a newer schema: %v, want a refusal", err)
+	}
+}
+
+func testWrongKey(t *testing.T, e *env) {
+	ctx := t.Context()
+	c := testCluster("k")
+	mustCreate(t, e, c)
+
+	// Another key file against this database: Open refuses, naming the file.
+	otherKey := filepath.Join(t.TempDir(), "other.key")
+	s, err := Open(ctx, e.dsn, otherKey)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open with another key file succeeded")
+	}
+	if !errors.Is(err, ErrDecrypt) || !strings.Contains(err.Error(), otherKey) {
+		t.Errorf("Open with another key: %v, want ErrDecrypt naming %s", err, otherKey)
+	}
+
+	// Reading a secret with the wrong key says which secret, never what.
+	wrong, err := newSealer(bytes.Repeat([]byte{7}, keySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped := *e.s
+	swapped.seal = wrong
+	_, err = swapped.GetCluster(ctx, "k")
+	if !errors.Is(err, ErrDecrypt) || !strings.Contains(err.Error(), `cluster "k"`) || strings.Contains(err.Error(), c.Password) {
+		t.Errorf("GetCluster with a wrong key: %v, want ErrDecrypt naming the cluster", err)
+	}
+	if _, err := swapped.ListClusters(ctx); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("ListClusters with a wrong key: %v, want ErrDecrypt", err)
+	}
+}
+
+func TestKeyFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dsn := "sqlite://" + filepath.Join(dir, "m.db")
+	keyFile := filepath.Join(dir, "secret", "store.key")
+	s, err := Open(t.Context(), dsn, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.Size() != keySize {
+		t.Errorf("key file: mode %v size %d, want 0600 and %d bytes", fi.Mode().Perm(), fi.Size(), keySize)
+	}
+	key, _ := os.ReadFile(keyFile)
+	if bytes.Equal(key, make([]byte, keySize)) {
+		t.Error("key file is all zeros")
+	}
+
+	// Reopened, the same key is used and the file is left alone.
+	s, err = Open(t.Context(), dsn, keyFile)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	s.Close()
+	if again, _ := os.ReadFile(keyFile); !bytes.Equal(again, key) {
+		t.Error("key file changed on reopen")
+	}
+
+	for _, size := range []int{0, 16, 33, 64} {
+		bad := filepath.Join(dir, fmt.Sprintf("bad-%d.key", size))
+		if err := os.WriteFile(bad, bytes.Repeat([]byte{1}, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(t.Context(), "sqlite://"+filepath.Join(dir, "other.db"), bad)
+		if err == nil || !strings.Contains(err.Error(), "want exactly 32") {
+			t.Errorf("%d-byte key file: %v, want a refusal", size, err)
+		}
+		if got, _ := os.ReadFile(bad); len(got) != size {
+			t.Errorf("%d-byte key file was rewritten", size)
+		}
+	}
+}
+
+func TestKeyFileCreatedOnceUnderRace(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "store.key")
+	keys := make([][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			k, err := loadKey(keyFile)
+			if err != nil {
+				t.Error(err)
+			}
+			keys[i] = k
+		})
+	}
+	wg.Wait()
+	for _, k := range keys[1:] {
+		if !bytes.Equal(k, keys[0]) {
+			t.Fatal("processes starting together got different keys")
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Dir(keyFile))
+	if len(entries) != 1 {
+		t.Errorf("left temporary files behind: %v", entries)
+	}
+}
+
+func TestSealer(t *testing.T) {
+	t.Parallel()
+	s, err := newSealer(bytes.Repeat([]byte{1}, keySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"", "p", "pässwörd with spaces and 🔑", strings.Repeat("x", 4096)} {
+		enc, err := s.seal(secret, "password of cluster \"a\"")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if secret != "" && strings.Contains(enc, secret) {
+			t.Errorf("ciphertext holds the secret")
+		}
+		got, err := s.open(enc, "password of cluster \"a\"")
+		if err != nil || got != secret {
+			t.Errorf("round trip of %q: %q, %v", secret, got, err)
+		}
+		if _, err := s.open(enc, "password of cluster \"b\""); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("opened under another row's additional data: %v", err)
+		}
+	}
+	for _, bad := range []string{"", "not base64!", "AAAA"} {
+		if _, err := s.open(bad, "x"); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("open(%q) = %v, want ErrDecrypt", bad, err)
+		}
+	}
+	if _, err := newSealer(make([]byte, 16)); err == nil {
+		t.Error("newSealer accepted a 16-byte key")
+	}
+}
+
+func TestOpenDSNErrors(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "k")
+	for _, c := range []struct{ dsn, want string }{
+		{"postgres://u:hunter2@h/db", `scheme "postgres" is not supported`},
+		{"/var/lib/manager.db", "DSN must look like"},
+		{"sqlite://", "no file path"},
+		{"mysql://u:hunter2@/db", "no host"},
+		{"mysql://u:hunter2@h:3306/", "one database name"},
+		{"mysql://u:hunter2@h:3306/a/b", "one database name"},
+		{"mysql://u:hunter2@h:bad/db", "not a valid URL"},
+		{"mysql://u:hunter2@h:3306/db?tls=nonsense", "options"},
+	} {
+		_, err := Open(t.Context(), c.dsn, keyFile)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Open(%q) = %v, want an error with %q", c.dsn, err, c.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open(%q): the error shows the password: %v", c.dsn, err)
+		}
+	}
+}
+
+func TestMySQLConfig(t *testing.T) {
+	t.Parallel()
+	cfg, err := mysqlConfig("mysql://user:p%40ss%3Aw%2Frd@db.example:3307/manager?timeout=3s&multiStatements=true&parseTime=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.User != "user" || cfg.Passwd != "p@ss:w/rd" || cfg.Addr != "db.example:3307" || cfg.Net != "tcp" || cfg.DBName != "manager" {
+		t.Errorf("parsed %s@%s(%s)/%s", cfg.User, cfg.Net, cfg.Addr, cfg.DBName)
+	}
+	if !cfg.ParseTime || cfg.MultiStatements || !cfg.ClientFoundRows || cfg.Loc != time.UTC || !strings.HasPrefix(cfg.Collation, "utf8mb4") {
+		t.Errorf("forced options not forced: parseTime %v multiStatements %v clientFoundRows %v loc %v collation %q",
+			cfg.ParseTime, cfg.MultiStatements, cfg.ClientFoundRows, cfg.Loc, cfg.Collation)
+	}
+	if cfg.Timeout != 3*time.Second {
+		t.Errorf("driver option lost: timeout %v", cfg.Timeout)
+	}
+	cfg, err = mysqlConfig("mysql://user@db.example/manager")
+	if err != nil || cfg.Addr != "db.example:3306" {
+		t.Errorf("default port: %v, %v", cfg, err)
+	}
+}
+
+func TestSQLiteRelativePath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	s, err := Open(t.Context(), "sqlite://data/manager.db", "data/store.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(filepath.Join(dir, "data", "manager.db")); err != nil {
+		t.Errorf("relative path: %v", err)
+	}
+}
+
+func TestMariaDBMissingDatabase(t *testing.T) {
+	t.Parallel()
+	dsn := testenv.StartMariaDB(t)
+	missing := dsn[:strings.LastIndex(dsn, "/")+1] + "no_such_db"
+	_, err := Open(t.Context(), missing, filepath.Join(t.TempDir(), "k"))
+	if err == nil || !strings.Contains(err.Error(), `database "no_such_db" does not exist`) {
+		t.Errorf("Open on a missing database: %v", err)
+	}
+	pass := dsn[strings.Index(dsn, ":")+3:]
+	pass = pass[strings.Index(pass, ":")+1 : strings.Index(pass, "@")]
+	if err != nil && strings.Contains(err.Error(), pass) {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
