@@ -873,4 +873,3 @@ func TestMariaDBMissingDatabase(t *testing.T) {
 		t.Errorf("the error shows the password: %v", err)
 	}
 }
-

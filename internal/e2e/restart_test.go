@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/testenv"
+)
+
+// waitStep waits until the job is running the named step (or later).
+func waitStep(t *testing.T, m *testenv.Manager, id, step string) api.Job {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		j, err := m.Client.GetJob(ctx, id)
+		if err == nil {
+			for _, s := range j.Steps {
+				if s.Name == step && s.State != api.StatePending {
+					return j
+				}
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("job %s never reached step %s", id, step)
+	return api.Job{}
+}
+
+func sortedPids(dataDir string) []int {
+	p := testenv.InstancePids(dataDir)
+	sort.Ints(p)
+	return p
+}
+
+// TestKillDuringCreate kills the manager with SIGKILL at each step of a
+// create; after a restart the job finishes, the cluster is Ready and no
+// instance runs twice.
+func TestKillDuringCreate(t *testing.T) {
+	t.Parallel()
+	for _, step := range []string{"start-sentinels", "start-redis", "wait-replication", "wait-sentinels"} {
+		t.Run(step, func(t *testing.T) {
+			t.Parallel()
+			m := testenv.StartManager(t, testenv.ManagerOptions{})
+			ctx := context.Background()
+			res, err := m.Client.CreateCluster(ctx, api.CreateClusterRequest{Name: "kc"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitStep(t, m, res.Job.ID, step)
+			m.Kill()
+			m.Restart()
+			j := m.WaitJob(ctx, res.Job.ID)
+			if !strings.Contains(m.LogTail(1000), "resuming job after restart") {
+				t.Fatal("the restarted manager did not resume the job: it had finished before the kill")
+			}
+			if j.State != api.StateSucceeded {
+				t.Fatalf("job %+v", j)
+			}
+			cl := m.WaitPhase(ctx, "kc", api.PhaseReady, 10*time.Second)
+			checkStatus(t, cl, 1, 2, 3)
+			pids := sortedPids(m.DataDir)
+			if len(pids) != 6 {
+				t.Fatalf("%d instance processes after restart, want 6 (no duplicates): %v", len(pids), pids)
+			}
+			if got := pidsOf(cl); fmt.Sprint(got) != fmt.Sprint(pids) {
+				t.Fatalf("status pids %v, running %v", got, pids)
+			}
+		})
+	}
+}
+
+// TestKillDuringDelete kills the manager in the middle of a delete; the
+// restarted manager finishes it and nothing is left.
+func TestKillDuringDelete(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	createReady(t, m, api.CreateClusterRequest{Name: "kd", Shards: intp(2)})
+	job, err := m.Client.DeleteCluster(ctx, "kd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStep(t, m, job.ID, "unregister-sentinels")
+	m.Kill()
+	m.Restart()
+	if j := m.WaitJob(ctx, job.ID); j.State != api.StateSucceeded {
+		t.Fatalf("job %+v", j)
+	}
+	if _, err := m.Client.GetCluster(ctx, "kd"); !api.IsNotFound(err) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if pids := testenv.InstancePids(m.DataDir); len(pids) != 0 {
+		t.Fatalf("processes left: %v", pids)
+	}
+}
+
+// TestRestartKeepsInstances restarts the manager (graceful and SIGKILL)
+// while clusters run: every instance keeps its pid and its data, and the
+// status comes back Ready.
+func TestRestartKeepsInstances(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "keep", Replicas: intp(1)})
+	creds, err := m.Client.Credentials(ctx, "keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := redis.NewClient(&redis.Options{Addr: cl.Status.Shards[0].Master.Address, Password: creds.Password, Protocol: 2})
+	defer master.Close()
+	if err := master.Set(ctx, "survives", "restart", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := sortedPids(m.DataDir)
+	if len(before) != 5 {
+		t.Fatalf("%d processes, want 5", len(before))
+	}
+	for _, crash := range []bool{false, true} {
+		if crash {
+			m.Kill()
+		}
+		m.Restart()
+		cl = m.WaitPhase(ctx, "keep", api.PhaseReady, 10*time.Second)
+		checkStatus(t, cl, 1, 1, 3)
+		if after := sortedPids(m.DataDir); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Fatalf("crash=%v: pids changed across restart: %v -> %v", crash, before, after)
+		}
+		if got := pidsOf(cl); fmt.Sprint(got) != fmt.Sprint(before) {
+			t.Fatalf("status pids %v, want %v", got, before)
+		}
+		if v, err := master.Get(ctx, "survives").Result(); err != nil || v != "restart" {
+			t.Fatalf("data after restart: %q %v", v, err)
+		}
+	}
+}

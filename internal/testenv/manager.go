@@ -1,0 +1,333 @@
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Binary builds cmd/redis-manager once per test process and returns its
+// path. The binary lives in a directory removed by CleanupBinary.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "redis-manager-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "redis-manager")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/redis-manager")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// CleanupBinary removes the built binary; call it from TestMain.
+func CleanupBinary() {
+	if buildPath != "" {
+		os.RemoveAll(filepath.Dir(buildPath))
+	}
+}
+
+var portBlock atomic.Int32
+
+// PortRange returns a range of n ports no other test of this process uses,
+// with every port free now. Blocks start at REDIS_MANAGER_TEST_PORT_BASE
+// (default 21000) so parallel test packages can be kept apart.
+func PortRange(t testing.TB, n int) (lo, hi int) {
+	t.Helper()
+	base := 21000
+	if v, err := strconv.Atoi(os.Getenv("REDIS_MANAGER_TEST_PORT_BASE")); err == nil {
+		base = v
+	}
+	for tries := 0; tries < 200; tries++ {
+		lo = base + int(portBlock.Add(1)-1)*n
+		hi = lo + n - 1
+		if hi > 65000 {
+			t.Fatal("out of test ports")
+		}
+		free := true
+		for p := lo; p <= hi && free; p++ {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				free = false
+				continue
+			}
+			l.Close()
+		}
+		if free {
+			return lo, hi
+		}
+	}
+	t.Fatal("no free block of test ports")
+	return 0, 0
+}
+
+// Manager is a redis-manager server process started by a test.
+type Manager struct {
+	t       testing.TB
+	Bin     string
+	DataDir string
+	Args    []string
+	URL     string
+	Token   string
+	Client  *api.Client
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	log *os.File
+}
+
+// ManagerOptions tune StartManager.
+type ManagerOptions struct {
+	Ports int      // size of the port range (default 40)
+	Args  []string // extra serve flags
+	Env   []string
+}
+
+// StartManager starts `redis-manager serve` on a free port with its own
+// data dir and port range, and registers cleanup: the manager is stopped,
+// and every instance process under its data dir is killed.
+func StartManager(t testing.TB, o ManagerOptions) *Manager {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server is not installed (apt-get install redis-server)")
+	}
+	if o.Ports == 0 {
+		o.Ports = 40
+	}
+	lo, hi := PortRange(t, o.Ports)
+	m := &Manager{t: t, Bin: Binary(t), DataDir: t.TempDir()}
+	m.Args = append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", m.DataDir,
+		"--port-range", fmt.Sprintf("%d-%d", lo, hi), "--log-level", "debug"}, o.Args...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			m.Dump()
+		}
+		m.Stop()
+		KillInstances(m.DataDir)
+	})
+	m.start(o.Env)
+	return m
+}
+
+func (m *Manager) start(env []string) {
+	m.t.Helper()
+	logf, err := os.OpenFile(filepath.Join(m.DataDir, "manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	cmd := exec.Command(m.Bin, m.Args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout = logf
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	url := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logf, line)
+			if !sent && strings.HasPrefix(line, "listening on ") {
+				url <- strings.TrimPrefix(line, "listening on ")
+				sent = true
+			}
+		}
+		_, _ = io.Copy(logf, stderr)
+	}()
+	select {
+	case u := <-url:
+		m.mu.Lock()
+		m.cmd, m.log, m.URL = cmd, logf, u
+		m.mu.Unlock()
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		m.t.Fatalf("manager did not print its listening line within 20s; log:\n%s", m.LogTail(40))
+	}
+	tok, err := os.ReadFile(filepath.Join(m.DataDir, "admin.token"))
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.Token = strings.TrimSpace(string(tok))
+	m.Client = api.NewClient(m.URL, m.Token)
+}
+
+// Kill stops the manager with SIGKILL, as a crash would.
+func (m *Manager) Kill() {
+	m.signal(syscall.SIGKILL)
+}
+
+// Stop stops the manager with SIGTERM and waits for it.
+func (m *Manager) Stop() {
+	m.signal(syscall.SIGTERM)
+}
+
+func (m *Manager) signal(sig syscall.Signal) {
+	m.mu.Lock()
+	cmd := m.cmd
+	m.cmd = nil
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	m.log.Close()
+}
+
+// Restart starts the manager again on the same data dir (new HTTP port).
+func (m *Manager) Restart() {
+	m.t.Helper()
+	m.Stop()
+	m.start(nil)
+}
+
+// LogTail returns the last n lines of the manager's log.
+func (m *Manager) LogTail(n int) string {
+	return tail(filepath.Join(m.DataDir, "manager.log"), n)
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Dump logs what a failed test needs to explain itself: every cluster's
+// status, the manager's log, and the last lines of each instance's log.
+func (m *Manager) Dump() {
+	if m.Client != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if cls, err := m.Client.ListClusters(ctx); err == nil {
+			b, _ := json.MarshalIndent(cls, "", "  ")
+			m.t.Logf("clusters:\n%s", b)
+		}
+		if js, err := m.Client.ListJobs(ctx, ""); err == nil {
+			b, _ := json.MarshalIndent(js, "", "  ")
+			m.t.Logf("jobs:\n%s", b)
+		}
+	}
+	m.t.Logf("manager log:\n%s", m.LogTail(60))
+	logs, _ := filepath.Glob(filepath.Join(m.DataDir, "instances", "*", "*", "redis.log"))
+	for _, l := range logs {
+		m.t.Logf("%s:\n%s", l, tail(l, 8))
+	}
+}
+
+// InstancePids lists the pids of live processes whose working directory is
+// under dataDir/instances: the instances a manager runs there.
+func InstancePids(dataDir string) []int {
+	root := filepath.Join(dataDir, "instances") + "/"
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err != nil || !strings.HasPrefix(cwd+"/", root) {
+			continue
+		}
+		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// KillInstances kills every instance process under dataDir and waits until
+// they are gone.
+func KillInstances(dataDir string) {
+	for i := 0; i < 100; i++ {
+		pids := InstancePids(dataDir)
+		if len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WaitJob waits for a job to finish and fails the test unless it succeeded.
+func (m *Manager) WaitJob(ctx context.Context, id string) api.Job {
+	m.t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	j, err := m.Client.WaitJob(ctx, id, nil)
+	if err != nil {
+		m.t.Fatalf("job %s: %v", id, err)
+	}
+	return j
+}
+
+// WaitPhase waits until the cluster reports the phase.
+func (m *Manager) WaitPhase(ctx context.Context, name, phase string, timeout time.Duration) api.Cluster {
+	m.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last api.Cluster
+	for time.Now().Before(deadline) {
+		cl, err := m.Client.GetCluster(ctx, name)
+		if err == nil {
+			last = cl
+			if cl.Status.Phase == phase {
+				return cl
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	m.t.Fatalf("cluster %s not %s after %s: phase %q, reason %q", name, phase, timeout, last.Status.Phase, last.Status.Reason)
+	return last
+}
