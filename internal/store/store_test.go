@@ -779,7 +779,8 @@ func TestSealer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if secret != "" && strings.Contains(enc, secret) {
+		// Short secrets can turn up in base64 by chance.
+		if len(secret) >= 8 && strings.Contains(enc, secret) {
 			t.Errorf("ciphertext holds the secret")
 		}
 		got, err := s.open(enc, "password of cluster \"a\"")
