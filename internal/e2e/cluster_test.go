@@ -16,11 +16,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/testenv"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testenv.CleanupBinary()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func intp(n int) *int { return &n }
 

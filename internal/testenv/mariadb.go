@@ -61,6 +61,7 @@ var (
 func Main(m *testing.M) {
 	mainRunning.Store(true)
 	code := m.Run()
+	CleanupBinary()
 	serverMu.Lock()
 	s := server
 	server, serverDone = nil, true

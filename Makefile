@@ -1,0 +1,55 @@
+# Redis Manager — `make help` lists the targets.
+SHELL := /bin/bash
+BIN   := bin/redis-manager
+GO    ?= go
+SUDO  ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+DATA_DIR ?= ./redis-manager-data
+LISTEN   ?= 127.0.0.1:7800
+GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN_DIR)/staticcheck
+
+.PHONY: help run build test test-unit test-e2e lint bench deps deps-test clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/redis-manager
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/redis-manager
+
+deps: ## install redis-server from Debian's packages when missing
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server (apt-get)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server redis-tools >/dev/null; }
+
+deps-test: deps ## install what the tests need: redis-server, mariadb-server
+	@command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { \
+		echo "installing mariadb-server (apt-get)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mariadb-server >/dev/null; }
+
+run: deps build ## build, install redis-server if missing, start the manager on the embedded defaults
+	@echo "starting redis-manager: API and UI at http://$(LISTEN), data in $(DATA_DIR)"
+	@echo "  token: $(DATA_DIR)/admin.token   try: $(BIN) cluster create demo"
+	$(BIN) serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+test: deps-test lint ## what CI runs: vet, gofmt, staticcheck, unit and end-to-end tests with real processes
+	CI=true $(GO) test -count=1 -timeout 15m ./...
+
+test-unit: ## the tests without the end-to-end package
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+test-e2e: ## only the end-to-end tests
+	$(GO) test -count=1 -v ./internal/e2e/
+
+lint: ## go vet, gofmt and staticcheck
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	$(STATICCHECK) ./...
+
+bench: deps build ## benchmarks: create→Ready times (median of 5) for 1×2×3 and 2×2×3
+	$(GO) run ./bench/create -bin $(BIN) -runs 5
+
+clean: ## remove build output
+	rm -rf bin
