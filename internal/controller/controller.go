@@ -42,8 +42,8 @@ type Controller struct {
 	kick chan struct{}
 
 	mu       sync.Mutex
-	running  map[string]bool   // job ids being run
-	portMu   sync.Mutex        // serialises port allocation
+	running  map[string]bool // job ids being run
+	portMu   sync.Mutex      // serialises port allocation
 	loopDone chan struct{}
 }
 

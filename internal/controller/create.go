@@ -155,10 +155,10 @@ func sentinelSettings(cl store.Cluster) sentinel.Settings {
 
 // registerShards registers shards [from, to) in one Sentinel.
 func (c *Controller) registerShards(ctx context.Context, cl store.Cluster, s store.Instance, redis []store.Instance, from, to int) error {
-	sc := c.pool.Sentinel(addr(s), cl.SentinelPassword)
+	conn := c.pool.Redis(addr(s), cl.SentinelPassword)
 	for shard := from; shard < to; shard++ {
 		name := spec.MasterName(cl.Name, shard)
-		if err := sentinel.Register(ctx, sc, name, plannedMaster(redis, shard), sentinelSettings(cl)); err != nil {
+		if err := sentinel.Register(ctx, conn, name, plannedMaster(redis, shard), sentinelSettings(cl)); err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
 	}

@@ -31,28 +31,41 @@ func IsNoSuchMaster(err error) bool {
 // Register makes the Sentinel monitor name at masterAddr with the settings.
 // A name already monitored keeps its current master (Sentinel may have
 // failed over since); only its options are set again. Idempotent.
-func Register(ctx context.Context, sc *redis.SentinelClient, name, masterAddr string, s Settings) error {
-	_, err := sc.Master(ctx, name).Result()
-	if IsNoSuchMaster(err) {
-		host, port, splitErr := net.SplitHostPort(masterAddr)
-		if splitErr != nil {
-			return fmt.Errorf("monitor %s: %w", name, splitErr)
-		}
-		err = sc.Monitor(ctx, name, host, port, strconv.Itoa(s.Quorum)).Err()
-		if err != nil && !strings.Contains(err.Error(), "Duplicated master name") {
-			return fmt.Errorf("monitor %s: %w", name, err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
-	}
-	args := []any{"sentinel", "set", name,
+//
+// conn is a plain client connection to the Sentinel: MONITOR and SET go in
+// one pipeline so the Sentinel runs both before its next timer tick.
+// Otherwise it may connect to the new master before it has auth-pass, get
+// NOAUTH on its hello subscription, and only retry a second later.
+func Register(ctx context.Context, conn *redis.Client, name, masterAddr string, s Settings) error {
+	set := []any{"sentinel", "set", name,
 		"auth-pass", s.AuthPass,
 		"down-after-milliseconds", strconv.Itoa(s.DownAfterMs),
 		"failover-timeout", strconv.Itoa(s.FailoverTimeoutMs),
 		"parallel-syncs", strconv.Itoa(s.ParallelSyncs),
 		"quorum", strconv.Itoa(s.Quorum),
 	}
-	if err := sc.Process(ctx, redis.NewStatusCmd(ctx, args...)); err != nil {
+	err := conn.Do(ctx, "sentinel", "master", name).Err()
+	if IsNoSuchMaster(err) {
+		host, port, splitErr := net.SplitHostPort(masterAddr)
+		if splitErr != nil {
+			return fmt.Errorf("monitor %s: %w", name, splitErr)
+		}
+		cmds, _ := conn.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Do(ctx, "sentinel", "monitor", name, host, port, strconv.Itoa(s.Quorum))
+			p.Do(ctx, set...)
+			return nil
+		})
+		if err := cmds[0].Err(); err != nil && !strings.Contains(err.Error(), "Duplicated master name") {
+			return fmt.Errorf("monitor %s: %w", name, err)
+		}
+		if err := cmds[1].Err(); err != nil {
+			return fmt.Errorf("set options of %s: %w", name, err)
+		}
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := conn.Do(ctx, set...).Err(); err != nil {
 		return fmt.Errorf("set options of %s: %w", name, err)
 	}
 	return nil

@@ -73,7 +73,9 @@ func TestFromCreateRequestKeepsGivenValues(t *testing.T) {
 			func(*api.ClusterSpec) {}},
 		{"full sentinel block",
 			api.CreateClusterRequest{Sentinel: &api.SentinelRequest{DownAfterMs: intp(100), FailoverTimeoutMs: intp(1000), ParallelSyncs: intp(16)}},
-			func(s *api.ClusterSpec) { s.Sentinel = api.SentinelSettings{DownAfterMs: 100, FailoverTimeoutMs: 1000, ParallelSyncs: 16} }},
+			func(s *api.ClusterSpec) {
+				s.Sentinel = api.SentinelSettings{DownAfterMs: 100, FailoverTimeoutMs: 1000, ParallelSyncs: 16}
+			}},
 		{"memory, policy, persistence, config",
 			api.CreateClusterRequest{Maxmemory: "256mb", MaxmemoryPolicy: "allkeys-lru", Persistence: "aof", Config: map[string]string{"hz": "20"}},
 			func(s *api.ClusterSpec) {
@@ -241,6 +243,9 @@ func TestValidateConfig(t *testing.T) {
 		{"slowlog-log-slower-than": "-1"},
 		{"repl-backlog-size": "64mb"},
 		{"proto-max-bulk-len": "512MB"},
+		{"proto-max-bulk-len": "1mb"},
+		{"client-query-buffer-limit": "1048576"},
+		{"repl-backlog-size": "1"},
 		{"client-output-buffer-limit": "pubsub 32mb 8mb 60"},
 		{"client-output-buffer-limit": "normal 0 0 0 replica 256mb 64mb 60"},
 		{"oom-score-adj": "relative"},
@@ -274,6 +279,20 @@ func TestValidateConfig(t *testing.T) {
 		{"list-max-listpack-size", "-6"},
 		{"active-expire-effort", "11"},
 		{"io-threads", "0"},
+		// Values redis-server 7.0 refuses at boot: the API must refuse them first.
+		{"notify-keyspace-events", ""},
+		{"notify-keyspace-events", " "},
+		{"proto-max-bulk-len", "1k"},
+		{"proto-max-bulk-len", "1048575"},
+		{"client-query-buffer-limit", "0"},
+		{"repl-backlog-size", "0"},
+		{"client-output-buffer-limit", ""},
+		{"client-output-buffer-limit", "yes"},
+		{"client-output-buffer-limit", "bogus 1 2 3"},
+		{"client-output-buffer-limit", "normal 1 2"},
+		{"client-output-buffer-limit", "normal x 0 0"},
+		{"client-output-buffer-limit", "normal 0 0 -1"},
+		{"close-on-replica-write", "yes"}, // not a Redis directive
 		// Values that could smuggle a second directive or break quoting.
 		{"hz", "10\nport 1"},
 		{"hz", "10\rport 1"},
