@@ -131,6 +131,24 @@ func (c *Client) DeleteCluster(ctx context.Context, name string) (Job, error) {
 	return out.Job, err
 }
 
+// UpdateCluster changes a cluster's spec (scale shards, replicas,
+// Sentinels, memory, config) and returns the scale job.
+func (c *Client) UpdateCluster(ctx context.Context, name string, req UpdateClusterRequest) (ClusterJob, error) {
+	var out ClusterJob
+	err := c.do(ctx, http.MethodPatch, clusterPath(name), req, &out)
+	return out, err
+}
+
+// Failover asks Sentinel for a planned failover of one shard and returns
+// the failover job.
+func (c *Client) Failover(ctx context.Context, name string, shard int) (Job, error) {
+	var out struct {
+		Job Job `json:"job"`
+	}
+	err := c.do(ctx, http.MethodPost, clusterPath(name)+"/failover", FailoverRequest{Shard: shard}, &out)
+	return out.Job, err
+}
+
 // ClusterEvents returns a cluster's events, newest first.
 func (c *Client) ClusterEvents(ctx context.Context, name string) ([]Event, error) {
 	var out struct {

@@ -196,3 +196,23 @@ type ErrorDetail struct {
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
 }
+
+// UpdateClusterRequest is the body of PATCH /api/v1/clusters/{name}. Only
+// the fields given change. Config, when given, replaces the whole user
+// config map. Force allows changes that drop data.
+type UpdateClusterRequest struct {
+	Shards          *int              `json:"shards,omitempty"`
+	Replicas        *int              `json:"replicas,omitempty"`
+	Sentinels       *int              `json:"sentinels,omitempty"`
+	Maxmemory       *string           `json:"maxmemory,omitempty"`
+	MaxmemoryPolicy *string           `json:"maxmemoryPolicy,omitempty"`
+	Persistence     *string           `json:"persistence,omitempty"`
+	Config          map[string]string `json:"config,omitempty"`
+	Sentinel        *SentinelRequest  `json:"sentinel,omitempty"`
+	Force           bool              `json:"force,omitempty"`
+}
+
+// FailoverRequest is the body of POST /api/v1/clusters/{name}/failover.
+type FailoverRequest struct {
+	Shard int `json:"shard"`
+}

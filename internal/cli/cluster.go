@@ -17,7 +17,7 @@ import (
 func newClusterCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Create, inspect and delete clusters",
+		Short: "Create, inspect, scale, fail over and delete clusters",
 	}
 	cmd.AddCommand(
 		newClusterCreateCommand(a),
@@ -26,6 +26,8 @@ func newClusterCommand(a *app) *cobra.Command {
 		newClusterDeleteCommand(a),
 		newClusterEventsCommand(a),
 		newClusterCredentialsCommand(a),
+		newClusterScaleCommand(a),
+		newClusterFailoverCommand(a),
 	)
 	return cmd
 }

@@ -225,44 +225,52 @@ func (c *Controller) waitSentinelsAgree(ctx context.Context, r *jobRun, cl store
 // per shard, lists exactly the spec's replicas up, and sees the others.
 func (c *Controller) sentinelProblems(ctx context.Context, cl store.Cluster, sentinels []store.Instance) []string {
 	var problems []string
-	masters := map[string]string{}
+	for shard := 0; shard < cl.Spec.Shards; shard++ {
+		problems = append(problems, c.sentinelShardProblems(ctx, cl, sentinels, len(sentinels), shard)...)
+	}
+	return problems
+}
+
+// sentinelShardProblems checks one shard in the given Sentinels, each of
+// which should know total-1 other Sentinels.
+func (c *Controller) sentinelShardProblems(ctx context.Context, cl store.Cluster, sentinels []store.Instance, total, shard int) []string {
+	var problems []string
+	name := spec.MasterName(cl.Name, shard)
+	masters := map[string]bool{}
 	for _, s := range sentinels {
-		view, err := sentinel.View(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword))
+		conn := c.pool.Redis(addr(s), cl.SentinelPassword)
+		m, err := conn.Do(ctx, "sentinel", "master", name).Slice()
 		if err != nil {
-			for i := 0; i < cl.Spec.Shards; i++ {
-				problems = append(problems, fmt.Sprintf("%s unreachable: %v", s.Name, err))
-			}
+			problems = append(problems, fmt.Sprintf("%s: %v", s.Name, err))
 			continue
 		}
-		for shard := 0; shard < cl.Spec.Shards; shard++ {
-			name := spec.MasterName(cl.Name, shard)
-			m, ok := view[name]
-			switch {
-			case !ok:
-				problems = append(problems, fmt.Sprintf("%s does not monitor %s", s.Name, name))
-				continue
-			case sentinel.Down(m.Flags):
-				problems = append(problems, fmt.Sprintf("%s sees master of %s down (%s)", s.Name, name, strings.Join(m.Flags, ",")))
-				continue
-			}
-			if prev, seen := masters[name]; seen && prev != m.Addr {
-				problems = append(problems, fmt.Sprintf("Sentinels disagree on the master of %s: %s and %s", name, prev, m.Addr))
-				continue
-			}
-			masters[name] = m.Addr
-			up := 0
-			for _, rep := range m.Replicas {
-				if !sentinel.Down(rep.Flags) {
-					up++
-				}
-			}
-			switch {
-			case up != cl.Spec.Replicas || len(m.Replicas) != cl.Spec.Replicas:
-				problems = append(problems, fmt.Sprintf("%s lists %d replicas of %s (%d up), expected %d", s.Name, len(m.Replicas), name, up, cl.Spec.Replicas))
-			case m.NumOtherSentinels != len(sentinels)-1:
-				problems = append(problems, fmt.Sprintf("%s knows %d other Sentinels for %s, expected %d", s.Name, m.NumOtherSentinels, name, len(sentinels)-1))
+		fields := redisclient.Pairs(m)
+		flags := strings.Split(fields["flags"], ",")
+		if sentinel.Down(flags) {
+			problems = append(problems, fmt.Sprintf("%s sees master of %s down (%s)", s.Name, name, fields["flags"]))
+			continue
+		}
+		masters[net.JoinHostPort(fields["ip"], fields["port"])] = true
+		reps, err := conn.Do(ctx, "sentinel", "replicas", name).Slice()
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", s.Name, err))
+			continue
+		}
+		up := 0
+		for _, rep := range reps {
+			if !sentinel.Down(strings.Split(redisclient.Pairs(rep)["flags"], ",")) {
+				up++
 			}
 		}
+		switch {
+		case up != cl.Spec.Replicas || len(reps) != cl.Spec.Replicas:
+			problems = append(problems, fmt.Sprintf("%s lists %d replicas of %s (%d up), expected %d", s.Name, len(reps), name, up, cl.Spec.Replicas))
+		case fields["num-other-sentinels"] != strconv.Itoa(total-1):
+			problems = append(problems, fmt.Sprintf("%s knows %s other Sentinels for %s, expected %d", s.Name, fields["num-other-sentinels"], name, total-1))
+		}
+	}
+	if len(masters) > 1 {
+		problems = append(problems, fmt.Sprintf("Sentinels disagree on the master of %s", name))
 	}
 	return problems
 }

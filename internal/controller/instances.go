@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -25,20 +26,77 @@ type planned struct {
 // plannedInstances lists every instance of a spec: Sentinels first, then
 // each shard's ordinal 0 (its first master) and replicas.
 func plannedInstances(cl store.Cluster) []planned {
-	var out []planned
-	for i := 0; i < cl.Spec.Sentinels; i++ {
-		out = append(out, planned{Name: spec.SentinelInstanceName(cl.Name, i), Kind: store.KindSentinel, Shard: -1, Ordinal: i})
-	}
-	for s := 0; s < cl.Spec.Shards; s++ {
-		for o := 0; o <= cl.Spec.Replicas; o++ {
-			out = append(out, planned{Name: spec.InstanceName(cl.Name, s, o), Kind: store.KindRedis, Shard: s, Ordinal: o})
+	return planAdditions(cl, nil)
+}
+
+// planAdditions lists the instances the spec needs beyond the existing
+// records: missing Sentinels and members of each shard, each with the lowest
+// ordinal not in use (after a scale-in that kept a promoted replica,
+// ordinals can have gaps). It is pure.
+func planAdditions(cl store.Cluster, existing []store.Instance) []planned {
+	used := map[int]map[int]bool{} // shard (-1: Sentinels) -> ordinals
+	for _, in := range existing {
+		if used[in.Shard] == nil {
+			used[in.Shard] = map[int]bool{}
 		}
+		used[in.Shard][in.Ordinal] = true
+	}
+	var out []planned
+	add := func(shard, want int, name func(ordinal int) string, kind string) {
+		have := len(used[shard])
+		for o := 0; have < want; o++ {
+			if used[shard][o] {
+				continue
+			}
+			out = append(out, planned{Name: name(o), Kind: kind, Shard: shard, Ordinal: o})
+			have++
+		}
+	}
+	add(-1, cl.Spec.Sentinels, func(o int) string { return spec.SentinelInstanceName(cl.Name, o) }, store.KindSentinel)
+	for s := 0; s < cl.Spec.Shards; s++ {
+		add(s, 1+cl.Spec.Replicas, func(o int) string { return spec.InstanceName(cl.Name, s, o) }, store.KindRedis)
 	}
 	return out
 }
 
-// allocate makes sure every planned instance has a record with a port,
-// reusing records that exist (so a resumed job keeps its ports).
+// planRemovals lists the existing instances the spec no longer has room
+// for: Sentinels and replicas with the highest ordinals, never a shard's
+// current master (masters maps shard to its master's address), and every
+// member of shards beyond the spec. It is pure.
+func planRemovals(s api.ClusterSpec, existing []store.Instance, masters map[int]string) []store.Instance {
+	byShard := map[int][]store.Instance{}
+	for _, in := range existing {
+		byShard[in.Shard] = append(byShard[in.Shard], in)
+	}
+	var out []store.Instance
+	for shard, ins := range byShard {
+		sort.Slice(ins, func(i, j int) bool { return ins[i].Ordinal > ins[j].Ordinal })
+		want := 1 + s.Replicas
+		switch {
+		case shard == -1:
+			want = s.Sentinels
+		case shard >= s.Shards:
+			want = 0
+		}
+		excess := len(ins) - want
+		for _, in := range ins {
+			if excess <= 0 {
+				break
+			}
+			if want > 0 && shard >= 0 && addr(in) == masters[shard] {
+				continue
+			}
+			out = append(out, in)
+			excess--
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// allocate makes sure every instance the cluster's spec needs has a record
+// with a port, reusing records that exist (so a resumed job keeps its
+// ports).
 func (c *Controller) allocate(ctx context.Context, cl store.Cluster) (map[string]store.Instance, error) {
 	c.portMu.Lock()
 	defer c.portMu.Unlock()
@@ -48,17 +106,16 @@ func (c *Controller) allocate(ctx context.Context, cl store.Cluster) (map[string
 	}
 	used := map[int]bool{}
 	have := map[string]store.Instance{}
+	var mine []store.Instance
 	for _, in := range all {
 		used[in.Port] = true
 		if in.Cluster == cl.Name {
 			have[in.Name] = in
+			mine = append(mine, in)
 		}
 	}
 	next := c.cfg.PortLo
-	for _, p := range plannedInstances(cl) {
-		if _, ok := have[p.Name]; ok {
-			continue
-		}
+	for _, p := range planAdditions(cl, mine) {
 		port := 0
 		for ; next <= c.cfg.PortHi; next++ {
 			if !used[next] && portFree(c.cfg.Host, next) {
@@ -126,8 +183,21 @@ func (c *Controller) ensureSentinel(ctx context.Context, cl store.Cluster, in st
 	if err != nil {
 		return err
 	}
+	// Sentinel reads each master's INFO only every 10 s by default, so a new
+	// replica (or one a RESET made it forget) would appear up to 10 s late.
+	// Once a second costs one small INFO per instance and makes scaling,
+	// cleaning and failover bookkeeping converge in about a second. The
+	// setting is not persisted by Sentinel, so it is applied at every ensure.
+	err = c.pool.Redis(addr(in), cl.SentinelPassword).Do(ctx, "sentinel", "debug", "info-period", SentinelInfoPeriodMs).Err()
+	if err != nil {
+		return fmt.Errorf("%s: sentinel debug info-period: %w", in.Name, err)
+	}
 	return c.recordPid(ctx, in, pi)
 }
+
+// SentinelInfoPeriodMs is how often Sentinels read INFO of the instances
+// they monitor.
+const SentinelInfoPeriodMs = 1000
 
 // ensureRedis starts (or adopts) a redis-server. Its boot role is decided
 // at the moment it boots, from Sentinel's view (see bootRole): an instance

@@ -77,6 +77,10 @@ func (c *Controller) stepsFor(kind string) (steps []step, onFail func(ctx contex
 		return createSteps(), undoCreate, nil
 	case api.JobDelete:
 		return deleteSteps(), nil, nil
+	case api.JobScale:
+		return scaleSteps(), nil, nil
+	case api.JobFailover:
+		return failoverSteps(), nil, nil
 	}
 	return nil, nil, fmt.Errorf("job kind %q is not supported by this version", kind)
 }

@@ -162,7 +162,7 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 		name := spec.MasterName(cluster, shard)
 		ss := api.ShardStatus{Index: shard, SentinelName: name, Replicas: []api.InstanceStatus{}}
 		// The master is who the Sentinels name; they must all agree.
-		named := map[string]bool{}
+		named := map[string]int{} // address → how many Sentinels name it
 		for _, so := range obs.Sentinels {
 			if !so.Up {
 				continue
@@ -172,7 +172,7 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 				problems = append(problems, fmt.Sprintf("%s does not monitor %s", so.In.Name, name))
 				continue
 			}
-			named[m.Addr] = true
+			named[m.Addr]++
 			up := 0
 			for _, r := range m.Replicas {
 				if !sentinel.Down(r.Flags) {
@@ -186,9 +186,13 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 		if len(named) > 1 {
 			problems = append(problems, fmt.Sprintf("Sentinels disagree on the master of %s", name))
 		}
+		// When they disagree, show the one most name (the lowest address on
+		// a tie), so the status does not flip between observations.
 		var masterAddr string
-		for a := range named {
-			masterAddr = a
+		for a, n := range named {
+			if masterAddr == "" || n > named[masterAddr] || (n == named[masterAddr] && a < masterAddr) {
+				masterAddr = a
+			}
 		}
 		var masterOffset int64
 		var masters []string
@@ -235,7 +239,16 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 				if off := ro.Info.Int("slave_repl_offset"); masterOffset > off {
 					is.LagBytes = masterOffset - off
 				}
-				if is.Role == "replica" && is.MasterLinkStatus == "up" && ro.Master == masterAddr {
+				switch {
+				case is.Role != "replica":
+					// A second master is reported with the shard's masters.
+				case masterAddr == "":
+					// "has no master" is reported below.
+				case ro.Master != masterAddr:
+					problems = append(problems, fmt.Sprintf("%s replicates %s, not the master %s", ro.In.Name, ro.Master, masterAddr))
+				case is.MasterLinkStatus != "up":
+					problems = append(problems, fmt.Sprintf("%s has its master link %s", ro.In.Name, orUnknown(is.MasterLinkStatus)))
+				default:
 					linked++
 				}
 			} else {

@@ -172,3 +172,16 @@ func (i Info) Keys() int64 {
 	}
 	return total
 }
+
+// Pairs turns a RESP2 flat array of field/value pairs (as SENTINEL REPLICAS
+// returns for each entry) into a map.
+func Pairs(v any) map[string]string {
+	out := map[string]string{}
+	list, _ := v.([]any)
+	for i := 0; i+1 < len(list); i += 2 {
+		k, _ := list[i].(string)
+		val, _ := list[i+1].(string)
+		out[k] = val
+	}
+	return out
+}

@@ -30,6 +30,8 @@ type Service interface {
 	GetCluster(ctx context.Context, name string) (api.Cluster, error)
 	ListClusters(ctx context.Context) ([]api.Cluster, error)
 	DeleteCluster(ctx context.Context, name string) (api.Job, error)
+	UpdateCluster(ctx context.Context, name string, req api.UpdateClusterRequest) (api.Cluster, api.Job, error)
+	Failover(ctx context.Context, name string, req api.FailoverRequest) (api.Job, error)
 	Credentials(ctx context.Context, name string) (api.Credentials, error)
 	Events(ctx context.Context, name string) ([]api.Event, error)
 	GetJob(ctx context.Context, id string) (api.Job, error)
@@ -73,6 +75,22 @@ func Handler(svc Service, token, version string, metrics http.Handler, log *slog
 	route("DELETE /api/v1/clusters/{name}", func(r *http.Request) (int, any, error) {
 		j, err := svc.DeleteCluster(r.Context(), r.PathValue("name"))
 		return 202, map[string]any{"job": j}, err
+	})
+	route("PATCH /api/v1/clusters/{name}", func(r *http.Request) (int, any, error) {
+		var req api.UpdateClusterRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		cl, job, err := svc.UpdateCluster(r.Context(), r.PathValue("name"), req)
+		return http.StatusAccepted, api.ClusterJob{Cluster: &cl, Job: job}, err
+	})
+	route("POST /api/v1/clusters/{name}/failover", func(r *http.Request) (int, any, error) {
+		var req api.FailoverRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		j, err := svc.Failover(r.Context(), r.PathValue("name"), req)
+		return http.StatusAccepted, map[string]any{"job": j}, err
 	})
 	route("GET /api/v1/clusters/{name}/events", func(r *http.Request) (int, any, error) {
 		evs, err := svc.Events(r.Context(), r.PathValue("name"))

@@ -43,15 +43,16 @@ type RedisConfig struct {
 	Spec      api.ClusterSpec
 }
 
-// persistenceLines maps the persistence field onto redis.conf.
-func persistenceLines(mode string) []string {
+// PersistenceSettings maps the persistence field onto redis.conf
+// directives, as name/value pairs for CONFIG SET.
+func PersistenceSettings(mode string) [][2]string {
 	switch mode {
 	case "none":
-		return []string{`save ""`, "appendonly no"}
+		return [][2]string{{"save", ""}, {"appendonly", "no"}}
 	case "aof":
-		return []string{`save ""`, "appendonly yes", "appendfsync everysec"}
+		return [][2]string{{"save", ""}, {"appendonly", "yes"}}
 	default:
-		return []string{"save 3600 1 300 100 60 10000", "appendonly no"}
+		return [][2]string{{"save", "3600 1 300 100 60 10000"}, {"appendonly", "no"}}
 	}
 }
 
@@ -77,8 +78,8 @@ func RenderRedis(c RedisConfig) string {
 	// five seconds for others to join.
 	line("repl-diskless-sync yes")
 	line("repl-diskless-sync-delay 0")
-	for _, l := range persistenceLines(c.Spec.Persistence) {
-		line(l)
+	for _, kv := range PersistenceSettings(c.Spec.Persistence) {
+		line(kv[0], quote(kv[1]))
 	}
 	if n, err := ParseSize(c.Spec.Maxmemory); err == nil {
 		line("maxmemory", strconv.FormatInt(n, 10))

@@ -22,82 +22,214 @@ import (
 // A password with every character that needs escaping in redis.conf.
 const nastyPassword = "p\"a\\ss\nw'o$rd é\t{}#;!"
 
-func lines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
+// entry is one directive of a rendered file, its arguments decoded the way
+// redis-server's sdssplitargs decodes them.
+type entry struct {
+	key  string // the directive; "sentinel <option>" for Sentinel options
+	args []string
+}
 
-func indexOf(ls []string, l string) int {
-	for i, x := range ls {
-		if x == l {
-			return i
+func (e entry) value() string { return strings.Join(e.args, " ") }
+
+// parseConf parses a rendered file as redis-server does, so tests check
+// what the server will read, not how it is spelled.
+func parseConf(t *testing.T, conf string) []entry {
+	t.Helper()
+	var out []entry
+	for _, l := range strings.Split(conf, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		args, err := splitArgs(l)
+		if err != nil {
+			t.Fatalf("redis-server cannot read line %q: %v", l, err)
+		}
+		e := entry{key: args[0], args: args[1:]}
+		if e.key == "sentinel" && len(e.args) > 0 {
+			e.key, e.args = "sentinel "+e.args[0], e.args[1:]
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func isHex(c byte) bool { return strings.IndexByte("0123456789abcdefABCDEF", c) >= 0 }
+
+// splitArgs is sdssplitargs (Redis' src/sds.c).
+func splitArgs(line string) ([]string, error) {
+	var args []string
+	i := 0
+	for {
+		for i < len(line) && strings.IndexByte(" \n\r\t\x00", line[i]) >= 0 {
+			i++
+		}
+		if i >= len(line) {
+			return args, nil
+		}
+		var cur []byte
+		inq, insq := false, false
+		for done := false; !done; i++ {
+			if i >= len(line) {
+				if inq || insq {
+					return nil, fmt.Errorf("unbalanced quotes")
+				}
+				break
+			}
+			c := line[i]
+			switch {
+			case inq:
+				switch {
+				case c == '\\' && i+3 < len(line) && line[i+1] == 'x' && isHex(line[i+2]) && isHex(line[i+3]):
+					b, _ := strconv.ParseUint(line[i+2:i+4], 16, 8)
+					cur = append(cur, byte(b))
+					i += 3
+				case c == '\\' && i+1 < len(line):
+					i++
+					switch line[i] {
+					case 'n':
+						cur = append(cur, '\n')
+					case 'r':
+						cur = append(cur, '\r')
+					case 't':
+						cur = append(cur, '\t')
+					case 'b':
+						cur = append(cur, '\b')
+					case 'a':
+						cur = append(cur, '\a')
+					default:
+						cur = append(cur, line[i])
+					}
+				case c == '"':
+					if i+1 < len(line) && strings.IndexByte(" \n\r\t", line[i+1]) < 0 {
+						return nil, fmt.Errorf("closing quote must be followed by a space")
+					}
+					done = true
+				default:
+					cur = append(cur, c)
+				}
+			case insq:
+				switch {
+				case c == '\\' && i+1 < len(line) && line[i+1] == '\'':
+					i++
+					cur = append(cur, '\'')
+				case c == '\'':
+					if i+1 < len(line) && strings.IndexByte(" \n\r\t", line[i+1]) < 0 {
+						return nil, fmt.Errorf("closing quote must be followed by a space")
+					}
+					done = true
+				default:
+					cur = append(cur, c)
+				}
+			default:
+				switch c {
+				case ' ', '\n', '\r', '\t', 0:
+					done = true
+				case '"':
+					inq = true
+				case '\'':
+					insq = true
+				default:
+					cur = append(cur, c)
+				}
+			}
+		}
+		args = append(args, string(cur))
+	}
+}
+
+func TestSplitArgs(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string][]string{
+		`save ""`:                     {"save", ""},
+		`save 3600 1`:                 {"save", "3600", "1"},
+		`dir "/a b/\"c\""`:            {"dir", `/a b/"c"`},
+		`requirepass "a\x0ab\\c\x7f"`: {"requirepass", "a\nb\\c\x7f"},
+		`x 'it\'s'`:                   {"x", "it's"},
+	} {
+		got, err := splitArgs(in)
+		if err != nil || strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("splitArgs(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	return -1
+	for _, in := range []string{`dir "a`, `dir "a"b`, `x 'a`} {
+		if _, err := splitArgs(in); err == nil {
+			t.Errorf("splitArgs(%q) succeeded", in)
+		}
+	}
+}
+
+// byKey indexes entries; a directive given twice fails the test: the second
+// would silently override the first.
+func byKey(t *testing.T, es []entry) map[string]entry {
+	t.Helper()
+	m := map[string]entry{}
+	for _, e := range es {
+		if _, dup := m[e.key]; dup {
+			t.Errorf("directive %q rendered twice", e.key)
+		}
+		m[e.key] = e
+	}
+	return m
 }
 
 func TestRenderRedisText(t *testing.T) {
 	t.Parallel()
-	base := RedisConfig{Host: "127.0.0.1", Port: 7001, Dir: "/data/orders-0-1", Password: `s3cr"t`, Spec: validSpec()}
+	base := RedisConfig{Host: "127.0.0.1", Port: 7001, Dir: "/data/orders 0-1", Password: `s3cr"t`, Spec: validSpec()}
 	tests := []struct {
-		name    string
-		mod     func(*RedisConfig)
-		want    []string // lines present
-		notWant []string // line prefixes absent
+		name   string
+		mod    func(*RedisConfig)
+		want   map[string]string // directive → its arguments joined by spaces
+		absent []string
 	}{
-		{"managed lines", func(*RedisConfig) {}, []string{
-			"port 7001",
-			"bind 127.0.0.1",
-			"daemonize no",
-			`dir "/data/orders-0-1"`,
-			`pidfile "/data/orders-0-1/redis.pid"`,
-			`logfile "/data/orders-0-1/redis.log"`,
-			`requirepass "s3cr\"t"`,
-			`masterauth "s3cr\"t"`,
-			"replica-announce-ip 127.0.0.1",
-			"repl-diskless-sync yes",
-			"repl-diskless-sync-delay 0",
-			"maxmemory 0",
-			"maxmemory-policy noeviction",
+		{"managed directives", func(*RedisConfig) {}, map[string]string{
+			"port":                     "7001",
+			"bind":                     "127.0.0.1",
+			"daemonize":                "no",
+			"dir":                      "/data/orders 0-1",
+			"pidfile":                  "/data/orders 0-1/redis.pid",
+			"logfile":                  "/data/orders 0-1/redis.log",
+			"requirepass":              `s3cr"t`,
+			"masterauth":               `s3cr"t`,
+			"replica-announce-ip":      "127.0.0.1",
+			"repl-diskless-sync":       "yes",
+			"repl-diskless-sync-delay": "0",
+			"maxmemory":                "0",
+			"maxmemory-policy":         "noeviction",
 		}, []string{"replicaof", "slaveof"}},
-		{"replica", func(c *RedisConfig) { c.ReplicaOf = "127.0.0.1:7000" }, []string{"replicaof 127.0.0.1 7000"}, nil},
-		{"persistence none", func(c *RedisConfig) { c.Spec.Persistence = "none" }, []string{`save ""`, "appendonly no"}, []string{"save 3600", "appendonly yes"}},
-		{"persistence aof", func(c *RedisConfig) { c.Spec.Persistence = "aof" }, []string{`save ""`, "appendonly yes", "appendfsync everysec"}, []string{"save 3600", "appendonly no"}},
-		{"persistence rdb", func(c *RedisConfig) { c.Spec.Persistence = "rdb" }, []string{"save 3600 1 300 100 60 10000", "appendonly no"}, []string{`save ""`, "appendonly yes"}},
-		{"maxmemory mb", func(c *RedisConfig) { c.Spec.Maxmemory = "256mb" }, []string{"maxmemory 268435456"}, []string{"maxmemory 256mb", "maxmemory 0"}},
-		{"maxmemory k", func(c *RedisConfig) { c.Spec.Maxmemory = "5k" }, []string{"maxmemory 5000"}, nil},
-		{"maxmemory GB", func(c *RedisConfig) { c.Spec.Maxmemory = "2GB" }, []string{"maxmemory 2147483648"}, nil},
-		{"policy", func(c *RedisConfig) { c.Spec.MaxmemoryPolicy = "allkeys-lfu" }, []string{"maxmemory-policy allkeys-lfu"}, nil},
-		{"control bytes in password are hex-escaped", func(c *RedisConfig) { c.Password = "a\nb\\c\x7f" }, []string{`requirepass "a\x0ab\\c\x7f"`}, nil},
+		{"replica", func(c *RedisConfig) { c.ReplicaOf = "127.0.0.1:7000" },
+			map[string]string{"replicaof": "127.0.0.1 7000"}, nil},
+		{"persistence none", func(c *RedisConfig) { c.Spec.Persistence = "none" },
+			map[string]string{"save": "", "appendonly": "no"}, nil},
+		{"persistence aof", func(c *RedisConfig) { c.Spec.Persistence = "aof" },
+			map[string]string{"save": "", "appendonly": "yes"}, nil},
+		{"persistence rdb", func(c *RedisConfig) { c.Spec.Persistence = "rdb" },
+			map[string]string{"save": "3600 1 300 100 60 10000", "appendonly": "no"}, nil},
+		{"maxmemory mb", func(c *RedisConfig) { c.Spec.Maxmemory = "256mb" }, map[string]string{"maxmemory": "268435456"}, nil},
+		{"maxmemory k", func(c *RedisConfig) { c.Spec.Maxmemory = "5k" }, map[string]string{"maxmemory": "5000"}, nil},
+		{"maxmemory GB", func(c *RedisConfig) { c.Spec.Maxmemory = "2GB" }, map[string]string{"maxmemory": "2147483648"}, nil},
+		{"policy", func(c *RedisConfig) { c.Spec.MaxmemoryPolicy = "allkeys-lfu" }, map[string]string{"maxmemory-policy": "allkeys-lfu"}, nil},
+		{"password with every escape", func(c *RedisConfig) { c.Password = nastyPassword + "\x7f\x01" },
+			map[string]string{"requirepass": nastyPassword + "\x7f\x01", "masterauth": nastyPassword + "\x7f\x01"}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base
 			tc.mod(&c)
 			out := RenderRedis(c)
-			ls := lines(out)
-			for _, w := range tc.want {
-				if indexOf(ls, w) < 0 {
-					t.Errorf("missing line %q in\n%s", w, out)
+			got := byKey(t, parseConf(t, out))
+			for k, want := range tc.want {
+				e, ok := got[k]
+				if !ok {
+					t.Errorf("no %s in\n%s", k, out)
+				} else if e.value() != want {
+					t.Errorf("%s = %q, want %q in\n%s", k, e.value(), want, out)
 				}
 			}
-			for _, nw := range tc.notWant {
-				for _, l := range ls {
-					if strings.HasPrefix(l, nw) {
-						t.Errorf("unexpected line %q in\n%s", l, out)
-					}
+			for _, k := range tc.absent {
+				if _, ok := got[k]; ok {
+					t.Errorf("unexpected %s in\n%s", k, out)
 				}
-			}
-			// Every directive appears once: a duplicate would silently
-			// override the first (appendfsync is the one exception a user
-			// may override, tested below).
-			seen := map[string]bool{}
-			for _, l := range ls {
-				if strings.HasPrefix(l, "#") {
-					continue
-				}
-				k, _, _ := strings.Cut(l, " ")
-				if seen[k] {
-					t.Errorf("directive %q rendered twice in\n%s", k, out)
-				}
-				seen[k] = true
 			}
 		})
 	}
@@ -106,19 +238,23 @@ func TestRenderRedisText(t *testing.T) {
 func TestRenderRedisUserConfigLastAndSorted(t *testing.T) {
 	t.Parallel()
 	c := RedisConfig{Host: "127.0.0.1", Port: 7000, Dir: "/d", Password: "pw", Spec: validSpec()}
-	c.Spec.Config = map[string]string{"timeout": "30", "hz": "20", "appendfsync": "always", "maxclients": "100"}
-	ls := lines(RenderRedis(c))
-	lastManaged := indexOf(ls, "maxmemory-policy noeviction")
-	if lastManaged < 0 {
-		t.Fatalf("no maxmemory-policy line in %q", ls)
+	c.Spec.Config = map[string]string{"timeout": "30", "hz": "20", "appendfsync": "always", "maxclients": "100",
+		"client-output-buffer-limit": "pubsub 32mb 8mb 60"}
+	es := parseConf(t, RenderRedis(c))
+	if len(es) < 5 {
+		t.Fatalf("rendered %d directives", len(es))
 	}
-	user := ls[len(ls)-4:]
-	want := []string{"appendfsync always", "hz 20", "maxclients 100", "timeout 30"}
+	var user []string
+	for _, e := range es[len(es)-5:] {
+		user = append(user, e.key+" "+e.value())
+	}
+	want := []string{"appendfsync always", "client-output-buffer-limit pubsub 32mb 8mb 60", "hz 20", "maxclients 100", "timeout 30"}
 	if strings.Join(user, "|") != strings.Join(want, "|") {
-		t.Fatalf("last lines = %q, want user config in sorted order %q", user, want)
+		t.Fatalf("last directives = %q, want the user config in sorted order %q", user, want)
 	}
-	if indexOf(ls, "appendfsync always") < lastManaged {
-		t.Fatalf("user config is not after the managed lines: %q", ls)
+	// A multi-argument value reaches Redis as separate arguments.
+	if got := es[len(es)-4].args; len(got) != 4 {
+		t.Fatalf("client-output-buffer-limit args = %q, want 4", got)
 	}
 	// Stable across renders (map order must not leak).
 	first := RenderRedis(c)
@@ -131,28 +267,26 @@ func TestRenderRedisUserConfigLastAndSorted(t *testing.T) {
 
 func TestRenderSentinelText(t *testing.T) {
 	t.Parallel()
-	out := RenderSentinel(SentinelConfig{Host: "127.0.0.1", Port: 26379, Dir: "/data/s 0", Password: `p"w\`})
-	ls := lines(out)
-	for _, w := range []string{
-		"port 26379",
-		"bind 127.0.0.1",
-		"daemonize no",
-		`dir "/data/s 0"`,
-		`pidfile "/data/s 0/redis.pid"`,
-		`logfile "/data/s 0/redis.log"`,
-		"sentinel announce-ip 127.0.0.1",
-		"sentinel resolve-hostnames no",
-		`requirepass "p\"w\\"`,
-		`sentinel sentinel-pass "p\"w\\"`,
+	out := RenderSentinel(SentinelConfig{Host: "127.0.0.1", Port: 26379, Dir: "/data/s 0", Password: nastyPassword})
+	got := byKey(t, parseConf(t, out))
+	for k, want := range map[string]string{
+		"port":                       "26379",
+		"bind":                       "127.0.0.1",
+		"daemonize":                  "no",
+		"dir":                        "/data/s 0",
+		"pidfile":                    "/data/s 0/redis.pid",
+		"logfile":                    "/data/s 0/redis.log",
+		"sentinel announce-ip":       "127.0.0.1",
+		"sentinel resolve-hostnames": "no",
+		"requirepass":                nastyPassword,
+		"sentinel sentinel-pass":     nastyPassword,
 	} {
-		if indexOf(ls, w) < 0 {
-			t.Errorf("missing line %q in\n%s", w, out)
+		if e, ok := got[k]; !ok || e.value() != want {
+			t.Errorf("%s = %q (present %v), want %q in\n%s", k, e.value(), ok, want, out)
 		}
 	}
-	for _, l := range ls {
-		if strings.HasPrefix(l, "sentinel monitor") {
-			t.Errorf("shards are registered at run time, not rendered: %q", l)
-		}
+	if _, ok := got["sentinel monitor"]; ok {
+		t.Errorf("shards are registered at run time, not rendered:\n%s", out)
 	}
 }
 
@@ -527,22 +661,6 @@ var directiveProbes = map[string][]string{
 	"active-defrag-threshold-upper": {"1000", "1001"},
 	"active-defrag-cycle-min":       {"99", "100"},
 	"active-defrag-cycle-max":       {"99", "100"},
-}
-
-// The rest of this file's tests are about config redis-server accepts; this
-// one is about config it must not get: a value ValidateConfig accepts is
-// rendered verbatim as one directive line.
-func TestRenderRedisUserValueIsOneLine(t *testing.T) {
-	t.Parallel()
-	s := validSpec()
-	s.Config = map[string]string{"client-output-buffer-limit": "normal 0 0 0 pubsub 32mb 8mb 60"}
-	if err := Validate(s); err != nil {
-		t.Fatal(err)
-	}
-	ls := lines(RenderRedis(RedisConfig{Host: "127.0.0.1", Port: 1, Dir: "/d", Password: "pw", Spec: s}))
-	if got := ls[len(ls)-1]; got != "client-output-buffer-limit normal 0 0 0 pubsub 32mb 8mb 60" {
-		t.Fatalf("last line = %q", got)
-	}
 }
 
 func TestAcceptedConfigBoots(t *testing.T) {

@@ -172,6 +172,11 @@ func ValidateConfig(cfg map[string]string) error {
 		if strings.ContainsAny(v, "\r\n\x00\"'") || len(v) > 512 {
 			return invalid(field, "value must be one line without quotes, at most 512 characters")
 		}
+		if strings.TrimSpace(v) == "" {
+			// Rendered as a directive without an argument, which
+			// redis-server refuses at boot.
+			return invalid(field, "value is empty")
+		}
 		if err := check(v); err != nil {
 			return invalid(field, "%v", err)
 		}
@@ -239,6 +244,43 @@ func oneOf(values ...string) checker {
 
 func size(v string) error { _, err := ParseSize(v); return err }
 
+// sizeAtLeast is a size with redis-server's lower bound.
+func sizeAtLeast(lo int64) checker {
+	return func(v string) error {
+		n, err := ParseSize(v)
+		if err != nil {
+			return err
+		}
+		if n < lo {
+			return fmt.Errorf("must be at least %d bytes, got %q", lo, v)
+		}
+		return nil
+	}
+}
+
+// outputBufferLimits checks "<class> <hard> <soft> <seconds>" groups.
+func outputBufferLimits(v string) error {
+	f := strings.Fields(v)
+	if len(f) == 0 || len(f)%4 != 0 {
+		return fmt.Errorf("must be groups of <class> <hard limit> <soft limit> <soft seconds>, got %q", v)
+	}
+	for i := 0; i < len(f); i += 4 {
+		if err := oneOf("normal", "replica", "slave", "pubsub")(f[i]); err != nil {
+			return fmt.Errorf("class %w", err)
+		}
+		if err := size(f[i+1]); err != nil {
+			return err
+		}
+		if err := size(f[i+2]); err != nil {
+			return err
+		}
+		if err := intIn(0, 1<<31-1)(f[i+3]); err != nil {
+			return fmt.Errorf("soft seconds %w", err)
+		}
+	}
+	return nil
+}
+
 var yesNo = oneOf("yes", "no")
 
 func keyspaceEvents(v string) error {
@@ -292,7 +334,7 @@ var allowedDirectives = map[string]checker{
 	"hll-sparse-max-bytes":          intIn(0, 1<<31-1),
 	"stream-node-max-bytes":         intIn(0, 1<<31-1),
 	"stream-node-max-entries":       intIn(0, 1<<31-1),
-	"repl-backlog-size":             size,
+	"repl-backlog-size":             sizeAtLeast(1),
 	"repl-backlog-ttl":              intIn(0, 1<<31-1),
 	"repl-timeout":                  intIn(1, 1<<31-1),
 	"repl-diskless-sync":            yesNo,
@@ -302,16 +344,15 @@ var allowedDirectives = map[string]checker{
 	"replica-serve-stale-data":      yesNo,
 	"min-replicas-to-write":         intIn(0, 1<<31-1),
 	"min-replicas-max-lag":          intIn(0, 1<<31-1),
-	"client-output-buffer-limit":    func(string) error { return nil },
-	"proto-max-bulk-len":            size,
-	"client-query-buffer-limit":     size,
+	"client-output-buffer-limit":    outputBufferLimits,
+	"proto-max-bulk-len":            sizeAtLeast(1 << 20),
+	"client-query-buffer-limit":     sizeAtLeast(1 << 20),
 	"io-threads":                    intIn(1, 128),
 	"busy-reply-threshold":          intIn(0, 1<<31-1),
 	"lua-time-limit":                intIn(0, 1<<31-1),
 	"active-expire-effort":          intIn(1, 10),
 	"oom-score-adj":                 oneOf("yes", "no", "relative", "absolute"),
 	"jemalloc-bg-thread":            yesNo,
-	"close-on-replica-write":        yesNo,
 	"replica-ignore-maxmemory":      yesNo,
 	"lfu-log-factor":                intIn(0, 1<<31-1),
 	"lfu-decay-time":                intIn(0, 1<<31-1),

@@ -51,6 +51,16 @@ func New(root, binary string, log *slog.Logger) (*Platform, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("create instance root: %w", err)
 	}
+	// Adoption compares an instance's directory with its process's working
+	// directory, which the kernel reports absolute and with symlinks
+	// resolved; so must the root be.
+	root, err := filepath.Abs(root)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolve instance root: %w", err)
+	}
 	return &Platform{
 		root:     root,
 		binary:   binary,

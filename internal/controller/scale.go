@@ -1,0 +1,464 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/sentinel"
+	"github.com/redis-manager/redis-manager/internal/spec"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// scaleSteps is the plan of a scale job. Each step compares what runs with
+// the target and does only what is missing, so any step can be re-run after
+// a crash. Additions come before removals: Sentinels first (a new Sentinel
+// watches every shard before quorum rises), then shards, replicas, config;
+// then replicas, shards and Sentinels go, and Sentinel's memory of them is
+// cleaned one Sentinel at a time.
+func scaleSteps() []step {
+	return []step{
+		{"allocate-ports", func(ctx context.Context, r *jobRun) error {
+			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+				_, err := r.c.allocate(ctx, cl)
+				return err
+			})
+		}},
+		{"add-sentinels", func(ctx context.Context, r *jobRun) error {
+			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+				return r.c.addSentinels(ctx, cl, p, redis, sentinels)
+			})
+		}},
+		{"add-shards", func(ctx context.Context, r *jobRun) error {
+			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+				return r.c.addShards(ctx, r, cl, p, redis, sentinels)
+			})
+		}},
+		{"add-replicas", func(ctx context.Context, r *jobRun) error {
+			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+				return r.c.addReplicas(ctx, r, cl, p, redis, sentinels)
+			})
+		}},
+		{"apply-config", func(ctx context.Context, r *jobRun) error {
+			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+				return r.c.applyConfig(ctx, cl, p, redis, sentinels)
+			})
+		}},
+		{"remove-replicas", func(ctx context.Context, r *jobRun) error {
+			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+				return r.c.removeReplicas(ctx, r, cl, p, redis, sentinels)
+			})
+		}},
+		{"remove-shards", func(ctx context.Context, r *jobRun) error {
+			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+				return r.c.removeShards(ctx, cl, p, redis, sentinels)
+			})
+		}},
+		{"remove-sentinels", func(ctx context.Context, r *jobRun) error {
+			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+				return r.c.removeSentinels(ctx, r, cl, redis, sentinels)
+			})
+		}},
+		{"wait-ready", func(ctx context.Context, r *jobRun) error {
+			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+				return r.c.finishScale(ctx, r, cl, p)
+			})
+		}},
+	}
+}
+
+// scale loads the cluster with the job's target spec and its instances.
+func (r *jobRun) scale(ctx context.Context, f func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error) error {
+	var p scaleParams
+	if err := json.Unmarshal(r.job.Params, &p); err != nil {
+		return fmt.Errorf("read job parameters: %w", err)
+	}
+	return r.withInstances(ctx, func(cl store.Cluster, redis, sentinels []store.Instance) error {
+		cl.Spec = p.To
+		return f(cl, p, redis, sentinels)
+	})
+}
+
+// addSentinels starts the Sentinels the target adds, registers every
+// running shard in them, waits until all Sentinels know each other, and
+// only then sets the target quorum everywhere.
+func (c *Controller) addSentinels(ctx context.Context, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+	if p.To.Sentinels <= p.From.Sentinels {
+		return nil
+	}
+	shards := min(p.From.Shards, p.To.Shards)
+	if err := parallel(sentinels, func(s store.Instance) error { return c.ensureSentinel(ctx, cl, s) }); err != nil {
+		return err
+	}
+	masters := map[int]string{}
+	for shard := 0; shard < shards; shard++ {
+		if masters[shard] = c.currentMaster(ctx, cl, shard, redis, sentinels); masters[shard] == "" {
+			return fmt.Errorf("no master known for shard %d", shard)
+		}
+	}
+	err := parallel(sentinels, func(s store.Instance) error {
+		conn := c.pool.Redis(addr(s), cl.SentinelPassword)
+		for shard := 0; shard < shards; shard++ {
+			if err := sentinel.Register(ctx, conn, spec.MasterName(cl.Name, shard), masters[shard], sentinelSettings(cl)); err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.introduceSentinels(ctx, cl, sentinels, 0, shards)
+	view := cl
+	view.Spec.Shards = shards
+	view.Spec.Replicas = p.From.Replicas
+	return poll(ctx, c.cfg.SentinelReady, 50*time.Millisecond, func() (bool, string, error) {
+		problems := c.sentinelProblems(ctx, view, sentinels)
+		return len(problems) == 0, strings.Join(problems, "; "), nil
+	})
+}
+
+// addShards creates the shards the target adds, like a create does.
+func (c *Controller) addShards(ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+	if p.To.Shards <= p.From.Shards {
+		return nil
+	}
+	var fresh []store.Instance
+	for _, in := range redis {
+		if in.Shard >= p.From.Shards && in.Shard < p.To.Shards {
+			fresh = append(fresh, in)
+		}
+	}
+	err := parallel(fresh, func(in store.Instance) error {
+		return c.ensureRedis(ctx, cl, in, plannedMaster(redis, in.Shard), sentinels)
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.waitReplication(ctx, r, cl, fresh); err != nil {
+		return err
+	}
+	err = parallel(sentinels, func(s store.Instance) error {
+		return c.registerShards(ctx, cl, s, redis, p.From.Shards, p.To.Shards)
+	})
+	if err != nil {
+		return err
+	}
+	c.introduceSentinels(ctx, cl, sentinels, p.From.Shards, p.To.Shards)
+	return c.waitSentinelsAgree(ctx, r, cl, sentinels)
+}
+
+// addReplicas starts the replicas the target adds to existing shards as
+// replicas of the master Sentinel names now, and waits until they are in
+// sync and every Sentinel lists them.
+func (c *Controller) addReplicas(ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+	shards := min(p.From.Shards, p.To.Shards)
+	var members []store.Instance
+	for _, in := range redis {
+		if in.Shard < shards {
+			members = append(members, in)
+		}
+	}
+	if p.To.Replicas <= p.From.Replicas {
+		return nil
+	}
+	masters := map[int]string{}
+	for shard := 0; shard < shards; shard++ {
+		if masters[shard] = c.currentMaster(ctx, cl, shard, redis, sentinels); masters[shard] == "" {
+			return fmt.Errorf("no master known for shard %d", shard)
+		}
+	}
+	err := parallel(members, func(in store.Instance) error {
+		return c.ensureRedis(ctx, cl, in, masters[in.Shard], sentinels)
+	})
+	if err != nil {
+		return err
+	}
+	var replicas []store.Instance
+	for _, in := range members {
+		if addr(in) != masters[in.Shard] {
+			replicas = append(replicas, in)
+		}
+	}
+	if err := c.waitReplication(ctx, r, cl, replicas); err != nil {
+		return err
+	}
+	view := cl
+	view.Spec.Shards = shards
+	return c.waitSentinelsAgree(ctx, r, view, sentinels)
+}
+
+// configChanges lists the CONFIG SET pairs that turn spec from into to.
+func configChanges(from, to api.ClusterSpec) [][2]string {
+	var out [][2]string
+	if from.Maxmemory != to.Maxmemory {
+		n, _ := spec.ParseSize(to.Maxmemory)
+		out = append(out, [2]string{"maxmemory", strconv.FormatInt(n, 10)})
+	}
+	if from.MaxmemoryPolicy != to.MaxmemoryPolicy {
+		out = append(out, [2]string{"maxmemory-policy", to.MaxmemoryPolicy})
+	}
+	if from.Persistence != to.Persistence {
+		out = append(out, spec.PersistenceSettings(to.Persistence)...)
+	}
+	keys := slices.Sorted(maps.Keys(to.Config))
+	for _, k := range keys {
+		if from.Config[k] != to.Config[k] {
+			out = append(out, [2]string{k, to.Config[k]})
+		}
+	}
+	return out
+}
+
+// applyConfig applies memory and config changes online: CONFIG SET on
+// every instance, replicas first and the master last, then CONFIG REWRITE so
+// the file it boots from agrees; Sentinel options with SENTINEL SET.
+func (c *Controller) applyConfig(ctx context.Context, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+	if changes := configChanges(p.From, p.To); len(changes) > 0 {
+		for shard := 0; shard < min(p.From.Shards, p.To.Shards); shard++ {
+			master := c.currentMaster(ctx, cl, shard, redis, sentinels)
+			var order []store.Instance
+			for _, in := range redis {
+				if in.Shard == shard && addr(in) != master {
+					order = append(order, in)
+				}
+			}
+			for _, in := range redis {
+				if in.Shard == shard && addr(in) == master {
+					order = append(order, in)
+				}
+			}
+			for _, in := range order {
+				rc := c.pool.Redis(addr(in), cl.Password)
+				for _, kv := range changes {
+					if err := rc.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+						return fmt.Errorf("CONFIG SET %s on %s: %w", kv[0], in.Name, err)
+					}
+				}
+				if err := rc.ConfigRewrite(ctx).Err(); err != nil {
+					return fmt.Errorf("CONFIG REWRITE on %s: %w", in.Name, err)
+				}
+			}
+		}
+	}
+	if p.From.Sentinel != p.To.Sentinel {
+		return parallel(sentinels, func(s store.Instance) error {
+			return c.registerShards(ctx, cl, s, redis, 0, min(p.From.Shards, p.To.Shards))
+		})
+	}
+	return nil
+}
+
+// removeReplicas stops the replicas the target no longer has room for
+// (highest ordinals, never the master), then makes the Sentinels forget
+// them one Sentinel at a time.
+func (c *Controller) removeReplicas(ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+	shards := min(p.From.Shards, p.To.Shards)
+	masters := map[int]string{}
+	var members []store.Instance
+	for shard := 0; shard < shards; shard++ {
+		masters[shard] = c.currentMaster(ctx, cl, shard, redis, sentinels)
+	}
+	for _, in := range redis {
+		if in.Shard < shards {
+			members = append(members, in)
+		}
+	}
+	victims := planRemovals(cl.Spec, members, masters)
+	if err := c.removeInstances(ctx, cl.Name, victims); err != nil {
+		return err
+	}
+	view := cl
+	view.Spec.Shards = shards
+	return c.cleanSentinels(ctx, r, view, sentinels)
+}
+
+// removeShards makes every Sentinel forget the shards beyond the target
+// (highest first), then removes their instances.
+func (c *Controller) removeShards(ctx context.Context, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+	var victims []store.Instance
+	for _, in := range redis {
+		if in.Shard >= p.To.Shards {
+			victims = append(victims, in)
+		}
+	}
+	if len(victims) == 0 {
+		return nil
+	}
+	err := parallel(sentinels, func(s store.Instance) error {
+		sc := c.pool.Sentinel(addr(s), cl.SentinelPassword)
+		for shard := max(p.From.Shards, p.To.Shards) - 1; shard >= p.To.Shards; shard-- {
+			if err := sentinel.Unregister(ctx, sc, spec.MasterName(cl.Name, shard)); err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.removeInstances(ctx, cl.Name, victims)
+}
+
+// removeSentinels removes the Sentinels beyond the target (highest
+// ordinals), sets the target quorum on the rest, and cleans the rest's
+// memory of the removed ones one Sentinel at a time.
+func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cluster, redis, sentinels []store.Instance) error {
+	victims := planRemovals(cl.Spec, sentinels, nil)
+	if len(victims) == 0 {
+		return nil
+	}
+	if err := c.removeInstances(ctx, cl.Name, victims); err != nil {
+		return err
+	}
+	var rest []store.Instance
+	for _, s := range sentinels {
+		if !slices.ContainsFunc(victims, func(v store.Instance) bool { return v.Name == s.Name }) {
+			rest = append(rest, s)
+		}
+	}
+	err := parallel(rest, func(s store.Instance) error { return c.registerShards(ctx, cl, s, redis, 0, cl.Spec.Shards) })
+	if err != nil {
+		return err
+	}
+	return c.cleanSentinels(ctx, r, cl, rest)
+}
+
+// removeInstances stops instances, deletes their data and records.
+func (c *Controller) removeInstances(ctx context.Context, cluster string, victims []store.Instance) error {
+	return parallel(victims, func(in store.Instance) error {
+		if err := c.platform.Remove(ctx, cluster, in.Name); err != nil {
+			return err
+		}
+		c.pool.Forget(addr(in))
+		if err := c.store.DeleteInstance(ctx, in.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		c.log.Info("removed instance", "instance", in.Name)
+		return nil
+	})
+}
+
+// cleanSentinels makes Sentinels forget replicas and Sentinels that no
+// longer exist. Sentinel forgets only with SENTINEL RESET, which also drops
+// what it knows of healthy peers; so it is sent to one Sentinel at a time,
+// only to a Sentinel that lists a stale entry, and the next waits until that
+// one has rediscovered every live replica and Sentinel. A blanket RESET on
+// every Sentinel at once is what caused failover outages elsewhere.
+func (c *Controller) cleanSentinels(ctx context.Context, r *jobRun, cl store.Cluster, sentinels []store.Instance) error {
+	redis, _, err := c.instancesOf(ctx, cl.Name)
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	for _, in := range append(append([]store.Instance{}, redis...), sentinels...) {
+		live[addr(in)] = true
+	}
+	for i, s := range sentinels {
+		conn := c.pool.Redis(addr(s), cl.SentinelPassword)
+		for shard := 0; shard < cl.Spec.Shards; shard++ {
+			name := spec.MasterName(cl.Name, shard)
+			stale, err := staleEntries(ctx, conn, name, live)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+			if len(stale) == 0 {
+				continue
+			}
+			r.progress(ctx, float64(i)/float64(len(sentinels)), fmt.Sprintf("%s forgets %s", s.Name, strings.Join(stale, ", ")))
+			c.log.Info("resetting one Sentinel to forget stale entries", "sentinel", s.Name, "shard", name, "stale", stale)
+			if err := conn.Do(ctx, "sentinel", "reset", name).Err(); err != nil {
+				return fmt.Errorf("%s: sentinel reset %s: %w", s.Name, name, err)
+			}
+			c.introduceSentinels(ctx, cl, sentinels, shard, shard+1)
+			one := []store.Instance{s}
+			err = poll(ctx, c.cfg.SentinelReady, 50*time.Millisecond, func() (bool, string, error) {
+				problems := c.sentinelShardProblems(ctx, cl, one, len(sentinels), shard)
+				return len(problems) == 0, strings.Join(problems, "; "), nil
+			})
+			if err != nil {
+				return fmt.Errorf("%s after reset: %w", s.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// staleEntries lists the replicas and Sentinels a Sentinel knows for a
+// shard that are not live instances of the cluster.
+func staleEntries(ctx context.Context, conn *redis.Client, name string, live map[string]bool) ([]string, error) {
+	var stale []string
+	for _, kind := range []string{"replicas", "sentinels"} {
+		res, err := conn.Do(ctx, "sentinel", kind, name).Slice()
+		if err != nil {
+			return nil, err
+		}
+		for _, entry := range res {
+			fields := redisclient.Pairs(entry)
+			a := net.JoinHostPort(fields["ip"], fields["port"])
+			if !live[a] {
+				stale = append(stale, a)
+			}
+		}
+	}
+	return stale, nil
+}
+
+// finishScale waits until the cluster is Ready under the target spec, then
+// records the target as the cluster's spec and the change as an event.
+func (c *Controller) finishScale(ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams) error {
+	if err := c.waitReady(ctx, r, cl); err != nil {
+		return err
+	}
+	if err := c.store.UpdateClusterSpec(ctx, cl.Name, p.To); err != nil {
+		return err
+	}
+	c.observeCluster(ctx, cl, "")
+	c.event(ctx, cl.Name, nil, "scaled", describeScale(p.From, p.To), map[string]any{"before": p.From, "after": p.To})
+	return nil
+}
+
+// waitReady waits until the cluster is observed Ready under cl.Spec.
+func (c *Controller) waitReady(ctx context.Context, r *jobRun, cl store.Cluster) error {
+	return poll(ctx, c.cfg.SentinelReady, 100*time.Millisecond, func() (bool, string, error) {
+		redis, sentinels, err := c.instancesOf(ctx, cl.Name)
+		if err != nil {
+			return false, "", err
+		}
+		st := evaluate(cl.Spec, cl.Name, c.observe(ctx, cl, redis, sentinels), "")
+		r.progress(ctx, 0.5, "waiting for the cluster to be Ready: "+st.Reason)
+		return st.Phase == api.PhaseReady, st.Reason, nil
+	})
+}
+
+func describeScale(from, to api.ClusterSpec) string {
+	var parts []string
+	add := func(what string, a, b any) {
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			parts = append(parts, fmt.Sprintf("%s %v → %v", what, a, b))
+		}
+	}
+	add("shards", from.Shards, to.Shards)
+	add("replicas", from.Replicas, to.Replicas)
+	add("sentinels", from.Sentinels, to.Sentinels)
+	add("maxmemory", from.Maxmemory, to.Maxmemory)
+	add("maxmemoryPolicy", from.MaxmemoryPolicy, to.MaxmemoryPolicy)
+	add("persistence", from.Persistence, to.Persistence)
+	add("config", from.Config, to.Config)
+	add("sentinel", from.Sentinel, to.Sentinel)
+	if len(parts) == 0 {
+		return "scaled: no change"
+	}
+	return "scaled: " + strings.Join(parts, ", ")
+}

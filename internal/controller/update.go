@@ -1,0 +1,216 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/sentinel"
+	"github.com/redis-manager/redis-manager/internal/spec"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// scaleParams are what a scale job needs to resume: where it started and
+// where it goes.
+type scaleParams struct {
+	From api.ClusterSpec `json:"from"`
+	To   api.ClusterSpec `json:"to"`
+}
+
+// failoverParams name the shard of a planned failover.
+type failoverParams struct {
+	Shard int `json:"shard"`
+}
+
+// applyUpdate returns the spec after an update request. It is pure.
+func applyUpdate(s api.ClusterSpec, req api.UpdateClusterRequest) api.ClusterSpec {
+	set := func(dst *int, v *int) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setS := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&s.Shards, req.Shards)
+	set(&s.Replicas, req.Replicas)
+	set(&s.Sentinels, req.Sentinels)
+	setS(&s.Maxmemory, req.Maxmemory)
+	setS(&s.MaxmemoryPolicy, req.MaxmemoryPolicy)
+	setS(&s.Persistence, req.Persistence)
+	if req.Config != nil {
+		s.Config = maps.Clone(req.Config)
+	} else {
+		s.Config = maps.Clone(s.Config)
+	}
+	if req.Sentinel != nil {
+		set(&s.Sentinel.DownAfterMs, req.Sentinel.DownAfterMs)
+		set(&s.Sentinel.FailoverTimeoutMs, req.Sentinel.FailoverTimeoutMs)
+		set(&s.Sentinel.ParallelSyncs, req.Sentinel.ParallelSyncs)
+	}
+	return s
+}
+
+// UpdateCluster validates a change of spec and stores a scale job for it.
+// Changes that drop data need req.Force: removing a shard that holds keys
+// (409 with the count) and maxmemory below the data's used_memory (422 with
+// both figures).
+func (c *Controller) UpdateCluster(ctx context.Context, name string, req api.UpdateClusterRequest) (api.Cluster, api.Job, error) {
+	cl, err := c.getCluster(ctx, name)
+	if err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	to := applyUpdate(cl.Spec, req)
+	if err := spec.Validate(to); err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	if removed := removedConfigKeys(cl.Spec.Config, to.Config); len(removed) > 0 {
+		return api.Cluster{}, api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "config." + removed[0],
+			Message: fmt.Sprintf("removing a directive (%s) would need a restart to take effect; set it to the value you want instead", strings.Join(removed, ", "))}
+	}
+	if extra := spec.InstanceCount(to) - spec.InstanceCount(cl.Spec); extra > 0 {
+		if err := c.checkCapacity(ctx, extra); err != nil {
+			return api.Cluster{}, api.Job{}, err
+		}
+	}
+	redis, sentinels, err := c.instancesOf(ctx, name)
+	if err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	if shard, ok := c.failingOver(ctx, cl, sentinels); ok {
+		return api.Cluster{}, api.Job{}, conflict("shard %d of cluster %q is failing over; retry once it is done", shard, name)
+	}
+	if err := c.checkDataLoss(ctx, cl, to, redis, sentinels, req.Force); err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	params, _ := json.Marshal(scaleParams{From: cl.Spec, To: to})
+	job := newJob(api.JobScale, name, time.Now().UTC())
+	job.Params = params
+	if err := c.createJob(ctx, job); err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	c.Kick()
+	view := c.view(cl)
+	view.Spec = to
+	return view, job.Job, nil
+}
+
+func removedConfigKeys(from, to map[string]string) []string {
+	var out []string
+	for k := range from {
+		if _, ok := to[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// failingOver tells whether a Sentinel reports a failover in progress (or
+// the master objectively down) for a shard of the cluster.
+func (c *Controller) failingOver(ctx context.Context, cl store.Cluster, sentinels []store.Instance) (int, bool) {
+	for _, s := range sentinels {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		view, err := sentinel.View(sctx, c.pool.Sentinel(addr(s), cl.SentinelPassword))
+		cancel()
+		if err != nil {
+			continue
+		}
+		for shard := 0; shard < cl.Spec.Shards; shard++ {
+			if m, ok := view[spec.MasterName(cl.Name, shard)]; ok {
+				for _, f := range m.Flags {
+					if f == "failover_in_progress" || f == "o_down" || f == "promoted" {
+						return shard, true
+					}
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// checkDataLoss refuses, without force, to remove shards holding keys or to
+// set maxmemory under what a master already uses.
+func (c *Controller) checkDataLoss(ctx context.Context, cl store.Cluster, to api.ClusterSpec, redis, sentinels []store.Instance, force bool) error {
+	if force {
+		return nil
+	}
+	newMax, _ := spec.ParseSize(to.Maxmemory)
+	oldMax, _ := spec.ParseSize(cl.Spec.Maxmemory)
+	for shard := 0; shard < cl.Spec.Shards; shard++ {
+		master := c.currentMaster(ctx, cl, shard, redis, sentinels)
+		if master == "" {
+			continue
+		}
+		info, err := redisclient.GetInfo(ctx, c.pool.Redis(master, cl.Password), "keyspace", "memory")
+		if err != nil {
+			return fmt.Errorf("read master of shard %d: %w", shard, err)
+		}
+		if shard >= to.Shards {
+			if keys := info.Keys(); keys > 0 {
+				return conflict("shard %d holds %d keys; removing it drops them: pass \"force\": true to remove it anyway", shard, keys)
+			}
+		}
+		if used := info.Int("used_memory"); newMax > 0 && newMax != oldMax && newMax < used && shard < to.Shards {
+			return &spec.FieldError{Kind: spec.Unprocessable, Field: "maxmemory",
+				Message: fmt.Sprintf("maxmemory %s (%d bytes) is below the %d bytes shard %d already uses; pass \"force\": true to set it anyway (writes will fail or keys be evicted per maxmemoryPolicy)", to.Maxmemory, newMax, used, shard)}
+		}
+	}
+	return nil
+}
+
+// currentMaster returns the address of a shard's master: what most
+// Sentinels name, else the one instance in the master role.
+func (c *Controller) currentMaster(ctx context.Context, cl store.Cluster, shard int, redis, sentinels []store.Instance) string {
+	if answers := c.sentinelMasterAnswers(ctx, cl, spec.MasterName(cl.Name, shard), sentinels); len(answers) > 0 {
+		return bootRole(answers, "", "")
+	}
+	var masters []string
+	for _, in := range redis {
+		if in.Shard != shard {
+			continue
+		}
+		if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication"); err == nil && info["role"] == "master" {
+			masters = append(masters, addr(in))
+		}
+	}
+	if len(masters) == 1 {
+		return masters[0]
+	}
+	return ""
+}
+
+// Failover stores a planned failover job for one shard.
+func (c *Controller) Failover(ctx context.Context, name string, req api.FailoverRequest) (api.Job, error) {
+	cl, err := c.getCluster(ctx, name)
+	if err != nil {
+		return api.Job{}, err
+	}
+	if req.Shard < 0 || req.Shard >= cl.Spec.Shards {
+		return api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "shard",
+			Message: fmt.Sprintf("cluster %q has shards 0 to %d, got %d", name, cl.Spec.Shards-1, req.Shard)}
+	}
+	if cl.Spec.Replicas == 0 {
+		return api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "shard", Message: "the shard has no replica to promote"}
+	}
+	params, _ := json.Marshal(failoverParams{Shard: req.Shard})
+	job := newJob(api.JobFailover, name, time.Now().UTC())
+	job.Params = params
+	if err := c.createJob(ctx, job); err != nil {
+		return api.Job{}, err
+	}
+	c.Kick()
+	return job.Job, nil
+}
+
+func hostPort(a string) (string, string) {
+	h, p, _ := net.SplitHostPort(a)
+	return h, p
+}

@@ -1,0 +1,557 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/spec"
+)
+
+const (
+	host     = "127.0.0.1"
+	cluster  = "orders"
+	password = "pw"
+)
+
+var (
+	portsMu sync.Mutex
+	given   = map[int]bool{}
+)
+
+// freePort returns a port the OS says is free and that no other test of
+// this package was given.
+func freePort(t *testing.T) int {
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", host+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !given[port] {
+			given[port] = true
+			return port
+		}
+	}
+}
+
+// instanceRoot returns a fresh platform root. Every process working under
+// it is killed, by pid, when the test ends, whatever state the test left.
+func instanceRoot(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed")
+	}
+	root := t.TempDir()
+	t.Cleanup(func() { killUnder(t, root) })
+	return root
+}
+
+// processesUnder lists the pids of live processes whose working directory
+// is root or below it.
+func processesUnder(root string) map[int]string {
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		root = r
+	}
+	out := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		if err != nil || (cwd != root && !strings.HasPrefix(cwd, root+"/")) || zombie(pid) {
+			continue
+		}
+		out[pid] = cwd
+	}
+	return out
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
+}
+
+func alive(pid int) bool {
+	return syscall.Kill(pid, 0) == nil && !zombie(pid)
+}
+
+func killUnder(t *testing.T, root string) {
+	procs := processesUnder(root)
+	for pid := range procs {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for pid := range procs {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Errorf("pid %d still running after SIGKILL", pid)
+		}
+	}
+}
+
+func newPlatform(t *testing.T, root, binary string) *Platform {
+	t.Helper()
+	p, err := New(root, binary, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// redisInstance is an InstanceSpec whose Config renders a minimal
+// redis.conf and counts its calls.
+func redisInstance(name string, port int, calls *atomic.Int32) platform.InstanceSpec {
+	return platform.InstanceSpec{
+		Name: name, Cluster: cluster, Kind: platform.KindRedis, Host: host, Port: port,
+		Config: func(dir string) (string, error) {
+			if calls != nil {
+				calls.Add(1)
+			}
+			return spec.RenderRedis(spec.RedisConfig{Host: host, Port: port, Dir: dir, Password: password,
+				Spec: api.ClusterSpec{Persistence: "none", MaxmemoryPolicy: "noeviction", Maxmemory: "0"}}), nil
+		},
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func ping(ctx context.Context, t *testing.T, port int) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: net.JoinHostPort(host, strconv.Itoa(port)), Password: password,
+		Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	defer c.Close()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING the instance on %d: %v", port, err)
+	}
+}
+
+// waitExit waits for the exit event of pid on events.
+func waitExit(t *testing.T, events <-chan platform.InstanceEvent, name string, pid int) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type == platform.EventExited && ev.Name == name && ev.Pid == pid {
+				if ev.Cluster != cluster || ev.At.IsZero() {
+					t.Errorf("exit event = %+v", ev)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no exit event for %s (pid %d) within 5s", name, pid)
+		}
+	}
+}
+
+func listed(ctx context.Context, t *testing.T, p *Platform) []platform.Instance {
+	t.Helper()
+	l, err := p.List(ctx, cluster)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	return l
+}
+
+func TestEnsureAdoptWatchRemove(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	root := instanceRoot(t)
+	port := freePort(t)
+	const name = "orders-0-0"
+	dir := filepath.Join(root, cluster, name)
+	var calls atomic.Int32
+
+	p1 := newPlatform(t, root, "")
+	events1, _ := p1.Watch(ctx)
+	in, err := p1.Ensure(ctx, redisInstance(name, port, &calls))
+	if err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	if in.Pid <= 0 || !in.Running || in.Adopted || in.DataDir != dir || in.Port != port || in.Name != name || in.Kind != platform.KindRedis {
+		t.Fatalf("Ensure = %+v", in)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("Config called %d times, want 1", calls.Load())
+	}
+	ping(ctx, t, port)
+	if got := processesUnder(root); len(got) != 1 || got[in.Pid] != dir {
+		t.Fatalf("processes under the root = %v, want pid %d in %s", got, in.Pid, dir)
+	}
+
+	// A second Ensure adopts the running instance.
+	again, err := p1.Ensure(ctx, redisInstance(name, port, &calls))
+	if err != nil {
+		t.Fatalf("second Ensure: %v", err)
+	}
+	if !again.Adopted || !again.Running || again.Pid != in.Pid {
+		t.Fatalf("second Ensure = %+v, want pid %d adopted", again, in.Pid)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("Config called again for an adopted instance")
+	}
+
+	// A restarted manager (a new Platform on the same root) adopts it too
+	// and watches it without being its parent.
+	p2 := newPlatform(t, root, "")
+	events2, _ := p2.Watch(ctx)
+	adopted, err := p2.Ensure(ctx, redisInstance(name, port, &calls))
+	if err != nil {
+		t.Fatalf("Ensure after restart: %v", err)
+	}
+	if !adopted.Adopted || adopted.Pid != in.Pid || calls.Load() != 1 {
+		t.Fatalf("Ensure after restart = %+v (Config calls %d), want pid %d adopted", adopted, calls.Load(), in.Pid)
+	}
+	if got := processesUnder(root); len(got) != 1 {
+		t.Fatalf("processes under the root = %v, want only pid %d", got, in.Pid)
+	}
+	l := listed(ctx, t, p2)
+	if len(l) != 1 || !l[0].Running || l[0].Pid != in.Pid || l[0].Name != name || l[0].Port != port || l[0].Kind != platform.KindRedis || l[0].DataDir != dir {
+		t.Fatalf("List = %+v, want %s running as pid %d", l, name, in.Pid)
+	}
+
+	if err := syscall.Kill(in.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, events2, name, in.Pid) // through the pidfd
+	waitExit(t, events1, name, in.Pid) // through Wait, as its parent
+	if l := listed(ctx, t, p2); len(l) != 1 || l[0].Running {
+		t.Fatalf("List after kill = %+v, want %s not running", l, name)
+	}
+	if pid, running := p2.Status(cluster, name); running {
+		t.Fatalf("Status after kill = pid %d running", pid)
+	}
+
+	// Ensure starts it again, rendering its config again.
+	restarted, err := p2.Ensure(ctx, redisInstance(name, port, &calls))
+	if err != nil {
+		t.Fatalf("Ensure after kill: %v", err)
+	}
+	if restarted.Adopted || restarted.Pid == in.Pid || calls.Load() != 2 {
+		t.Fatalf("Ensure after kill = %+v (Config calls %d), want a new process", restarted, calls.Load())
+	}
+	ping(ctx, t, port)
+
+	if err := p2.Remove(ctx, cluster, name); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if alive(restarted.Pid) {
+		t.Fatalf("pid %d still running after Remove", restarted.Pid)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("instance dir after Remove: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, cluster)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("empty cluster dir left after Remove: %v", err)
+	}
+	if l := listed(ctx, t, p2); len(l) != 0 {
+		t.Fatalf("List after Remove = %+v", l)
+	}
+	if err := p2.Remove(ctx, cluster, name); err != nil {
+		t.Fatalf("second Remove: %v", err)
+	}
+	if got := processesUnder(root); len(got) != 0 {
+		t.Fatalf("processes left: %v", got)
+	}
+}
+
+func TestListAndRemoveOfUnknown(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	p := newPlatform(t, instanceRoot(t), "")
+	if l, err := p.List(ctx, "nothing"); err != nil || len(l) != 0 {
+		t.Fatalf("List of an unknown cluster = %v, %v", l, err)
+	}
+	if err := p.Remove(ctx, "nothing", "nothing-0-0"); err != nil {
+		t.Fatalf("Remove of an unknown instance: %v", err)
+	}
+}
+
+// Two instances of one cluster are listed apart, and removing one leaves
+// the other running.
+func TestTwoInstances(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	root := instanceRoot(t)
+	p := newPlatform(t, root, "")
+	a, b := freePort(t), freePort(t)
+	ia, err := p.Ensure(ctx, redisInstance("orders-0-0", a, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, err := p.Ensure(ctx, redisInstance("orders-0-1", b, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := listed(ctx, t, p)
+	got := map[string]int{}
+	for _, in := range l {
+		if in.Running {
+			got[in.Name] = in.Pid
+		}
+	}
+	if len(l) != 2 || got["orders-0-0"] != ia.Pid || got["orders-0-1"] != ib.Pid {
+		t.Fatalf("List = %+v", l)
+	}
+	if err := p.Remove(ctx, cluster, "orders-0-0"); err != nil {
+		t.Fatal(err)
+	}
+	if alive(ia.Pid) || !alive(ib.Pid) {
+		t.Fatalf("after removing orders-0-0: its pid alive=%v, the other's alive=%v", alive(ia.Pid), alive(ib.Pid))
+	}
+	ping(ctx, t, b)
+	if l := listed(ctx, t, p); len(l) != 1 || l[0].Name != "orders-0-1" {
+		t.Fatalf("List = %+v", l)
+	}
+}
+
+func TestEnsurePortInUse(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	root := instanceRoot(t)
+	l, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	var calls atomic.Int32
+	p := newPlatform(t, root, "")
+	_, err = p.Ensure(ctx, redisInstance("orders-0-0", port, &calls))
+	if !errors.Is(err, platform.ErrPortInUse) {
+		t.Fatalf("Ensure on a port held by another process = %v, want ErrPortInUse", err)
+	}
+	if !strings.Contains(err.Error(), strconv.Itoa(port)) || !strings.Contains(err.Error(), "orders-0-0") {
+		t.Errorf("error %q does not name the instance and port", err)
+	}
+	if calls.Load() != 0 {
+		t.Errorf("Config rendered for an instance that cannot start")
+	}
+	if got := processesUnder(root); len(got) != 0 {
+		t.Fatalf("processes left: %v", got)
+	}
+	if l := listed(ctx, t, p); len(l) != 0 && l[0].Running {
+		t.Fatalf("List = %+v", l)
+	}
+}
+
+func TestEnsureMissingBinary(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	root := instanceRoot(t)
+	binary := filepath.Join(t.TempDir(), "no-such-redis-server")
+	p := newPlatform(t, root, binary)
+	port := freePort(t)
+	_, err := p.Ensure(ctx, redisInstance("orders-0-0", port, nil))
+	if err == nil {
+		t.Fatal("Ensure with a missing binary succeeded")
+	}
+	if !strings.Contains(err.Error(), "orders-0-0") || !strings.Contains(err.Error(), "no-such-redis-server") ||
+		!errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("error %q should name the instance and the missing binary", err)
+	}
+	if got := processesUnder(root); len(got) != 0 {
+		t.Fatalf("processes left: %v", got)
+	}
+	if l := listed(ctx, t, p); len(l) != 1 || l[0].Running {
+		t.Fatalf("List = %+v, want the instance not running", l)
+	}
+	// The port stays free.
+	if l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
+		t.Fatalf("port %d taken after a failed start: %v", port, err)
+	} else {
+		l.Close()
+	}
+}
+
+func TestEnsureConfigRejected(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	root := instanceRoot(t)
+	p := newPlatform(t, root, "")
+	events, _ := p.Watch(ctx)
+	port := freePort(t)
+	s := redisInstance("orders-0-0", port, nil)
+	render := s.Config
+	s.Config = func(dir string) (string, error) {
+		c, err := render(dir)
+		return c + "bogus-directive yes\n", err
+	}
+	start := time.Now()
+	_, err := p.Ensure(ctx, s)
+	if err == nil {
+		t.Fatal("Ensure with a config redis-server rejects succeeded")
+	}
+	for _, want := range []string{"orders-0-0", "exited at start", "bogus-directive", "Bad directive"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a rejected config took %s to report", d)
+	}
+	if got := processesUnder(root); len(got) != 0 {
+		t.Fatalf("processes left: %v", got)
+	}
+	select {
+	case ev := <-events:
+		if ev.Name != "orders-0-0" || ev.Type != platform.EventExited {
+			t.Errorf("event = %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no exit event for the instance that failed to start")
+	}
+}
+
+func TestEnsureConfigError(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	root := instanceRoot(t)
+	p := newPlatform(t, root, "")
+	boom := errors.New("boom")
+	s := redisInstance("orders-0-0", freePort(t), nil)
+	s.Config = func(string) (string, error) { return "", boom }
+	_, err := p.Ensure(ctx, s)
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "orders-0-0") {
+		t.Fatalf("Ensure = %v, want the Config error wrapped with the instance name", err)
+	}
+	if got := processesUnder(root); len(got) != 0 {
+		t.Fatalf("processes left: %v", got)
+	}
+}
+
+// Sentinel rewrites its own file; a restart keeps it (KeepConfig), so the
+// Sentinel keeps its identity and what it monitors.
+func TestSentinelKeepsItsConfig(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	root := instanceRoot(t)
+	p := newPlatform(t, root, "")
+	port := freePort(t)
+	const name = "orders-sentinel-0"
+	var calls atomic.Int32
+	s := platform.InstanceSpec{
+		Name: name, Cluster: cluster, Kind: platform.KindSentinel, Host: host, Port: port, KeepConfig: true,
+		Config: func(dir string) (string, error) {
+			calls.Add(1)
+			return spec.RenderSentinel(spec.SentinelConfig{Host: host, Port: port, Dir: dir, Password: password}), nil
+		},
+	}
+	first, err := p.Ensure(ctx, s)
+	if err != nil {
+		t.Fatalf("Ensure Sentinel: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(first.DataDir, "sentinel.conf")); err != nil {
+		t.Fatalf("no sentinel.conf: %v", err)
+	}
+	sc := redis.NewSentinelClient(&redis.Options{Addr: net.JoinHostPort(host, strconv.Itoa(port)), Password: password,
+		Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	defer sc.Close()
+	myID := func() string {
+		t.Helper()
+		cmd := redis.NewStringCmd(ctx, "sentinel", "myid")
+		if err := sc.Process(ctx, cmd); err != nil {
+			t.Fatalf("SENTINEL MYID: %v", err)
+		}
+		return cmd.Val()
+	}
+	id := myID()
+	// Wait until Sentinel has written its id into its file.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(first.DataDir, "sentinel.conf"))
+		if strings.Contains(string(b), "sentinel myid "+id) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Sentinel did not write its id into sentinel.conf:\n%s", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if err := p.Stop(ctx, cluster, name); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if alive(first.Pid) {
+		t.Fatalf("pid %d alive after Stop", first.Pid)
+	}
+	if _, err := os.Stat(first.DataDir); err != nil {
+		t.Fatalf("Stop removed the data dir: %v", err)
+	}
+	second, err := p.Ensure(ctx, s)
+	if err != nil {
+		t.Fatalf("Ensure after Stop: %v", err)
+	}
+	if second.Adopted || second.Pid == first.Pid {
+		t.Fatalf("Ensure after Stop = %+v, want a new process", second)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("Config rendered %d times, want once: KeepConfig must keep Sentinel's file", calls.Load())
+	}
+	if got := myID(); got != id {
+		t.Fatalf("Sentinel id after restart = %s, want %s", got, id)
+	}
+}
+
+// A root reached through a symlink (a data dir on a mounted volume, /tmp
+// on macOS) must not stop adoption: the kernel reports the resolved path
+// as the process's working directory.
+func TestAdoptThroughSymlinkedRoot(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	root := instanceRoot(t)
+	link := filepath.Join(t.TempDir(), "instances")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	p := newPlatform(t, link, "")
+	in, err := p.Ensure(ctx, redisInstance("orders-0-0", port, nil))
+	if err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	p2 := newPlatform(t, link, "")
+	again, err := p2.Ensure(ctx, redisInstance("orders-0-0", port, nil))
+	if err != nil {
+		t.Fatalf("Ensure after restart through a symlinked root: %v", err)
+	}
+	if !again.Adopted || again.Pid != in.Pid {
+		t.Fatalf("Ensure after restart = %+v, want pid %d adopted", again, in.Pid)
+	}
+	if l := listed(ctx, t, p2); len(l) != 1 || !l[0].Running {
+		t.Fatalf("List = %+v, want the instance running", l)
+	}
+}
