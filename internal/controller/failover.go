@@ -42,6 +42,14 @@ func failoverSteps() []step {
 				st.RequestedAt = time.Now().UTC()
 				r.job.Params, _ = json.Marshal(st)
 				r.save(ctx, true)
+				// Pause writes on the old master (it times out by itself if
+				// we crash) and let the replicas catch up, so the replica
+				// Sentinel promotes has every acknowledged write and no write
+				// lands on the old master after the promotion.
+				pause := time.Duration(cl.Spec.Sentinel.FailoverTimeoutMs) * time.Millisecond
+				if err := r.c.pauseAndDrain(ctx, cl, st.OldMaster, pause); err != nil {
+					r.c.log.Warn("failover without write pause", "shard", name, "err", err)
+				}
 				var lastErr error
 				for _, s := range sentinels {
 					err := r.c.pool.Sentinel(addr(s), cl.SentinelPassword).Failover(ctx, name).Err()
@@ -54,6 +62,7 @@ func failoverSteps() []step {
 						break
 					}
 				}
+				r.c.unpause(ctx, cl, st.OldMaster)
 				return fmt.Errorf("SENTINEL FAILOVER %s: %w", name, lastErr)
 			})
 		}},
@@ -80,13 +89,28 @@ func failoverSteps() []step {
 					if promotedAt.IsZero() {
 						newMaster, promotedAt = answers[0], time.Now().UTC()
 					}
-					info, err := redisclient.GetInfo(ctx, r.c.pool.Redis(st.OldMaster, cl.Password), "replication")
+					old := r.c.pool.Redis(st.OldMaster, cl.Password)
+					info, err := redisclient.GetInfo(ctx, old, "replication")
+					if err == nil && info["role"] == "master" {
+						// Sentinel's own REPLICAOF to the old master waits
+						// behind the write pause (it sends it in MULTI with
+						// CONFIG REWRITE); REPLICAOF alone is not paused, so
+						// the manager demotes it now and Sentinel's command
+						// later finds the work done.
+						h, p := hostPort(newMaster)
+						if err := old.Do(ctx, "replicaof", h, p).Err(); err != nil {
+							r.c.log.Warn("demote old master", "instance", st.OldMaster, "err", err)
+						}
+						r.c.unpause(ctx, cl, st.OldMaster)
+						return false, "old master " + st.OldMaster + " is being demoted", nil
+					}
 					if err != nil || info["role"] != "slave" || info["master_host"]+":"+info["master_port"] != newMaster {
 						r.progress(ctx, 0.6, "waiting for the old master to replicate from "+newMaster)
 						return false, "old master " + st.OldMaster + " does not replicate from " + newMaster + " yet", nil
 					}
 					return true, "", nil
 				})
+				r.c.unpause(ctx, cl, st.OldMaster)
 				if err != nil {
 					return err
 				}
@@ -106,5 +130,35 @@ func failoverSteps() []step {
 				return nil
 			})
 		}},
+	}
+}
+
+// pauseAndDrain pauses writes on a master for at most d and waits until
+// every replica it lists has its whole replication stream.
+func (c *Controller) pauseAndDrain(ctx context.Context, cl store.Cluster, master string, d time.Duration) error {
+	rc := c.pool.Redis(master, cl.Password)
+	if err := rc.Do(ctx, "client", "pause", d.Milliseconds(), "write").Err(); err != nil {
+		return fmt.Errorf("client pause: %w", err)
+	}
+	return poll(ctx, 5*time.Second, 5*time.Millisecond, func() (bool, string, error) {
+		info, err := redisclient.GetInfo(ctx, rc, "replication")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		offset := info.Int("master_repl_offset")
+		for _, r := range info.Replicas() {
+			if r.Offset < offset {
+				return false, fmt.Sprintf("replica %s at offset %d of %d", r.Addr, r.Offset, offset), nil
+			}
+		}
+		return true, "", nil
+	})
+}
+
+// unpause ends a write pause; the instance is a replica by then (or the
+// failover failed and it stays master).
+func (c *Controller) unpause(ctx context.Context, cl store.Cluster, addr string) {
+	if err := c.pool.Redis(addr, cl.Password).Do(ctx, "client", "unpause").Err(); err != nil {
+		c.log.Warn("client unpause", "instance", addr, "err", err)
 	}
 }
