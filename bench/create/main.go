@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -19,18 +18,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/bench/benchenv"
 )
 
 func main() {
-	if os.Getenv("BENCH_LOG_LEVEL") == "" {
-		os.Setenv("BENCH_LOG_LEVEL", "warn")
-	}
 	bin := flag.String("bin", "bin/redis-manager", "redis-manager binary")
 	runs := flag.Int("runs", 5, "runs per shape")
 	base := flag.Int("port-base", 23000, "first port to use")
@@ -47,39 +43,13 @@ func (s shape) String() string { return fmt.Sprintf("%d×%d×%d", s.shards, s.re
 
 func run(bin string, runs, base int) error {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "redis-manager-bench-")
+	m, err := benchenv.Start(bin, base, 100)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir,
-		"--port-range", fmt.Sprintf("%d-%d", base, base+99), "--log-level", os.Getenv("BENCH_LOG_LEVEL"))
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	sc := bufio.NewScanner(stderr)
-	url := ""
-	for sc.Scan() {
-		if l := sc.Text(); strings.HasPrefix(l, "listening on ") {
-			url = strings.TrimPrefix(l, "listening on ")
-			break
-		}
-	}
-	go func() {
-		for sc.Scan() {
-			if os.Getenv("BENCH_LOG_LEVEL") != "" {
-				fmt.Fprintln(os.Stderr, sc.Text())
-			}
-		}
-	}()
-	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	if err != nil {
-		return err
-	}
-	c := api.NewClient(url, strings.TrimSpace(string(tok)))
-	c.PollInterval = 10 * time.Millisecond
+	defer m.Stop()
+	c := m.Client
+	dir := m.DataDir
 
 	fmt.Printf("create → Ready, %d runs each (redis-server %s)\n", runs, redisVersion())
 	fmt.Printf("%-8s  %-28s  %-28s\n", "shape", "redis-manager median (min–max)", "plain by hand median (min–max)")

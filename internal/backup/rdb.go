@@ -121,11 +121,11 @@ var errUnknownType = errors.New("unknown rdb value type")
 // verify reads an RDB from src, writing every byte to dst as it passes,
 // and checks it. Errors from src and dst come back as they are (the caller
 // knows what it was reading from); problems of the bytes wrap ErrCorrupt.
-func verify(src io.Reader, dst io.Writer, progress func(int64)) (Result, error) {
+func verify(src io.Reader, dst io.Writer, progress func(int64)) (res Result, err error) {
 	t := &tee{src: src, dst: dst, progress: progress}
+	defer func() { res.Bytes = t.n }() // on failure: how far it got
 	br := bufio.NewReaderSize(t, 256<<10)
 	wk := &walker{r: br}
-	var res Result
 	werr := wk.walk(&res)
 	consumed := t.n - int64(br.Buffered())
 	switch {
@@ -146,7 +146,6 @@ func verify(src io.Reader, dst io.Writer, progress func(int64)) (Result, error) 
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return res, err
 	}
-	res.Bytes = t.n
 	if werr == nil && consumed != t.n {
 		return res, fmt.Errorf("%w: %d bytes after the checksum", ErrCorrupt, t.n-consumed)
 	}
@@ -623,9 +622,11 @@ func (w *walker) skip(n int64) error {
 
 // fail turns the end of the input into ErrCorrupt (the RDB stops before its
 // EOF opcode); other errors come from the reader or the writer and go back
-// as they are.
+// as they are. Only the bare sentinels mean the end: a source that lost its
+// connection reports that with an error of its own, which may wrap
+// io.ErrUnexpectedEOF but is not a corrupt RDB.
 func (w *walker) fail(err error, what string) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if err == io.EOF || err == io.ErrUnexpectedEOF { //nolint:errorlint // identity is the point
 		return fmt.Errorf("%w: truncated in %s", ErrCorrupt, what)
 	}
 	return err

@@ -137,6 +137,9 @@ func openS3(ctx context.Context, u *url.URL, o options) (*s3Target, error) {
 	hctx, cancel := context.WithTimeout(ctx, S3CheckTimeout)
 	defer cancel()
 	if _, err := t.client.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: aws.String(t.bucket)}); err != nil {
+		if errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("check bucket %s: no answer within %s: %w", t.bucket, S3CheckTimeout, err)
+		}
 		return nil, fmt.Errorf("check bucket %s: %w", t.bucket, err)
 	}
 	return t, nil

@@ -126,6 +126,9 @@ func (c *Controller) waitReplication(ctx context.Context, r *jobRun, cl store.Cl
 			}
 			if info["role"] != "slave" || info["master_link_status"] != "up" {
 				waiting = fmt.Sprintf("waiting for %s to sync with its master (link %s)", in.Name, orUnknown(info["master_link_status"]))
+				if info["master_sync_in_progress"] == "1" {
+					waiting = fmt.Sprintf("%s is receiving the dataset: %.1f MB so far", in.Name, float64(info.Int("master_sync_read_bytes"))/1e6)
+				}
 				continue
 			}
 			synced++

@@ -196,6 +196,11 @@ func (c *Controller) addReplicas(ctx context.Context, r *jobRun, cl store.Cluste
 	}
 	view := cl
 	view.Spec.Shards = shards
+	// Sentinels may remember replicas that are gone (or were never ours);
+	// they would never match the spec.
+	if err := c.cleanSentinels(ctx, r, view, sentinels); err != nil {
+		return err
+	}
 	return c.waitSentinelsAgree(ctx, r, view, sentinels)
 }
 

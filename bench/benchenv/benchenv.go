@@ -1,0 +1,88 @@
+// Package benchenv starts a redis-manager server for the benchmark programs
+// in bench/, the same way a user would: the real binary, its own data dir.
+package benchenv
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+)
+
+// Manager is a running redis-manager server.
+type Manager struct {
+	Client  *api.Client
+	DataDir string
+	cmd     *exec.Cmd
+}
+
+// Start runs `bin serve` with ports from portBase on; BENCH_LOG_LEVEL=info
+// shows its log on stderr.
+func Start(bin string, portBase, ports int, extra ...string) (*Manager, error) {
+	dir, err := os.MkdirTemp("", "redis-manager-bench-")
+	if err != nil {
+		return nil, err
+	}
+	level := os.Getenv("BENCH_LOG_LEVEL")
+	if level == "" {
+		level = "warn"
+	}
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir,
+		"--port-range", fmt.Sprintf("%d-%d", portBase, portBase+ports-1), "--log-level", level}, extra...)
+	cmd := exec.Command(bin, args...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(stderr)
+	url := ""
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, "listening on ") {
+			url = strings.TrimPrefix(l, "listening on ")
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+			if os.Getenv("BENCH_LOG_LEVEL") != "" {
+				fmt.Fprintln(os.Stderr, sc.Text())
+			}
+		}
+	}()
+	if url == "" {
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("manager did not start")
+	}
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		return nil, err
+	}
+	c := api.NewClient(url, strings.TrimSpace(string(tok)))
+	c.PollInterval = 10 * time.Millisecond
+	return &Manager{Client: c, DataDir: dir, cmd: cmd}, nil
+}
+
+// Stop stops the manager, kills the instances it started and removes its
+// data dir.
+func (m *Manager) Stop() {
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	_ = m.cmd.Wait()
+	root := filepath.Join(m.DataDir, "instances") + "/"
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd"); err == nil && strings.HasPrefix(cwd+"/", root) {
+			var pid int
+			if _, err := fmt.Sscan(e.Name(), &pid); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	os.RemoveAll(m.DataDir)
+}

@@ -1,0 +1,244 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/redis-manager/redis-manager/internal/testenv"
+)
+
+func TestPartSize(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct{ hint, want int64 }{
+		{0, 16 * mib},
+		{1, 5 * mib},
+		{500 << 20, 5 * mib},
+		{50_000 * mib, 5 * mib},
+		{50_001 * mib, 6 * mib},
+		{1 << 40, 105 * mib},
+		{1 << 50, 5 << 30},
+	} {
+		if got := PartSize(tc.hint); got != tc.want {
+			t.Errorf("PartSize(%d) = %d, want %d", tc.hint, got, tc.want)
+		}
+		if tc.hint > 0 && tc.hint <= maxParts*maxPartSize && PartSize(tc.hint)*maxParts < tc.hint {
+			t.Errorf("PartSize(%d): 10,000 parts do not cover the hint", tc.hint)
+		}
+	}
+}
+
+func TestObjectKey(t *testing.T) {
+	at := time.Date(2025, 3, 9, 14, 5, 7, 999, time.FixedZone("CET", 3600))
+	key := ObjectKey("shop", 2, at)
+	if key != "shop/2/2025-03-09T130507Z.rdb" {
+		t.Fatalf("key %q", key)
+	}
+	if SidecarKey(key) != "shop/2/2025-03-09T130507Z.json" {
+		t.Fatalf("sidecar %q", SidecarKey(key))
+	}
+	c, s, ts, ok := ParseObjectKey(key)
+	if !ok || c != "shop" || s != 2 || !ts.Equal(at.Truncate(time.Second)) {
+		t.Fatalf("parse: %q %d %v %v", c, s, ts, ok)
+	}
+	for _, bad := range []string{"shop/2/2025-03-09T130507Z.json", "shop/x/2025-03-09T130507Z.rdb", "a/shop/2/2025-03-09T130507Z.rdb", "shop/2/yesterday.rdb", "/2/2025-03-09T130507Z.rdb"} {
+		if _, _, _, ok := ParseObjectKey(bad); ok {
+			t.Errorf("ParseObjectKey(%q) accepted", bad)
+		}
+	}
+}
+
+func TestOpenTargetBadURL(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{
+		"ftp://host/dir",
+		"file://relative/dir",
+		"file:relative",
+		"s3:///prefix",
+		"s3://bucket/p?pathstyle=true",
+		"s3://bucket/p?endpoint=localhost:9000",
+		"s3://bucket/p?pathStyle=maybe",
+		"://",
+	} {
+		if _, err := OpenTarget(context.Background(), u); err == nil {
+			t.Errorf("OpenTarget(%q) accepted", u)
+		}
+	}
+}
+
+// openTargets gives a file target and an S3 target (gofakes3 over HTTP),
+// each with a function listing every file or pending upload left behind.
+func openTargets(t *testing.T) map[string]struct {
+	tgt      Target
+	leftover func() []string
+} {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	ft, err := OpenTarget(ctx, "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testenv.StartS3(t)
+	st, err := OpenTarget(ctx, srv.URL("team/backups"), WithCredentials(srv.AccessKeyID, srv.SecretAccessKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]struct {
+		tgt      Target
+		leftover func() []string
+	}{
+		"file": {ft, func() []string {
+			var out []string
+			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					out = append(out, p)
+				}
+				return nil
+			})
+			return out
+		}},
+		"s3": {st, func() []string {
+			s := st.(*s3Target)
+			var out []string
+			objs, err := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range objs.Contents {
+				out = append(out, "object "+aws.ToString(o.Key))
+			}
+			ups, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range ups.Uploads {
+				out = append(out, "upload "+aws.ToString(u.Key))
+			}
+			return out
+		}},
+	}
+}
+
+func TestTargets(t *testing.T) {
+	t.Parallel()
+	for name, tc := range openTargets(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			tgt := tc.tgt
+			small := []byte("small object")
+			big := make([]byte, 11<<20+12345) // three parts of 5 MiB
+			rand.Read(big)
+			for key, data := range map[string][]byte{"c/0/small.rdb": small, "c/1/big.rdb": big, "d/0/other.rdb": small} {
+				u, err := tgt.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasSuffix(u, key) {
+					t.Fatalf("url %q for %q", u, key)
+				}
+				rc, err := tgt.Get(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("get %s: %d bytes back, want %d (err %v)", key, len(got), len(data), err)
+				}
+			}
+			objs, err := tgt.List(ctx, "c/")
+			if err != nil || len(objs) != 2 || objs[0].Key != "c/0/small.rdb" || objs[1].Key != "c/1/big.rdb" || objs[1].Size != int64(len(big)) {
+				t.Fatalf("list: %+v, %v", objs, err)
+			}
+			if _, err := tgt.Get(ctx, "c/9/missing.rdb"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("get missing: %v", err)
+			}
+			for _, key := range []string{"c/0/small.rdb", "c/1/big.rdb", "d/0/other.rdb", "c/9/missing.rdb"} {
+				if err := tgt.Delete(ctx, key); err != nil {
+					t.Fatalf("delete %s: %v", key, err)
+				}
+			}
+			for _, bad := range []string{"", "/abs", "a/../../etc", "a//b", "./a"} {
+				if _, err := tgt.Put(ctx, bad, bytes.NewReader(small), 0); err == nil {
+					t.Errorf("put %q accepted", bad)
+				}
+			}
+
+			// A reader failing before or after the first part leaves nothing.
+			boom := errors.New("source died")
+			for _, n := range []int64{100, 7 << 20, 12 << 20} {
+				r := io.MultiReader(io.LimitReader(bytes.NewReader(big), n), errReader{boom})
+				if _, err := tgt.Put(ctx, "c/2/failed.rdb", r, 0); !errors.Is(err, boom) {
+					t.Fatalf("put failing after %d bytes: %v", n, err)
+				}
+			}
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			if _, err := tgt.Put(cctx, "c/2/cancelled.rdb", bytes.NewReader(big), 0); !errors.Is(err, context.Canceled) {
+				t.Fatalf("put with cancelled ctx: %v", err)
+			}
+			if left := tc.leftover(); len(left) != 0 {
+				t.Fatalf("left behind: %v", left)
+			}
+		})
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// A misconfigured S3 target fails in OpenTarget, in bounded time, with the
+// S3 error text.
+func TestOpenS3Unreachable(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartS3(t)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // accept, never answer
+		}
+	}()
+	closed := freePort(t)
+	for name, tc := range map[string]struct{ url, want string }{
+		"refused":        {"s3://backups/p?pathStyle=true&endpoint=http://127.0.0.1:" + strconv.Itoa(closed), "connection refused"},
+		"silent":         {"s3://backups/p?pathStyle=true&endpoint=http://" + silent.Addr().String(), "deadline exceeded"},
+		"missing bucket": {strings.Replace(srv.URL("p"), "backups", "nosuchbucket", 1), "NotFound"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			_, err := OpenTarget(context.Background(), tc.url, WithCredentials(srv.AccessKeyID, srv.SecretAccessKey))
+			took := time.Since(start)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || took > 15*time.Second {
+				t.Fatalf("after %s: %v", took, err)
+			}
+			if strings.Contains(err.Error(), srv.SecretAccessKey) {
+				t.Fatalf("secret in error: %v", err)
+			}
+			t.Logf("after %s: %v", took.Round(time.Millisecond), err)
+		})
+	}
+}
