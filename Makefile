@@ -13,7 +13,7 @@ STATICCHECK := $(GOBIN_DIR)/staticcheck
 .PHONY: help run build test test-unit test-e2e lint bench deps deps-test clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build bin/redis-manager
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/redis-manager
@@ -29,7 +29,7 @@ deps-test: deps ## install what the tests need: redis-server, mariadb-server
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mariadb-server >/dev/null; }
 
 run: deps build ## build, install redis-server if missing, start the manager on the embedded defaults
-	@echo "starting redis-manager: API and UI at http://$(LISTEN), data in $(DATA_DIR)"
+	@echo "starting redis-manager: REST API at http://$(LISTEN)/api/v1, data in $(DATA_DIR)"
 	@echo "  token: $(DATA_DIR)/admin.token   try: $(BIN) cluster create demo"
 	$(BIN) serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 

@@ -13,6 +13,13 @@ type ClusterSpec struct {
 	Persistence     string            `json:"persistence,omitempty"`
 	Config          map[string]string `json:"config,omitempty"`
 	Sentinel        SentinelSettings  `json:"sentinel"`
+	// FastFailover lets the manager ask Sentinel to fail over at once when
+	// the platform sees the master process die, instead of waiting for
+	// down-after-milliseconds (only when no acknowledged write can be lost).
+	FastFailover bool `json:"fastFailover"`
+	// MinReplicasToWrite maps to min-replicas-to-write: a master stops
+	// accepting writes when fewer replicas are connected (0: off).
+	MinReplicasToWrite int `json:"minReplicasToWrite"`
 }
 
 // SentinelSettings are the per-shard Sentinel parameters.
@@ -25,15 +32,17 @@ type SentinelSettings struct {
 // CreateClusterRequest is the body of POST /api/v1/clusters. Pointer fields
 // distinguish "not given" (defaulted) from an explicit zero (rejected).
 type CreateClusterRequest struct {
-	Name            string            `json:"name"`
-	Shards          *int              `json:"shards,omitempty"`
-	Replicas        *int              `json:"replicas,omitempty"`
-	Sentinels       *int              `json:"sentinels,omitempty"`
-	Maxmemory       string            `json:"maxmemory,omitempty"`
-	MaxmemoryPolicy string            `json:"maxmemoryPolicy,omitempty"`
-	Persistence     string            `json:"persistence,omitempty"`
-	Config          map[string]string `json:"config,omitempty"`
-	Sentinel        *SentinelRequest  `json:"sentinel,omitempty"`
+	Name               string            `json:"name"`
+	Shards             *int              `json:"shards,omitempty"`
+	Replicas           *int              `json:"replicas,omitempty"`
+	Sentinels          *int              `json:"sentinels,omitempty"`
+	Maxmemory          string            `json:"maxmemory,omitempty"`
+	MaxmemoryPolicy    string            `json:"maxmemoryPolicy,omitempty"`
+	Persistence        string            `json:"persistence,omitempty"`
+	Config             map[string]string `json:"config,omitempty"`
+	Sentinel           *SentinelRequest  `json:"sentinel,omitempty"`
+	FastFailover       *bool             `json:"fastFailover,omitempty"`
+	MinReplicasToWrite *int              `json:"minReplicasToWrite,omitempty"`
 }
 
 // SentinelRequest is the optional sentinel block of a create request.
@@ -201,15 +210,17 @@ type ErrorDetail struct {
 // the fields given change. Config, when given, replaces the whole user
 // config map. Force allows changes that drop data.
 type UpdateClusterRequest struct {
-	Shards          *int              `json:"shards,omitempty"`
-	Replicas        *int              `json:"replicas,omitempty"`
-	Sentinels       *int              `json:"sentinels,omitempty"`
-	Maxmemory       *string           `json:"maxmemory,omitempty"`
-	MaxmemoryPolicy *string           `json:"maxmemoryPolicy,omitempty"`
-	Persistence     *string           `json:"persistence,omitempty"`
-	Config          map[string]string `json:"config,omitempty"`
-	Sentinel        *SentinelRequest  `json:"sentinel,omitempty"`
-	Force           bool              `json:"force,omitempty"`
+	Shards             *int              `json:"shards,omitempty"`
+	Replicas           *int              `json:"replicas,omitempty"`
+	Sentinels          *int              `json:"sentinels,omitempty"`
+	Maxmemory          *string           `json:"maxmemory,omitempty"`
+	MaxmemoryPolicy    *string           `json:"maxmemoryPolicy,omitempty"`
+	Persistence        *string           `json:"persistence,omitempty"`
+	Config             map[string]string `json:"config,omitempty"`
+	Sentinel           *SentinelRequest  `json:"sentinel,omitempty"`
+	FastFailover       *bool             `json:"fastFailover,omitempty"`
+	MinReplicasToWrite *int              `json:"minReplicasToWrite,omitempty"`
+	Force              bool              `json:"force,omitempty"`
 }
 
 // FailoverRequest is the body of POST /api/v1/clusters/{name}/failover.

@@ -77,7 +77,7 @@ func TestCreateNoWaitJSONPrintsAcceptedBody(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	want := `{"cluster":{"name":"orders","spec":{"shards":0,"replicas":0,"sentinels":0,"sentinel":{"downAfterMs":0,"failoverTimeoutMs":0,"parallelSyncs":0}},
+	want := `{"cluster":{"name":"orders","spec":{"shards":0,"replicas":0,"sentinels":0,"sentinel":{"downAfterMs":0,"failoverTimeoutMs":0,"parallelSyncs":0},"fastFailover":false,"minReplicasToWrite":0},
 	  "status":{"phase":"Creating","shards":null,"sentinels":null},"connection":{"sentinels":null,"masterNames":null,"passwordRef":""},
 	  "createdAt":"0001-01-01T00:00:00Z"},
 	  "job":{"id":"j_create","kind":"create","cluster":"orders","state":"pending","progress":0,"message":"","steps":null,"createdAt":"2026-11-25T03:00:00Z"}}`

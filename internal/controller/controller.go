@@ -1,8 +1,3 @@
-// Package controller is the manager's engine: the cluster service the API
-// calls (validate, write intent, return a job), the job runner that carries
-// jobs out step by step and resumes them after a restart, and the control
-// loop that observes every cluster (platform, Sentinel, INFO) and records
-// its status.
 package controller
 
 import (
@@ -134,17 +129,12 @@ func (c *Controller) adopt(ctx context.Context) error {
 	}
 	n := 0
 	for _, in := range insts {
-		if in.Pid == 0 {
-			continue
-		}
-		list, err := c.platform.List(ctx, in.Cluster)
+		pi, err := c.platform.Recover(ctx, in.Cluster, in.Name)
 		if err != nil {
 			return err
 		}
-		for _, pi := range list {
-			if pi.Name == in.Name && pi.Running {
-				n++
-			}
+		if pi.Running {
+			n++
 		}
 	}
 	c.log.Info("adopted running instances", "count", n, "recorded", len(insts))

@@ -107,26 +107,38 @@ func (c *Controller) addSentinels(ctx context.Context, cl store.Cluster, p scale
 			return fmt.Errorf("no master known for shard %d", shard)
 		}
 	}
-	err := parallel(sentinels, func(s store.Instance) error {
-		conn := c.pool.Redis(addr(s), cl.SentinelPassword)
-		for shard := 0; shard < shards; shard++ {
-			if err := sentinel.Register(ctx, conn, spec.MasterName(cl.Name, shard), masters[shard], sentinelSettings(cl)); err != nil {
-				return fmt.Errorf("%s: %w", s.Name, err)
+	register := func(onlyNew bool) error {
+		return parallel(sentinels, func(s store.Instance) error {
+			conn := c.pool.Redis(addr(s), cl.SentinelPassword)
+			for shard := 0; shard < shards; shard++ {
+				name := spec.MasterName(cl.Name, shard)
+				if onlyNew && !sentinel.IsNoSuchMaster(conn.Do(ctx, "sentinel", "master", name).Err()) {
+					continue
+				}
+				if err := sentinel.Register(ctx, conn, name, masters[shard], sentinelSettings(cl)); err != nil {
+					return fmt.Errorf("%s: %w", s.Name, err)
+				}
 			}
-		}
-		return nil
-	})
-	if err != nil {
+			return nil
+		})
+	}
+	// The new Sentinels watch every shard first; the old ones keep their
+	// quorum until every Sentinel knows every other.
+	if err := register(true); err != nil {
 		return err
 	}
 	c.introduceSentinels(ctx, cl, sentinels, 0, shards)
 	view := cl
 	view.Spec.Shards = shards
 	view.Spec.Replicas = p.From.Replicas
-	return poll(ctx, c.cfg.SentinelReady, 50*time.Millisecond, func() (bool, string, error) {
+	err := poll(ctx, c.cfg.SentinelReady, 50*time.Millisecond, func() (bool, string, error) {
 		problems := c.sentinelProblems(ctx, view, sentinels)
 		return len(problems) == 0, strings.Join(problems, "; "), nil
 	})
+	if err != nil {
+		return err
+	}
+	return register(false)
 }
 
 // addShards creates the shards the target adds, like a create does.
@@ -216,6 +228,9 @@ func configChanges(from, to api.ClusterSpec) [][2]string {
 	}
 	if from.Persistence != to.Persistence {
 		out = append(out, spec.PersistenceSettings(to.Persistence)...)
+	}
+	if from.MinReplicasToWrite != to.MinReplicasToWrite || from.Sentinel.DownAfterMs != to.Sentinel.DownAfterMs {
+		out = append(out, spec.WriteSafetySettings(to)...)
 	}
 	keys := slices.Sorted(maps.Keys(to.Config))
 	for _, k := range keys {

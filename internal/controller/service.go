@@ -24,7 +24,7 @@ func (c *Controller) CreateCluster(ctx context.Context, req api.CreateClusterReq
 	if err := c.checkCapacity(ctx, spec.InstanceCount(s)); err != nil {
 		return api.Cluster{}, api.Job{}, err
 	}
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Microsecond) // what the store keeps
 	cl := store.Cluster{
 		Name:             req.Name,
 		Spec:             s,
@@ -128,18 +128,28 @@ func (c *Controller) Credentials(ctx context.Context, name string) (api.Credenti
 	return api.Credentials{Password: cl.Password, SentinelPassword: cl.SentinelPassword}, nil
 }
 
-// Events returns a cluster's events, newest first.
+// Events returns a cluster's events, newest first. While the cluster
+// exists, only its own: a deleted cluster of the same name keeps its history,
+// shown once no cluster has the name.
 func (c *Controller) Events(ctx context.Context, name string) ([]api.Event, error) {
 	evs, err := c.store.ListEvents(ctx, name, 1000)
 	if err != nil {
 		return nil, err
 	}
-	if len(evs) == 0 {
-		if _, err := c.getCluster(ctx, name); err != nil {
-			return nil, err
+	cl, err := c.getCluster(ctx, name)
+	if err != nil {
+		if len(evs) > 0 {
+			return evs, nil
+		}
+		return nil, err
+	}
+	out := evs[:0]
+	for _, e := range evs {
+		if !e.At.Before(cl.CreatedAt) {
+			out = append(out, e)
 		}
 	}
-	return evs, nil
+	return out, nil
 }
 
 // GetJob returns a job.

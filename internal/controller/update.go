@@ -51,6 +51,10 @@ func applyUpdate(s api.ClusterSpec, req api.UpdateClusterRequest) api.ClusterSpe
 	} else {
 		s.Config = maps.Clone(s.Config)
 	}
+	if req.FastFailover != nil {
+		s.FastFailover = *req.FastFailover
+	}
+	set(&s.MinReplicasToWrite, req.MinReplicasToWrite)
 	if req.Sentinel != nil {
 		set(&s.Sentinel.DownAfterMs, req.Sentinel.DownAfterMs)
 		set(&s.Sentinel.FailoverTimeoutMs, req.Sentinel.FailoverTimeoutMs)
@@ -100,6 +104,7 @@ func (c *Controller) UpdateCluster(ctx context.Context, name string, req api.Upd
 	c.Kick()
 	view := c.view(cl)
 	view.Spec = to
+	view.Status.Phase = api.PhaseScaling
 	return view, job.Job, nil
 }
 

@@ -1,7 +1,3 @@
-// Package platform is the seam between the control loop and where Redis
-// runs. The control loop decides what should run; a platform only makes an
-// instance run, stops it, and tells what it sees. Implementations:
-// platform/local (processes on this host) and, later, Kubernetes.
 package platform
 
 import (
@@ -70,6 +66,9 @@ type Platform interface {
 	// Ensure makes the instance run, adopting a running copy rather than
 	// starting a second one.
 	Ensure(ctx context.Context, spec InstanceSpec) (Instance, error)
+	// Recover re-attaches to an instance that runs (after a manager restart)
+	// so its exit is reported by Watch. It never starts anything.
+	Recover(ctx context.Context, cluster, name string) (Instance, error)
 	// Remove stops the instance and deletes its data. Removing an instance
 	// that does not exist is not an error.
 	Remove(ctx context.Context, cluster, name string) error

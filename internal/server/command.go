@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -47,7 +48,7 @@ func NewServeCommand(version string) *cobra.Command {
 		Short: "Run the manager: REST API, control loop and job runner",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
+			if err := applyEnv(cmd.LocalNonPersistentFlags()); err != nil {
 				return err
 			}
 			o.DataDir = cli.DataDir(cmd)
@@ -72,7 +73,7 @@ func applyEnv(fs *pflag.FlagSet) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
 		env := "REDIS_MANAGER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok && !f.Changed && err == nil {
+		if v := os.Getenv(env); v != "" && !f.Changed && err == nil {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s: %w", env, e)
 			}
@@ -96,6 +97,7 @@ func ParsePortRange(s string) (lo, hi int, err error) {
 // returns; the next start re-adopts them.
 func Serve(ctx context.Context, o Options, version string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(o.LogLevel)}))
+	redis.SetLogger(redisLogger{log.With("component", "go-redis")})
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
 		return err
@@ -122,9 +124,14 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	st, err := store.Open(ctx, o.Store, filepath.Join(dataDir, "secret.key"))
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer st.Close()
+	if strings.HasPrefix(o.Store, "sqlite://") {
+		// The database holds encrypted secrets and the job history: only
+		// the manager's user reads it.
+		_ = os.Chmod(strings.TrimPrefix(o.Store, "sqlite://"), 0o600)
+	}
 	plat, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer, log.With("platform", "local"))
 	if err != nil {
 		return err
@@ -167,6 +174,14 @@ func parseLevel(s string) slog.Level {
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// redisLogger sends go-redis' own messages (dial retries to an instance
+// that is down, which the control loop already reports) to slog at debug.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug(fmt.Sprintf(format, v...))
 }
 
 // adminToken reads the admin token, creating it (mode 0600) on first start.

@@ -85,6 +85,9 @@ func RenderRedis(c RedisConfig) string {
 		line("maxmemory", strconv.FormatInt(n, 10))
 	}
 	line("maxmemory-policy", c.Spec.MaxmemoryPolicy)
+	for _, kv := range WriteSafetySettings(c.Spec) {
+		line(kv[0], kv[1])
+	}
 	if c.ReplicaOf != "" {
 		host, port, _ := net.SplitHostPort(c.ReplicaOf)
 		line("replicaof", host, port)
@@ -148,4 +151,15 @@ func quote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// WriteSafetySettings maps minReplicasToWrite onto min-replicas-to-write and
+// min-replicas-max-lag. The lag bound stays below down-after-milliseconds,
+// so an isolated old master refuses writes before Sentinel fails it over.
+func WriteSafetySettings(s api.ClusterSpec) [][2]string {
+	lag := 0
+	if s.MinReplicasToWrite > 0 {
+		lag = max(1, min(10, s.Sentinel.DownAfterMs/2000))
+	}
+	return [][2]string{{"min-replicas-to-write", strconv.Itoa(s.MinReplicasToWrite)}, {"min-replicas-max-lag", strconv.Itoa(max(lag, 1))}}
 }

@@ -91,6 +91,10 @@ func FromCreateRequest(req api.CreateClusterRequest) (api.ClusterSpec, error) {
 		s.Sentinel.FailoverTimeoutMs = orDefault(req.Sentinel.FailoverTimeoutMs, DefaultFailoverTimeoutMs)
 		s.Sentinel.ParallelSyncs = orDefault(req.Sentinel.ParallelSyncs, DefaultParallelSyncs)
 	}
+	s.FastFailover = req.FastFailover == nil || *req.FastFailover
+	if req.MinReplicasToWrite != nil {
+		s.MinReplicasToWrite = *req.MinReplicasToWrite
+	}
 	if s.Persistence == "" {
 		s.Persistence = DefaultPersistence
 	}
@@ -130,6 +134,8 @@ func Validate(s api.ClusterSpec) error {
 		return unprocessable("sentinel.downAfterMs", "must be between 100 and 600000, got %d", s.Sentinel.DownAfterMs)
 	case s.Sentinel.FailoverTimeoutMs < 1000 || s.Sentinel.FailoverTimeoutMs > 3600000:
 		return unprocessable("sentinel.failoverTimeoutMs", "must be between 1000 and 3600000, got %d", s.Sentinel.FailoverTimeoutMs)
+	case s.MinReplicasToWrite < 0 || s.MinReplicasToWrite > s.Replicas:
+		return unprocessable("minReplicasToWrite", "must be between 0 and the number of replicas (%d), got %d", s.Replicas, s.MinReplicasToWrite)
 	case s.Sentinel.ParallelSyncs < 1 || s.Sentinel.ParallelSyncs > 16:
 		return unprocessable("sentinel.parallelSyncs", "must be between 1 and 16, got %d", s.Sentinel.ParallelSyncs)
 	}
@@ -219,6 +225,9 @@ var managedDirectives = map[string]string{
 	"protected-mode":           "the manager secures instances",
 	"tls-port":                 "not supported yet",
 	"repl-diskless-sync-delay": "the manager tunes replication for fast syncs and backups",
+	"min-replicas-to-write":    "use the minReplicasToWrite field",
+	"repl-diskless-sync":       "the manager streams syncs and backups from memory",
+	"min-replicas-max-lag":     "derived from minReplicasToWrite and sentinel.downAfterMs",
 }
 
 type checker func(string) error
@@ -337,13 +346,10 @@ var allowedDirectives = map[string]checker{
 	"repl-backlog-size":             sizeAtLeast(1),
 	"repl-backlog-ttl":              intIn(0, 1<<31-1),
 	"repl-timeout":                  intIn(1, 1<<31-1),
-	"repl-diskless-sync":            yesNo,
 	"repl-diskless-load":            oneOf("disabled", "on-empty-db", "swapdb"),
 	"replica-priority":              intIn(0, 1<<31-1),
 	"replica-read-only":             yesNo,
 	"replica-serve-stale-data":      yesNo,
-	"min-replicas-to-write":         intIn(0, 1<<31-1),
-	"min-replicas-max-lag":          intIn(0, 1<<31-1),
 	"client-output-buffer-limit":    outputBufferLimits,
 	"proto-max-bulk-len":            sizeAtLeast(1 << 20),
 	"client-query-buffer-limit":     sizeAtLeast(1 << 20),

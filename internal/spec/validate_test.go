@@ -32,7 +32,8 @@ func validSpec() api.ClusterSpec {
 	return api.ClusterSpec{
 		Shards: 1, Replicas: 2, Sentinels: 3,
 		Maxmemory: "0", MaxmemoryPolicy: "noeviction", Persistence: "rdb",
-		Sentinel: api.SentinelSettings{DownAfterMs: 5000, FailoverTimeoutMs: 10000, ParallelSyncs: 1},
+		Sentinel:     api.SentinelSettings{DownAfterMs: 5000, FailoverTimeoutMs: 10000, ParallelSyncs: 1},
+		FastFailover: true,
 	}
 }
 
@@ -45,7 +46,8 @@ func TestFromCreateRequestDefaults(t *testing.T) {
 	want := api.ClusterSpec{
 		Shards: 1, Replicas: 2, Sentinels: 3,
 		Maxmemory: "0", MaxmemoryPolicy: "noeviction", Persistence: "rdb",
-		Sentinel: api.SentinelSettings{DownAfterMs: 5000, FailoverTimeoutMs: 10000, ParallelSyncs: 1},
+		Sentinel:     api.SentinelSettings{DownAfterMs: 5000, FailoverTimeoutMs: 10000, ParallelSyncs: 1},
+		FastFailover: true,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", got, want)

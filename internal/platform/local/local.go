@@ -1,11 +1,3 @@
-// Package local runs instances as redis-server processes on this host.
-//
-// Each instance has a directory <root>/<cluster>/<name> holding its config,
-// data, pid file and logs. Processes start in their own session (Setsid) so
-// they outlive the manager; a restarted manager re-adopts them by pid file,
-// checking that the pid is alive and that its working directory is the
-// instance's directory (Redis chdirs into its data dir), so a recycled pid is
-// never mistaken for an instance and no second copy is ever started.
 package local
 
 import (
@@ -210,10 +202,13 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec, dir, conf
 	addr := net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
+		// Ready when it accepts connections and has written its pid file
+		// (which is what a restarted manager adopts it by).
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
-			return pid, nil
+			if got, ok := runningPid(dir); ok && got == pid {
+				return pid, nil
+			}
 		}
 		select {
 		case <-exited:
@@ -319,6 +314,18 @@ func isInstanceProcess(pid int, dir string) bool {
 		return false
 	}
 	return true
+}
+
+// Recover implements platform.Platform.
+func (p *Platform) Recover(ctx context.Context, cluster, name string) (platform.Instance, error) {
+	defer p.lock(name)()
+	dir := p.dir(cluster, name)
+	inst := platform.Instance{Name: name, Cluster: cluster, DataDir: dir}
+	if pid, ok := runningPid(dir); ok {
+		p.watch(cluster, name, pid)
+		inst.Pid, inst.Running, inst.Adopted = pid, true, true
+	}
+	return inst, nil
 }
 
 // Remove implements platform.Platform.
