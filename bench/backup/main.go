@@ -5,11 +5,13 @@
 // over HTTP on loopback). It prints throughput next to redis-cli's and the
 // peak RSS of the backing-up process above its idle RSS.
 //
-//	go run ./bench/backup -size-mb 600
+//	go run ./bench/backup -size-mb 600 -runs 3
 //
 // Each of our backups runs in a child process (this binary with -child),
-// so its peak RSS (VmHWM) is its own: the S3 server runs in another child
-// (-s3-server) and keeps its objects in memory there, not in ours.
+// so its peak RSS (VmHWM) and CPU time are its own; the S3 server runs in
+// another child (-s3-server) and keeps its objects in memory there. The
+// runs of each form rotate the order of the methods; the table shows the
+// median run.
 package main
 
 import (
@@ -55,8 +57,8 @@ func main() {
 	child := flag.String("child", "", "internal: run one backup to this target URL and print its measurements")
 	addr := flag.String("addr", "", "internal: redis address for -child")
 	hint := flag.Int64("size-hint", 0, "internal: size hint for -child")
-	s3server := flag.Bool("s3-server", false, "internal: serve S3 on loopback until stdin closes")
 	cpuprofile := flag.String("cpuprofile", "", "internal: write a CPU profile of -child here")
+	s3server := flag.Bool("s3-server", false, "internal: serve S3 on loopback until stdin closes")
 	flag.Parse()
 	var err error
 	switch {
@@ -73,21 +75,20 @@ func main() {
 	}
 }
 
-// measurement is what a child reports.
+// measurement is one backup; the child fills the first part.
 type measurement struct {
 	Bytes    int64   `json:"bytes"`
 	Seconds  float64 `json:"seconds"`
-	IdleRSS  int64   `json:"idleRSS"`  // bytes, before the backup
+	IdleRSS  int64   `json:"idleRSS"`  // bytes, just before backup.Run
 	PeakRSS  int64   `json:"peakRSS"`  // bytes, VmHWM after it
-	CRC64    string  `json:"crc64"`    // of the snapshot
-	Keys     int64   `json:"keys"`     // counted in the stream
-	Verified bool    `json:"verified"` // CRC64 matched the trailer
-}
+	LastByte float64 `json:"lastByte"` // seconds until the last RDB byte was received and checked
+	CRC64    string  `json:"crc64"`
+	Keys     int64   `json:"keys"`
+	Verified bool    `json:"verified"` // the CRC64 matched the trailer
 
-type row struct {
-	form, method string
-	m            measurement
-	extra        string
+	CPU       float64 `json:"-"` // user+system seconds of the client process
+	MaxRSS    int64   `json:"-"` // rusage maxrss of redis-cli, bytes
+	ServerCPU float64 `json:"-"` // seconds the S3 server process spent meanwhile
 }
 
 func run(sizeMB, runs int) error {
@@ -101,12 +102,11 @@ func run(sizeMB, runs int) error {
 	if err != nil {
 		return err
 	}
-
-	s3URL, stopS3, err := startS3Server(self)
+	s3srv, err := startS3Server(self)
 	if err != nil {
 		return err
 	}
-	defer stopS3()
+	defer s3srv.stop()
 
 	password := randomHex(16)
 	rdb, stopRedis, err := startRedis(ctx, filepath.Join(dir, "redis"), password)
@@ -114,6 +114,7 @@ func run(sizeMB, runs int) error {
 		return err
 	}
 	defer stopRedis()
+	addr := rdb.Options().Addr
 	keys := int64(sizeMB) * 1_000_000 / (valueSize + 30)
 	fmt.Printf("loading %d keys of %d bytes (DEBUG POPULATE, rdbcompression no)...\n", keys, valueSize)
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
@@ -122,107 +123,121 @@ func run(sizeMB, runs int) error {
 	if err != nil {
 		return fmt.Errorf("populate: %w", err)
 	}
-	mem, _ := rdb.Info(ctx, "memory").Result()
-	sizeHint := infoInt(mem, "used_memory")
+	mem, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return err
+	}
+	sizeHint := infoInt(mem, "used_memory") // what the manager would pass
 
+	type method struct {
+		name string
+		do   func() (measurement, error)
+	}
+	methods := []method{
+		{"redis-cli --rdb FILE", func() (measurement, error) {
+			f := filepath.Join(dir, "redis-cli.rdb")
+			defer os.Remove(f)
+			return redisCLI(addr, password, f)
+		}},
+		{"backup.Run → file://", func() (measurement, error) {
+			d := filepath.Join(dir, "file-target")
+			defer os.RemoveAll(d)
+			return childBackup(self, "file://"+d, addr, password, sizeHint)
+		}},
+		{"backup.Run → s3://", func() (measurement, error) {
+			before := s3srv.cpu()
+			m, err := childBackup(self, s3srv.url, addr, password, sizeHint)
+			m.ServerCPU = s3srv.cpu() - before
+			if err == nil {
+				err = emptyBucket(ctx, s3srv.url)
+			}
+			return m, err
+		}},
+	}
+
+	type row struct {
+		form, method string
+		runs         []measurement
+	}
 	var rows []row
 	for _, form := range []string{"yes", "no"} {
 		if err := rdb.ConfigSet(ctx, "repl-diskless-sync", form).Err(); err != nil {
 			return err
 		}
 		name := map[string]string{"yes": "diskless", "no": "disk"}[form]
-		methods := []struct {
-			name string
-			do   func() (measurement, string, error)
-		}{
-			{"redis-cli --rdb FILE", func() (measurement, string, error) {
-				f := filepath.Join(dir, "redis-cli.rdb")
-				defer os.Remove(f)
-				return redisCLI(rdb.Options().Addr, password, f)
-			}},
-			{"backup.Run → file://", func() (measurement, string, error) {
-				d := filepath.Join(dir, "file-target")
-				defer os.RemoveAll(d)
-				m, err := childBackup(self, "file://"+d, rdb.Options().Addr, password, sizeHint)
-				return m, verifiedNote(m), err
-			}},
-			{"backup.Run → s3:// (gofakes3)", func() (measurement, string, error) {
-				m, err := childBackup(self, s3URL, rdb.Options().Addr, password, sizeHint)
-				if err == nil {
-					err = emptyBucket(ctx, s3URL)
-				}
-				return m, verifiedNote(m), err
-			}},
-		}
-		// Runs rotate the order, so no method always goes first (cold) or
-		// right after another one's writeback.
 		results := make([][]measurement, len(methods))
-		notes := make([]string, len(methods))
 		for r := 0; r < runs; r++ {
 			for i := range methods {
 				k := (i + r) % len(methods)
-				m, note, err := methods[k].do()
+				m, err := methods[k].do()
 				if err != nil {
-					return fmt.Errorf("%s %s: %w", name, methods[k].name, err)
+					return fmt.Errorf("%s, %s: %w", name, methods[k].name, err)
 				}
-				fmt.Printf("  %-8s run %d  %-30s %6.2f s\n", name, r+1, methods[k].name, m.Seconds)
+				if m.Bytes < 500_000_000 {
+					return fmt.Errorf("%s, %s: only %d bytes of RDB", name, methods[k].name, m.Bytes)
+				}
+				fmt.Printf("  %-8s run %d  %-22s %6.2f s\n", name, r+1, methods[k].name, m.Seconds)
 				results[k] = append(results[k], m)
-				notes[k] = note
 			}
 		}
 		for k, ms := range results {
-			rows = append(rows, row{name, methods[k].name, median(ms), notes[k]})
+			rows = append(rows, row{name, methods[k].name, ms})
 		}
 	}
-	printTable(rows, keys)
+
+	fmt.Printf("\nredis-server %s, %d keys, %d CPUs, %d run(s) per method and form\n\n", redisVersion(), keys, runtime.NumCPU(), runs)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "form\tmethod\tbytes\tseconds\t(min–max)\tMB/s\t% of redis-cli\tclient CPU s\tpeak RSS above idle\tnotes")
+	var base float64
+	for _, r := range rows {
+		m, lo, hi := median(r.runs)
+		rate := float64(m.Bytes) / 1e6 / m.Seconds
+		rss, note := "n/a", ""
+		if strings.HasPrefix(r.method, "redis-cli") {
+			base = rate
+			note = fmt.Sprintf("redis-cli maxrss %.1f MiB", float64(m.MaxRSS)/(1<<20))
+		} else {
+			rss = fmt.Sprintf("%.1f MiB", float64(peakAboveIdle(r.runs))/(1<<20))
+			note = fmt.Sprintf("last byte at %.2f s", m.LastByte)
+			if m.ServerCPU > 0 {
+				note += fmt.Sprintf("; S3 server CPU %.2f s", m.ServerCPU)
+			}
+			if !m.Verified {
+				note += "; NOT VERIFIED"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.2f\t(%.2f–%.2f)\t%.1f\t%.0f%%\t%.2f\t%s\t%s\n",
+			r.form, r.method, m.Bytes, m.Seconds, lo, hi, rate, 100*rate/base, m.CPU, rss, note)
+	}
+	w.Flush()
+	fmt.Println(`
+MB = 10^6 bytes; seconds: the median run, wall clock of the whole backup (for
+backup.Run: snapshot, upload, CRC64 and structure check, sidecar). Peak RSS:
+VmHWM of the child process that ran backup.Run minus its VmRSS just before,
+highest over the runs. Both redis-cli and the file target fsync the file.
+gofakes3 keeps parts in memory and copies and hashes the whole object again
+in CompleteMultipartUpload: the time after "last byte" is mostly that.`)
 	return nil
 }
 
-// median is the run with the median time, with the highest peak RSS of
-// all runs.
-func median(ms []measurement) measurement {
+// median returns the run with the median time and the range of times.
+func median(ms []measurement) (m measurement, lo, hi float64) {
 	sorted := append([]measurement(nil), ms...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Seconds < sorted[j].Seconds })
-	m := sorted[len(sorted)/2]
-	for _, x := range ms {
-		if x.PeakRSS-x.IdleRSS > m.PeakRSS-m.IdleRSS {
-			m.PeakRSS, m.IdleRSS = x.PeakRSS, x.IdleRSS
-		}
-	}
-	return m
+	return sorted[len(sorted)/2], sorted[0].Seconds, sorted[len(sorted)-1].Seconds
 }
 
-func verifiedNote(m measurement) string {
-	if !m.Verified {
-		return "NOT VERIFIED"
+func peakAboveIdle(ms []measurement) int64 {
+	var p int64
+	for _, m := range ms {
+		p = max(p, m.PeakRSS-m.IdleRSS)
 	}
-	return fmt.Sprintf("crc64 %s ok, %d keys", m.CRC64, m.Keys)
+	return p
 }
 
-func printTable(rows []row, keys int64) {
-	fmt.Printf("\nredis-server %s, %d keys, %d CPUs\n\n", redisVersion(), keys, runtime.NumCPU())
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "form\tmethod\tbytes\tseconds\tMB/s\t% of redis-cli\tpeak RSS above idle\t\tnotes\t")
-	var base float64
-	for _, r := range rows {
-		rate := float64(r.m.Bytes) / 1e6 / r.m.Seconds
-		if strings.HasPrefix(r.method, "redis-cli") {
-			base = rate
-		}
-		rss := "-"
-		if r.m.PeakRSS > 0 {
-			rss = fmt.Sprintf("%.1f MiB", float64(max(0, r.m.PeakRSS-r.m.IdleRSS))/(1<<20))
-		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.2f\t%.1f\t%.0f%%\t%s\t\t%s\t\n",
-			r.form, r.method, r.m.Bytes, r.m.Seconds, rate, 100*rate/base, rss, r.extra)
-	}
-	w.Flush()
-	fmt.Println("\nMB = 10^6 bytes; seconds: median run. RSS: VmHWM of the child process that ran backup.Run minus its")
-	fmt.Println("VmRSS just before, highest of the runs. The S3 time includes gofakes3 assembling the parts in memory.")
-}
-
-// redisCLI times the plain tool.
-func redisCLI(addr, password, file string) (measurement, string, error) {
+// redisCLI times the plain tool; the password goes through the
+// environment, as it should for any tool.
+func redisCLI(addr, password, file string) (measurement, error) {
 	host, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command("redis-cli", "-h", host, "-p", port, "--no-auth-warning", "--rdb", file)
 	cmd.Env = append(os.Environ(), "REDISCLI_AUTH="+password)
@@ -230,18 +245,20 @@ func redisCLI(addr, password, file string) (measurement, string, error) {
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	if err != nil {
-		return measurement{}, "", fmt.Errorf("%w: %s", err, out)
+		return measurement{}, fmt.Errorf("%w: %s", err, out)
 	}
 	fi, err := os.Stat(file)
 	if err != nil {
-		return measurement{}, "", err
+		return measurement{}, err
 	}
-	extra := ""
+	m := measurement{Bytes: fi.Size(), Seconds: took.Seconds(), CPU: cpuOf(cmd.ProcessState)}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		extra = fmt.Sprintf("redis-cli maxrss %.1f MiB", float64(ru.Maxrss)/1024)
+		m.MaxRSS = ru.Maxrss * 1024
 	}
-	return measurement{Bytes: fi.Size(), Seconds: took.Seconds()}, extra, nil
+	return m, nil
 }
+
+func cpuOf(ps *os.ProcessState) float64 { return (ps.UserTime() + ps.SystemTime()).Seconds() }
 
 // childBackup runs one backup.Run in a fresh process and reads its report.
 func childBackup(self, target, addr, password string, sizeHint int64) (measurement, error) {
@@ -257,6 +274,7 @@ func childBackup(self, target, addr, password string, sizeHint int64) (measureme
 	if err := json.Unmarshal(out, &m); err != nil {
 		return m, fmt.Errorf("child said %q: %w", out, err)
 	}
+	m.CPU = cpuOf(cmd.ProcessState)
 	return m, nil
 }
 
@@ -267,23 +285,33 @@ func runChild(target, addr string, sizeHint int64, cpuprofile string) error {
 		if err != nil {
 			return err
 		}
-		pprof.StartCPUProfile(f)
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
 		defer pprof.StopCPUProfile()
 	}
 	t, err := backup.OpenTarget(ctx, target)
 	if err != nil {
 		return err
 	}
-	idle, _ := procStatus("VmRSS")
+	idle, err := procStatus("VmRSS")
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	res, err := backup.Run(ctx, addr, os.Getenv(passwordEnv), t, backup.ObjectKey("bench", 0, start), sizeHint, nil)
+	var lastByte time.Duration
+	res, err := backup.Run(ctx, addr, os.Getenv(passwordEnv), t, backup.ObjectKey("bench", 0, start), sizeHint,
+		func(int64) { lastByte = time.Since(start) }) // the last call comes with the last byte
 	took := time.Since(start)
 	if err != nil {
 		return err
 	}
-	peak, _ := procStatus("VmHWM")
+	peak, err := procStatus("VmHWM")
+	if err != nil {
+		return err
+	}
 	return json.NewEncoder(os.Stdout).Encode(measurement{
-		Bytes: res.Bytes, Seconds: took.Seconds(), IdleRSS: idle, PeakRSS: peak,
+		Bytes: res.Bytes, Seconds: took.Seconds(), IdleRSS: idle, PeakRSS: peak, LastByte: lastByte.Seconds(),
 		CRC64: res.CRC64, Keys: res.Keys, Verified: !res.NoChecksum,
 	})
 }
@@ -303,29 +331,51 @@ func procStatus(field string) (int64, error) {
 	return 0, fmt.Errorf("no %s in /proc/self/status", field)
 }
 
-// startS3Server runs this binary with -s3-server and returns the target URL.
-func startS3Server(self string) (string, func(), error) {
+type s3Server struct {
+	cmd   *exec.Cmd
+	stdin io.Closer
+	url   string
+}
+
+// startS3Server runs this binary with -s3-server; it stops when its stdin
+// closes, so it cannot outlive the benchmark.
+func startS3Server(self string) (*s3Server, error) {
 	cmd := exec.Command(self, "-s3-server")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	stop := func() { stdin.Close(); cmd.Wait() }
+	s := &s3Server{cmd: cmd, stdin: stdin}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		stop()
-		return "", nil, fmt.Errorf("s3 server: %w", err)
+		s.stop()
+		return nil, fmt.Errorf("s3 server: %w", err)
 	}
 	endpoint := strings.TrimSpace(strings.TrimPrefix(line, "endpoint "))
-	return "s3://" + bucket + "/bench?pathStyle=true&region=us-east-1&endpoint=" + endpoint, stop, nil
+	s.url = "s3://" + bucket + "/bench?pathStyle=true&region=us-east-1&endpoint=" + endpoint
+	return s, nil
+}
+
+func (s *s3Server) stop() { s.stdin.Close(); s.cmd.Wait() }
+
+// cpu is the user+system time of the server so far, from /proc.
+func (s *s3Server) cpu() float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
 }
 
 func serveS3() error {
@@ -338,7 +388,7 @@ func serveS3() error {
 		return err
 	}
 	fmt.Printf("endpoint http://%s\n", l.Addr())
-	go func() { io.Copy(io.Discard, os.Stdin); l.Close() }() // the parent went away
+	go func() { io.Copy(io.Discard, os.Stdin); l.Close() }()
 	if err := http.Serve(l, gofakes3.New(be).Server()); err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
@@ -362,7 +412,8 @@ func emptyBucket(ctx context.Context, url string) error {
 	return nil
 }
 
-// startRedis starts the source instance, configured like a managed one.
+// startRedis starts the source instance, configured like a managed one
+// (diskless sync without delay) plus what makes the size predictable.
 func startRedis(ctx context.Context, dir, password string) (*redis.Client, func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
@@ -387,9 +438,11 @@ func startRedis(ctx context.Context, dir, password string) (*redis.Client, func(
 		Protocol: 2, DisableIdentity: true, ReadTimeout: 10 * time.Minute})
 	stop := func() { c.Close(); cmd.Process.Kill(); cmd.Wait() }
 	for i := 0; ; i++ {
-		if err := c.Ping(ctx).Err(); err == nil {
+		err := c.Ping(ctx).Err()
+		if err == nil {
 			return c, stop, nil
-		} else if i == 200 {
+		}
+		if i == 200 {
 			stop()
 			return nil, nil, fmt.Errorf("redis-server did not start: %w", err)
 		}

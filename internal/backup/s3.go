@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -67,6 +68,11 @@ type s3Target struct {
 	client *s3.Client
 	bucket string
 	prefix string // "" or ending in "/"
+	// dataOpts apply to the requests that carry object data. Over TLS the
+	// payload is sent unsigned (UNSIGNED-PAYLOAD): TLS already protects it,
+	// and hashing every part with SHA-256 costs a core second per GB. Over
+	// plain HTTP the signed SHA-256 is the only integrity check in transit.
+	dataOpts []func(*s3.Options)
 }
 
 func openS3(ctx context.Context, u *url.URL, o options) (*s3Target, error) {
@@ -77,7 +83,7 @@ func openS3(ctx context.Context, u *url.URL, o options) (*s3Target, error) {
 	if t.prefix != "" && !strings.HasSuffix(t.prefix, "/") {
 		t.prefix += "/"
 	}
-	var endpoint, region string
+	endpoint, region := "", ""
 	pathStyle := false
 	for k, v := range u.Query() {
 		var err error
@@ -134,6 +140,10 @@ func openS3(ctx context.Context, u *url.URL, o options) (*s3Target, error) {
 		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 
+	if endpoint == "" || strings.HasPrefix(endpoint, "https:") {
+		t.dataOpts = append(t.dataOpts, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
+	}
+
 	hctx, cancel := context.WithTimeout(ctx, S3CheckTimeout)
 	defer cancel()
 	if _, err := t.client.HeadBucket(hctx, &s3.HeadBucketInput{Bucket: aws.String(t.bucket)}); err != nil {
@@ -168,7 +178,7 @@ func (t *s3Target) put(ctx context.Context, key string, r io.Reader, partSize in
 		_, err := t.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: aws.String(t.bucket), Key: aws.String(key),
 			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
-		})
+		}, t.dataOpts...)
 		return err
 	}
 	if err != nil {
@@ -287,7 +297,7 @@ func (u *upload) part(ctx context.Context, num int32, data []byte) error {
 	out, err := u.t.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket: aws.String(u.t.bucket), Key: aws.String(u.key), UploadId: u.id,
 		PartNumber: aws.Int32(num), Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))),
-	})
+	}, u.t.dataOpts...)
 	if err != nil {
 		return fmt.Errorf("upload part %d: %w", num, err)
 	}

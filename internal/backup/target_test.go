@@ -4,18 +4,25 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/redis-manager/redis-manager/internal/testenv"
 )
@@ -241,4 +248,56 @@ func TestOpenS3Unreachable(t *testing.T) {
 			t.Logf("after %s: %v", took.Round(time.Millisecond), err)
 		})
 	}
+}
+
+// Over TLS, data requests go with UNSIGNED-PAYLOAD; the objects must still
+// arrive whole. Not parallel: the CA reaches the SDK through AWS_CA_BUNDLE,
+// as it would for an operator's private CA.
+func TestS3OverTLS(t *testing.T) {
+	fake := gofakes3.New(s3memBackend(t, "tls")).Server()
+	var mu sync.Mutex
+	payloads := map[string]bool{} // x-amz-content-sha256 of the PUTs
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			mu.Lock()
+			payloads[r.Header.Get("X-Amz-Content-Sha256")] = true
+			mu.Unlock()
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CA_BUNDLE", ca)
+	ctx := context.Background()
+	tgt, err := OpenTarget(ctx, "s3://tls/p?pathStyle=true&endpoint="+srv.URL, WithCredentials("k", "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tgt.(*s3Target).dataOpts) == 0 {
+		t.Fatal("payload signed over TLS")
+	}
+	for _, size := range []int{1000, 6 << 20} {
+		data := make([]byte, size)
+		rand.Read(data)
+		if _, err := tgt.Put(ctx, "c/0/x.rdb", bytes.NewReader(data), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := download(t, tgt, "c/0/x.rdb"); !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes back, want %d", len(got), size)
+		}
+	}
+	if len(payloads) != 1 || !payloads["UNSIGNED-PAYLOAD"] {
+		t.Fatalf("payload hashes sent: %v", payloads)
+	}
+}
+
+func s3memBackend(t *testing.T, bucket string) *s3mem.Backend {
+	b := s3mem.New()
+	if err := b.CreateBucket(bucket); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -36,10 +36,13 @@ type Controller struct {
 	wake chan struct{}
 	kick chan struct{}
 
-	mu       sync.Mutex
-	running  map[string]bool // job ids being run
-	portMu   sync.Mutex      // serialises port allocation
-	loopDone chan struct{}
+	mu        sync.Mutex
+	running   map[string]bool      // job ids being run
+	watchers  map[string]*watcher  // Sentinel address -> event subscription
+	failovers map[string]bool      // shards with a fast failover in flight
+	lost      map[string]time.Time // instance -> when it was seen lost
+	tracker   *tracker
+	portMu    sync.Mutex // serialises port allocation
 }
 
 // New assembles a controller. Run starts it.
@@ -57,15 +60,18 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 		cfg.SentinelReady = 60 * time.Second
 	}
 	return &Controller{
-		cfg:      cfg,
-		store:    st,
-		platform: p,
-		pool:     redisclient.NewPool(),
-		log:      log,
-		wake:     make(chan struct{}, 1),
-		kick:     make(chan struct{}, 1),
-		running:  map[string]bool{},
-		loopDone: make(chan struct{}),
+		cfg:       cfg,
+		store:     st,
+		platform:  p,
+		pool:      redisclient.NewPool(),
+		log:       log,
+		wake:      make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
+		running:   map[string]bool{},
+		watchers:  map[string]*watcher{},
+		failovers: map[string]bool{},
+		lost:      map[string]time.Time{},
+		tracker:   newTracker(),
 	}
 }
 
@@ -109,7 +115,7 @@ func (c *Controller) Run(ctx context.Context) error {
 				return
 			case ev := <-events:
 				c.log.Info("platform event", "type", ev.Type, "instance", ev.Name, "pid", ev.Pid)
-				c.Wake()
+				go c.onExit(ctx, ev)
 			}
 		}
 	}()

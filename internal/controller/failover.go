@@ -40,6 +40,7 @@ func failoverSteps() []step {
 					return fmt.Errorf("no master known for %s", name)
 				}
 				st.RequestedAt = time.Now().UTC()
+				r.c.tracker.update(name, func(t *failoverTrack) { t.Planned = true })
 				r.job.Params, _ = json.Marshal(st)
 				r.save(ctx, true)
 				// Pause writes on the old master (it times out by itself if

@@ -81,6 +81,8 @@ func (c *Controller) stepsFor(kind string) (steps []step, onFail func(ctx contex
 		return scaleSteps(), nil, nil
 	case api.JobFailover:
 		return failoverSteps(), nil, nil
+	case api.JobReplaceInstance:
+		return replaceSteps(), nil, nil
 	}
 	return nil, nil, fmt.Errorf("job kind %q is not supported by this version", kind)
 }

@@ -52,30 +52,40 @@ func (c *Controller) observeAll(ctx context.Context) {
 		wg.Add(1)
 		go func(cl store.Cluster) {
 			defer wg.Done()
-			c.observeCluster(ctx, cl, active[cl.Name])
+			if _, obs, ok := c.observeAndStore(ctx, cl, active[cl.Name]); ok && active[cl.Name] == "" && ctx.Err() == nil {
+				c.heal(ctx, cl, obs)
+			}
 		}(cl)
 	}
 	wg.Wait()
+	c.syncWatchers(ctx, cls)
 }
 
 // observeCluster reads the cluster's instances and Sentinels and stores its
 // status.
 func (c *Controller) observeCluster(ctx context.Context, cl store.Cluster, activeJob string) api.ClusterStatus {
+	st, _, _ := c.observeAndStore(ctx, cl, activeJob)
+	return st
+}
+
+// observeAndStore observes a cluster, stores its status and returns it with
+// the raw observation; ok is false when nothing could be observed.
+func (c *Controller) observeAndStore(ctx context.Context, cl store.Cluster, activeJob string) (api.ClusterStatus, observation, bool) {
 	octx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	redis, sentinels, err := c.instancesOf(octx, cl.Name)
 	if err != nil {
-		return api.ClusterStatus{}
+		return api.ClusterStatus{}, observation{}, false
 	}
 	obs := c.observe(octx, cl, redis, sentinels)
 	status := evaluate(cl.Spec, cl.Name, obs, activeJob)
 	if ctx.Err() != nil {
-		return status
+		return status, obs, false
 	}
 	if err := c.store.UpdateClusterStatus(ctx, cl.Name, status); err != nil && ctx.Err() == nil {
 		c.log.Debug("store status", "cluster", cl.Name, "err", err)
 	}
-	return status
+	return status, obs, true
 }
 
 // observation is the raw material of a status: what each instance and each
@@ -140,6 +150,7 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 	at := obs.At
 	st := api.ClusterStatus{ObservedAt: &at, Shards: []api.ShardStatus{}, Sentinels: []api.SentinelStatus{}}
 	var problems []string
+	failingOver := false
 
 	for _, so := range obs.Sentinels {
 		ss := api.SentinelStatus{Name: so.In.Name, Address: addr(so.In), Up: so.Up, Pid: so.In.Pid, Monitors: []string{}}
@@ -173,6 +184,11 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 				continue
 			}
 			named[m.Addr]++
+			for _, f := range m.Flags {
+				if f == "failover_in_progress" || f == "o_down" || f == "s_down" {
+					failingOver = true
+				}
+			}
 			up := 0
 			for _, r := range m.Replicas {
 				if !sentinel.Down(r.Flags) {
@@ -226,6 +242,7 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 			}
 			if addr(ro.In) == masterAddr {
 				if !ro.Up {
+					failingOver = failingOver || s.Replicas > 0
 					problems = append(problems, fmt.Sprintf("master %s of shard %d is down", ro.In.Name, shard))
 				} else if is.Role != "master" {
 					problems = append(problems, fmt.Sprintf("%s is named master of shard %d but runs as %s", ro.In.Name, shard, is.Role))
@@ -275,9 +292,12 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 	case api.JobFailover:
 		st.Phase = api.PhaseFailingOver
 	default:
-		if len(problems) == 0 {
+		switch {
+		case len(problems) == 0:
 			st.Phase = api.PhaseReady
-		} else {
+		case failingOver:
+			st.Phase = api.PhaseFailingOver
+		default:
 			st.Phase = api.PhaseDegraded
 		}
 	}

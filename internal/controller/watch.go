@@ -1,0 +1,226 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/spec"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// failoverTrack is what the manager learns about one shard's failover as it
+// happens, from the platform and from Sentinel's events.
+type failoverTrack struct {
+	LostAt     time.Time // the platform saw the master process exit
+	DetectedAt time.Time // first +sdown/+odown of the master
+	ForcedAt   time.Time // the fast path asked for SENTINEL FAILOVER
+	PromotedAt time.Time // +promoted-slave
+	Planned    bool      // a planned failover job records its own event
+}
+
+// tracker holds failovers in progress, keyed by Sentinel master name.
+type tracker struct {
+	mu       sync.Mutex
+	shards   map[string]*failoverTrack
+	recorded map[string]time.Time // "<name> <new master>" of recorded switches
+}
+
+func newTracker() *tracker {
+	return &tracker{shards: map[string]*failoverTrack{}, recorded: map[string]time.Time{}}
+}
+
+// update changes the track of a shard under the lock.
+func (t *tracker) update(name string, f func(*failoverTrack)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tr, ok := t.shards[name]
+	if !ok {
+		tr = &failoverTrack{}
+		t.shards[name] = tr
+	}
+	f(tr)
+}
+
+// finish returns and forgets the track of a switch, once per switch: every
+// Sentinel announces the same +switch-master.
+func (t *tracker) finish(name, newMaster string) (failoverTrack, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	key := name + " " + newMaster
+	if at, ok := t.recorded[key]; ok && time.Since(at) < time.Minute {
+		return failoverTrack{}, false
+	}
+	t.recorded[key] = time.Now()
+	tr := t.shards[name]
+	delete(t.shards, name)
+	if tr == nil {
+		return failoverTrack{}, true
+	}
+	return *tr, true
+}
+
+// watcher is one Sentinel's event subscription.
+type watcher struct {
+	cancel context.CancelFunc
+}
+
+// syncWatchers keeps one event subscription per running Sentinel of every
+// cluster, and ends those of Sentinels that are gone.
+func (c *Controller) syncWatchers(ctx context.Context, cls []store.Cluster) {
+	want := map[string]store.Cluster{}
+	wantIn := map[string]store.Instance{}
+	for _, cl := range cls {
+		_, sentinels, err := c.instancesOf(ctx, cl.Name)
+		if err != nil {
+			return
+		}
+		for _, s := range sentinels {
+			want[addr(s)], wantIn[addr(s)] = cl, s
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for a, w := range c.watchers {
+		if _, ok := want[a]; !ok {
+			w.cancel()
+			delete(c.watchers, a)
+		}
+	}
+	for a, cl := range want {
+		if _, ok := c.watchers[a]; ok {
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		c.watchers[a] = &watcher{cancel: cancel}
+		go c.watchSentinel(wctx, cl, wantIn[a])
+	}
+}
+
+// watchSentinel subscribes to every event a Sentinel publishes and reacts:
+// any event wakes the control loop; failover events are tracked and
+// recorded. go-redis re-subscribes after a lost connection.
+func (c *Controller) watchSentinel(ctx context.Context, cl store.Cluster, s store.Instance) {
+	ps := c.pool.Redis(addr(s), cl.SentinelPassword).PSubscribe(ctx, "*")
+	defer ps.Close()
+	ch := ps.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			c.sentinelEvent(ctx, cl, s, msg.Channel, msg.Payload)
+		}
+	}
+}
+
+// sentinelEvent handles one Sentinel event.
+func (c *Controller) sentinelEvent(ctx context.Context, cl store.Cluster, s store.Instance, channel, payload string) {
+	if channel == "__sentinel__:hello" {
+		return
+	}
+	f := strings.Fields(payload)
+	c.log.Debug("sentinel event", "cluster", cl.Name, "sentinel", s.Name, "event", channel, "payload", payload)
+	now := time.Now().UTC()
+	switch channel {
+	case "+sdown", "+odown":
+		// "<type> <name> <ip> <port> ..." for the master itself.
+		if len(f) >= 4 && f[0] == "master" {
+			c.tracker.update(f[1], func(t *failoverTrack) {
+				if t.DetectedAt.IsZero() {
+					t.DetectedAt = now
+				}
+			})
+		}
+	case "+promoted-slave":
+		// "slave <ip:port> <ip> <port> @ <name> <mip> <mport>"
+		if len(f) >= 6 {
+			c.tracker.update(f[5], func(t *failoverTrack) { t.PromotedAt = now })
+		}
+	case "+switch-master":
+		// "<name> <oldip> <oldport> <newip> <newport>"
+		if len(f) == 5 {
+			c.recordSwitch(ctx, cl, f[0], net.JoinHostPort(f[1], f[2]), net.JoinHostPort(f[3], f[4]), now)
+		}
+	}
+	c.Wake()
+}
+
+// recordSwitch records a failover event once per switch.
+func (c *Controller) recordSwitch(ctx context.Context, cl store.Cluster, name, oldMaster, newMaster string, at time.Time) {
+	t, first := c.tracker.finish(name, newMaster)
+	if !first || t.Planned {
+		return
+	}
+	shard := shardOf(cl.Name, name)
+	details := map[string]any{"oldMaster": oldMaster, "newMaster": newMaster, "switchedAt": at, "fast": !t.ForcedAt.IsZero()}
+	start := t.DetectedAt
+	for k, v := range map[string]time.Time{"lostAt": t.LostAt, "detectedAt": t.DetectedAt, "forcedAt": t.ForcedAt, "promotedAt": t.PromotedAt} {
+		if !v.IsZero() {
+			details[k] = v
+		}
+	}
+	if !t.LostAt.IsZero() {
+		start = t.LostAt
+	}
+	msg := fmt.Sprintf("failover of %s: %s → %s", name, oldMaster, newMaster)
+	if !start.IsZero() {
+		details["writeUnavailableMs"] = at.Sub(start).Milliseconds()
+		msg += fmt.Sprintf(" (writes unavailable about %d ms)", at.Sub(start).Milliseconds())
+	}
+	c.event(ctx, cl.Name, shard, "failover", msg, details)
+	c.log.Info("failover recorded", "cluster", cl.Name, "shard", name, "old", oldMaster, "new", newMaster)
+}
+
+// shardOf returns the shard index of a Sentinel master name of a cluster.
+func shardOf(cluster, name string) *int {
+	n, err := strconv.Atoi(strings.TrimPrefix(name, cluster+"-"))
+	if err != nil {
+		return nil
+	}
+	return &n
+}
+
+// onExit reacts to the platform seeing a process exit: it records the loss,
+// starts the fast failover when the process was a master, and wakes the
+// control loop, which restarts what is lost.
+func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
+	defer c.Wake()
+	cl, err := c.store.GetCluster(ctx, ev.Cluster)
+	if err != nil {
+		return
+	}
+	redis, sentinels, err := c.instancesOf(ctx, cl.Name)
+	if err != nil {
+		return
+	}
+	var in *store.Instance
+	for i := range redis {
+		if redis[i].Name == ev.Name {
+			in = &redis[i]
+		}
+	}
+	if in == nil {
+		return // a Sentinel, or an instance being removed
+	}
+	name := spec.MasterName(cl.Name, in.Shard)
+	if c.currentMaster(ctx, cl, in.Shard, redis, sentinels) != addr(*in) {
+		return
+	}
+	c.tracker.update(name, func(t *failoverTrack) {
+		if t.LostAt.IsZero() {
+			t.LostAt = ev.At
+		}
+	})
+	if cl.Spec.FastFailover && cl.Spec.Replicas > 0 {
+		go c.fastFailover(ctx, cl, *in, redis, sentinels)
+	}
+}
