@@ -93,9 +93,10 @@ func conflict(format string, a ...any) error {
 	return &Error{Kind: store.ErrConflict, Msg: fmt.Sprintf(format, a...)}
 }
 
-// Run resumes unfinished jobs, then runs the job runner, the control loop
+// Run adopts running instances and observes every cluster once (then closes
+// ready), resumes unfinished jobs, and runs the job runner, the control loop
 // and the platform watcher until ctx ends. It returns once they stopped.
-func (c *Controller) Run(ctx context.Context) error {
+func (c *Controller) Run(ctx context.Context, ready chan<- struct{}) error {
 	events, err := c.platform.Watch(ctx)
 	if err != nil {
 		return fmt.Errorf("watch platform: %w", err)
@@ -103,6 +104,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.adopt(ctx); err != nil {
 		c.log.Warn("adopting instances", "err", err)
 	}
+	// The stored status is as old as the last run: observe once before the
+	// API answers, so nobody reads a stale Ready.
+	c.observeAll(ctx)
+	close(ready)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); c.runJobs(ctx) }()

@@ -20,8 +20,9 @@ import (
 // writer writes keys to one shard through a Sentinel-aware client and
 // remembers which writes were acknowledged.
 type writer struct {
-	client *redis.Client
-	prefix string
+	client       *redis.Client
+	prefix       string
+	waitReplicas int
 
 	mu     sync.Mutex
 	acked  []string
@@ -31,7 +32,14 @@ type writer struct {
 }
 
 func startWriter(t *testing.T, cl api.Cluster, creds api.Credentials, shard int, prefix string) *writer {
+	return startWriterWait(t, cl, creds, shard, prefix, 0)
+}
+
+// startWriterWait is startWriter with each write acknowledged only after
+// WAIT confirms waitReplicas replicas have it.
+func startWriterWait(t *testing.T, cl api.Cluster, creds api.Credentials, shard int, prefix string, waitReplicas int) *writer {
 	w := &writer{
+		waitReplicas: waitReplicas,
 		client: redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: cl.Connection.MasterNames[shard], SentinelAddrs: cl.Connection.Sentinels,
 			Password: creds.Password, SentinelPassword: creds.SentinelPassword, Protocol: 2,
@@ -51,7 +59,23 @@ func startWriter(t *testing.T, cl api.Cluster, creds api.Credentials, shard int,
 			default:
 			}
 			k := fmt.Sprintf("%s:%d", prefix, i)
-			err := w.client.Set(ctx, k, k, 0).Err()
+			var err error
+			if w.waitReplicas > 0 {
+				// Acknowledged only once WAIT says a replica has it too.
+				var cmds []redis.Cmder
+				cmds, err = w.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+					p.Set(ctx, k, k, 0)
+					p.Do(ctx, "WAIT", w.waitReplicas, 1000)
+					return nil
+				})
+				if err == nil {
+					if n, _ := cmds[1].(*redis.Cmd).Int(); n < w.waitReplicas {
+						err = fmt.Errorf("WAIT: %d replicas", n)
+					}
+				}
+			} else {
+				err = w.client.Set(ctx, k, k, 0).Err()
+			}
 			w.mu.Lock()
 			if err != nil {
 				w.errors = append(w.errors, fmt.Sprintf("%s: %v", time.Now().Format("15:04:05.000"), err))

@@ -149,7 +149,13 @@ func Serve(ctx context.Context, o Options, version string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ctlDone := make(chan error, 1)
-	go func() { ctlDone <- ctl.Run(ctx) }()
+	ready := make(chan struct{})
+	go func() { ctlDone <- ctl.Run(ctx, ready) }()
+	select {
+	case <-ready:
+	case err := <-ctlDone:
+		return err
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)

@@ -255,7 +255,7 @@ func (m *Manager) Dump() {
 			m.t.Logf("jobs:\n%s", b)
 		}
 	}
-	m.t.Logf("manager log:\n%s", m.LogTail(60))
+	m.t.Logf("manager log:\n%s", m.LogTail(400))
 	logs, _ := filepath.Glob(filepath.Join(m.DataDir, "instances", "*", "*", "redis.log"))
 	for _, l := range logs {
 		m.t.Logf("%s:\n%s", l, tail(l, 8))

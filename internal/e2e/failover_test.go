@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/testenv"
+)
+
+func kill9(t *testing.T, pid int) {
+	t.Helper()
+	if pid <= 0 {
+		t.Fatalf("bad pid %d", pid)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill %d: %v", pid, err)
+	}
+}
+
+// waitEvent waits for an event of the type newer than since.
+func waitEvent(t *testing.T, m *testenv.Manager, cluster, typ string, since time.Time, timeout time.Duration) api.Event {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		evs, _ := m.Client.ClusterEvents(context.Background(), cluster)
+		for _, e := range evs {
+			if e.Type == typ && !e.At.Before(since.Truncate(time.Second)) {
+				return e
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no %s event within %s", typ, timeout)
+	return api.Event{}
+}
+
+// TestKillMasterUnderWrites: kill -9 the master while a Sentinel-aware
+// client writes with WAIT 1. A replica is promoted, writes resume, the old
+// master comes back as a replica, every acknowledged write survives, the
+// failover is recorded, and Sentinel's view is exact.
+func TestKillMasterUnderWrites(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "km"})
+	creds, _ := m.Client.Credentials(ctx, "km")
+	w := startWriterWait(t, cl, creds, 0, "k", 1)
+	time.Sleep(500 * time.Millisecond)
+	old := *cl.Status.Shards[0].Master
+	killedAt := time.Now()
+	kill9(t, old.Pid)
+
+	ev := waitEvent(t, m, "km", "failover", killedAt, 15*time.Second)
+	if ev.Details["oldMaster"] != old.Address || ev.Details["newMaster"] == nil || ev.Details["writeUnavailableMs"] == nil {
+		t.Errorf("failover event details: %v", ev.Details)
+	}
+	t.Logf("failover event: %s", ev.Message)
+	cl = m.WaitPhase(ctx, "km", api.PhaseReady, 30*time.Second)
+	restored := time.Since(killedAt)
+	checkStatus(t, cl, 1, 2, 3)
+	if cl.Status.Shards[0].Master.Address == old.Address {
+		t.Fatal("the killed master is master again")
+	}
+	var back bool
+	for _, r := range cl.Status.Shards[0].Replicas {
+		back = back || r.Address == old.Address
+	}
+	if !back {
+		t.Fatalf("old master %s is not a replica now", old.Address)
+	}
+	time.Sleep(300 * time.Millisecond) // writes resumed on the new master
+	acked, errs := w.Stop()
+	t.Logf("replica count back to spec %.1fs after the kill; %d writes acknowledged with WAIT 1, %d failed during the failover", restored.Seconds(), len(acked), len(errs))
+	checkKeys(t, cl.Status.Shards[0], creds, acked)
+	checkSentinelsExact(t, cl, creds)
+	waitEvent(t, m, "km", "instance-replaced", killedAt, 5*time.Second)
+}
+
+// TestKillReplicaAndSentinels: a killed replica, a killed Sentinel, and two
+// Sentinels killed one after another all come back; quorum is kept.
+func TestKillReplicaAndSentinels(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "kr"})
+	creds, _ := m.Client.Credentials(ctx, "kr")
+
+	kill9(t, cl.Status.Shards[0].Replicas[1].Pid)
+	cl = waitRecovered(t, m, "kr", cl)
+	checkStatus(t, cl, 1, 2, 3)
+
+	kill9(t, cl.Status.Sentinels[0].Pid)
+	cl = waitRecovered(t, m, "kr", cl)
+	checkStatus(t, cl, 1, 2, 3)
+
+	kill9(t, cl.Status.Sentinels[1].Pid)
+	time.Sleep(200 * time.Millisecond)
+	kill9(t, cl.Status.Sentinels[2].Pid)
+	cl = waitRecovered(t, m, "kr", cl)
+	checkStatus(t, cl, 1, 2, 3)
+	checkSentinelsExact(t, cl, creds)
+
+	// The recovered Sentinels still fail the shard over.
+	job, err := m.Client.Failover(ctx, "kr", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.WaitJob(ctx, job.ID)
+}
+
+// waitRecovered waits until the cluster is Ready with a pid set different
+// from before (something was restarted).
+func waitRecovered(t *testing.T, m *testenv.Manager, name string, before api.Cluster) api.Cluster {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		cl, err := m.Client.GetCluster(context.Background(), name)
+		if err == nil && cl.Status.Phase == api.PhaseReady && fmt.Sprint(pidsOf(cl)) != fmt.Sprint(pidsOf(before)) {
+			return cl
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not recover", name)
+	return api.Cluster{}
+}
+
+// TestKillManagerDuringFailover: the master dies and the manager dies right
+// after; Sentinel fails over without it, and the restarted manager brings
+// the old master back as a replica.
+func TestKillManagerDuringFailover(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "kmf", Replicas: intp(1), Sentinel: &api.SentinelRequest{DownAfterMs: intp(1000)}})
+	creds, _ := m.Client.Credentials(ctx, "kmf")
+	old := *cl.Status.Shards[0].Master
+	kill9(t, old.Pid)
+	m.Kill()
+	// Sentinel alone promotes the replica.
+	waitSentinelNames(t, cl, creds.SentinelPassword, "kmf-0", old.Address)
+	m.Restart()
+	cl = m.WaitPhase(ctx, "kmf", api.PhaseReady, 30*time.Second)
+	checkStatus(t, cl, 1, 1, 3)
+	if cl.Status.Shards[0].Replicas[0].Address != old.Address {
+		t.Fatalf("old master %s not back as the replica: %+v", old.Address, cl.Status.Shards[0])
+	}
+}
+
+// waitSentinelNames waits until a Sentinel names a master other than old.
+func waitSentinelNames(t *testing.T, cl api.Cluster, sentinelPassword, name, old string) string {
+	t.Helper()
+	creds := cl.Connection
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range creds.Sentinels {
+			sc := redis.NewSentinelClient(&redis.Options{Addr: s, Password: sentinelPassword, Protocol: 2})
+			res, err := sc.GetMasterAddrByName(ctx, name).Result()
+			sc.Close()
+			if err == nil && len(res) == 2 && res[0]+":"+res[1] != old {
+				return res[0] + ":" + res[1]
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("Sentinels still name %s", old)
+	return ""
+}
+
+// TestOldMasterWithEmptyDataDir: the master dies while the manager is down,
+// Sentinel fails over, and the old master's data dir is wiped. Started again
+// (by the manager, and by hand from its old config as a master), it must not
+// wipe the new master's data.
+func TestOldMasterWithEmptyDataDir(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "em", Replicas: intp(1), Sentinel: &api.SentinelRequest{DownAfterMs: intp(1000)}})
+	creds, _ := m.Client.Credentials(ctx, "em")
+	old := *cl.Status.Shards[0].Master
+	mc := redis.NewClient(&redis.Options{Addr: old.Address, Password: creds.Password, Protocol: 2})
+	for i := 0; i < 1000; i++ {
+		mc.Set(ctx, fmt.Sprintf("k%d", i), i, 0)
+	}
+	mc.Do(ctx, "WAIT", 1, 2000)
+	mc.Close()
+
+	m.Kill()
+	kill9(t, old.Pid)
+	newMaster := waitSentinelNames(t, cl, creds.SentinelPassword, "em-0", old.Address)
+	dir := filepath.Join(m.DataDir, "instances", "em", old.Name)
+	if err := os.Remove(filepath.Join(dir, "dump.rdb")); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	// Someone starts it by hand from the config it had as master.
+	cmd := exec.Command("redis-server", filepath.Join(dir, "redis.conf"))
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait() }()
+	m.Restart()
+	cl = m.WaitPhase(ctx, "em", api.PhaseReady, 30*time.Second)
+	if cl.Status.Shards[0].Master.Address != newMaster {
+		t.Fatalf("master %s, want %s", cl.Status.Shards[0].Master.Address, newMaster)
+	}
+	nc := redis.NewClient(&redis.Options{Addr: newMaster, Password: creds.Password, Protocol: 2})
+	defer nc.Close()
+	if n, _ := nc.DBSize(ctx).Result(); n != 1000 {
+		t.Fatalf("new master holds %d keys, want 1000: the empty old master wiped data", n)
+	}
+	checkKeys(t, cl.Status.Shards[0], creds, keysK(1000))
+
+	// Now the manager itself restarts the old master with an empty dir.
+	kill9(t, cl.Status.Shards[0].Replicas[0].Pid)
+	time.Sleep(100 * time.Millisecond)
+	os.Remove(filepath.Join(dir, "dump.rdb"))
+	cl = waitRecovered(t, m, "em", cl)
+	if n, _ := nc.DBSize(ctx).Result(); n != 1000 {
+		t.Fatalf("new master holds %d keys after the restart, want 1000", n)
+	}
+	checkKeys(t, cl.Status.Shards[0], creds, keysK(1000))
+}
+
+func keysK(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("k%d", i)
+	}
+	return out
+}
