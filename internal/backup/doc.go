@@ -78,4 +78,20 @@
 //
 // Keys are relative to the target's base: <cluster>/<shard>/<time>.rdb
 // (ObjectKey) and <cluster>/<shard>/<time>.json (SidecarKey).
+//
+// # What callers branch on
+//
+//   - ErrNoMasterLink: the source replica is not linked to its master;
+//     retry on another instance.
+//   - ErrCorrupt: the bytes failed verification (bad header, structure,
+//     truncation, CRC64); never restore them. A connection lost mid-stream
+//     is a plain error naming the bytes received, so the job retries.
+//   - ErrNotFound: Target.Get of a missing object (restore of a backup
+//     whose object is gone).
+//   - context errors: the caller's deadline or cancel.
+//
+// Timeouts are package variables (DialTimeout, IdleTimeout for the source;
+// S3CheckTimeout, S3PartTimeout for S3); everything else is bounded by the
+// caller's ctx. No error carries the Redis password, and target URLs are
+// redacted before they go into one.
 package backup

@@ -25,10 +25,10 @@ func openFile(u *url.URL) (*fileTarget, error) {
 	if u.Host != "" && u.Host != "localhost" {
 		return nil, fmt.Errorf("file URL with host %q: want file:///absolute/dir", u.Host)
 	}
-	dir := filepath.Clean(filepath.FromSlash(u.Path))
-	if !filepath.IsAbs(dir) {
-		return nil, fmt.Errorf("file target needs an absolute directory, got %q", u.Path)
+	if u.Opaque != "" || !filepath.IsAbs(filepath.FromSlash(u.Path)) {
+		return nil, errors.New("file target needs an absolute directory: file:///abs/dir")
 	}
+	dir := filepath.Clean(filepath.FromSlash(u.Path))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}

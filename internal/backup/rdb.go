@@ -39,8 +39,8 @@ type Result struct {
 	// 7.2): Keys is then the sum of the RESIZEDB hints, and only the header
 	// and the CRC64 were checked.
 	KeysCounted bool
-	// Duration is how long the transfer (StreamRDB, Run) or the
-	// verification (VerifyReader) took.
+	// Duration is how long the transfer (StreamRDB), the whole backup with
+	// its upload and sidecar (Run) or the verification (VerifyReader) took.
 	Duration time.Duration
 	// Object is the URL of the stored object; set by Run only.
 	Object string

@@ -18,7 +18,7 @@ import (
 // (Put aborts); when the sidecar cannot be written, the object is deleted.
 // Either way the error says which step failed. sizeHint and progress are
 // those of Target.Put and StreamRDB. On success Result.Object is the
-// object's URL.
+// object's URL and Result.Duration covers the whole backup.
 func Run(ctx context.Context, addr, password string, t Target, key string, sizeHint int64, progress func(int64)) (Result, error) {
 	started := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
@@ -62,7 +62,9 @@ func Run(ctx context.Context, addr, password string, t Target, key string, sizeH
 	res.Object = put.url
 
 	m := NewMetadata(key, addr, res, started, time.Now())
-	if err := WriteMetadata(ctx, t, m); err != nil {
+	err := WriteMetadata(ctx, t, m)
+	res.Duration = time.Since(started)
+	if err != nil {
 		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer dcancel()
 		if derr := t.Delete(dctx, key); derr != nil {

@@ -80,6 +80,9 @@ func openS3(ctx context.Context, u *url.URL, o options) (*s3Target, error) {
 	if t.bucket == "" {
 		return nil, errors.New("s3 URL without a bucket: want s3://BUCKET/PREFIX")
 	}
+	if u.User != nil {
+		return nil, errors.New("credentials do not belong in the URL: they come from the AWS chain (AWS_ACCESS_KEY_ID, ...)")
+	}
 	if t.prefix != "" && !strings.HasSuffix(t.prefix, "/") {
 		t.prefix += "/"
 	}
@@ -96,7 +99,9 @@ func openS3(ctx context.Context, u *url.URL, o options) (*s3Target, error) {
 		case "region":
 			region = v[0]
 		case "pathStyle":
-			pathStyle, err = strconv.ParseBool(v[0])
+			if pathStyle, err = strconv.ParseBool(v[0]); err != nil {
+				err = fmt.Errorf("pathStyle %q is not true or false", v[0])
+			}
 		default:
 			err = fmt.Errorf("unknown parameter %q (want endpoint, region, pathStyle)", k)
 		}

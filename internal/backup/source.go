@@ -95,11 +95,7 @@ func streamRDB(ctx context.Context, addr, password string, w io.Writer, progress
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := verify(payload, w, progress)
-	if err != nil {
-		return res, err
-	}
-	return res, nil
+	return verify(payload, w, progress)
 }
 
 // command sends one command and expects a simple-string reply.

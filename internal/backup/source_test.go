@@ -1,11 +1,15 @@
 package backup
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -141,3 +145,181 @@ func (f failWriter) Write([]byte) (int, error) { return 0, f.err }
 type slowWriter struct{}
 
 func (slowWriter) Write(p []byte) (int, error) { time.Sleep(time.Millisecond); return len(p), nil }
+
+// fakeMaster accepts one replication connection, answers the handshake
+// (three commands, no AUTH) with +OK and hands the connection to reply
+// after SYNC.
+func fakeMaster(t *testing.T, reply func(c net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := 0; i < 3; i++ {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
+			var args []string
+			for j := 0; j < 2*n; j++ {
+				arg, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				args = append(args, strings.TrimSpace(arg))
+			}
+			if args[1] != "SYNC" {
+				c.Write([]byte("+OK\r\n"))
+			}
+		}
+		reply(c)
+	}()
+	return l.Addr().String()
+}
+
+// writeChunks sends b in pieces of at most n bytes, flushed one by one, so
+// the reader sees the boundaries.
+func writeChunks(c net.Conn, b []byte, n int) {
+	for len(b) > 0 {
+		k := min(n, len(b))
+		if _, err := c.Write(b[:k]); err != nil {
+			return
+		}
+		b = b[k:]
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// Both forms from a scripted master: keepalives first, the payload cut
+// into small reads (the EOF mark split across them), and every way the
+// transfer can break.
+func TestStreamRDBProtocol(t *testing.T) {
+	t.Parallel()
+	rdb := rdbOf("0010", []byte{opSelectDB, 0, opResizeDB, 1, 0, typeString, 1, 'k', 1, 'v'})
+	mark := strings.Repeat("0123456789", 4)
+	for name, tc := range map[string]struct {
+		reply   func(c net.Conn)
+		wantErr string
+	}{
+		"sized": {reply: func(c net.Conn) {
+			c.Write([]byte("\n\n\n"))
+			fmt.Fprintf(c, "$%d\r\n", len(rdb))
+			writeChunks(c, rdb, 3)
+		}},
+		"eof mark": {reply: func(c net.Conn) {
+			c.Write([]byte("\n"))
+			fmt.Fprintf(c, "$EOF:%s\r\n", mark)
+			writeChunks(c, append(append([]byte(nil), rdb...), mark...), 7)
+		}},
+		"eof mark in one write": {reply: func(c net.Conn) {
+			fmt.Fprintf(c, "$EOF:%s\r\n%s%s", mark, rdb, mark)
+		}},
+		"closed before the snapshot": {wantErr: "connection closed by the source before the snapshot", reply: func(c net.Conn) {
+			c.Write([]byte("\n\n"))
+		}},
+		"error reply": {wantErr: "redis replied -ERR something", reply: func(c net.Conn) {
+			c.Write([]byte("\n-ERR something\r\n"))
+		}},
+		"sized, cut": {wantErr: fmt.Sprintf("connection lost after 10 of %d bytes", len(rdb)), reply: func(c net.Conn) {
+			fmt.Fprintf(c, "$%d\r\n", len(rdb))
+			c.Write(rdb[:10])
+		}},
+		"eof mark, cut": {wantErr: "before the end mark", reply: func(c net.Conn) {
+			fmt.Fprintf(c, "$EOF:%s\r\n", mark)
+			c.Write(rdb)
+		}},
+		"bad mark": {wantErr: "EOF mark of 3 bytes", reply: func(c net.Conn) {
+			c.Write([]byte("$EOF:abc\r\n"))
+		}},
+		"crc mismatch": {wantErr: "corrupt rdb: crc64", reply: func(c net.Conn) {
+			bad := bytes.Clone(rdb)
+			bad[len(bad)-1] ^= 1
+			fmt.Fprintf(c, "$%d\r\n%s", len(bad), bad)
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			addr := fakeMaster(t, tc.reply)
+			var buf bytes.Buffer
+			res, err := StreamRDB(context.Background(), addr, "", &buf, nil)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				t.Log(err)
+				return
+			}
+			if err != nil || !bytes.Equal(buf.Bytes(), rdb) || res.Keys != 1 || res.Bytes != int64(len(rdb)) {
+				t.Fatalf("res %+v, err %v, %d bytes written", res, err, buf.Len())
+			}
+		})
+	}
+}
+
+// A source that accepts and never answers is bounded by ctx.
+func TestStreamRDBSilentSource(t *testing.T) {
+	t.Parallel()
+	addr := fakeMaster(t, func(c net.Conn) { time.Sleep(5 * time.Second) })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := StreamRDB(ctx, addr, "", &bytes.Buffer{}, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("after %s: %v", time.Since(start), err)
+	}
+}
+
+// Writes go on during the snapshot: the fork's point-in-time copy is what
+// arrives, whole and verified, in both forms.
+func TestStreamRDBWhileWriting(t *testing.T) {
+	t.Parallel()
+	for _, diskless := range []string{"yes", "no"} {
+		t.Run("diskless="+diskless, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			src := startRedis(t, "", "repl-diskless-sync "+diskless)
+			src.Do(ctx, "DEBUG", "POPULATE", 50000, "key", 100)
+			before := src.DBSize(ctx)
+			stop := make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				c := src.Client(0)
+				defer c.Close()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						done <- nil
+						return
+					default:
+					}
+					if err := c.Set(ctx, fmt.Sprint("new:", i), i, 0).Err(); err != nil {
+						done <- err
+						return
+					}
+				}
+			}()
+			var buf bytes.Buffer
+			res, err := StreamRDB(ctx, src.Addr, testPassword, &buf, nil)
+			close(stop)
+			if werr := <-done; werr != nil {
+				t.Fatal(werr)
+			}
+			if err != nil {
+				t.Fatalf("StreamRDB: %v\n%s", err, src.Log())
+			}
+			after := src.DBSize(ctx)
+			if res.Keys < before || res.Keys > after || after == before {
+				t.Fatalf("keys %d, DBSIZE %d before and %d after", res.Keys, before, after)
+			}
+		})
+	}
+}

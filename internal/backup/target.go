@@ -75,7 +75,12 @@ func OpenTarget(ctx context.Context, rawURL string, opts ...Option) (Target, err
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("open backup target: %w", err)
+		// url.Error quotes the whole URL, secrets included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("open backup target: invalid URL: %w", err)
 	}
 	switch u.Scheme {
 	case "file":
@@ -94,11 +99,21 @@ func OpenTarget(ctx context.Context, rawURL string, opts ...Option) (Target, err
 	return nil, fmt.Errorf("open backup target %s: unknown scheme %q (want file or s3)", redact(u), u.Scheme)
 }
 
-// redact drops user info from a URL before it goes into an error; target
-// URLs should not carry any, but an operator may paste one that does.
+// redact drops user info and the values of unknown query parameters from
+// a URL before it goes into an error: target URLs carry no secrets, but an
+// operator may paste one that does (s3://…?secretKey=…).
 func redact(u *url.URL) string {
 	c := *u
 	c.User = nil
+	q := c.Query()
+	for k := range q {
+		switch k {
+		case "endpoint", "region", "pathStyle":
+		default:
+			q[k] = []string{"REDACTED"}
+		}
+	}
+	c.RawQuery = q.Encode()
 	return c.String()
 }
 

@@ -75,13 +75,21 @@ func TestOpenTargetBadURL(t *testing.T) {
 		"file:relative",
 		"s3:///prefix",
 		"s3://bucket/p?pathstyle=true",
+		"s3://user:hunter2@bucket/p",
+		"s3://bucket/p?secretKey=hunter2",
 		"s3://bucket/p?endpoint=localhost:9000",
 		"s3://bucket/p?pathStyle=maybe",
 		"://",
+		"s3://user:hunter2@bucket/%zz",
 	} {
-		if _, err := OpenTarget(context.Background(), u); err == nil {
+		_, err := OpenTarget(context.Background(), u)
+		if err == nil {
 			t.Errorf("OpenTarget(%q) accepted", u)
 		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("secret in error: %v", err)
+		}
+		t.Log(err)
 	}
 }
 

@@ -35,46 +35,61 @@ type demotion struct {
 	Master string
 }
 
-// namedMasters returns, per shard, the address most Sentinels that answer
-// name as master.
-func namedMasters(s api.ClusterSpec, cluster string, obs observation) map[int]string {
-	out := map[int]string{}
+// sentinelNames returns, per shard, every address an answering Sentinel
+// names as master, and whether the Sentinels are settled: a quorum of them
+// answers, all name the same master, and none is failing it over or sees it
+// down.
+func sentinelNames(s api.ClusterSpec, cluster string, obs observation) (names map[int]map[string]bool, settled map[int]bool) {
+	names, settled = map[int]map[string]bool{}, map[int]bool{}
 	for shard := 0; shard < s.Shards; shard++ {
-		var answers []string
+		names[shard] = map[string]bool{}
+		answers, calm := 0, true
 		for _, so := range obs.Sentinels {
-			if m, ok := so.View[spec.MasterName(cluster, shard)]; ok && so.Up {
-				answers = append(answers, m.Addr)
+			m, ok := so.View[spec.MasterName(cluster, shard)]
+			if !ok || !so.Up {
+				continue
+			}
+			answers++
+			names[shard][m.Addr] = true
+			for _, f := range m.Flags {
+				if f == "failover_in_progress" || f == "o_down" || f == "s_down" || f == "promoted" {
+					calm = false
+				}
 			}
 		}
-		if len(answers) > 0 {
-			out[shard] = bootRole(answers, "", "")
-		}
+		settled[shard] = calm && len(names[shard]) == 1 && answers >= spec.Quorum(s.Sentinels)
 	}
-	return out
+	return names, settled
 }
 
 // planHeal decides what to restart, what waits for a failover and what to
 // demote. running tells which instances' processes the platform runs.
 func planHeal(s api.ClusterSpec, cluster string, obs observation, running map[string]bool) healPlan {
 	var p healPlan
-	named := namedMasters(s, cluster, obs)
-	masterUp := map[int]bool{}
+	names, settled := sentinelNames(s, cluster, obs)
+	// The one master all Sentinels agree on, up and in the master role.
+	agreed := map[int]string{}
 	for _, ro := range obs.Redis {
-		if ro.Up && ro.Info["role"] == "master" && addr(ro.In) == named[ro.In.Shard] {
-			masterUp[ro.In.Shard] = true
+		if sh := ro.In.Shard; settled[sh] && names[sh][addr(ro.In)] && ro.Up && ro.Info["role"] == "master" {
+			agreed[sh] = addr(ro.In)
 		}
 	}
 	for _, ro := range obs.Redis {
-		a := addr(ro.In)
+		a, sh := addr(ro.In), ro.In.Shard
 		switch {
 		case !ro.Up && !running[ro.In.Name]:
-			if named[ro.In.Shard] == a && s.Replicas > 0 {
+			// Any Sentinel still naming it master means its failover is
+			// not over: it waits (with no replica there is nothing to
+			// fail over to, and it restarts with its own data).
+			if names[sh][a] && s.Replicas > 0 {
 				p.Waiting = append(p.Waiting, ro.In)
 			} else {
 				p.Restart = append(p.Restart, ro.In)
 			}
-		case ro.Up && ro.Info["role"] == "master" && named[ro.In.Shard] != "" && named[ro.In.Shard] != a && masterUp[ro.In.Shard]:
-			p.Demote = append(p.Demote, demotion{In: ro.In, Master: named[ro.In.Shard]})
+		case ro.Up && ro.Info["role"] == "master" && agreed[sh] != "" && agreed[sh] != a:
+			// Demote only against a settled Sentinel majority; while they
+			// disagree or fail over, Sentinel itself decides.
+			p.Demote = append(p.Demote, demotion{In: ro.In, Master: agreed[sh]})
 		}
 	}
 	for _, so := range obs.Sentinels {
@@ -232,12 +247,35 @@ func replaceSteps() []step {
 				return r.c.cleanSentinels(ctx, r, cl, sentinels)
 			})
 		}},
-		{"wait-ready", func(ctx context.Context, r *jobRun) error {
+		{"wait-instances", func(ctx context.Context, r *jobRun) error {
 			return r.withInstances(ctx, func(cl store.Cluster, redis, sentinels []store.Instance) error {
-				if err := r.c.waitReady(ctx, r, cl); err != nil {
+				rs, ss, err := targets(r, redis, sentinels)
+				if err != nil {
 					return err
 				}
-				rs, ss, _ := targets(r, redis, sentinels)
+				// Only the instances brought back: the rest of the cluster is
+				// the control loop's business, and waiting on it here would
+				// block the next repair.
+				err = poll(ctx, r.c.cfg.SentinelReady, 50*time.Millisecond, func() (bool, string, error) {
+					var problems []string
+					for shard := 0; shard < cl.Spec.Shards; shard++ {
+						problems = append(problems, r.c.sentinelShardProblems(ctx, cl, ss, len(sentinels), shard)...)
+					}
+					for _, in := range rs {
+						info, err := redisclient.GetInfo(ctx, r.c.pool.Redis(addr(in), cl.Password), "replication")
+						switch {
+						case err != nil:
+							problems = append(problems, fmt.Sprintf("%s: %v", in.Name, err))
+						case info["role"] == "slave" && info["master_link_status"] != "up":
+							problems = append(problems, in.Name+" is not in sync yet")
+						}
+					}
+					r.progress(ctx, 0.5, "waiting for "+strings.Join(problems, "; "))
+					return len(problems) == 0, strings.Join(problems, "; "), nil
+				})
+				if err != nil {
+					return err
+				}
 				for _, in := range append(rs, ss...) {
 					r.c.mu.Lock()
 					lostAt, ok := r.c.lost[in.Name]

@@ -254,27 +254,46 @@ func (c *Controller) sentinelMasterAnswers(ctx context.Context, cl store.Cluster
 	return answers
 }
 
-// bootRole decides whom an instance replicates when it boots: the address
-// most Sentinels name as master (an instance Sentinel names master boots as
-// master), or, when no Sentinel knows the shard yet (it is being created),
-// the planned master. It returns "" to boot as master.
+// bootRole decides whom an instance replicates when it boots. It boots as
+// master ("") only when every answering Sentinel names it master (or, when
+// no Sentinel knows the shard yet because it is being created, when it is
+// the planned master). Otherwise it replicates the address most Sentinels
+// name other than itself: during a failover some Sentinels may still name
+// it, and booting as master then, perhaps with old or no data, is how other
+// operators lost data.
 func bootRole(sentinelAnswers []string, self, plannedMaster string) string {
+	if len(sentinelAnswers) == 0 {
+		if plannedMaster == self {
+			return ""
+		}
+		return plannedMaster
+	}
 	counts := map[string]int{}
 	best, bestN := "", 0
 	for _, a := range sentinelAnswers {
+		if a == self {
+			continue
+		}
 		counts[a]++
 		if n := counts[a]; n > bestN || (n == bestN && a < best) {
 			best, bestN = a, n
 		}
 	}
-	master := plannedMaster
-	if bestN > 0 {
-		master = best
+	return best // "" when every answer names self
+}
+
+// majorityAnswer returns the address most answers name (the lowest on a
+// tie), "" for no answers.
+func majorityAnswer(answers []string) string {
+	counts := map[string]int{}
+	best, bestN := "", 0
+	for _, a := range answers {
+		counts[a]++
+		if n := counts[a]; n > bestN || (n == bestN && a < best) {
+			best, bestN = a, n
+		}
 	}
-	if master == self {
-		return ""
-	}
-	return master
+	return best
 }
 
 // parallel runs f for each instance at once and returns the first error.

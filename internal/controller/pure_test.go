@@ -34,13 +34,14 @@ func TestBootRole(t *testing.T) {
 		{"self named master boots as master", []string{b, b, b}, b, a, ""},
 		{"majority wins", []string{a, b, b}, c, a, b},
 		{"majority wins regardless of order", []string{b, a, b}, c, a, b},
-		{"self named by the majority", []string{a, b, b}, b, a, ""},
+		{"self named by a majority but not all replicates the other (mid-failover)", []string{a, b, b}, b, a, a},
+		{"self named by every answer boots as master", []string{b, b, b}, b, a, ""},
 		{"self named by a minority follows the majority", []string{a, b, b}, a, a, b},
 		{"a single answer is enough", []string{c}, a, a, c},
 		{"tie resolves to the lowest address", []string{b, a}, c, c, a},
 		{"tie resolves the same in any order", []string{a, b}, c, c, a},
 		{"tie, two each", []string{c, b, c, b}, a, a, b},
-		{"tie won by self", []string{b, a}, a, c, ""},
+		{"a tie with self replicates the other", []string{b, a}, a, c, b},
 		{"no plan and no answers", nil, a, "", ""},
 	}
 	for _, tc := range tests {

@@ -175,7 +175,7 @@ func (c *Controller) checkDataLoss(ctx context.Context, cl store.Cluster, to api
 // Sentinels name, else the one instance in the master role.
 func (c *Controller) currentMaster(ctx context.Context, cl store.Cluster, shard int, redis, sentinels []store.Instance) string {
 	if answers := c.sentinelMasterAnswers(ctx, cl, spec.MasterName(cl.Name, shard), sentinels); len(answers) > 0 {
-		return bootRole(answers, "", "")
+		return majorityAnswer(answers)
 	}
 	var masters []string
 	for _, in := range redis {

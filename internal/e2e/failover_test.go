@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -109,12 +110,9 @@ func TestKillReplicaAndSentinels(t *testing.T) {
 	checkStatus(t, cl, 1, 2, 3)
 	checkSentinelsExact(t, cl, creds)
 
-	// The recovered Sentinels still fail the shard over.
-	job, err := m.Client.Failover(ctx, "kr", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.WaitJob(ctx, job.ID)
+	// The recovered Sentinels still fail the shard over (once the repair
+	// job is done: a second job on a cluster is refused with 409).
+	m.WaitJob(ctx, failoverWhenIdle(t, m, "kr", 0).ID)
 }
 
 // waitRecovered waits until the cluster is Ready with a pid set different
@@ -237,4 +235,21 @@ func keysK(n int) []string {
 		out[i] = fmt.Sprintf("k%d", i)
 	}
 	return out
+}
+
+// failoverWhenIdle asks for a planned failover, retrying while another job
+// (a repair) holds the cluster.
+func failoverWhenIdle(t *testing.T, m *testenv.Manager, name string, shard int) api.Job {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		job, err := m.Client.Failover(context.Background(), name, shard)
+		if err == nil {
+			return job
+		}
+		if !strings.Contains(err.Error(), "conflict") || time.Now().After(deadline) {
+			t.Fatalf("failover: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
