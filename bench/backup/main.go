@@ -190,9 +190,6 @@ func run(sizeMB, runs int) error {
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w", name, methods[k].name, err)
 				}
-				if m.Bytes < 500_000_000 {
-					return fmt.Errorf("%s, %s: only %d bytes of RDB", name, methods[k].name, m.Bytes)
-				}
 				fmt.Printf("  %-8s run %d  %-22s %6.2f s\n", name, r+1, methods[k].name, m.Seconds)
 				results[k] = append(results[k], m)
 			}
@@ -203,31 +200,36 @@ func run(sizeMB, runs int) error {
 	}
 
 	fmt.Printf("\nredis-server %s, %d keys, %d CPUs, %d run(s) per method and form\n\n", redisVersion(), keys, runtime.NumCPU(), runs)
+	if rows[0].runs[0].Bytes < 500_000_000 {
+		fmt.Printf("NOTE: the RDB is under 500 MB; use -size-mb 600 for the real measurement\n\n")
+	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "form\tmethod\tbytes\tseconds\t(min–max)\tMB/s\t% of redis-cli\tclient CPU s\tpeak RSS above idle\tnotes")
+	fmt.Fprintln(w, "form\tmethod\tbytes\tseconds\t(min–max)\tMB/s\t% of redis-cli\tto last byte\tclient CPU s\tpeak RSS above idle\tnotes")
 	var base float64
 	for _, r := range rows {
 		m, lo, hi := median(r.runs)
 		rate := float64(m.Bytes) / 1e6 / m.Seconds
-		rss, note := "n/a", ""
+		rss, note, toLast := "n/a", "", ""
 		switch {
 		case r.method == "redis-cli --rdb FILE":
 			base = rate
 			note = fmt.Sprintf("redis-cli maxrss %.1f MiB", float64(m.MaxRSS)/(1<<20))
 		case strings.HasPrefix(r.method, "redis-cli"):
-			note = fmt.Sprintf("reference for S3: local copy, then PutObject/multipart; S3 server CPU %.2f s", m.ServerCPU)
+			note = fmt.Sprintf("reference for S3 (local copy, then upload); S3 server CPU %.2f s", m.ServerCPU)
 		default:
 			rss = fmt.Sprintf("%.1f MiB", float64(peakAboveIdle(r.runs))/(1<<20))
-			note = fmt.Sprintf("last byte at %.2f s", m.LastByte)
+			lastRate := float64(m.Bytes) / 1e6 / m.LastByte
+			toLast = fmt.Sprintf("%.2f s, %.1f MB/s (%.0f%%)", m.LastByte, lastRate, 100*lastRate/base)
+			note = ""
 			if m.ServerCPU > 0 {
-				note += fmt.Sprintf("; S3 server CPU %.2f s", m.ServerCPU)
+				note = fmt.Sprintf("S3 server CPU %.2f s", m.ServerCPU)
 			}
 			if !m.Verified {
-				note += "; NOT VERIFIED"
+				note += " NOT VERIFIED"
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.2f\t(%.2f–%.2f)\t%.1f\t%.0f%%\t%.2f\t%s\t%s\n",
-			r.form, r.method, m.Bytes, m.Seconds, lo, hi, rate, 100*rate/base, m.CPU, rss, note)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.2f\t(%.2f–%.2f)\t%.1f\t%.0f%%\t%s\t%.2f\t%s\t%s\n",
+			r.form, r.method, m.Bytes, m.Seconds, lo, hi, rate, 100*rate/base, toLast, m.CPU, rss, note)
 	}
 	w.Flush()
 	fmt.Println(`
@@ -235,8 +237,11 @@ MB = 10^6 bytes; seconds: the median run, wall clock of the whole backup (for
 backup.Run: snapshot, upload, CRC64 and structure check, sidecar). Peak RSS:
 VmHWM of the child process that ran backup.Run minus its VmRSS just before,
 highest over the runs. Both redis-cli and the file target fsync the file.
-gofakes3 keeps parts in memory and copies and hashes the whole object again
-in CompleteMultipartUpload: the time after "last byte" is mostly that. The
+"to last byte": when the last RDB byte had been received and checked (the
+rest is the target finishing: fsync and rename, or the last parts and
+CompleteMultipartUpload, then the sidecar). gofakes3 keeps parts in memory
+and copies and MD5-hashes the whole object again in CompleteMultipartUpload:
+most of the S3 time after the last byte is that. The
 S3 server shares the CPUs with redis-server and the client. "redis-cli, then
 upload" is not in the % column's base; it is what a backup to S3 costs the
 plain way (a full local copy, then an upload by the same client code).`)

@@ -42,7 +42,8 @@ type Controller struct {
 	failovers map[string]bool      // shards with a fast failover in flight
 	lost      map[string]time.Time // instance -> when it was seen lost
 	tracker   *tracker
-	portMu    sync.Mutex // serialises port allocation
+	observed  map[string]time.Time // cluster -> start of the last stored observation
+	portMu    sync.Mutex           // serialises port allocation
 }
 
 // New assembles a controller. Run starts it.
@@ -72,6 +73,7 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 		failovers: map[string]bool{},
 		lost:      map[string]time.Time{},
 		tracker:   newTracker(),
+		observed:  map[string]time.Time{},
 	}
 }
 

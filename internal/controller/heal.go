@@ -111,20 +111,19 @@ func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs observation
 		running[pi.Name] = pi.Running
 	}
 	p := planHeal(cl.Spec, cl.Name, obs, running)
+	if len(p.Restart)+len(p.Waiting)+len(p.Demote) > 0 {
+		c.log.Debug("heal plan", "cluster", cl.Name, "restart", names(p.Restart), "waiting", names(p.Waiting), "demote", len(p.Demote))
+	}
 	for _, d := range p.Demote {
 		c.demote(ctx, cl, d)
 	}
-	var names []string
 	for _, in := range append(append([]store.Instance{}, p.Restart...), p.Waiting...) {
 		c.markLost(ctx, cl, in)
 	}
-	for _, in := range p.Restart {
-		names = append(names, in.Name)
-	}
-	if len(names) == 0 {
+	if len(p.Restart) == 0 {
 		return
 	}
-	params, _ := json.Marshal(replaceParams{Instances: names})
+	params, _ := json.Marshal(replaceParams{Instances: names(p.Restart)})
 	job := newJob(api.JobReplaceInstance, cl.Name, time.Now().UTC())
 	job.Params = params
 	if err := c.store.CreateJob(ctx, job); err != nil {
@@ -133,7 +132,7 @@ func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs observation
 		}
 		return
 	}
-	c.log.Info("replacing lost instances", "cluster", cl.Name, "instances", names, "job", job.ID)
+	c.log.Info("replacing lost instances", "cluster", cl.Name, "instances", names(p.Restart), "job", job.ID)
 	c.Kick()
 }
 
@@ -239,7 +238,11 @@ func replaceSteps() []step {
 						replicas = append(replicas, in)
 					}
 				}
-				return r.c.waitReplication(ctx, r, cl, replicas)
+				// Bounded: a repair must not hold the cluster for long if the
+				// master is itself waiting for its failover.
+				wctx, cancel := context.WithTimeout(ctx, r.c.cfg.SentinelReady)
+				defer cancel()
+				return r.c.waitReplication(wctx, r, cl, replicas)
 			})
 		}},
 		{"clean-sentinels", func(ctx context.Context, r *jobRun) error {
@@ -258,8 +261,8 @@ func replaceSteps() []step {
 				// block the next repair.
 				err = poll(ctx, r.c.cfg.SentinelReady, 50*time.Millisecond, func() (bool, string, error) {
 					var problems []string
-					for shard := 0; shard < cl.Spec.Shards; shard++ {
-						problems = append(problems, r.c.sentinelShardProblems(ctx, cl, ss, len(sentinels), shard)...)
+					for _, s := range ss {
+						problems = append(problems, r.c.sentinelPeerProblems(ctx, cl, s, sentinels)...)
 					}
 					for _, in := range rs {
 						info, err := redisclient.GetInfo(ctx, r.c.pool.Redis(addr(in), cl.Password), "replication")
@@ -329,4 +332,44 @@ func (c *Controller) restoreSentinel(ctx context.Context, cl store.Cluster, s st
 		c.introduceSentinels(ctx, cl, sentinels, shard, shard+1)
 	}
 	return nil
+}
+
+func names(ins []store.Instance) []string {
+	out := make([]string, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, in.Name)
+	}
+	return out
+}
+
+// sentinelPeerProblems checks that a Sentinel is back in its set: it
+// monitors every shard at the master the other Sentinels name and knows
+// every other Sentinel. Replica lists are not its concern here: they may
+// wait on other repairs.
+func (c *Controller) sentinelPeerProblems(ctx context.Context, cl store.Cluster, s store.Instance, sentinels []store.Instance) []string {
+	var problems []string
+	conn := c.pool.Redis(addr(s), cl.SentinelPassword)
+	for shard := 0; shard < cl.Spec.Shards; shard++ {
+		name := spec.MasterName(cl.Name, shard)
+		m, err := conn.Do(ctx, "sentinel", "master", name).Slice()
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %s: %v", s.Name, name, err))
+			continue
+		}
+		f := redisclient.Pairs(m)
+		var others []store.Instance
+		for _, o := range sentinels {
+			if o.Name != s.Name {
+				others = append(others, o)
+			}
+		}
+		want := majorityAnswer(c.sentinelMasterAnswers(ctx, cl, name, others))
+		if got := f["ip"] + ":" + f["port"]; want != "" && got != want {
+			problems = append(problems, fmt.Sprintf("%s names %s master of %s, the others %s", s.Name, got, name, want))
+		}
+		if f["num-other-sentinels"] != fmt.Sprint(len(sentinels)-1) {
+			problems = append(problems, fmt.Sprintf("%s knows %s other Sentinels for %s, expected %d", s.Name, f["num-other-sentinels"], name, len(sentinels)-1))
+		}
+	}
+	return problems
 }

@@ -77,10 +77,22 @@ func (c *Controller) observeAndStore(ctx context.Context, cl store.Cluster, acti
 	if err != nil {
 		return api.ClusterStatus{}, observation{}, false
 	}
+	started := time.Now()
 	obs := c.observe(octx, cl, redis, sentinels)
 	status := evaluate(cl.Spec, cl.Name, obs, activeJob)
 	if ctx.Err() != nil {
 		return status, obs, false
+	}
+	// Observations run concurrently (the loop, jobs); one that started
+	// before the last stored must not overwrite it with older news.
+	c.mu.Lock()
+	stale := started.Before(c.observed[cl.Name])
+	if !stale {
+		c.observed[cl.Name] = started
+	}
+	c.mu.Unlock()
+	if stale {
+		return status, obs, true
 	}
 	if err := c.store.UpdateClusterStatus(ctx, cl.Name, status); err != nil && ctx.Err() == nil {
 		c.log.Debug("store status", "cluster", cl.Name, "err", err)

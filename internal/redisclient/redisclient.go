@@ -33,6 +33,9 @@ func options(addr, password string) *redis.Options {
 		WriteTimeout:    2 * time.Second,
 		PoolSize:        4,
 		MaxRetries:      -1, // callers retry with their own deadlines
+		// A dead instance must be seen dead at once, not after five dial
+		// attempts with back-off: the control loop observes again anyway.
+		DialerRetries: 1,
 	}
 }
 

@@ -231,6 +231,21 @@ func (m *Manager) LogTail(n int) string {
 	return tail(filepath.Join(m.DataDir, "manager.log"), n)
 }
 
+// infoTail returns the last n lines of the manager's log above DEBUG.
+func (m *Manager) infoTail(n int) string {
+	b, _ := os.ReadFile(filepath.Join(m.DataDir, "manager.log"))
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.Contains(l, "level=DEBUG") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
 func tail(path string, n int) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
@@ -255,7 +270,14 @@ func (m *Manager) Dump() {
 			m.t.Logf("jobs:\n%s", b)
 		}
 	}
-	m.t.Logf("manager log:\n%s", m.LogTail(400))
+	m.t.Logf("manager log (INFO and above):\n%s", m.infoTail(150))
+	if dir := os.Getenv("REDIS_MANAGER_TEST_ARTIFACTS"); dir != "" {
+		dst := filepath.Join(dir, strings.ReplaceAll(m.t.Name(), "/", "_")+".manager.log")
+		if b, err := os.ReadFile(filepath.Join(m.DataDir, "manager.log")); err == nil && os.MkdirAll(dir, 0o755) == nil {
+			_ = os.WriteFile(dst, b, 0o644)
+			m.t.Logf("full manager log copied to %s", dst)
+		}
+	}
 	logs, _ := filepath.Glob(filepath.Join(m.DataDir, "instances", "*", "*", "redis.log"))
 	for _, l := range logs {
 		m.t.Logf("%s:\n%s", l, tail(l, 8))

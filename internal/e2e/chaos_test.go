@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/testenv"
+)
+
+// TestChaos kills masters, replicas, Sentinels and the manager at random
+// under WAIT-1 write load on every shard, one failure at a time (the next
+// once the cluster is Ready again), for REDIS_MANAGER_CHAOS_DURATION
+// (default 30s; `make chaos` runs 5m). At the end every shard has one
+// master all Sentinels agree on, the spec's replicas, no stale Sentinel
+// entry, and every write acknowledged by a replica is on every instance.
+func TestChaos(t *testing.T) {
+	t.Parallel()
+	duration := 30 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("REDIS_MANAGER_CHAOS_DURATION")); err == nil {
+		duration = d
+	}
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "chaos", Shards: intp(2)})
+	creds, _ := m.Client.Credentials(ctx, "chaos")
+	writers := []*writer{
+		startWriterWait(t, cl, creds, 0, "s0", 1),
+		startWriterWait(t, cl, creds, 1, "s1", 1),
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	kills := map[string]int{}
+	end := time.Now().Add(duration)
+	for time.Now().Before(end) {
+		sh := cl.Status.Shards[rng.IntN(len(cl.Status.Shards))]
+		killedAt := time.Now()
+		switch victim := []string{"master", "replica", "sentinel", "manager"}[rng.IntN(4)]; victim {
+		case "master":
+			kill9(t, sh.Master.Pid)
+			kills[victim]++
+		case "replica":
+			kill9(t, sh.Replicas[rng.IntN(len(sh.Replicas))].Pid)
+			kills[victim]++
+		case "sentinel":
+			kill9(t, cl.Status.Sentinels[rng.IntN(len(cl.Status.Sentinels))].Pid)
+			kills[victim]++
+		case "manager":
+			m.Kill()
+			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			m.Restart()
+			kills[victim]++
+		}
+		cl = waitSettled(t, m, "chaos", killedAt, 60*time.Second)
+		time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
+	}
+	total := 0
+	for i, w := range writers {
+		acked, errs := w.Stop()
+		total += len(acked)
+		t.Logf("shard %d: %d writes acknowledged with WAIT 1, %d failed during failures", i, len(acked), len(errs))
+		checkKeys(t, cl.Status.Shards[i], creds, acked)
+	}
+	cl = waitSettled(t, m, "chaos", time.Now(), 60*time.Second)
+	checkStatus(t, cl, 2, 2, 3)
+	checkSentinelsExact(t, cl, creds)
+	t.Logf("chaos for %s: kills %v; %d acknowledged writes checked on every instance, 0 lost", duration, kills, total)
+}
+
+// waitSettled waits until the cluster is observed Ready after since, with
+// no job running on it.
+func waitSettled(t *testing.T, m *testenv.Manager, name string, since time.Time, timeout time.Duration) api.Cluster {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(timeout)
+	var last api.Cluster
+	for time.Now().Before(deadline) {
+		cl, err := m.Client.GetCluster(ctx, name)
+		if err == nil {
+			last = cl
+			jobs, jerr := m.Client.ListJobs(ctx, name)
+			busy := jerr != nil
+			for _, j := range jobs {
+				busy = busy || !j.Done()
+			}
+			fresh := cl.Status.ObservedAt != nil && cl.Status.ObservedAt.After(since)
+			if cl.Status.Phase == api.PhaseReady && !busy && fresh {
+				return cl
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s not settled after %s: %s %s", name, timeout, last.Status.Phase, last.Status.Reason)
+	return last
+}
