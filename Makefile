@@ -10,7 +10,7 @@ LISTEN   ?= 127.0.0.1:7800
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: help run build test test-unit test-e2e lint bench deps deps-test clean
+.PHONY: help run build test test-unit test-e2e lint bench chaos deps deps-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,8 +48,14 @@ lint: ## go vet, gofmt and staticcheck
 	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	$(STATICCHECK) ./...
 
-bench: deps build ## benchmarks: create→Ready times (median of 5) for 1×2×3 and 2×2×3
+bench: deps build ## benchmarks, each next to the plain tool: create, replica sync (1 GB), failover (20 kills), backup (600 MB)
 	$(GO) run ./bench/create -bin $(BIN) -runs 5
+	$(GO) run ./bench/replica -bin $(BIN) -gb 1
+	$(GO) run ./bench/failover -bin $(BIN) -runs 20
+	$(GO) run ./bench/backup -size-mb 600 -runs 3
+
+chaos: deps build ## chaos test: random kills under write load for CHAOS_DURATION (default 5m)
+	REDIS_MANAGER_CHAOS_DURATION=$${CHAOS_DURATION:-5m} $(GO) test -count=1 -v -timeout 30m -run 'TestChaos$$' ./internal/e2e/
 
 clean: ## remove build output
 	rm -rf bin
