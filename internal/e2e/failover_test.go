@@ -253,3 +253,45 @@ func failoverWhenIdle(t *testing.T, m *testenv.Manager, name string, shard int) 
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestMinReplicasToWrite: with minReplicasToWrite 1, a master that lost its
+// only replica refuses writes (instead of taking writes a failover would
+// lose), and accepts them again once the manager brought the replica back.
+func TestMinReplicasToWrite(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "mr", Replicas: intp(1), MinReplicasToWrite: intp(1),
+		Sentinel: &api.SentinelRequest{DownAfterMs: intp(4000)}})
+	if cl.Spec.MinReplicasToWrite != 1 {
+		t.Fatalf("spec %+v", cl.Spec)
+	}
+	creds, _ := m.Client.Credentials(ctx, "mr")
+	mc := redis.NewClient(&redis.Options{Addr: cl.Status.Shards[0].Master.Address, Password: creds.Password, Protocol: 2})
+	defer mc.Close()
+	got, _ := mc.ConfigGet(ctx, "min-replicas-*").Result()
+	if got["min-replicas-to-write"] != "1" || got["min-replicas-max-lag"] != "2" {
+		t.Fatalf("config %v", got)
+	}
+	if err := mc.Set(ctx, "a", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	m.Kill() // no repair while we look
+	kill9(t, cl.Status.Shards[0].Replicas[0].Pid)
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = mc.Set(ctx, "b", "1", 0).Err(); err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err == nil || !strings.Contains(err.Error(), "NOREPLICAS") {
+		t.Fatalf("write without a replica: %v, want NOREPLICAS", err)
+	}
+	m.Restart()
+	m.WaitPhase(ctx, "mr", api.PhaseReady, 30*time.Second)
+	if err := mc.Set(ctx, "c", "1", 0).Err(); err != nil {
+		t.Fatalf("write after the replica is back: %v", err)
+	}
+}
