@@ -93,6 +93,46 @@ var migrations = []migration{
 			){{table}}`,
 		},
 	},
+	{
+		version: 2,
+		name:    "backups, backup schedules",
+		common: []string{
+			// Records outlive their cluster: no foreign key. key_count, not
+			// keys: KEYS is reserved in MySQL.
+			`CREATE TABLE IF NOT EXISTS backups (
+				id VARCHAR(255) NOT NULL PRIMARY KEY,
+				cluster VARCHAR(255) NOT NULL,
+				shard INT NOT NULL,
+				state VARCHAR(32) NOT NULL,
+				job_id VARCHAR(255) NOT NULL,
+				target_url TEXT NOT NULL,
+				object_key TEXT NOT NULL,
+				object_url TEXT NOT NULL,
+				size_bytes BIGINT NOT NULL,
+				crc64 VARCHAR(32) NOT NULL,
+				key_count BIGINT NOT NULL,
+				source_instance VARCHAR(255) NOT NULL,
+				started_at {{time}} NOT NULL,
+				finished_at {{time}} NULL,
+				duration_ms BIGINT NOT NULL,
+				verified INT NOT NULL,
+				error LONGTEXT NOT NULL,
+				schedule_slot {{time}} NULL,
+				source_spec LONGTEXT NULL
+			){{table}}`,
+			`CREATE INDEX backups_cluster_started ON backups (cluster, started_at)`,
+			`CREATE INDEX backups_started ON backups (started_at)`,
+			`CREATE TABLE IF NOT EXISTS backup_schedules (
+				cluster VARCHAR(255) NOT NULL PRIMARY KEY,
+				cron VARCHAR(255) NOT NULL,
+				retain INT NOT NULL,
+				max_age_ms BIGINT NOT NULL,
+				last_slot {{time}} NULL,
+				created_at {{time}} NOT NULL,
+				updated_at {{time}} NOT NULL
+			){{table}}`,
+		},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from

@@ -362,7 +362,11 @@ func (s *sqlStore) DeleteCluster(ctx context.Context, name string) error {
 		if n == 0 {
 			return ErrNotFound
 		}
-		_, err = tx.ExecContext(ctx, "DELETE FROM instances WHERE cluster = ?", name)
+		if _, err := tx.ExecContext(ctx, "DELETE FROM instances WHERE cluster = ?", name); err != nil {
+			return err
+		}
+		// Backups outlive their cluster; its schedule does not.
+		_, err = tx.ExecContext(ctx, "DELETE FROM backup_schedules WHERE cluster = ?", name)
 		return err
 	})
 	if err != nil {
@@ -473,10 +477,13 @@ const jobCols = "id, kind, cluster, state, progress, message, steps, error, para
 
 func unfinished(state string) bool { return state == api.StatePending || state == api.StateRunning }
 
-// activeCluster is the value of active_cluster for a job.
+// activeCluster is the value of active_cluster for a job: its JobLock
+// while it is unfinished, NULL otherwise.
 func activeCluster(j Job) any {
 	if unfinished(j.State) {
-		return j.Cluster
+		if lock := JobLock(j.Kind, j.Cluster); lock != "" {
+			return lock
+		}
 	}
 	return nil
 }
@@ -509,11 +516,11 @@ func (s *sqlStore) insertJob(ctx context.Context, tx *sql.Tx, j Job) error {
 	if err != nil {
 		return fmt.Errorf("job %q: %w", j.ID, err)
 	}
-	if unfinished(j.State) {
+	if lock := activeCluster(j); lock != nil {
 		// Name the job in the way for a useful message; the unique index
 		// below is what makes the rule hold under concurrency.
 		var id, kind, state string
-		err := tx.QueryRowContext(ctx, "SELECT id, kind, state FROM jobs WHERE active_cluster = ?", j.Cluster).Scan(&id, &kind, &state)
+		err := tx.QueryRowContext(ctx, "SELECT id, kind, state FROM jobs WHERE active_cluster = ?", lock).Scan(&id, &kind, &state)
 		if err == nil {
 			return fmt.Errorf("job %q: cluster %q already has unfinished job %q (%s, %s): %w", j.ID, j.Cluster, id, kind, state, ErrConflict)
 		}

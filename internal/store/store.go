@@ -57,6 +57,56 @@ type Job struct {
 	Params json.RawMessage
 }
 
+// Backup is the stored form of a backup: the API view plus where its object
+// lives and what a restore needs.
+type Backup struct {
+	api.Backup
+	// TargetURL is the target the object was written to (--backup-target
+	// at the time); restores, verifies and deletes open it again.
+	TargetURL string
+	// ObjectKey is the object's key in the target (backup.ObjectKey); it
+	// is set before each attempt, so a resumed job finds an object written
+	// just before a crash.
+	ObjectKey string
+	// SourceSpec is the source cluster's spec when the backup was taken:
+	// the defaults of a restore, even after the source is gone.
+	SourceSpec *api.ClusterSpec
+}
+
+// BackupSchedule is a cluster's backup schedule.
+type BackupSchedule struct {
+	Cluster string
+	Cron    string
+	Retain  int
+	MaxAge  time.Duration
+	// LastSlot is the last slot a backup job was stored for; it is written
+	// in the same transaction as that job (CreateBackupJob).
+	LastSlot  *time.Time
+	CreatedAt time.Time
+	// UpdatedAt is when cron or retention last changed; slots before it
+	// never fire.
+	UpdatedAt time.Time
+}
+
+// JobLock is what a job of this kind holds while it is pending or running,
+// so that two jobs holding the same value never run at once:
+//
+//   - jobs that change a cluster (create, scale, failover, restore, delete,
+//     replace-instance) hold the cluster's name: one at a time;
+//   - backups hold "<cluster>#backup": one backup of a cluster at a time,
+//     beside any change (a snapshot only reads a replica, and a failover or
+//     a repair must never wait for a long backup);
+//   - verifying or deleting a stored backup holds nothing ("").
+func JobLock(kind, cluster string) string {
+	switch kind {
+	case api.JobBackup:
+		return cluster + "#backup"
+	case api.JobBackupDelete, api.JobBackupVerify:
+		return ""
+	}
+	return cluster
+}
+
 // Store is the metadata store. Implementations: SQLite and MySQL/MariaDB,
 // one schema. All methods are safe for concurrent use.
 type Store interface {
@@ -67,8 +117,9 @@ type Store interface {
 	ListClusters(ctx context.Context) ([]Cluster, error)
 	UpdateClusterSpec(ctx context.Context, name string, spec api.ClusterSpec) error
 	UpdateClusterStatus(ctx context.Context, name string, status api.ClusterStatus) error
-	// DeleteCluster removes the cluster and its instance records (jobs and
-	// events stay as history). ErrNotFound when absent.
+	// DeleteCluster removes the cluster, its instance records and its
+	// backup schedule (jobs, events and backups stay as history).
+	// ErrNotFound when absent.
 	DeleteCluster(ctx context.Context, name string) error
 
 	// PutInstance inserts or replaces the record with that name.
@@ -79,8 +130,8 @@ type Store interface {
 	ListAllInstances(ctx context.Context) ([]Instance, error)
 	DeleteInstance(ctx context.Context, name string) error
 
-	// CreateJob inserts a pending job. ErrConflict when the job's cluster
-	// already has a job that is pending or running.
+	// CreateJob inserts a pending job. ErrConflict when another pending or
+	// running job holds the same JobLock.
 	CreateJob(ctx context.Context, j Job) error
 	// UpdateJob stores state, progress, message, steps, error, times, params.
 	UpdateJob(ctx context.Context, j Job) error
@@ -93,6 +144,30 @@ type Store interface {
 	AddEvent(ctx context.Context, e api.Event) error
 	// ListEvents lists a cluster's events newest first, at most limit.
 	ListEvents(ctx context.Context, cluster string, limit int) ([]api.Event, error)
+
+	// CreateBackupJob inserts a pending backup job and its backup records
+	// in one transaction. When slot is not nil it also records *slot as the
+	// last slot of the cluster's backup schedule, in the same transaction:
+	// ErrConflict when that slot or a later one is already recorded, or when
+	// the job conflicts (see CreateJob). Either way nothing is stored.
+	CreateBackupJob(ctx context.Context, j Job, backups []Backup, slot *time.Time) error
+	// PutBackup inserts or replaces the record with that id.
+	PutBackup(ctx context.Context, b Backup) error
+	GetBackup(ctx context.Context, id string) (Backup, error)
+	// ListBackups lists backups newest first (start time, then id); cluster
+	// "" means all.
+	ListBackups(ctx context.Context, cluster string) ([]Backup, error)
+	// DeleteBackup removes a record. ErrNotFound when absent.
+	DeleteBackup(ctx context.Context, id string) error
+
+	// PutBackupSchedule inserts a schedule or replaces its cron, retention
+	// and UpdatedAt; the last slot and CreatedAt are kept.
+	PutBackupSchedule(ctx context.Context, s BackupSchedule) error
+	GetBackupSchedule(ctx context.Context, cluster string) (BackupSchedule, error)
+	ListBackupSchedules(ctx context.Context) ([]BackupSchedule, error)
+	// DeleteBackupSchedule removes a schedule. ErrNotFound when absent.
+	// DeleteCluster removes the cluster's schedule too.
+	DeleteBackupSchedule(ctx context.Context, cluster string) error
 
 	Close() error
 }
