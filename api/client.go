@@ -223,6 +223,90 @@ func (c *Client) WaitJob(ctx context.Context, id string, onProgress func(Job)) (
 	}
 }
 
+// CreateBackup starts a backup of one shard, or of every shard when shard
+// is nil. The records exist at once, in state running.
+func (c *Client) CreateBackup(ctx context.Context, cluster string, shard *int) (BackupsJob, error) {
+	var out BackupsJob
+	err := c.do(ctx, http.MethodPost, clusterPath(cluster)+"/backups", CreateBackupRequest{Shard: shard}, &out)
+	return out, err
+}
+
+// ListBackups returns a cluster's backups, newest first; the backups of a
+// deleted cluster stay listed under its name.
+func (c *Client) ListBackups(ctx context.Context, cluster string) ([]Backup, error) {
+	var out struct {
+		Backups []Backup `json:"backups"`
+	}
+	err := c.do(ctx, http.MethodGet, clusterPath(cluster)+"/backups", nil, &out)
+	return out.Backups, err
+}
+
+// GetBackup returns one backup record.
+func (c *Client) GetBackup(ctx context.Context, id string) (Backup, error) {
+	var out Backup
+	err := c.do(ctx, http.MethodGet, backupPath(id), nil, &out)
+	return out, err
+}
+
+// DeleteBackup starts removing a backup's object, sidecar and record.
+func (c *Client) DeleteBackup(ctx context.Context, id string) (Job, error) {
+	var out struct {
+		Job Job `json:"job"`
+	}
+	err := c.do(ctx, http.MethodDelete, backupPath(id), nil, &out)
+	return out.Job, err
+}
+
+// RestoreBackup starts creating a new cluster from a backup (or its set).
+func (c *Client) RestoreBackup(ctx context.Context, id string, req RestoreRequest) (ClusterJob, error) {
+	var out ClusterJob
+	err := c.do(ctx, http.MethodPost, backupPath(id)+"/restore", req, &out)
+	return out, err
+}
+
+// VerifyBackup starts loading a backup into a throwaway redis-server and
+// comparing its key count with the record.
+func (c *Client) VerifyBackup(ctx context.Context, id string) (Job, error) {
+	var out struct {
+		Job Job `json:"job"`
+	}
+	err := c.do(ctx, http.MethodPost, backupPath(id)+"/verify", struct{}{}, &out)
+	return out.Job, err
+}
+
+// PutBackupSchedule sets a cluster's backup schedule and retention.
+func (c *Client) PutBackupSchedule(ctx context.Context, cluster string, req BackupScheduleRequest) (BackupSchedule, error) {
+	var out BackupSchedule
+	err := c.do(ctx, http.MethodPut, clusterPath(cluster)+"/backup-schedule", req, &out)
+	return out, err
+}
+
+// GetBackupSchedule returns a cluster's backup schedule.
+func (c *Client) GetBackupSchedule(ctx context.Context, cluster string) (BackupSchedule, error) {
+	var out BackupSchedule
+	err := c.do(ctx, http.MethodGet, clusterPath(cluster)+"/backup-schedule", nil, &out)
+	return out, err
+}
+
+// DeleteBackupSchedule removes a cluster's backup schedule; its backups stay.
+func (c *Client) DeleteBackupSchedule(ctx context.Context, cluster string) (BackupSchedule, error) {
+	var out BackupSchedule
+	err := c.do(ctx, http.MethodDelete, clusterPath(cluster)+"/backup-schedule", nil, &out)
+	return out, err
+}
+
+// ImportBackups creates records for the backups found in a target (from
+// their JSON sidecars), skipping those already recorded.
+func (c *Client) ImportBackups(ctx context.Context, target string) (ImportBackupsResult, error) {
+	var out ImportBackupsResult
+	err := c.do(ctx, http.MethodPost, "/api/v1/backups/import", ImportBackupsRequest{Target: target}, &out)
+	return out, err
+}
+
+func backupPath(id string) string {
+	return "/api/v1/backups/" + url.PathEscape(id)
+}
+
 func clusterPath(name string) string {
 	return "/api/v1/clusters/" + url.PathEscape(name)
 }

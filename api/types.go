@@ -134,6 +134,10 @@ const (
 	JobBackup          = "backup"
 	JobRestore         = "restore"
 	JobReplaceInstance = "replace-instance"
+	// JobBackupDelete removes a backup's object, sidecar and record.
+	JobBackupDelete = "backup-delete"
+	// JobBackupVerify loads a backup into a throwaway redis-server.
+	JobBackupVerify = "backup-verify"
 )
 
 // Job and step states.
@@ -226,4 +230,113 @@ type UpdateClusterRequest struct {
 // FailoverRequest is the body of POST /api/v1/clusters/{name}/failover.
 type FailoverRequest struct {
 	Shard int `json:"shard"`
+}
+
+// Backup is the record of one RDB snapshot of one shard.
+type Backup struct {
+	ID      string `json:"id"`
+	Cluster string `json:"cluster"`
+	Shard   int    `json:"shard"`
+	// State is running, succeeded or failed.
+	State string `json:"state"`
+	// Target is the URL of the stored object (empty until it exists).
+	Target    string `json:"target"`
+	SizeBytes int64  `json:"sizeBytes"`
+	// CRC64 is the CRC-64/Jones of the RDB, 16 hex digits, as Redis
+	// writes it in the RDB's trailer.
+	CRC64 string `json:"crc64"`
+	// Keys is the number of keys in the snapshot, all databases.
+	Keys           int64      `json:"keys"`
+	SourceInstance string     `json:"sourceInstance"`
+	StartedAt      time.Time  `json:"startedAt"`
+	FinishedAt     *time.Time `json:"finishedAt,omitempty"`
+	DurationMs     int64      `json:"durationMs"`
+	// Verified is true when the RDB's CRC64 matched and its structure and
+	// key count parsed while it streamed (and no later verify refuted it).
+	Verified bool   `json:"verified"`
+	Error    string `json:"error,omitempty"`
+	// Job is the backup job that took it; the backups one job took (one
+	// per shard) form a set that a restore brings back together.
+	Job string `json:"job,omitempty"`
+	// ScheduledFor is the schedule slot this backup ran for; empty for a
+	// backup asked for by hand. Retention applies to scheduled backups only.
+	ScheduledFor *time.Time `json:"scheduledFor,omitempty"`
+}
+
+// CreateBackupRequest is the body of POST /api/v1/clusters/{name}/backups;
+// Shard nil means every shard.
+type CreateBackupRequest struct {
+	Shard *int `json:"shard,omitempty"`
+}
+
+// BackupsJob is the 202 body of POST /api/v1/clusters/{name}/backups.
+type BackupsJob struct {
+	Job     Job      `json:"job"`
+	Backups []Backup `json:"backups"`
+}
+
+// RestoreRequest is the body of POST /api/v1/backups/{id}/restore. The new
+// cluster's spec is the source cluster's spec at backup time, with as many
+// shards as the backups restored, and the fields given here replaced.
+type RestoreRequest struct {
+	// Cluster is the name of the new cluster; it must not exist.
+	Cluster string `json:"cluster"`
+	// SingleShard restores only this backup, into a one-shard cluster.
+	// Without it, every backup of the set (the backups taken by the same
+	// job, one per shard) is restored, backup of the i-th lowest shard into
+	// shard i.
+	SingleShard        bool              `json:"singleShard,omitempty"`
+	Replicas           *int              `json:"replicas,omitempty"`
+	Sentinels          *int              `json:"sentinels,omitempty"`
+	Maxmemory          *string           `json:"maxmemory,omitempty"`
+	MaxmemoryPolicy    *string           `json:"maxmemoryPolicy,omitempty"`
+	Persistence        *string           `json:"persistence,omitempty"`
+	Config             map[string]string `json:"config,omitempty"`
+	FastFailover       *bool             `json:"fastFailover,omitempty"`
+	MinReplicasToWrite *int              `json:"minReplicasToWrite,omitempty"`
+}
+
+// BackupScheduleRequest is the body of PUT
+// /api/v1/clusters/{name}/backup-schedule.
+type BackupScheduleRequest struct {
+	// Cron is a 5-field cron expression (minute hour day-of-month month
+	// day-of-week), or 6 fields with seconds first, or @hourly, @daily,
+	// @weekly, @monthly, @yearly; evaluated in UTC.
+	Cron string `json:"cron"`
+	// Retain keeps the newest N scheduled backups per shard (0: no limit).
+	Retain *int `json:"retain,omitempty"`
+	// MaxAge removes scheduled backups older than this, as a Go duration
+	// ("168h") or in days ("7d"). MaxAgeMs is the same in milliseconds.
+	MaxAge   string `json:"maxAge,omitempty"`
+	MaxAgeMs *int64 `json:"maxAgeMs,omitempty"`
+}
+
+// BackupSchedule is a cluster's backup schedule.
+type BackupSchedule struct {
+	Cluster  string `json:"cluster"`
+	Cron     string `json:"cron"`
+	Retain   int    `json:"retain"`
+	MaxAgeMs int64  `json:"maxAgeMs"`
+	// LastSlot is the last slot a backup job was started for.
+	LastSlot *time.Time `json:"lastSlot,omitempty"`
+	// NextSlot is the next slot the schedule fires at.
+	NextSlot  *time.Time `json:"nextSlot,omitempty"`
+	CreatedAt time.Time  `json:"createdAt"`
+	UpdatedAt time.Time  `json:"updatedAt"`
+}
+
+// ImportBackupsRequest is the body of POST /api/v1/backups/import.
+type ImportBackupsRequest struct {
+	// Target is a file:// or s3:// target URL, as for --backup-target.
+	Target string `json:"target"`
+}
+
+// ImportBackupsResult is the answer of POST /api/v1/backups/import.
+type ImportBackupsResult struct {
+	// Imported are the records created from sidecars.
+	Imported []Backup `json:"imported"`
+	// Known counts backups whose object already had a record.
+	Known int `json:"known"`
+	// Skipped lists objects that could not be imported, with the reason.
+	Skipped []string `json:"skipped"`
 }
