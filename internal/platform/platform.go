@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -76,4 +77,13 @@ type Platform interface {
 	List(ctx context.Context, cluster string) ([]Instance, error)
 	// Watch reports instance exits until ctx ends.
 	Watch(ctx context.Context) (<-chan InstanceEvent, error)
+	// Seed gives a redis-server that has not started yet its initial
+	// dataset: what r yields becomes the dump.rdb it loads at its first
+	// boot (a restore). The file appears only once r reaches io.EOF; an
+	// error from r or ctx leaves none. Seeding an instance that runs is
+	// refused (ErrRunning): its data is its own.
+	Seed(ctx context.Context, cluster, name string, r io.Reader) error
 }
+
+// ErrRunning is returned by Seed for an instance that runs.
+var ErrRunning = errors.New("instance is running")

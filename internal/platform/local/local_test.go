@@ -558,3 +558,73 @@ func TestAdoptThroughSymlinkedRoot(t *testing.T) {
 		t.Fatalf("List = %+v, want the instance running", l)
 	}
 }
+
+// failingReader yields some bytes, then an error.
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n > 0 {
+		n := min(len(p), f.n)
+		f.n -= n
+		return n, nil
+	}
+	return 0, errors.New("source broke")
+}
+
+func TestSeed(t *testing.T) {
+	t.Parallel()
+	root := instanceRoot(t)
+	p := newPlatform(t, root, "")
+	ctx := ctxT(t)
+
+	// An RDB from a real instance.
+	srcPort := freePort(t)
+	if _, err := p.Ensure(ctx, redisInstance("orders-0-0", srcPort, nil)); err != nil {
+		t.Fatal(err)
+	}
+	src := redis.NewClient(&redis.Options{Addr: net.JoinHostPort(host, strconv.Itoa(srcPort)), Password: password, Protocol: 2})
+	defer src.Close()
+	for i := range 100 {
+		if err := src.Set(ctx, fmt.Sprintf("k%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := src.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := os.ReadFile(filepath.Join(p.dir(cluster, "orders-0-0"), "dump.rdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A running instance is never seeded.
+	if err := p.Seed(ctx, cluster, "orders-0-0", strings.NewReader("x")); !errors.Is(err, platform.ErrRunning) {
+		t.Errorf("seed a running instance: %v, want ErrRunning", err)
+	}
+
+	// A reader that fails leaves nothing: no dump.rdb, no temporary file.
+	dir := p.dir(cluster, "orders-1-0")
+	if err := p.Seed(ctx, cluster, "orders-1-0", &failingReader{n: 3 << 20}); err == nil || !strings.Contains(err.Error(), "source broke") {
+		t.Fatalf("seed from a failing reader: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left behind after a failed seed: %v", entries)
+	}
+
+	// Seeded, the instance boots with the data.
+	if err := p.Seed(ctx, cluster, "orders-1-0", strings.NewReader(string(rdb))); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	if _, err := p.Ensure(ctx, redisInstance("orders-1-0", port, nil)); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: net.JoinHostPort(host, strconv.Itoa(port)), Password: password, Protocol: 2})
+	defer c.Close()
+	if n, err := c.DBSize(ctx).Result(); err != nil || n != 100 {
+		t.Errorf("seeded instance holds %d keys (%v), want 100", n, err)
+	}
+	if v, err := c.Get(ctx, "k42").Result(); err != nil || v != "42" {
+		t.Errorf("k42 = %q, %v", v, err)
+	}
+}
