@@ -180,7 +180,7 @@ func (p *progressLine) update(j api.Job) {
 	if step != "" {
 		b.WriteString("  " + step)
 	}
-	if j.Message != "" {
+	if j.Message != "" && j.Message != step {
 		b.WriteString(": " + j.Message)
 	}
 	fmt.Fprintf(&b, " (%s)", p.now().Sub(p.start).Round(time.Second))
