@@ -3,8 +3,8 @@ package backup
 import (
 	"context"
 	"fmt"
+	"github.com/redis-manager/redis-manager/internal/testenv"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +42,7 @@ func startRedis(t testing.TB, dump string, conf ...string) *redisServer {
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		port := freePort(t)
+		port := testenv.FreePort(t)
 		cfg := strings.Join(append([]string{
 			"port " + strconv.Itoa(port),
 			"bind 127.0.0.1",
@@ -73,15 +73,6 @@ func startRedis(t testing.TB, dump string, conf ...string) *redisServer {
 		}
 		return s
 	}
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func (s *redisServer) waitReady() error {

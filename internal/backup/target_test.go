@@ -236,7 +236,7 @@ func TestOpenS3Unreachable(t *testing.T) {
 			defer c.Close() // accept, never answer
 		}
 	}()
-	closed := freePort(t)
+	closed := testenv.FreePort(t)
 	for name, tc := range map[string]struct{ url, want string }{
 		"refused":        {"s3://backups/p?pathStyle=true&endpoint=http://127.0.0.1:" + strconv.Itoa(closed), "connection refused"},
 		"silent":         {"s3://backups/p?pathStyle=true&endpoint=http://" + silent.Addr().String(), "deadline exceeded"},

@@ -3,6 +3,7 @@ package spec
 import (
 	"context"
 	"fmt"
+	"github.com/redis-manager/redis-manager/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -314,32 +315,6 @@ func TestNames(t *testing.T) {
 
 // --- real redis-server ---------------------------------------------------
 
-var (
-	portsMu sync.Mutex
-	given   = map[int]bool{}
-)
-
-// freePort returns a port the OS says is free and that no other test of
-// this package was given: tests boot servers in parallel, and the OS may
-// hand out a port again as soon as it is closed.
-func freePort(t *testing.T) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !given[port] {
-			given[port] = true
-			return port
-		}
-	}
-}
-
 func requireRedisServer(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
@@ -428,7 +403,7 @@ func configGet(t *testing.T, c *redis.Client, key string) string {
 // quoting) and boots it.
 func bootRedis(t *testing.T, c RedisConfig) RedisConfig {
 	t.Helper()
-	c.Host, c.Port = "127.0.0.1", freePort(t)
+	c.Host, c.Port = "127.0.0.1", testenv.FreePort(t)
 	c.Dir = filepath.Join(t.TempDir(), `data dir "q"`)
 	if err := os.Mkdir(c.Dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -554,7 +529,7 @@ func TestRenderSentinelBoots(t *testing.T) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	conf := RenderSentinel(SentinelConfig{Host: "127.0.0.1", Port: port, Dir: dir, Password: nastyPassword})
 	if err := boot(t, dir, "sentinel.conf", conf, port, "--sentinel"); err != nil {
 		t.Fatal(err)
@@ -681,7 +656,7 @@ func TestAcceptedConfigBoots(t *testing.T) {
 	bootOne := func(cfg map[string]string) error {
 		s := validSpec()
 		s.Config = cfg
-		c := RedisConfig{Host: "127.0.0.1", Port: freePort(t), Dir: t.TempDir(), Password: "pw", Spec: s}
+		c := RedisConfig{Host: "127.0.0.1", Port: testenv.FreePort(t), Dir: t.TempDir(), Password: "pw", Spec: s}
 		return boot(t, c.Dir, "redis.conf", RenderRedis(c), c.Port)
 	}
 	// Distribution builds of Redis (Debian's, for one) link the system

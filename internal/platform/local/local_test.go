@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/redis-manager/redis-manager/internal/testenv"
 	"log/slog"
 	"net"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -29,31 +29,6 @@ const (
 	cluster  = "orders"
 	password = "pw"
 )
-
-var (
-	portsMu sync.Mutex
-	given   = map[int]bool{}
-)
-
-// freePort returns a port the OS says is free and that no other test of
-// this package was given.
-func freePort(t *testing.T) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		l, err := net.Listen("tcp", host+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !given[port] {
-			given[port] = true
-			return port
-		}
-	}
-}
 
 // instanceRoot returns a fresh platform root. Every process working under
 // it is killed, by pid, when the test ends, whatever state the test left.
@@ -193,7 +168,7 @@ func TestEnsureAdoptWatchRemove(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	root := instanceRoot(t)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	const name = "orders-0-0"
 	dir := filepath.Join(root, cluster, name)
 	var calls atomic.Int32
@@ -310,7 +285,7 @@ func TestTwoInstances(t *testing.T) {
 	ctx := ctxT(t)
 	root := instanceRoot(t)
 	p := newPlatform(t, root, "")
-	a, b := freePort(t), freePort(t)
+	a, b := testenv.FreePort(t), testenv.FreePort(t)
 	ia, err := p.Ensure(ctx, redisInstance("orders-0-0", a, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +352,7 @@ func TestEnsureMissingBinary(t *testing.T) {
 	root := instanceRoot(t)
 	binary := filepath.Join(t.TempDir(), "no-such-redis-server")
 	p := newPlatform(t, root, binary)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	_, err := p.Ensure(ctx, redisInstance("orders-0-0", port, nil))
 	if err == nil {
 		t.Fatal("Ensure with a missing binary succeeded")
@@ -406,7 +381,7 @@ func TestEnsureConfigRejected(t *testing.T) {
 	root := instanceRoot(t)
 	p := newPlatform(t, root, "")
 	events, _ := p.Watch(ctx)
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	s := redisInstance("orders-0-0", port, nil)
 	render := s.Config
 	s.Config = func(dir string) (string, error) {
@@ -445,7 +420,7 @@ func TestEnsureConfigError(t *testing.T) {
 	root := instanceRoot(t)
 	p := newPlatform(t, root, "")
 	boom := errors.New("boom")
-	s := redisInstance("orders-0-0", freePort(t), nil)
+	s := redisInstance("orders-0-0", testenv.FreePort(t), nil)
 	s.Config = func(string) (string, error) { return "", boom }
 	_, err := p.Ensure(ctx, s)
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "orders-0-0") {
@@ -463,7 +438,7 @@ func TestSentinelKeepsItsConfig(t *testing.T) {
 	ctx := ctxT(t)
 	root := instanceRoot(t)
 	p := newPlatform(t, root, "")
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	const name = "orders-sentinel-0"
 	var calls atomic.Int32
 	s := platform.InstanceSpec{
@@ -540,7 +515,7 @@ func TestAdoptThroughSymlinkedRoot(t *testing.T) {
 	if err := os.Symlink(root, link); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	p := newPlatform(t, link, "")
 	in, err := p.Ensure(ctx, redisInstance("orders-0-0", port, nil))
 	if err != nil {
@@ -578,7 +553,7 @@ func TestSeed(t *testing.T) {
 	ctx := ctxT(t)
 
 	// An RDB from a real instance.
-	srcPort := freePort(t)
+	srcPort := testenv.FreePort(t)
 	if _, err := p.Ensure(ctx, redisInstance("orders-0-0", srcPort, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -615,7 +590,7 @@ func TestSeed(t *testing.T) {
 	if err := p.Seed(ctx, cluster, "orders-1-0", strings.NewReader(string(rdb))); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	if _, err := p.Ensure(ctx, redisInstance("orders-1-0", port, nil)); err != nil {
 		t.Fatal(err)
 	}
