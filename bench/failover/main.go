@@ -391,7 +391,7 @@ func (p *plain) masterPort(ctx context.Context) (int, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("Sentinels do not agree on a running master: they name %v", names)
+	return 0, fmt.Errorf("the Sentinels do not agree on a running master: they name %v", names)
 }
 
 // killMaster kills the master, measures the write gap, then brings the old
