@@ -20,6 +20,12 @@ type Config struct {
 	ObserveEvery  time.Duration
 	StepTimeout   time.Duration // upper bound of one waiting step
 	SentinelReady time.Duration // how long to wait for Sentinels to agree
+	// BackupTarget is the file:// or s3:// URL new backups go to.
+	BackupTarget string
+	// RedisServer is the redis-server binary that verifies backups.
+	RedisServer string
+	// ScratchDir holds the temporary copies of backups being verified.
+	ScratchDir string
 }
 
 // Store is what the controller needs of the metadata store.
@@ -60,6 +66,9 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	if cfg.SentinelReady == 0 {
 		cfg.SentinelReady = 60 * time.Second
 	}
+	if cfg.RedisServer == "" {
+		cfg.RedisServer = "redis-server"
+	}
 	return &Controller{
 		cfg:       cfg,
 		store:     st,
@@ -96,8 +105,8 @@ func conflict(format string, a ...any) error {
 }
 
 // Run adopts running instances and observes every cluster once (then closes
-// ready), resumes unfinished jobs, and runs the job runner, the control loop
-// and the platform watcher until ctx ends. It returns once they stopped.
+// ready), resumes unfinished jobs, and runs the job runner, the control loop,
+// the backup scheduler and the platform watcher until ctx ends. It returns once they stopped.
 func (c *Controller) Run(ctx context.Context, ready chan<- struct{}) error {
 	events, err := c.platform.Watch(ctx)
 	if err != nil {
@@ -111,9 +120,10 @@ func (c *Controller) Run(ctx context.Context, ready chan<- struct{}) error {
 	c.observeAll(ctx)
 	close(ready)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); c.runJobs(ctx) }()
 	go func() { defer wg.Done(); c.controlLoop(ctx) }()
+	go func() { defer wg.Done(); c.runScheduler(ctx) }()
 	go func() {
 		defer wg.Done()
 		for {

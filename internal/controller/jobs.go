@@ -83,6 +83,14 @@ func (c *Controller) stepsFor(kind string) (steps []step, onFail func(ctx contex
 		return failoverSteps(), nil, nil
 	case api.JobReplaceInstance:
 		return replaceSteps(), nil, nil
+	case api.JobBackup:
+		return backupSteps(), failRunningBackups, nil
+	case api.JobBackupDelete:
+		return backupDeleteSteps(), nil, nil
+	case api.JobBackupVerify:
+		return verifySteps(), cleanVerify, nil
+	case api.JobRestore:
+		return restoreSteps(), undoRestore, nil
 	}
 	return nil, nil, fmt.Errorf("job kind %q is not supported by this version", kind)
 }

@@ -40,11 +40,14 @@ func (c *Controller) observeAll(ctx context.Context) {
 		return
 	}
 	// Jobs from the store, not memory: a job stored but not started yet
-	// already owns the phase.
+	// already owns the phase. Jobs that do not change the cluster (backups)
+	// neither set the phase nor hold off healing.
 	active := map[string]string{}
 	if jobs, err := c.store.UnfinishedJobs(ctx); err == nil {
 		for _, j := range jobs {
-			active[j.Cluster] = j.Kind
+			if store.JobLock(j.Kind, j.Cluster) == j.Cluster {
+				active[j.Cluster] = j.Kind
+			}
 		}
 	}
 	var wg sync.WaitGroup
@@ -295,7 +298,7 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 	}
 
 	switch activeJob {
-	case api.JobCreate:
+	case api.JobCreate, api.JobRestore:
 		st.Phase = api.PhaseCreating
 	case api.JobDelete:
 		st.Phase = api.PhaseDeleting

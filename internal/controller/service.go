@@ -79,9 +79,10 @@ func (c *Controller) createJob(ctx context.Context, job store.Job) error {
 	if !errors.Is(err, store.ErrConflict) {
 		return err
 	}
+	lock := store.JobLock(job.Kind, job.Cluster)
 	if jobs, lerr := c.store.ListJobs(ctx, job.Cluster); lerr == nil {
 		for _, j := range jobs {
-			if !j.Done() {
+			if !j.Done() && store.JobLock(j.Kind, j.Cluster) == lock {
 				return conflict("cluster %q already has a %s job in progress (%s, %s); wait for it to finish", job.Cluster, j.Kind, j.ID, j.State)
 			}
 		}

@@ -1,0 +1,939 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/backup"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/spec"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// backupAttempts is how many snapshots of one shard a backup job tries,
+// each from the best instance not tried yet, before it gives up.
+const backupAttempts = 3
+
+// backupParams is what a backup job remembers: the records it fills in.
+type backupParams struct {
+	Backups []string `json:"backups"`
+}
+
+// backupRefParams names the one backup a verify or delete job works on.
+type backupRefParams struct {
+	Backup string `json:"backup"`
+}
+
+// CreateBackup stores a backup job for one shard, or (Shard nil) every
+// shard, with one record per shard in state running, in one transaction.
+func (c *Controller) CreateBackup(ctx context.Context, name string, req api.CreateBackupRequest) (api.Job, []api.Backup, error) {
+	cl, err := c.getCluster(ctx, name)
+	if err != nil {
+		return api.Job{}, nil, err
+	}
+	var shards []int
+	if req.Shard != nil {
+		if *req.Shard < 0 || *req.Shard >= cl.Spec.Shards {
+			return api.Job{}, nil, &spec.FieldError{Kind: spec.Unprocessable, Field: "shard",
+				Message: fmt.Sprintf("cluster %q has shards 0 to %d, got %d", name, cl.Spec.Shards-1, *req.Shard)}
+		}
+		shards = []int{*req.Shard}
+	} else {
+		for i := 0; i < cl.Spec.Shards; i++ {
+			shards = append(shards, i)
+		}
+	}
+	if busy := c.notBackupable(ctx, name); busy != "" {
+		return api.Job{}, nil, conflict("%s; back it up once that job has finished", busy)
+	}
+	job, recs, err := c.startBackup(ctx, cl, shards, nil)
+	if err != nil {
+		return api.Job{}, nil, err
+	}
+	c.Kick()
+	return job.Job, backupViews(recs), nil
+}
+
+// notBackupable names the job that keeps a cluster from being backed up
+// (it is being created, restored or deleted), or returns "".
+func (c *Controller) notBackupable(ctx context.Context, name string) string {
+	jobs, err := c.store.ListJobs(ctx, name)
+	if err != nil {
+		return ""
+	}
+	for _, j := range jobs {
+		if !j.Done() && (j.Kind == api.JobCreate || j.Kind == api.JobRestore || j.Kind == api.JobDelete) {
+			return fmt.Sprintf("cluster %q has a %s job in progress (%s)", name, j.Kind, j.ID)
+		}
+	}
+	return ""
+}
+
+// startBackup stores a backup job and its records (and, for a scheduled
+// run, the slot) in one transaction.
+func (c *Controller) startBackup(ctx context.Context, cl store.Cluster, shards []int, slot *time.Time) (store.Job, []store.Backup, error) {
+	if c.cfg.BackupTarget == "" {
+		return store.Job{}, nil, &spec.FieldError{Kind: spec.Unprocessable, Field: "",
+			Message: "no backup target is configured (serve --backup-target)"}
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	job := newJob(api.JobBackup, cl.Name, now)
+	src := cl.Spec
+	recs := make([]store.Backup, 0, len(shards))
+	var p backupParams
+	for _, sh := range shards {
+		b := store.Backup{
+			Backup: api.Backup{ID: NewID("b"), Cluster: cl.Name, Shard: sh, State: api.StateRunning,
+				StartedAt: now, Job: job.ID, ScheduledFor: slot},
+			TargetURL:  c.cfg.BackupTarget,
+			SourceSpec: &src,
+		}
+		recs = append(recs, b)
+		p.Backups = append(p.Backups, b.ID)
+	}
+	job.Params, _ = json.Marshal(p)
+	err := c.store.CreateBackupJob(ctx, job, recs, slot)
+	if errors.Is(err, store.ErrConflict) {
+		if holder := c.lockHolder(ctx, job); holder != "" {
+			return store.Job{}, nil, conflict("cluster %q already has a backup in progress (%s); wait for it to finish", cl.Name, holder)
+		}
+		return store.Job{}, nil, &Error{Kind: store.ErrConflict, Msg: err.Error()}
+	}
+	if err != nil {
+		return store.Job{}, nil, err
+	}
+	return job, recs, nil
+}
+
+// lockHolder names the unfinished job that holds the lock job needs, or "".
+func (c *Controller) lockHolder(ctx context.Context, job store.Job) string {
+	lock := store.JobLock(job.Kind, job.Cluster)
+	jobs, err := c.store.ListJobs(ctx, job.Cluster)
+	if err != nil {
+		return ""
+	}
+	for _, j := range jobs {
+		if !j.Done() && store.JobLock(j.Kind, j.Cluster) == lock {
+			return fmt.Sprintf("%s job %s, %s", j.Kind, j.ID, j.State)
+		}
+	}
+	return ""
+}
+
+// ListBackups returns a cluster's backups, newest first. The backups of a
+// deleted cluster stay listed under its name.
+func (c *Controller) ListBackups(ctx context.Context, name string) ([]api.Backup, error) {
+	bs, err := c.store.ListBackups(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(bs) == 0 {
+		if _, err := c.getCluster(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return backupViews(bs), nil
+}
+
+// GetBackup returns one backup record.
+func (c *Controller) GetBackup(ctx context.Context, id string) (api.Backup, error) {
+	b, err := c.getBackup(ctx, id)
+	return b.Backup, err
+}
+
+func (c *Controller) getBackup(ctx context.Context, id string) (store.Backup, error) {
+	b, err := c.store.GetBackup(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return b, notFound("backup %q not found", id)
+	}
+	return b, err
+}
+
+func backupViews(bs []store.Backup) []api.Backup {
+	out := make([]api.Backup, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, b.Backup)
+	}
+	return out
+}
+
+// DeleteBackup stores a job that removes a backup's object, its sidecar
+// and its record.
+func (c *Controller) DeleteBackup(ctx context.Context, id string) (api.Job, error) {
+	b, err := c.getBackup(ctx, id)
+	if err != nil {
+		return api.Job{}, err
+	}
+	if b.State == api.StateRunning {
+		return api.Job{}, conflict("backup %s is still running (job %s); delete it once it has finished", id, b.Job)
+	}
+	job := newJob(api.JobBackupDelete, b.Cluster, time.Now().UTC())
+	job.Params, _ = json.Marshal(backupRefParams{Backup: id})
+	if err := c.createJob(ctx, job); err != nil {
+		return api.Job{}, err
+	}
+	c.Kick()
+	return job.Job, nil
+}
+
+// backupSteps is the plan of a backup job: a verified snapshot of each
+// shard streamed to the target, then retention for scheduled runs.
+func backupSteps() []step {
+	return []step{
+		{"snapshot", func(ctx context.Context, r *jobRun) error { return r.c.snapshotAll(ctx, r) }},
+		{"prune", func(ctx context.Context, r *jobRun) error { return r.c.pruneAfter(ctx, r) }},
+	}
+}
+
+// jobBackups loads the records a backup job fills in.
+func (c *Controller) jobBackups(ctx context.Context, r *jobRun) ([]store.Backup, error) {
+	var p backupParams
+	if err := json.Unmarshal(r.job.Params, &p); err != nil {
+		return nil, fmt.Errorf("read job parameters: %w", err)
+	}
+	out := make([]store.Backup, 0, len(p.Backups))
+	for _, id := range p.Backups {
+		b, err := c.store.GetBackup(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// snapshotAll backs up every shard of the job that is not done yet, in
+// parallel. A job resumed after a restart runs the interrupted attempts
+// again: objects only appear when an attempt succeeds.
+func (c *Controller) snapshotAll(ctx context.Context, r *jobRun) error {
+	recs, err := c.jobBackups(ctx, r)
+	if err != nil {
+		return err
+	}
+	var todo []store.Backup
+	var failed []string
+	for _, b := range recs {
+		switch b.State {
+		case api.StateRunning:
+			todo = append(todo, b)
+		case api.StateFailed:
+			failed = append(failed, fmt.Sprintf("shard %d: %s", b.Shard, b.Error))
+		}
+	}
+	if len(todo) > 0 {
+		cl, err := c.getCluster(ctx, r.job.Cluster)
+		if err != nil {
+			c.failBackups(ctx, todo, err)
+			return err
+		}
+		// Opening checks an S3 bucket within S3CheckTimeout, so a wrong or
+		// unreachable endpoint fails the job quickly, with S3's words,
+		// before any snapshot is taken.
+		r.progress(ctx, 0, "opening the backup target")
+		t, err := backup.OpenTarget(ctx, todo[0].TargetURL)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.failBackups(ctx, todo, err)
+			}
+			return err
+		}
+		pr := newTransferProgress(r, "snapshot")
+		errs := make([]error, len(todo))
+		var wg sync.WaitGroup
+		for i, b := range todo {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = c.snapshotShard(ctx, r, pr, cl, t, b)
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, err := range errs {
+			if err != nil {
+				failed = append(failed, err.Error())
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// backupSource is an instance a snapshot can be taken from.
+type backupSource struct {
+	Name       string
+	Addr       string
+	Master     bool
+	Offset     int64 // replication offset of a replica
+	UsedMemory int64
+}
+
+// orderSources puts the best source first: replicas with their link up,
+// the most advanced first, then the master. It is pure.
+func orderSources(srcs []backupSource) {
+	sort.SliceStable(srcs, func(i, j int) bool {
+		a, b := srcs[i], srcs[j]
+		if a.Master != b.Master {
+			return !a.Master
+		}
+		if a.Offset != b.Offset {
+			return a.Offset > b.Offset
+		}
+		return a.Name < b.Name
+	})
+}
+
+// pickSource returns the first source tried the fewest times: a retry goes
+// to another instance whenever there is one. It is pure.
+func pickSource(srcs []backupSource, tried map[string]int) backupSource {
+	best := srcs[0]
+	for _, s := range srcs[1:] {
+		if tried[s.Name] < tried[best.Name] {
+			best = s
+		}
+	}
+	return best
+}
+
+// backupSources lists the instances of a shard a snapshot can come from:
+// replicas linked to the current master, and the master itself.
+func (c *Controller) backupSources(ctx context.Context, cl store.Cluster, shard int) ([]backupSource, error) {
+	redis, sentinels, err := c.instancesOf(ctx, cl.Name)
+	if err != nil {
+		return nil, err
+	}
+	master := c.currentMaster(ctx, cl, shard, redis, sentinels)
+	var (
+		mu  sync.Mutex
+		out []backupSource
+		wg  sync.WaitGroup
+	)
+	for _, in := range redis {
+		if in.Shard != shard {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			info, err := redisclient.GetInfo(ictx, c.pool.Redis(addr(in), cl.Password), "replication", "memory")
+			if err != nil {
+				return
+			}
+			s := backupSource{Name: in.Name, Addr: addr(in), UsedMemory: info.Int("used_memory")}
+			switch {
+			case info["role"] == "master" && (master == "" || master == s.Addr):
+				s.Master = true
+			case info["role"] == "slave" && info["master_link_status"] == "up" && info["master_sync_in_progress"] != "1" &&
+				(master == "" || master == net.JoinHostPort(info["master_host"], info["master_port"])):
+				s.Offset = info.Int("slave_repl_offset")
+			default:
+				return
+			}
+			mu.Lock()
+			out = append(out, s)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no instance of shard %d answers as its master or as a replica linked to it", shard)
+	}
+	orderSources(out)
+	return out, nil
+}
+
+// snapshotShard takes one shard's snapshot, retrying from another instance
+// when an attempt fails (a replica that lost its master, a failover, an
+// instance that went away), and records the result.
+func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferProgress, cl store.Cluster, t backup.Target, b store.Backup) error {
+	log := r.log.With("backup", b.ID, "shard", b.Shard)
+	// An attempt interrupted by a manager restart may have completed its
+	// object and sidecar before the record was written: adopt it.
+	if b.ObjectKey != "" {
+		if sc, err := readSidecar(ctx, t, b.ObjectKey); err == nil {
+			log.Info("adopting the object of an attempt interrupted by a restart", "key", b.ObjectKey)
+			c.backupSucceeded(ctx, r, b, t, sc.result(), nil)
+			pr.done(b.Shard, sc.SizeBytes)
+			return nil
+		}
+	}
+	tried := map[string]int{}
+	var failures []string
+	for attempt := 1; attempt <= backupAttempts; attempt++ {
+		if attempt > 1 {
+			// Let a failover or a reconnecting replica settle.
+			if err := sleep(ctx, time.Second); err != nil {
+				return err
+			}
+		}
+		srcs, err := c.backupSources(ctx, cl, b.Shard)
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("attempt %d: %v", attempt, err))
+			continue
+		}
+		src := pickSource(srcs, tried)
+		tried[src.Name]++
+		key := backup.ObjectKey(cl.Name, b.Shard, time.Now())
+		b.ObjectKey, b.SourceInstance = key, src.Name
+		if err := c.putBackup(ctx, b); err != nil {
+			return err
+		}
+		hint := max(src.UsedMemory, 0)
+		pr.start(b.Shard, src.Name, attempt, hint)
+		log.Info("taking snapshot", "source", src.Name, "attempt", attempt, "key", key)
+		res, err := backup.Run(ctx, src.Addr, cl.Password, t, key, hint, func(n int64) { pr.update(ctx, b.Shard, n) })
+		if err == nil {
+			c.backupSucceeded(ctx, r, b, t, res, failures)
+			pr.done(b.Shard, res.Bytes)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("snapshot attempt failed", "source", src.Name, "attempt", attempt, "err", err)
+		failures = append(failures, fmt.Sprintf("attempt %d from %s: %v", attempt, src.Name, err))
+	}
+	err := fmt.Errorf("shard %d: %s", b.Shard, strings.Join(failures, "; "))
+	pr.fail(b.Shard)
+	c.failBackups(ctx, []store.Backup{b}, err)
+	return err
+}
+
+// backupSucceeded records a stored, verified snapshot: the record, the
+// sidecar (with the record's id, job, slot and the source spec, so an
+// import can rebuild the record) and a backup-succeeded event.
+func (c *Controller) backupSucceeded(ctx context.Context, r *jobRun, b store.Backup, t backup.Target, res backup.Result, failures []string) {
+	fin := time.Now().UTC().Truncate(time.Microsecond)
+	b.State, b.Error = api.StateSucceeded, ""
+	if res.Object != "" {
+		b.Target = res.Object
+	} else {
+		b.Target = objectURL(b.TargetURL, b.ObjectKey)
+	}
+	b.SizeBytes, b.CRC64, b.Keys = res.Bytes, res.CRC64, res.Keys
+	b.Verified = res.KeysCounted && !res.NoChecksum
+	b.FinishedAt, b.DurationMs = &fin, fin.Sub(b.StartedAt).Milliseconds()
+	if err := writeSidecar(ctx, t, b, res); err != nil {
+		// The engine's own sidecar is in place; ours only adds the
+		// record's id, job, slot and source spec.
+		r.log.Warn("extend backup sidecar", "backup", b.ID, "err", err)
+	}
+	if err := c.putBackup(ctx, b); err != nil {
+		r.log.Error("record backup", "backup", b.ID, "err", err)
+	}
+	shard := b.Shard
+	details := map[string]any{"backup": b.ID, "job": b.Job, "target": b.Target, "sizeBytes": b.SizeBytes, "keys": b.Keys,
+		"crc64": b.CRC64, "sourceInstance": b.SourceInstance, "durationMs": b.DurationMs, "attempts": len(failures) + 1}
+	if len(failures) > 0 {
+		details["failedAttempts"] = failures
+	}
+	if b.ScheduledFor != nil {
+		details["scheduledFor"] = b.ScheduledFor.UTC().Format(time.RFC3339)
+	}
+	c.event(ctx, b.Cluster, &shard, "backup-succeeded",
+		fmt.Sprintf("backup %s of shard %d from %s: %s, %d keys, in %s", b.ID, b.Shard, b.SourceInstance,
+			formatBytes(b.SizeBytes), b.Keys, time.Duration(b.DurationMs)*time.Millisecond), details)
+	r.log.Info("backup stored", "backup", b.ID, "shard", b.Shard, "target", b.Target, "bytes", b.SizeBytes, "keys", b.Keys,
+		"source", b.SourceInstance, "took", time.Duration(b.DurationMs)*time.Millisecond)
+}
+
+// failBackups records failed backups and their backup-failed events.
+func (c *Controller) failBackups(ctx context.Context, bs []store.Backup, cause error) {
+	fin := time.Now().UTC().Truncate(time.Microsecond)
+	for _, b := range bs {
+		b.State, b.Error = api.StateFailed, cause.Error()
+		b.FinishedAt, b.DurationMs = &fin, fin.Sub(b.StartedAt).Milliseconds()
+		if err := c.putBackup(ctx, b); err != nil {
+			c.log.Error("record failed backup", "backup", b.ID, "err", err)
+		}
+		shard := b.Shard
+		c.event(ctx, b.Cluster, &shard, "backup-failed", fmt.Sprintf("backup %s of shard %d failed: %v", b.ID, b.Shard, cause),
+			map[string]any{"backup": b.ID, "job": b.Job, "error": cause.Error()})
+	}
+}
+
+// failRunningBackups marks the records a failed backup job left running.
+func failRunningBackups(ctx context.Context, r *jobRun) {
+	ctx = context.WithoutCancel(ctx)
+	recs, err := r.c.jobBackups(ctx, r)
+	if err != nil {
+		return
+	}
+	var running []store.Backup
+	for _, b := range recs {
+		if b.State == api.StateRunning {
+			running = append(running, b)
+		}
+	}
+	if len(running) > 0 {
+		r.c.failBackups(ctx, running, errors.New("the backup job failed before this shard's snapshot"))
+	}
+}
+
+// putBackup writes a record even while the manager shuts down.
+func (c *Controller) putBackup(ctx context.Context, b store.Backup) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return c.store.PutBackup(wctx, b)
+}
+
+// sidecar is the JSON stored next to each object: the engine's Metadata
+// plus what rebuilds the record on import.
+type sidecar struct {
+	backup.Metadata
+	ID           string           `json:"id,omitempty"`
+	Job          string           `json:"job,omitempty"`
+	Verified     *bool            `json:"verified,omitempty"`
+	ScheduledFor *time.Time       `json:"scheduledFor,omitempty"`
+	SourceSpec   *api.ClusterSpec `json:"sourceSpec,omitempty"`
+}
+
+func (s sidecar) result() backup.Result {
+	return backup.Result{Bytes: s.SizeBytes, CRC64: s.CRC64, NoChecksum: s.NoChecksum, Keys: s.Keys,
+		RDBVersion: s.RDBVersion, RedisVersion: s.RedisVersion, KeysCounted: s.Verified == nil || *s.Verified}
+}
+
+func writeSidecar(ctx context.Context, t backup.Target, b store.Backup, res backup.Result) error {
+	m := backup.NewMetadata(b.ObjectKey, b.SourceInstance, res, b.StartedAt, *b.FinishedAt)
+	verified := b.Verified
+	data, err := json.MarshalIndent(sidecar{Metadata: m, ID: b.ID, Job: b.Job, Verified: &verified,
+		ScheduledFor: b.ScheduledFor, SourceSpec: b.SourceSpec}, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	_, err = t.Put(ctx, backup.SidecarKey(b.ObjectKey), bytes.NewReader(data), int64(len(data)))
+	return err
+}
+
+func readSidecar(ctx context.Context, t backup.Target, key string) (sidecar, error) {
+	var s sidecar
+	rc, err := t.Get(ctx, backup.SidecarKey(key))
+	if err != nil {
+		return s, err
+	}
+	defer rc.Close()
+	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&s); err != nil {
+		return s, fmt.Errorf("read sidecar of %s: %w", key, err)
+	}
+	return s, nil
+}
+
+// objectURL is the URL a target gives the object under key, as the target
+// itself reports it (file:///dir/key, s3://bucket/prefix/key).
+func objectURL(target, key string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		return ""
+	}
+	switch u.Scheme {
+	case "file":
+		dir := filepath.Clean(filepath.FromSlash(u.Path))
+		return (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(dir, filepath.FromSlash(key)))}).String()
+	case "s3":
+		prefix := strings.TrimPrefix(u.Path, "/")
+		if prefix != "" && !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
+		return "s3://" + u.Host + "/" + prefix + key
+	}
+	return ""
+}
+
+// pruneAfter applies the schedule's retention after a scheduled backup
+// succeeded: objects, sidecars and records of the scheduled backups it no
+// longer keeps. Backups taken by hand are never pruned.
+func (c *Controller) pruneAfter(ctx context.Context, r *jobRun) error {
+	recs, err := c.jobBackups(ctx, r)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 || recs[0].ScheduledFor == nil {
+		return nil
+	}
+	sched, err := c.store.GetBackupSchedule(ctx, r.job.Cluster)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if sched.Retain == 0 && sched.MaxAge == 0 {
+		return nil
+	}
+	all, err := c.store.ListBackups(ctx, r.job.Cluster)
+	if err != nil {
+		return err
+	}
+	victims := pruneSelect(all, sched.Retain, sched.MaxAge, time.Now())
+	if len(victims) == 0 {
+		return nil
+	}
+	targets := map[string]backup.Target{}
+	var ids []string
+	for i, b := range victims {
+		r.progress(ctx, float64(i)/float64(len(victims)), fmt.Sprintf("retention: removing %d of %d old backups", i+1, len(victims)))
+		if err := c.removeBackup(ctx, targets, b); err != nil {
+			return err
+		}
+		ids = append(ids, b.ID)
+	}
+	c.event(ctx, r.job.Cluster, nil, "backup-pruned", fmt.Sprintf("retention removed %d backup(s)", len(ids)),
+		map[string]any{"backups": ids, "retain": sched.Retain, "maxAgeMs": sched.MaxAge.Milliseconds()})
+	r.log.Info("retention removed backups", "count", len(ids), "backups", ids)
+	return nil
+}
+
+// pruneSelect picks, from a cluster's backups newest first, the scheduled
+// ones retention removes: per shard, succeeded backups beyond the newest
+// retain, or older than maxAge (never the newest succeeded one), and failed
+// ones older than a succeeded one. Running backups and backups taken by
+// hand stay. It is pure.
+func pruneSelect(all []store.Backup, retain int, maxAge time.Duration, now time.Time) []store.Backup {
+	kept := map[int]int{}
+	var out []store.Backup
+	for _, b := range all {
+		if b.ScheduledFor == nil {
+			continue
+		}
+		switch b.State {
+		case api.StateSucceeded:
+			if kept[b.Shard] == 0 {
+				kept[b.Shard] = 1
+				continue
+			}
+			if (retain > 0 && kept[b.Shard] >= retain) || (maxAge > 0 && now.Sub(b.StartedAt) > maxAge) {
+				out = append(out, b)
+				continue
+			}
+			kept[b.Shard]++
+		case api.StateFailed:
+			if kept[b.Shard] > 0 {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
+// removeBackup deletes a backup's object and sidecar (a failed backup has
+// none), then its record. Every part may already be gone.
+func (c *Controller) removeBackup(ctx context.Context, targets map[string]backup.Target, b store.Backup) error {
+	if b.State == api.StateSucceeded && b.ObjectKey != "" {
+		t, ok := targets[b.TargetURL]
+		if !ok {
+			var err error
+			if t, err = backup.OpenTarget(ctx, b.TargetURL); err != nil {
+				return fmt.Errorf("backup %s: %w", b.ID, err)
+			}
+			targets[b.TargetURL] = t
+		}
+		if err := t.Delete(ctx, b.ObjectKey); err != nil {
+			return fmt.Errorf("backup %s: %w", b.ID, err)
+		}
+		if err := t.Delete(ctx, backup.SidecarKey(b.ObjectKey)); err != nil {
+			return fmt.Errorf("backup %s: %w", b.ID, err)
+		}
+	}
+	if err := c.store.DeleteBackup(ctx, b.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// backupDeleteSteps is the plan of a backup-delete job: the object and its
+// sidecar first, the record last, so a retry finds what is left.
+func backupDeleteSteps() []step {
+	load := func(ctx context.Context, r *jobRun) (store.Backup, error) {
+		var p backupRefParams
+		if err := json.Unmarshal(r.job.Params, &p); err != nil {
+			return store.Backup{}, fmt.Errorf("read job parameters: %w", err)
+		}
+		return r.c.store.GetBackup(ctx, p.Backup)
+	}
+	return []step{
+		{"delete-object", func(ctx context.Context, r *jobRun) error {
+			b, err := load(ctx, r)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			r.progress(ctx, 0, "deleting "+dash(b.Target))
+			return r.c.removeObject(ctx, b)
+		}},
+		{"delete-record", func(ctx context.Context, r *jobRun) error {
+			b, err := load(ctx, r)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := r.c.store.DeleteBackup(ctx, b.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			shard := b.Shard
+			r.c.event(ctx, b.Cluster, &shard, "backup-deleted", fmt.Sprintf("backup %s of shard %d deleted", b.ID, b.Shard),
+				map[string]any{"backup": b.ID, "target": b.Target})
+			return nil
+		}},
+	}
+}
+
+// removeObject deletes a backup's object and sidecar, not its record.
+func (c *Controller) removeObject(ctx context.Context, b store.Backup) error {
+	if b.State != api.StateSucceeded || b.ObjectKey == "" {
+		return nil
+	}
+	t, err := backup.OpenTarget(ctx, b.TargetURL)
+	if err != nil {
+		return err
+	}
+	if err := t.Delete(ctx, b.ObjectKey); err != nil {
+		return err
+	}
+	return t.Delete(ctx, backup.SidecarKey(b.ObjectKey))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// ImportBackups creates records for the backups stored in a target, from
+// their sidecars: an empty store (a new manager, a lost database) gets its
+// backups back. Objects that already have a record are counted, not
+// imported again.
+func (c *Controller) ImportBackups(ctx context.Context, req api.ImportBackupsRequest) (api.ImportBackupsResult, error) {
+	res := api.ImportBackupsResult{Imported: []api.Backup{}, Skipped: []string{}}
+	if strings.TrimSpace(req.Target) == "" {
+		return res, &spec.FieldError{Kind: spec.Invalid, Field: "target", Message: "is required: a file:// or s3:// target URL"}
+	}
+	t, err := backup.OpenTarget(ctx, req.Target)
+	if err != nil {
+		return res, &spec.FieldError{Kind: spec.Unprocessable, Field: "target", Message: err.Error()}
+	}
+	objs, err := t.List(ctx, "")
+	if err != nil {
+		return res, &spec.FieldError{Kind: spec.Unprocessable, Field: "target", Message: err.Error()}
+	}
+	existing, err := c.store.ListBackups(ctx, "")
+	if err != nil {
+		return res, err
+	}
+	known, ids := map[string]bool{}, map[string]bool{}
+	for _, b := range existing {
+		known[b.Target] = true
+		ids[b.ID] = true
+	}
+	for _, o := range objs {
+		cluster, shard, _, ok := backup.ParseObjectKey(o.Key)
+		if !ok {
+			continue
+		}
+		u := objectURL(req.Target, o.Key)
+		if known[u] {
+			res.Known++
+			continue
+		}
+		sc, err := readSidecar(ctx, t, o.Key)
+		if err != nil {
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %v", o.Key, err))
+			continue
+		}
+		b := importedBackup(sc, cluster, shard, req.Target, o.Key, u)
+		if b.ID == "" || ids[b.ID] {
+			b.ID = NewID("b")
+		}
+		if err := c.store.PutBackup(ctx, b); err != nil {
+			return res, err
+		}
+		ids[b.ID], known[u] = true, true
+		res.Imported = append(res.Imported, b.Backup)
+	}
+	if len(res.Imported) > 0 {
+		c.log.Info("imported backups", "target", req.Target, "count", len(res.Imported))
+	}
+	return res, nil
+}
+
+// importedBackup builds a record from a sidecar. It is pure.
+func importedBackup(sc sidecar, cluster string, shard int, target, key, objURL string) store.Backup {
+	if sc.Cluster != "" {
+		cluster, shard = sc.Cluster, sc.Shard
+	}
+	b := store.Backup{
+		Backup: api.Backup{ID: sc.ID, Cluster: cluster, Shard: shard, State: api.StateSucceeded, Target: objURL,
+			SizeBytes: sc.SizeBytes, CRC64: sc.CRC64, Keys: sc.Keys, SourceInstance: sc.SourceInstance,
+			StartedAt: sc.StartedAt.UTC(), Job: sc.Job, ScheduledFor: sc.ScheduledFor,
+			Verified: !sc.NoChecksum && (sc.Verified == nil || *sc.Verified)},
+		TargetURL:  target,
+		ObjectKey:  key,
+		SourceSpec: sc.SourceSpec,
+	}
+	if !sc.FinishedAt.IsZero() {
+		fin := sc.FinishedAt.UTC()
+		b.FinishedAt = &fin
+		b.DurationMs = fin.Sub(b.StartedAt).Milliseconds()
+	}
+	return b
+}
+
+// transferProgress turns the byte counts of parallel transfers (one per
+// shard) into the job's progress and message: bytes, rate and source.
+type transferProgress struct {
+	r    *jobRun
+	verb string
+
+	mu     sync.Mutex
+	shards map[int]*shardTransfer
+}
+
+type shardTransfer struct {
+	from    string
+	attempt int
+	bytes   int64
+	hint    int64
+	started time.Time
+	state   string // "", "done", "failed"
+}
+
+func newTransferProgress(r *jobRun, verb string) *transferProgress {
+	return &transferProgress{r: r, verb: verb, shards: map[int]*shardTransfer{}}
+}
+
+func (p *transferProgress) start(shard int, from string, attempt int, hint int64) {
+	p.mu.Lock()
+	p.shards[shard] = &shardTransfer{from: from, attempt: attempt, hint: hint, started: time.Now()}
+	p.mu.Unlock()
+}
+
+func (p *transferProgress) update(ctx context.Context, shard int, n int64) {
+	p.mu.Lock()
+	if s := p.shards[shard]; s != nil {
+		s.bytes = n
+	}
+	frac, msg := p.summary(time.Now())
+	p.mu.Unlock()
+	p.r.progress(ctx, frac, msg)
+}
+
+func (p *transferProgress) done(shard int, n int64) {
+	p.mu.Lock()
+	s := p.shards[shard]
+	if s == nil {
+		s = &shardTransfer{started: time.Now()}
+		p.shards[shard] = s
+	}
+	s.bytes, s.state = n, "done"
+	p.mu.Unlock()
+}
+
+func (p *transferProgress) fail(shard int) {
+	p.mu.Lock()
+	if s := p.shards[shard]; s != nil {
+		s.state = "failed"
+	}
+	p.mu.Unlock()
+}
+
+// summary renders the state of every shard; the caller holds mu.
+func (p *transferProgress) summary(now time.Time) (float64, string) {
+	keys := make([]int, 0, len(p.shards))
+	for k := range p.shards {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	var parts []string
+	var frac float64
+	for _, k := range keys {
+		s := p.shards[k]
+		switch s.state {
+		case "done":
+			frac++
+			parts = append(parts, fmt.Sprintf("shard %d: done, %s", k, formatBytes(s.bytes)))
+		case "failed":
+			frac++
+			parts = append(parts, fmt.Sprintf("shard %d: failed", k))
+		default:
+			if s.hint > 0 {
+				frac += min(float64(s.bytes)/float64(s.hint), 0.95)
+			}
+			part := fmt.Sprintf("shard %d %s", k, p.verb)
+			if s.from != "" {
+				part += " from " + s.from
+			}
+			part += ": " + formatBytes(s.bytes) + " at " + formatRate(s.bytes, now.Sub(s.started))
+			if s.attempt > 1 {
+				part += fmt.Sprintf(" (attempt %d)", s.attempt)
+			}
+			parts = append(parts, part)
+		}
+	}
+	if len(keys) > 0 {
+		frac /= float64(len(keys))
+	}
+	return frac, strings.Join(parts, "; ")
+}
+
+// formatBytes renders a size for people: 512 B, 12.3 kB, 45.6 MB, 1.23 GB.
+func formatBytes(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d B", n)
+	case n < 1e6:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1e9:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+}
+
+// formatRate renders bytes over a duration as a rate.
+func formatRate(n int64, d time.Duration) string {
+	if d <= 0 {
+		return "- /s"
+	}
+	return formatBytes(int64(float64(n)/d.Seconds())) + "/s"
+}
+
+// countingReader reports the bytes read so far, at most every 100 ms and
+// once at the end.
+type countingReader struct {
+	r      io.Reader
+	n      int64
+	last   time.Time
+	report func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.report != nil && (err != nil || time.Since(c.last) >= 100*time.Millisecond) {
+		c.last = time.Now()
+		c.report(c.n)
+	}
+	return n, err
+}

@@ -1,0 +1,428 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/backup"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/spec"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// restoreParams is what a restore job remembers: which backup each shard
+// of the new cluster boots from.
+type restoreParams struct {
+	Backups []restoreShard `json:"backups"`
+}
+
+type restoreShard struct {
+	Shard  int    `json:"shard"`
+	Backup string `json:"backup"`
+}
+
+// RestoreBackup creates a new cluster from a backup: by default from the
+// whole set the backup belongs to (the backups its job took, one per
+// shard), the i-th lowest shard's backup into shard i; with SingleShard
+// from this backup alone, into a one-shard cluster. The spec is the source
+// cluster's spec at backup time with the request's fields replaced. The
+// cluster and its restore job are stored in one transaction, like a create.
+func (c *Controller) RestoreBackup(ctx context.Context, id string, req api.RestoreRequest) (api.Cluster, api.Job, error) {
+	b, err := c.getBackup(ctx, id)
+	if err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	if b.State != api.StateSucceeded {
+		return api.Cluster{}, api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "",
+			Message: fmt.Sprintf("backup %s is %s; only a succeeded backup can be restored", id, b.State)}
+	}
+	if req.Cluster == "" {
+		return api.Cluster{}, api.Job{}, &spec.FieldError{Kind: spec.Invalid, Field: "cluster", Message: "is required: the name of the new cluster"}
+	}
+	set, err := c.restoreSet(ctx, b, req.SingleShard)
+	if err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	creq := restoreCreateRequest(b.SourceSpec, len(set), req)
+	s, err := spec.FromCreateRequest(creq)
+	if err != nil {
+		var fe *spec.FieldError
+		if errors.As(err, &fe) && fe.Field == "name" {
+			fe.Field = "cluster"
+		}
+		return api.Cluster{}, api.Job{}, err
+	}
+	if err := c.checkCapacity(ctx, spec.InstanceCount(s)); err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	cl := store.Cluster{
+		Name:             req.Cluster,
+		Spec:             s,
+		Status:           api.ClusterStatus{Phase: api.PhaseCreating, Shards: []api.ShardStatus{}, Sentinels: []api.SentinelStatus{}},
+		Password:         randomSecret(),
+		SentinelPassword: randomSecret(),
+		CreatedAt:        now,
+	}
+	var p restoreParams
+	for i, m := range set {
+		p.Backups = append(p.Backups, restoreShard{Shard: i, Backup: m.ID})
+	}
+	job := newJob(api.JobRestore, req.Cluster, now)
+	job.Params, _ = json.Marshal(p)
+	if err := c.store.CreateClusterWithJob(ctx, cl, job); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return api.Cluster{}, api.Job{}, conflict("cluster %q already exists; a restore creates a new cluster", req.Cluster)
+		}
+		return api.Cluster{}, api.Job{}, err
+	}
+	c.Kick()
+	return c.view(cl), job.Job, nil
+}
+
+// restoreSet returns the backups a restore of b brings back, ordered by
+// shard: b alone, or every backup its job took. A set with a member that
+// failed or was deleted is refused, rather than restored with a shard
+// silently missing.
+func (c *Controller) restoreSet(ctx context.Context, b store.Backup, single bool) ([]store.Backup, error) {
+	if single || b.Job == "" {
+		return []store.Backup{b}, nil
+	}
+	all, err := c.store.ListBackups(ctx, b.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]store.Backup{}
+	var members []string
+	for _, o := range all {
+		if o.Job == b.Job {
+			byID[o.ID] = o
+			members = append(members, o.ID)
+		}
+	}
+	// The job's parameters name every backup it took, even deleted ones
+	// (jobs stay as history; after an import the job may be unknown).
+	if j, err := c.store.GetJob(ctx, b.Job); err == nil {
+		var p backupParams
+		if json.Unmarshal(j.Params, &p) == nil && len(p.Backups) > 0 {
+			members = p.Backups
+		}
+	}
+	incomplete := func(why string) error {
+		return &spec.FieldError{Kind: spec.Unprocessable, Field: "singleShard", Message: fmt.Sprintf(
+			"the backup set of job %s is incomplete: %s; restore backup %s alone with \"singleShard\": true (CLI --single-shard)", b.Job, why, b.ID)}
+	}
+	var set []store.Backup
+	for _, id := range members {
+		m, ok := byID[id]
+		if !ok {
+			return nil, incomplete(fmt.Sprintf("backup %s was deleted", id))
+		}
+		if m.State != api.StateSucceeded {
+			return nil, incomplete(fmt.Sprintf("backup %s of shard %d is %s", m.ID, m.Shard, m.State))
+		}
+		set = append(set, m)
+	}
+	sort.Slice(set, func(i, j int) bool { return set[i].Shard < set[j].Shard })
+	return set, nil
+}
+
+// restoreCreateRequest is the create request a restore amounts to: the
+// source's spec (defaults when unknown), shards backups, and the request's
+// replacements. It is pure; spec.FromCreateRequest validates the result.
+func restoreCreateRequest(src *api.ClusterSpec, shards int, req api.RestoreRequest) api.CreateClusterRequest {
+	out := api.CreateClusterRequest{Name: req.Cluster, Shards: &shards}
+	if src != nil {
+		replicas, sentinels := src.Replicas, src.Sentinels
+		out.Replicas = &replicas
+		if sentinels > 0 {
+			out.Sentinels = &sentinels
+		}
+		out.Maxmemory, out.MaxmemoryPolicy, out.Persistence = src.Maxmemory, src.MaxmemoryPolicy, src.Persistence
+		out.Config = maps.Clone(src.Config)
+		s := src.Sentinel
+		sr := &api.SentinelRequest{}
+		if s.DownAfterMs > 0 {
+			sr.DownAfterMs = &s.DownAfterMs
+		}
+		if s.FailoverTimeoutMs > 0 {
+			sr.FailoverTimeoutMs = &s.FailoverTimeoutMs
+		}
+		if s.ParallelSyncs > 0 {
+			sr.ParallelSyncs = &s.ParallelSyncs
+		}
+		out.Sentinel = sr
+		ff, mrw := src.FastFailover, src.MinReplicasToWrite
+		out.FastFailover, out.MinReplicasToWrite = &ff, &mrw
+	}
+	if req.Replicas != nil {
+		out.Replicas = req.Replicas
+		if out.MinReplicasToWrite != nil && *out.MinReplicasToWrite > *req.Replicas {
+			// The source's write safety cannot exceed the new replica count.
+			n := *req.Replicas
+			out.MinReplicasToWrite = &n
+		}
+	}
+	if req.Sentinels != nil {
+		out.Sentinels = req.Sentinels
+	}
+	if req.Maxmemory != nil {
+		out.Maxmemory = *req.Maxmemory
+	}
+	if req.MaxmemoryPolicy != nil {
+		out.MaxmemoryPolicy = *req.MaxmemoryPolicy
+	}
+	if req.Persistence != nil {
+		out.Persistence = *req.Persistence
+	}
+	if req.Config != nil {
+		out.Config = req.Config
+	}
+	if req.FastFailover != nil {
+		out.FastFailover = req.FastFailover
+	}
+	if req.MinReplicasToWrite != nil {
+		out.MinReplicasToWrite = req.MinReplicasToWrite
+	}
+	return out
+}
+
+// restoreSteps is the plan of a restore job: a create whose shard masters
+// boot from the backups. The objects are downloaded and verified into the
+// masters' data dirs before any process starts; a corrupt or missing object
+// fails the job there, and undoRestore removes everything it started.
+func restoreSteps() []step {
+	create := map[string]step{}
+	for _, s := range createSteps() {
+		create[s.name] = s
+	}
+	return []step{
+		create["allocate-ports"],
+		{"fetch-backups", func(ctx context.Context, r *jobRun) error { return r.c.fetchBackups(ctx, r) }},
+		create["start-sentinels"],
+		{"start-redis", func(ctx context.Context, r *jobRun) error { return r.c.restoreStartRedis(ctx, r) }},
+		create["wait-replication"],
+		create["register-sentinels"],
+		create["introduce-sentinels"],
+		create["wait-sentinels"],
+		{"record-restored", func(ctx context.Context, r *jobRun) error { return r.c.recordRestored(ctx, r) }},
+	}
+}
+
+func restoreParamsOf(r *jobRun) (restoreParams, error) {
+	var p restoreParams
+	if err := json.Unmarshal(r.job.Params, &p); err != nil {
+		return p, fmt.Errorf("read job parameters: %w", err)
+	}
+	return p, nil
+}
+
+// fetchBackups downloads each shard's object straight into its master's
+// data dir as dump.rdb, checking it on the way (header, structure, CRC64,
+// size and checksum against the record): the file appears only when every
+// check passed.
+func (c *Controller) fetchBackups(ctx context.Context, r *jobRun) error {
+	p, err := restoreParamsOf(r)
+	if err != nil {
+		return err
+	}
+	return r.withInstances(ctx, func(cl store.Cluster, redis, _ []store.Instance) error {
+		pr := newTransferProgress(r, "download")
+		errs := make([]error, len(p.Backups))
+		var wg sync.WaitGroup
+		for i, rs := range p.Backups {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = c.fetchBackup(ctx, pr, cl, redis, rs)
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	})
+}
+
+func (c *Controller) fetchBackup(ctx context.Context, pr *transferProgress, cl store.Cluster, redis []store.Instance, rs restoreShard) error {
+	var master *store.Instance
+	for i, in := range redis {
+		if in.Shard == rs.Shard && in.Ordinal == 0 {
+			master = &redis[i]
+		}
+	}
+	if master == nil {
+		return fmt.Errorf("shard %d has no planned master", rs.Shard)
+	}
+	b, err := c.store.GetBackup(ctx, rs.Backup)
+	if err != nil {
+		return fmt.Errorf("shard %d: backup %s: %w", rs.Shard, rs.Backup, err)
+	}
+	fail := func(err error) error {
+		pr.fail(rs.Shard)
+		return fmt.Errorf("shard %d: backup %s (%s): %w", rs.Shard, b.ID, b.Target, err)
+	}
+	t, err := backup.OpenTarget(ctx, b.TargetURL)
+	if err != nil {
+		return fail(err)
+	}
+	rc, err := t.Get(ctx, b.ObjectKey)
+	if err != nil {
+		return fail(err)
+	}
+	defer rc.Close()
+	pr.start(rs.Shard, b.ID, 1, b.SizeBytes)
+	src := &countingReader{r: rc, report: func(n int64) { pr.update(ctx, rs.Shard, n) }}
+	pipeR, pipeW := io.Pipe()
+	verified := make(chan error, 1)
+	go func() {
+		res, err := backup.VerifyCopy(pipeW, src)
+		if err == nil {
+			err = matchRecord(res, b)
+		}
+		// The dump.rdb appears only when the copy ends without an error.
+		pipeW.CloseWithError(err)
+		verified <- err
+	}()
+	serr := c.platform.Seed(ctx, cl.Name, master.Name, pipeR)
+	pipeR.CloseWithError(errors.New("seed ended")) // unblock the copy if Seed stopped early
+	if verr := <-verified; verr != nil {
+		return fail(verr)
+	}
+	if serr != nil {
+		return fail(serr)
+	}
+	pr.done(rs.Shard, b.SizeBytes)
+	return nil
+}
+
+// matchRecord checks a downloaded RDB against its record: a valid RDB
+// that is not the one backed up (replaced, truncated at a valid point) is
+// refused too. It is pure.
+func matchRecord(res backup.Result, b store.Backup) error {
+	if b.CRC64 != "" && res.CRC64 != b.CRC64 {
+		return fmt.Errorf("%w: CRC64 %s, the record says %s", backup.ErrCorrupt, res.CRC64, b.CRC64)
+	}
+	if b.SizeBytes > 0 && res.Bytes != b.SizeBytes {
+		return fmt.Errorf("%w: %d bytes, the record says %d", backup.ErrCorrupt, res.Bytes, b.SizeBytes)
+	}
+	return nil
+}
+
+// restoreStartRedis starts every redis-server like a create does, then
+// waits until each master has loaded its dump.rdb. With AOF persistence a
+// master boots with RDB persistence first: Redis ignores dump.rdb when
+// appendonly is on and no AOF exists, and would boot empty; record-restored
+// turns AOF on once the data is in.
+func (c *Controller) restoreStartRedis(ctx context.Context, r *jobRun) error {
+	return r.withInstances(ctx, func(cl store.Cluster, redis, sentinels []store.Instance) error {
+		boot := cl
+		if boot.Spec.Persistence == "aof" {
+			boot.Spec.Persistence = "rdb"
+		}
+		err := parallel(redis, func(in store.Instance) error {
+			use := cl
+			if in.Ordinal == 0 {
+				use = boot
+			}
+			return c.ensureRedis(ctx, use, in, plannedMaster(redis, in.Shard), sentinels)
+		})
+		if err != nil {
+			return err
+		}
+		var masters []store.Instance
+		for _, in := range redis {
+			if in.Ordinal == 0 {
+				masters = append(masters, in)
+			}
+		}
+		return poll(ctx, c.cfg.StepTimeout, 20*time.Millisecond, func() (bool, string, error) {
+			loaded, waiting := 0, ""
+			for _, in := range masters {
+				info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "persistence")
+				switch {
+				case err != nil && strings.HasPrefix(err.Error(), "LOADING"):
+					waiting = fmt.Sprintf("%s is loading its backup", in.Name)
+				case err != nil:
+					waiting = fmt.Sprintf("%s: %v", in.Name, err)
+				case info["loading"] == "1":
+					waiting = fmt.Sprintf("%s is loading its backup: %s%%", in.Name, info["loading_loaded_perc"])
+				default:
+					loaded++
+				}
+			}
+			r.progress(ctx, float64(loaded)/float64(max(len(masters), 1)), fmt.Sprintf("%d of %d masters loaded; %s", loaded, len(masters), waiting))
+			return loaded == len(masters), waiting, nil
+		})
+	})
+}
+
+// recordRestored turns AOF on where the spec asks for it, checks the
+// cluster is Ready and records a restored event with the key counts.
+func (c *Controller) recordRestored(ctx context.Context, r *jobRun) error {
+	p, err := restoreParamsOf(r)
+	if err != nil {
+		return err
+	}
+	return r.withInstances(ctx, func(cl store.Cluster, redis, sentinels []store.Instance) error {
+		if cl.Spec.Persistence == "aof" {
+			for shard := 0; shard < cl.Spec.Shards; shard++ {
+				m := c.currentMaster(ctx, cl, shard, redis, sentinels)
+				if m == "" {
+					return fmt.Errorf("no master known for shard %d", shard)
+				}
+				conn := c.pool.Redis(m, cl.Password)
+				if err := conn.ConfigSet(ctx, "appendonly", "yes").Err(); err != nil {
+					return fmt.Errorf("turn AOF on for shard %d: %w", shard, err)
+				}
+				if err := conn.ConfigRewrite(ctx).Err(); err != nil {
+					return fmt.Errorf("turn AOF on for shard %d: %w", shard, err)
+				}
+			}
+		}
+		st := c.observeCluster(ctx, cl, "")
+		if st.Phase != api.PhaseReady {
+			return fmt.Errorf("cluster is not ready: %s", st.Reason)
+		}
+		var ids []string
+		var want, got int64
+		for _, rs := range p.Backups {
+			ids = append(ids, rs.Backup)
+			if b, err := c.store.GetBackup(ctx, rs.Backup); err == nil {
+				want += b.Keys
+			}
+		}
+		for _, sh := range st.Shards {
+			if sh.Master != nil {
+				got += sh.Master.Keys
+			}
+		}
+		// A master drops keys whose TTL ran out since the snapshot, so
+		// fewer keys than the backup held is normal.
+		c.event(ctx, cl.Name, nil, "restored", fmt.Sprintf("cluster restored from %d backup(s): %d keys loaded (%d in the backups)", len(ids), got, want),
+			map[string]any{"backups": ids, "keys": got, "backupKeys": want, "durationMs": time.Since(r.job.CreatedAt).Milliseconds()})
+		return nil
+	})
+}
+
+// undoRestore removes everything a failed restore started: processes,
+// data dirs (with the downloaded dump.rdb files) and the cluster's records.
+func undoRestore(ctx context.Context, r *jobRun) {
+	ctx = context.WithoutCancel(ctx)
+	if err := r.c.removeAll(ctx, r, r.job.Cluster); err != nil {
+		r.log.Error("clean up after failed restore", "err", err)
+		return
+	}
+	if err := r.c.store.DeleteCluster(ctx, r.job.Cluster); err != nil && !errors.Is(err, store.ErrNotFound) {
+		r.log.Error("remove cluster record after failed restore", "err", err)
+	}
+	r.c.event(ctx, r.job.Cluster, nil, "restore-failed", "restore failed; every instance it started and every file it downloaded were removed",
+		map[string]any{"job": r.job.ID})
+}
