@@ -95,7 +95,7 @@ client of its REST API.`,
 	pf.String(flagDataDir, envOr(EnvDataDir, DefaultDataDir), "the server's data directory (env "+EnvDataDir+")")
 	pf.VarP(&a.output, flagOutput, "o", "output format: table or json")
 
-	root.AddCommand(newClusterCommand(a), newJobCommand(a))
+	root.AddCommand(newClusterCommand(a), newJobCommand(a), newBackupCommand(a))
 	root.AddCommand(extra...)
 	return root
 }

@@ -118,6 +118,9 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if o.Store == "" {
 		o.Store = "sqlite://" + filepath.Join(dataDir, "manager.db")
 	}
+	if o.BackupTarget == "" {
+		o.BackupTarget = (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(dataDir, "backups"))}).String()
+	}
 	token, err := adminToken(filepath.Join(dataDir, "admin.token"))
 	if err != nil {
 		return err
@@ -136,7 +139,8 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if err != nil {
 		return err
 	}
-	ctl := controller.New(controller.Config{Host: "127.0.0.1", PortLo: lo, PortHi: hi}, st, plat, log)
+	ctl := controller.New(controller.Config{Host: "127.0.0.1", PortLo: lo, PortHi: hi,
+		BackupTarget: o.BackupTarget, RedisServer: o.RedisServer, ScratchDir: filepath.Join(dataDir, "tmp")}, st, plat, log)
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -163,7 +167,8 @@ func Serve(ctx context.Context, o Options, version string) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	fmt.Fprintf(os.Stderr, "listening on http://%s\n", ln.Addr())
-	log.Info("manager started", "version", version, "dataDir", dataDir, "store", redactDSN(o.Store), "portRange", o.PortRange)
+	log.Info("manager started", "version", version, "dataDir", dataDir, "store", redactDSN(o.Store), "portRange", o.PortRange,
+		"backupTarget", redactTarget(o.BackupTarget))
 	err = srv.Serve(ln)
 	cancel()
 	<-ctlDone
@@ -221,6 +226,18 @@ func checkBackupTarget(target string) error {
 		return fmt.Errorf("--backup-target %q: want file://DIR or s3://BUCKET/PREFIX", target)
 	}
 	return nil
+}
+
+// redactTarget drops user info from a backup target URL for logs (the
+// engine refuses credentials in the URL; this keeps a pasted one out of
+// the log all the same).
+func redactTarget(target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		return "(unparsable)"
+	}
+	u.User = nil
+	return u.String()
 }
 
 // redactDSN hides the password of a mysql:// DSN for logs.

@@ -33,6 +33,17 @@ type Service interface {
 	Events(ctx context.Context, name string) ([]api.Event, error)
 	GetJob(ctx context.Context, id string) (api.Job, error)
 	ListJobs(ctx context.Context, cluster string) ([]api.Job, error)
+
+	CreateBackup(ctx context.Context, cluster string, req api.CreateBackupRequest) (api.Job, []api.Backup, error)
+	ListBackups(ctx context.Context, cluster string) ([]api.Backup, error)
+	GetBackup(ctx context.Context, id string) (api.Backup, error)
+	DeleteBackup(ctx context.Context, id string) (api.Job, error)
+	RestoreBackup(ctx context.Context, id string, req api.RestoreRequest) (api.Cluster, api.Job, error)
+	VerifyBackup(ctx context.Context, id string) (api.Job, error)
+	ImportBackups(ctx context.Context, req api.ImportBackupsRequest) (api.ImportBackupsResult, error)
+	PutBackupSchedule(ctx context.Context, cluster string, req api.BackupScheduleRequest) (api.BackupSchedule, error)
+	GetBackupSchedule(ctx context.Context, cluster string) (api.BackupSchedule, error)
+	DeleteBackupSchedule(ctx context.Context, cluster string) (api.BackupSchedule, error)
 }
 
 // httpError is an error with its status and code, for the one wrapper.
@@ -111,6 +122,7 @@ func Handler(svc Service, token, version string, metrics http.Handler, log *slog
 		j, err := svc.GetJob(r.Context(), r.PathValue("id"))
 		return 200, j, err
 	})
+	h.backupRoutes(route)
 	route("/api/", func(r *http.Request) (int, any, error) {
 		return 0, nil, &httpError{http.StatusNotFound, api.ErrorDetail{Code: "not_found",
 			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}}
@@ -221,6 +233,78 @@ func decode(r *http.Request, v any) error {
 		return badRequest(field, "unknown field %q", field)
 	}
 	return badRequest("", "malformed JSON: %v", err)
+}
+
+// backupRoutes are the endpoints of API.md's "Backups".
+func (h *apiHandler) backupRoutes(route func(string, handler)) {
+	svc := h.svc
+	route("POST /api/v1/clusters/{name}/backups", func(r *http.Request) (int, any, error) {
+		var req api.CreateBackupRequest
+		if err := decodeOptional(r, &req); err != nil {
+			return 0, nil, err
+		}
+		j, bs, err := svc.CreateBackup(r.Context(), r.PathValue("name"), req)
+		return http.StatusAccepted, api.BackupsJob{Job: j, Backups: bs}, err
+	})
+	route("GET /api/v1/clusters/{name}/backups", func(r *http.Request) (int, any, error) {
+		bs, err := svc.ListBackups(r.Context(), r.PathValue("name"))
+		return 200, map[string]any{"backups": bs}, err
+	})
+	route("GET /api/v1/clusters/{name}/backup-schedule", func(r *http.Request) (int, any, error) {
+		s, err := svc.GetBackupSchedule(r.Context(), r.PathValue("name"))
+		return 200, s, err
+	})
+	route("PUT /api/v1/clusters/{name}/backup-schedule", func(r *http.Request) (int, any, error) {
+		var req api.BackupScheduleRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		s, err := svc.PutBackupSchedule(r.Context(), r.PathValue("name"), req)
+		return 200, s, err
+	})
+	route("DELETE /api/v1/clusters/{name}/backup-schedule", func(r *http.Request) (int, any, error) {
+		s, err := svc.DeleteBackupSchedule(r.Context(), r.PathValue("name"))
+		return 200, s, err
+	})
+	route("POST /api/v1/backups/import", func(r *http.Request) (int, any, error) {
+		var req api.ImportBackupsRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		res, err := svc.ImportBackups(r.Context(), req)
+		return 200, res, err
+	})
+	route("GET /api/v1/backups/{id}", func(r *http.Request) (int, any, error) {
+		b, err := svc.GetBackup(r.Context(), r.PathValue("id"))
+		return 200, b, err
+	})
+	route("DELETE /api/v1/backups/{id}", func(r *http.Request) (int, any, error) {
+		j, err := svc.DeleteBackup(r.Context(), r.PathValue("id"))
+		return http.StatusAccepted, map[string]any{"job": j}, err
+	})
+	route("POST /api/v1/backups/{id}/restore", func(r *http.Request) (int, any, error) {
+		var req api.RestoreRequest
+		if err := decode(r, &req); err != nil {
+			return 0, nil, err
+		}
+		cl, j, err := svc.RestoreBackup(r.Context(), r.PathValue("id"), req)
+		return http.StatusAccepted, api.ClusterJob{Cluster: &cl, Job: j}, err
+	})
+	route("POST /api/v1/backups/{id}/verify", func(r *http.Request) (int, any, error) {
+		if err := decodeOptional(r, &struct{}{}); err != nil {
+			return 0, nil, err
+		}
+		j, err := svc.VerifyBackup(r.Context(), r.PathValue("id"))
+		return http.StatusAccepted, map[string]any{"job": j}, err
+	})
+}
+
+// decodeOptional is decode for endpoints whose body may be left out.
+func decodeOptional(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return decode(r, v)
 }
 
 func (h *apiHandler) createCluster(r *http.Request) (int, any, error) {
