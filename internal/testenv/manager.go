@@ -104,6 +104,8 @@ type Manager struct {
 	Token   string
 	Client  *api.Client
 
+	env []string // extra environment, kept for Restart
+
 	mu  sync.Mutex
 	cmd *exec.Cmd
 	log *os.File
@@ -128,7 +130,7 @@ func StartManager(t testing.TB, o ManagerOptions) *Manager {
 		o.Ports = 40
 	}
 	lo, hi := PortRange(t, o.Ports)
-	m := &Manager{t: t, Bin: Binary(t), DataDir: t.TempDir()}
+	m := &Manager{t: t, Bin: Binary(t), DataDir: t.TempDir(), env: o.Env}
 	m.Args = append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", m.DataDir,
 		"--port-range", fmt.Sprintf("%d-%d", lo, hi), "--log-level", "debug"}, o.Args...)
 	t.Cleanup(func() {
@@ -138,7 +140,7 @@ func StartManager(t testing.TB, o ManagerOptions) *Manager {
 		m.Stop()
 		KillInstances(m.DataDir)
 	})
-	m.start(o.Env)
+	m.start(m.env)
 	return m
 }
 
@@ -219,11 +221,12 @@ func (m *Manager) signal(sig syscall.Signal) {
 	m.log.Close()
 }
 
-// Restart starts the manager again on the same data dir (new HTTP port).
+// Restart starts the manager again on the same data dir (new HTTP port)
+// and the same extra environment.
 func (m *Manager) Restart() {
 	m.t.Helper()
 	m.Stop()
-	m.start(nil)
+	m.start(m.env)
 }
 
 // LogTail returns the last n lines of the manager's log.
