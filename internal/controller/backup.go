@@ -397,7 +397,7 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 			return err
 		}
 		hint := max(src.UsedMemory, 0)
-		pr.start(b.Shard, src.Name, attempt, hint)
+		pr.start(b.Shard, "from "+src.Name, attempt, hint)
 		log.Info("taking snapshot", "source", src.Name, "attempt", attempt, "key", key)
 		res, err := backup.Run(ctx, src.Addr, cl.Password, t, key, hint, func(n int64) { pr.update(ctx, b.Shard, n) })
 		if err == nil {
@@ -812,7 +812,7 @@ type transferProgress struct {
 }
 
 type shardTransfer struct {
-	from    string
+	label   string // "from orders-0-1", "of b_…"
 	attempt int
 	bytes   int64
 	hint    int64
@@ -824,9 +824,9 @@ func newTransferProgress(r *jobRun, verb string) *transferProgress {
 	return &transferProgress{r: r, verb: verb, shards: map[int]*shardTransfer{}}
 }
 
-func (p *transferProgress) start(shard int, from string, attempt int, hint int64) {
+func (p *transferProgress) start(shard int, label string, attempt int, hint int64) {
 	p.mu.Lock()
-	p.shards[shard] = &shardTransfer{from: from, attempt: attempt, hint: hint, started: time.Now()}
+	p.shards[shard] = &shardTransfer{label: label, attempt: attempt, hint: hint, started: time.Now()}
 	p.mu.Unlock()
 }
 
@@ -882,8 +882,8 @@ func (p *transferProgress) summary(now time.Time) (float64, string) {
 				frac += min(float64(s.bytes)/float64(s.hint), 0.95)
 			}
 			part := fmt.Sprintf("shard %d %s", k, p.verb)
-			if s.from != "" {
-				part += " from " + s.from
+			if s.label != "" {
+				part += " " + s.label
 			}
 			part += ": " + formatBytes(s.bytes) + " at " + formatRate(s.bytes, now.Sub(s.started))
 			if s.attempt > 1 {

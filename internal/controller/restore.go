@@ -278,7 +278,7 @@ func (c *Controller) fetchBackup(ctx context.Context, pr *transferProgress, cl s
 		return fail(err)
 	}
 	defer rc.Close()
-	pr.start(rs.Shard, b.ID, 1, b.SizeBytes)
+	pr.start(rs.Shard, "of "+b.ID, 1, b.SizeBytes)
 	src := &countingReader{r: rc, report: func(n int64) { pr.update(ctx, rs.Shard, n) }}
 	pipeR, pipeW := io.Pipe()
 	verified := make(chan error, 1)
