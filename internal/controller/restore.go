@@ -379,8 +379,10 @@ func (c *Controller) recordRestored(ctx context.Context, r *jobRun) error {
 					return fmt.Errorf("no master known for shard %d", shard)
 				}
 				conn := c.pool.Redis(m, cl.Password)
-				if err := conn.ConfigSet(ctx, "appendonly", "yes").Err(); err != nil {
-					return fmt.Errorf("turn AOF on for shard %d: %w", shard, err)
+				for _, kv := range spec.PersistenceSettings(cl.Spec.Persistence) {
+					if err := conn.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+						return fmt.Errorf("turn AOF on for shard %d: %w", shard, err)
+					}
 				}
 				if err := conn.ConfigRewrite(ctx).Err(); err != nil {
 					return fmt.Errorf("turn AOF on for shard %d: %w", shard, err)

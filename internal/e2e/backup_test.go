@@ -304,15 +304,34 @@ func TestBackupRestore(t *testing.T) {
 // fileExtras: a single-shard restore, verify, the CLI table, delete.
 func fileExtras(t *testing.T, m *testenv.Manager, byShard map[int]api.Backup, want map[int]map[string]string) {
 	ctx := context.Background()
-	rr, err := m.Client.RestoreBackup(ctx, byShard[1].ID, api.RestoreRequest{Cluster: "one", SingleShard: true})
+	// One shard, into a cluster with AOF persistence: Redis ignores a
+	// dump.rdb when appendonly is on and no AOF exists, so the master must
+	// boot from the RDB first and turn AOF on after.
+	rr, err := m.Client.RestoreBackup(ctx, byShard[1].ID, api.RestoreRequest{Cluster: "one", SingleShard: true, Persistence: strp("aof")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.WaitJob(ctx, rr.Job.ID)
 	one := m.WaitPhase(ctx, "one", api.PhaseReady, 20*time.Second)
 	checkStatus(t, one, 1, 1, 3)
+	if one.Spec.Persistence != "aof" {
+		t.Errorf("persistence %q, want aof", one.Spec.Persistence)
+	}
 	oneCreds, _ := m.Client.Credentials(ctx, "one")
 	sameDataset(t, "single-shard restore", dataset(t, one.Status.Shards[0].Master.Address, oneCreds.Password), want[1])
+	for _, in := range []api.InstanceStatus{*one.Status.Shards[0].Master, one.Status.Shards[0].Replicas[0]} {
+		c := redis.NewClient(&redis.Options{Addr: in.Address, Password: oneCreds.Password, Protocol: 2})
+		v, err := c.ConfigGet(ctx, "appendonly").Result()
+		save, _ := c.ConfigGet(ctx, "save").Result()
+		c.Close()
+		if err != nil || v["appendonly"] != "yes" || save["save"] != "" {
+			t.Errorf("%s: appendonly %v, save %v, %v; want AOF on, RDB saves off", in.Name, v, save, err)
+		}
+	}
+	conf, _ := os.ReadFile(filepath.Join(m.DataDir, "instances", "one", one.Status.Shards[0].Master.Name, "redis.conf"))
+	if !strings.Contains(string(conf), "appendonly yes") {
+		t.Errorf("the restored master's redis.conf does not keep AOF on for its next boot:\n%s", conf)
+	}
 
 	vj, err := m.Client.VerifyBackup(ctx, byShard[0].ID)
 	if err != nil {
