@@ -560,7 +560,8 @@ func objectURL(target, key string) string {
 
 // pruneAfter applies the schedule's retention after a scheduled backup
 // succeeded: objects, sidecars and records of the scheduled backups it no
-// longer keeps. Backups taken by hand are never pruned.
+// longer keeps. Backups taken by hand are never pruned. A removal that
+// fails is an event, not a failed job: the new backup is stored.
 func (c *Controller) pruneAfter(ctx context.Context, r *jobRun) error {
 	recs, err := c.jobBackups(ctx, r)
 	if err != nil {
@@ -592,9 +593,20 @@ func (c *Controller) pruneAfter(ctx context.Context, r *jobRun) error {
 	for i, b := range victims {
 		r.progress(ctx, float64(i)/float64(len(victims)), fmt.Sprintf("retention: removing %d of %d old backups", i+1, len(victims)))
 		if err := c.removeBackup(ctx, targets, b); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// The new backup is stored; what is left over goes at the
+			// next successful run.
+			c.event(ctx, r.job.Cluster, nil, "backup-prune-failed", fmt.Sprintf("retention could not remove backup %s: %v", b.ID, err),
+				map[string]any{"backup": b.ID, "error": err.Error()})
+			r.log.Warn("retention could not remove a backup", "backup", b.ID, "err", err)
+			break
 		}
 		ids = append(ids, b.ID)
+	}
+	if len(ids) == 0 {
+		return nil
 	}
 	c.event(ctx, r.job.Cluster, nil, "backup-pruned", fmt.Sprintf("retention removed %d backup(s)", len(ids)),
 		map[string]any{"backups": ids, "retain": sched.Retain, "maxAgeMs": sched.MaxAge.Milliseconds()})
