@@ -84,3 +84,6 @@ func (m *Manager) Stop() {
 	time.Sleep(200 * time.Millisecond)
 	os.RemoveAll(m.DataDir)
 }
+
+// Pid is the manager's process id.
+func (m *Manager) Pid() int { return m.cmd.Process.Pid }

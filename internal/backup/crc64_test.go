@@ -48,3 +48,16 @@ func TestTrailerCRC(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkCRC64(b *testing.B) {
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	b.SetBytes(int64(len(buf)))
+	var crc uint64
+	for i := 0; i < b.N; i++ {
+		crc = crc64Update(crc, buf)
+	}
+	_ = crc
+}
