@@ -68,7 +68,7 @@ Only the flags you give are sent; the server fills in the rest.`,
 	f := cmd.Flags()
 	f.Int("shards", 0, "number of master groups (default: the server's)")
 	f.Int("replicas", 0, "replicas per master (default: the server's)")
-	f.Int("sentinels", 0, "number of Sentinels, odd, at least 3 (default: the server's)")
+	f.Int("sentinels", 0, "number of Sentinels, odd (1, 3, 5…; 3 or more to survive the loss of one) (default: the server's)")
 	f.String("maxmemory", "", "maxmemory of each instance, e.g. 256mb")
 	f.String("maxmemory-policy", "", "maxmemory-policy, e.g. allkeys-lru")
 	f.String("persistence", "", "none, rdb or aof")
@@ -76,8 +76,15 @@ Only the flags you give are sent; the server fills in the rest.`,
 	f.Int("down-after-ms", 0, "Sentinel down-after-milliseconds")
 	f.Int("failover-timeout-ms", 0, "Sentinel failover-timeout")
 	f.Int("parallel-syncs", 0, "Sentinel parallel-syncs")
+	addSafetyFlags(f)
 	f.BoolVar(&noWait, "no-wait", false, "print the job id and return without waiting")
 	return cmd
+}
+
+// addSafetyFlags adds the failover and write-safety settings to a command.
+func addSafetyFlags(f *pflag.FlagSet) {
+	f.Bool("fast-failover", true, "fail over at once when the master process dies (only when no acknowledged write can be lost)")
+	f.Int("min-replicas-to-write", 0, "a master refuses writes with fewer replicas connected (0: off)")
 }
 
 // createRequest maps the create flags to a request, sending only the flags
@@ -122,6 +129,11 @@ func createRequest(f *pflag.FlagSet, name string) (api.CreateClusterRequest, err
 	}
 	if s != (api.SentinelRequest{}) {
 		req.Sentinel = &s
+	}
+	req.MinReplicasToWrite = intFlag("min-replicas-to-write")
+	if f.Changed("fast-failover") {
+		v, _ := f.GetBool("fast-failover")
+		req.FastFailover = &v
 	}
 	return req, nil
 }

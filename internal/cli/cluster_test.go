@@ -25,6 +25,11 @@ func TestCreateSendsOnlyChangedFlags(t *testing.T) {
 			`{"name":"orders","shards":2,"sentinels":5,"sentinel":{"downAfterMs":5000}}`,
 		},
 		{
+			"failover and write safety",
+			[]string{"--fast-failover=false", "--min-replicas-to-write", "1"},
+			`{"name":"orders","fastFailover":false,"minReplicasToWrite":1}`,
+		},
+		{
 			"an explicit zero is sent, for the server to judge",
 			[]string{"--replicas", "0"},
 			`{"name":"orders","replicas":0}`,

@@ -45,6 +45,7 @@ uses, needs --force.`,
 	f.Int("down-after-ms", 0, "Sentinel down-after-milliseconds")
 	f.Int("failover-timeout-ms", 0, "Sentinel failover-timeout")
 	f.Int("parallel-syncs", 0, "Sentinel parallel-syncs")
+	addSafetyFlags(f)
 	f.Bool("force", false, "allow changes that drop data")
 	f.BoolVar(&noWait, "no-wait", false, "print the job id and return without waiting")
 	return cmd
@@ -68,9 +69,10 @@ func updateRequest(f *pflag.FlagSet) (api.UpdateClusterRequest, error) {
 		Shards: base.Shards, Replicas: base.Replicas, Sentinels: base.Sentinels,
 		Maxmemory: str("maxmemory"), MaxmemoryPolicy: str("maxmemory-policy"), Persistence: str("persistence"),
 		Config: base.Config, Sentinel: base.Sentinel, Force: force,
+		FastFailover: base.FastFailover, MinReplicasToWrite: base.MinReplicasToWrite,
 	}
 	if req.Shards == nil && req.Replicas == nil && req.Sentinels == nil && req.Maxmemory == nil && req.MaxmemoryPolicy == nil &&
-		req.Persistence == nil && req.Config == nil && req.Sentinel == nil {
+		req.Persistence == nil && req.Config == nil && req.Sentinel == nil && req.FastFailover == nil && req.MinReplicasToWrite == nil {
 		return req, fmt.Errorf("nothing to change: give at least one of --shards, --replicas, --sentinels, --maxmemory, --maxmemory-policy, --persistence, --config, --down-after-ms, --failover-timeout-ms, --parallel-syncs")
 	}
 	return req, nil

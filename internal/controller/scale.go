@@ -477,6 +477,8 @@ func describeScale(from, to api.ClusterSpec) string {
 	add("persistence", from.Persistence, to.Persistence)
 	add("config", from.Config, to.Config)
 	add("sentinel", from.Sentinel, to.Sentinel)
+	add("fastFailover", from.FastFailover, to.FastFailover)
+	add("minReplicasToWrite", from.MinReplicasToWrite, to.MinReplicasToWrite)
 	if len(parts) == 0 {
 		return "scaled: no change"
 	}

@@ -225,6 +225,9 @@ func checkBackupTarget(target string) error {
 	if err != nil || (u.Scheme != "file" && u.Scheme != "s3") {
 		return fmt.Errorf("--backup-target %q: want file://DIR or s3://BUCKET/PREFIX", target)
 	}
+	if u.Scheme == "file" && (u.Host != "" || !filepath.IsAbs(u.Path)) {
+		return fmt.Errorf("--backup-target %q: a file target needs an absolute path, e.g. file:///var/backups/redis", target)
+	}
 	return nil
 }
 

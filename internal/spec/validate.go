@@ -39,7 +39,12 @@ type FieldError struct {
 	Message string
 }
 
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return e.Field + ": " + e.Message
+}
 
 func invalid(field, format string, a ...any) *FieldError {
 	return &FieldError{Kind: Invalid, Field: field, Message: fmt.Sprintf(format, a...)}

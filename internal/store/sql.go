@@ -467,9 +467,9 @@ func (s *sqlStore) DeleteInstance(ctx context.Context, name string) error {
 
 // Jobs.
 //
-// "One unfinished job per cluster" is a unique index, not a check: the
-// column active_cluster holds the cluster's name while the job is pending or
-// running and NULL once it is done (both engines allow many NULLs in a
+// "One unfinished job per lane" is a unique index, not a check: the column
+// active_cluster holds the job's lane (the cluster's name for changing jobs,
+// "<cluster>#backup" for backups) while the job is pending or running and NULL once it is done (both engines allow many NULLs in a
 // unique index). Two managers creating a job for the same cluster at once
 // cannot both succeed, on either engine, without any locking read.
 
