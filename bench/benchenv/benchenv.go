@@ -87,3 +87,14 @@ func (m *Manager) Stop() {
 
 // Pid is the manager's process id.
 func (m *Manager) Pid() int { return m.cmd.Process.Pid }
+
+// RedisVersion is the version of the redis-server on PATH, for reports.
+func RedisVersion() string {
+	out, _ := exec.Command("redis-server", "--version").Output()
+	for _, f := range strings.Fields(string(out)) {
+		if v, ok := strings.CutPrefix(f, "v="); ok {
+			return v
+		}
+	}
+	return "?"
+}

@@ -51,7 +51,7 @@ func run(bin string, runs, base int) error {
 	c := m.Client
 	dir := m.DataDir
 
-	fmt.Printf("create → Ready, %d runs each (redis-server %s)\n", runs, redisVersion())
+	fmt.Printf("create → Ready, %d runs each (redis-server %s)\n", runs, benchenv.RedisVersion())
 	fmt.Printf("%-8s  %-28s  %-28s\n", "shape", "redis-manager median (min–max)", "plain by hand median (min–max)")
 	for _, s := range []shape{{1, 2, 3}, {2, 2, 3}} {
 		var ours, plain []time.Duration
@@ -106,16 +106,6 @@ func createOnce(ctx context.Context, c *api.Client, s shape, i int) (time.Durati
 	}
 	_, err = c.WaitJob(ctx, job.ID, nil)
 	return took, err
-}
-
-func redisVersion() string {
-	out, _ := exec.Command("redis-server", "--version").Output()
-	for _, f := range strings.Fields(string(out)) {
-		if strings.HasPrefix(f, "v=") {
-			return strings.TrimPrefix(f, "v=")
-		}
-	}
-	return "?"
 }
 
 // plainOnce does the same setup by hand, the way a script would: start the

@@ -117,7 +117,7 @@ func run(bin string, runs, base int, skipPlain bool) error {
 		restored = append(restored, back)
 	}
 
-	fmt.Printf("\nwrite unavailability after kill -9 of the master, %d runs each, down-after %d ms (redis-server %s)\n", runs, downAfterMs, version())
+	fmt.Printf("\nwrite unavailability after kill -9 of the master, %d runs each, down-after %d ms (redis-server %s)\n", runs, downAfterMs, benchenv.RedisVersion())
 	fmt.Printf("%-44s %8s %8s %8s\n", "setup", "median", "worst", "best")
 	if len(plain) > 0 {
 		fmt.Printf("%-44s %7.2fs %7.2fs %7.2fs\n", "plain Sentinel (no manager)", med(plain), worst(plain), best(plain))
@@ -237,16 +237,6 @@ func (w *writer) stop() {
 	close(w.done)
 	w.wg.Wait()
 	w.client.Close()
-}
-
-func version() string {
-	out, _ := exec.Command("redis-server", "--version").Output()
-	for _, f := range strings.Fields(string(out)) {
-		if v, ok := strings.CutPrefix(f, "v="); ok {
-			return v
-		}
-	}
-	return "?"
 }
 
 // plain is a master, two replicas and three Sentinels set up by hand with

@@ -100,7 +100,7 @@ func run(bin string, gb float64, base int) error {
 	}
 	jobDone := time.Since(start)
 
-	fmt.Printf("\nnew replica to master_link_status:up, %.2f GB dataset (redis-server %s)\n", gb, version())
+	fmt.Printf("\nnew replica to master_link_status:up, %.2f GB dataset (redis-server %s)\n", gb, benchenv.RedisVersion())
 	fmt.Printf("%-40s %8s\n", "method", "seconds")
 	fmt.Printf("%-40s %8.2f\n", "plain: redis-cli REPLICAOF", plain.Seconds())
 	fmt.Printf("%-40s %8.2f  (%+.1f%% vs plain)\n", "redis-manager: scale replicas 0→1", linkUp.Seconds(), 100*(linkUp.Seconds()/plain.Seconds()-1))
@@ -131,16 +131,6 @@ func field(info, name string) string {
 		}
 	}
 	return ""
-}
-
-func version() string {
-	out, _ := exec.Command("redis-server", "--version").Output()
-	for _, f := range strings.Fields(string(out)) {
-		if v, ok := strings.CutPrefix(f, "v="); ok {
-			return v
-		}
-	}
-	return "?"
 }
 
 // plainReplica starts a redis-server with the same replication settings the

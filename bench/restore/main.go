@@ -158,7 +158,7 @@ func run(bin string, mb, base int) error {
 	copyCl, _ := c.GetCluster(ctx, "big-copy")
 
 	mbps := func(bytes int64, d time.Duration) float64 { return float64(bytes) / 1e6 / d.Seconds() }
-	fmt.Printf("\nbackup of one shard, RDB %.1f MB, %d keys (redis-server %s)\n", float64(b.SizeBytes)/1e6, b.Keys, version())
+	fmt.Printf("\nbackup of one shard, RDB %.1f MB, %d keys (redis-server %s)\n", float64(b.SizeBytes)/1e6, b.Keys, benchenv.RedisVersion())
 	fmt.Printf("%-46s %8s %9s %8s\n", "method", "seconds", "MB/s", "% plain")
 	fmt.Printf("%-46s %8.2f %9.1f %8s\n", "plain: redis-cli --rdb (replica → file)", plain.Seconds(), mbps(st.Size(), plain), "100%")
 	fmt.Printf("%-46s %8.2f %9.1f %7.0f%%\n", "redis-manager: backup job (API → file://)", ours.Seconds(), mbps(b.SizeBytes, ours), 100*mbps(b.SizeBytes, ours)/mbps(st.Size(), plain))
@@ -182,14 +182,4 @@ func rssKB(pid int) int64 {
 		}
 	}
 	return 0
-}
-
-func version() string {
-	out, _ := exec.Command("redis-server", "--version").Output()
-	for _, f := range strings.Fields(string(out)) {
-		if v, ok := strings.CutPrefix(f, "v="); ok {
-			return v
-		}
-	}
-	return "?"
 }
