@@ -41,7 +41,11 @@ func Binary(t testing.TB) string {
 		buildPath = filepath.Join(dir, "redis-manager")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/redis-manager")
+		args := []string{"build", "-o", buildPath}
+		if os.Getenv("REDIS_MANAGER_TEST_RACE") != "" {
+			args = append(args, "-race") // the e2e tests then fail on any data race the manager reports
+		}
+		cmd := exec.Command("go", append(args, "./cmd/redis-manager")...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -138,6 +142,9 @@ func StartManager(t testing.TB, o ManagerOptions) *Manager {
 			m.Dump()
 		}
 		m.Stop()
+		if b, _ := os.ReadFile(filepath.Join(m.DataDir, "manager.log")); strings.Contains(string(b), "WARNING: DATA RACE") {
+			t.Errorf("the manager reported a data race:\n%s", raceReport(string(b)))
+		}
 		KillInstances(m.DataDir)
 	})
 	m.start(m.env)
@@ -355,4 +362,14 @@ func (m *Manager) WaitPhase(ctx context.Context, name, phase string, timeout tim
 	}
 	m.t.Fatalf("cluster %s not %s after %s: phase %q, reason %q", name, phase, timeout, last.Status.Phase, last.Status.Reason)
 	return last
+}
+
+// raceReport returns the first data race report of a log.
+func raceReport(log string) string {
+	i := strings.Index(log, "WARNING: DATA RACE")
+	end := strings.Index(log[i:], "==================")
+	if end < 0 {
+		end = min(len(log)-i, 4000)
+	}
+	return log[i : i+end]
 }
