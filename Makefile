@@ -10,7 +10,7 @@ LISTEN   ?= 127.0.0.1:7800
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: help run build test test-unit test-e2e lint bench chaos deps deps-test clean
+.PHONY: help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: deps-test lint ## what CI runs: vet, gofmt, staticcheck, unit and end-to-e
 
 test-unit: ## the tests without the end-to-end package
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+test-race: deps-test ## unit tests with -race, and e2e with a -race manager that fails tests on any data race
+	CI=true REDIS_MANAGER_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m ./...
 
 test-e2e: ## only the end-to-end tests
 	$(GO) test -count=1 -v ./internal/e2e/
