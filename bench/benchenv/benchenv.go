@@ -98,3 +98,6 @@ func RedisVersion() string {
 	}
 	return "?"
 }
+
+// Int returns a pointer to n, for the optional fields of API requests.
+func Int(n int) *int { return &n }

@@ -80,7 +80,7 @@ func run(bin string, runs, base int, skipPlain bool) error {
 	}
 	defer m.Stop()
 	c := m.Client
-	res, err := c.CreateCluster(ctx, api.CreateClusterRequest{Name: "fo", Sentinel: &api.SentinelRequest{DownAfterMs: intp(downAfterMs)}})
+	res, err := c.CreateCluster(ctx, api.CreateClusterRequest{Name: "fo", Sentinel: &api.SentinelRequest{DownAfterMs: benchenv.Int(downAfterMs)}})
 	if err != nil {
 		return err
 	}
@@ -132,8 +132,6 @@ func run(bin string, runs, base int, skipPlain bool) error {
 	}
 	return nil
 }
-
-func intp(n int) *int { return &n }
 
 func sorted(ds []time.Duration) []time.Duration {
 	out := append([]time.Duration(nil), ds...)

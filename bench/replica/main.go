@@ -43,7 +43,7 @@ func run(bin string, gb float64, base int) error {
 	}
 	defer m.Stop()
 	c := m.Client
-	res, err := c.CreateCluster(ctx, api.CreateClusterRequest{Name: "sync", Replicas: intp(0), Persistence: "none"})
+	res, err := c.CreateCluster(ctx, api.CreateClusterRequest{Name: "sync", Replicas: benchenv.Int(0), Persistence: "none"})
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func run(bin string, gb float64, base int) error {
 
 	// Ours: PATCH replicas 0 -> 1.
 	start := time.Now()
-	up, err := c.UpdateCluster(ctx, "sync", api.UpdateClusterRequest{Replicas: intp(1)})
+	up, err := c.UpdateCluster(ctx, "sync", api.UpdateClusterRequest{Replicas: benchenv.Int(1)})
 	if err != nil {
 		return err
 	}
@@ -107,8 +107,6 @@ func run(bin string, gb float64, base int) error {
 	fmt.Printf("%-40s %8.2f  (job also waits for every Sentinel to list it)\n", "redis-manager: whole scale job", jobDone.Seconds())
 	return nil
 }
-
-func intp(n int) *int { return &n }
 
 func load(ctx context.Context, c *redis.Client, keys int) error {
 	val := strings.Repeat("v", 1024-16)

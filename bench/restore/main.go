@@ -39,8 +39,6 @@ func main() {
 	}
 }
 
-func intp(n int) *int { return &n }
-
 func run(bin string, mb, base int) error {
 	ctx := context.Background()
 	m, err := benchenv.Start(bin, base, 40)
@@ -49,7 +47,7 @@ func run(bin string, mb, base int) error {
 	}
 	defer m.Stop()
 	c := m.Client
-	res, err := c.CreateCluster(ctx, api.CreateClusterRequest{Name: "big", Replicas: intp(1), Persistence: "none",
+	res, err := c.CreateCluster(ctx, api.CreateClusterRequest{Name: "big", Replicas: benchenv.Int(1), Persistence: "none",
 		Config: map[string]string{"rdbcompression": "no"}})
 	if err != nil {
 		return err
@@ -124,7 +122,7 @@ func run(bin string, mb, base int) error {
 		}
 	}()
 	start = time.Now()
-	br, err := c.CreateBackup(ctx, "big", intp(0))
+	br, err := c.CreateBackup(ctx, "big", benchenv.Int(0))
 	if err != nil {
 		return err
 	}

@@ -65,24 +65,25 @@ Only the flags you give are sent; the server fills in the rest.`,
 			return a.printClusterHeader(cmd.OutOrStdout(), cl)
 		}),
 	}
-	f := cmd.Flags()
-	f.Int("shards", 0, "number of master groups (default: the server's)")
-	f.Int("replicas", 0, "replicas per master (default: the server's)")
-	f.Int("sentinels", 0, "number of Sentinels, odd (1, 3, 5…; 3 or more to survive the loss of one) (default: the server's)")
-	f.String("maxmemory", "", "maxmemory of each instance, e.g. 256mb")
-	f.String("maxmemory-policy", "", "maxmemory-policy, e.g. allkeys-lru")
-	f.String("persistence", "", "none, rdb or aof")
-	f.StringArray("config", nil, "extra redis.conf setting KEY=VALUE (repeatable)")
-	f.Int("down-after-ms", 0, "Sentinel down-after-milliseconds")
-	f.Int("failover-timeout-ms", 0, "Sentinel failover-timeout")
-	f.Int("parallel-syncs", 0, "Sentinel parallel-syncs")
-	addSafetyFlags(f)
-	f.BoolVar(&noWait, "no-wait", false, "print the job id and return without waiting")
+	addSpecFlags(cmd.Flags(), "extra redis.conf setting KEY=VALUE (repeatable)")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "print the job id and return without waiting")
 	return cmd
 }
 
-// addSafetyFlags adds the failover and write-safety settings to a command.
-func addSafetyFlags(f *pflag.FlagSet) {
+// addSpecFlags adds the spec fields create and scale share; only the flags
+// a user gives are sent (see createRequest), so the server's defaults and
+// the cluster's current values apply to the rest.
+func addSpecFlags(f *pflag.FlagSet, configHelp string) {
+	f.Int("shards", 0, "number of master groups")
+	f.Int("replicas", 0, "replicas per master")
+	f.Int("sentinels", 0, "number of Sentinels, odd (1, 3, 5…; 3 or more to survive the loss of one)")
+	f.String("maxmemory", "", "maxmemory of each instance, e.g. 256mb")
+	f.String("maxmemory-policy", "", "maxmemory-policy, e.g. allkeys-lru")
+	f.String("persistence", "", "none, rdb or aof")
+	f.StringArray("config", nil, configHelp)
+	f.Int("down-after-ms", 0, "Sentinel down-after-milliseconds")
+	f.Int("failover-timeout-ms", 0, "Sentinel failover-timeout")
+	f.Int("parallel-syncs", 0, "Sentinel parallel-syncs")
 	f.Bool("fast-failover", true, "fail over at once when the master process dies (only when no acknowledged write can be lost)")
 	f.Int("min-replicas-to-write", 0, "a master refuses writes with fewer replicas connected (0: off)")
 }

@@ -35,17 +35,7 @@ uses, needs --force.`,
 		}),
 	}
 	f := cmd.Flags()
-	f.Int("shards", 0, "number of master groups")
-	f.Int("replicas", 0, "replicas per master")
-	f.Int("sentinels", 0, "number of Sentinels (odd)")
-	f.String("maxmemory", "", "maxmemory of each instance, e.g. 512mb")
-	f.String("maxmemory-policy", "", "maxmemory-policy, e.g. allkeys-lru")
-	f.String("persistence", "", "none, rdb or aof")
-	f.StringArray("config", nil, "redis.conf setting KEY=VALUE (repeatable; replaces the whole user config when given)")
-	f.Int("down-after-ms", 0, "Sentinel down-after-milliseconds")
-	f.Int("failover-timeout-ms", 0, "Sentinel failover-timeout")
-	f.Int("parallel-syncs", 0, "Sentinel parallel-syncs")
-	addSafetyFlags(f)
+	addSpecFlags(f, "redis.conf setting KEY=VALUE (repeatable; replaces the whole user config when given)")
 	f.Bool("force", false, "allow changes that drop data")
 	f.BoolVar(&noWait, "no-wait", false, "print the job id and return without waiting")
 	return cmd

@@ -49,7 +49,7 @@ func createSteps() []step {
 		{"register-sentinels", func(ctx context.Context, r *jobRun) error {
 			return r.withInstances(ctx, func(cl store.Cluster, redis, sentinels []store.Instance) error {
 				return parallel(sentinels, func(s store.Instance) error {
-					return r.c.registerShards(ctx, cl, s, redis, 0, cl.Spec.Shards)
+					return r.c.registerShards(ctx, cl, s, 0, cl.Spec.Shards, plannedMasters(redis), false)
 				})
 			})
 		}},
@@ -156,16 +156,32 @@ func sentinelSettings(cl store.Cluster) sentinel.Settings {
 	}
 }
 
-// registerShards registers shards [from, to) in one Sentinel.
-func (c *Controller) registerShards(ctx context.Context, cl store.Cluster, s store.Instance, redis []store.Instance, from, to int) error {
+// registerShards registers shards [from, to) in one Sentinel; masterOf
+// gives the address to monitor for a shard the Sentinel does not know yet
+// (a known one keeps its master and only gets its options set again). With
+// onlyNew, shards the Sentinel already knows are left alone.
+func (c *Controller) registerShards(ctx context.Context, cl store.Cluster, s store.Instance, from, to int, masterOf func(shard int) string, onlyNew bool) error {
 	conn := c.pool.Redis(addr(s), cl.SentinelPassword)
 	for shard := from; shard < to; shard++ {
 		name := spec.MasterName(cl.Name, shard)
-		if err := sentinel.Register(ctx, conn, name, plannedMaster(redis, shard), sentinelSettings(cl)); err != nil {
+		if onlyNew && !sentinel.IsNoSuchMaster(conn.Do(ctx, "sentinel", "master", name).Err()) {
+			continue
+		}
+		master := masterOf(shard)
+		if master == "" {
+			return fmt.Errorf("%s: no master known for %s", s.Name, name)
+		}
+		if err := sentinel.Register(ctx, conn, name, master, sentinelSettings(cl)); err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
 	}
 	return nil
+}
+
+// planned returns the planned master (ordinal 0) of a shard, for a shard
+// being created.
+func plannedMasters(redis []store.Instance) func(shard int) string {
+	return func(shard int) string { return plannedMaster(redis, shard) }
 }
 
 // introduceSentinels speeds up the Sentinels' discovery of each other on

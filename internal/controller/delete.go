@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
-	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
@@ -41,9 +41,20 @@ func (c *Controller) unregisterAll(ctx context.Context, cl store.Cluster, sentin
 		if _, running := c.instanceRunning(ctx, s); !running {
 			return nil
 		}
+		// Every shard of the cluster the Sentinel knows, including any a
+		// failed scale left behind.
+		conn := c.pool.Redis(addr(s), cl.SentinelPassword)
+		masters, err := conn.Do(ctx, "sentinel", "masters").Slice()
+		if err != nil {
+			return fmt.Errorf("%s: sentinel masters: %w", s.Name, err)
+		}
 		sc := c.pool.Sentinel(addr(s), cl.SentinelPassword)
-		for shard := 0; shard < spec.MaxShards; shard++ {
-			if err := sentinel.Unregister(ctx, sc, spec.MasterName(cl.Name, shard)); err != nil {
+		for _, m := range masters {
+			name := redisclient.Pairs(m)["name"]
+			if shardOf(cl.Name, name) == nil {
+				continue
+			}
+			if err := sentinel.Unregister(ctx, sc, name); err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
-	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -310,27 +309,17 @@ func (c *Controller) restoreSentinel(ctx context.Context, cl store.Cluster, s st
 	if err := c.ensureSentinel(ctx, cl, s); err != nil {
 		return err
 	}
-	conn := c.pool.Redis(addr(s), cl.SentinelPassword)
-	for shard := 0; shard < cl.Spec.Shards; shard++ {
-		name := spec.MasterName(cl.Name, shard)
-		if !sentinel.IsNoSuchMaster(conn.Do(ctx, "sentinel", "master", name).Err()) {
-			continue
+	var others []store.Instance
+	for _, o := range sentinels {
+		if o.Name != s.Name {
+			others = append(others, o)
 		}
-		var others []store.Instance
-		for _, o := range sentinels {
-			if o.Name != s.Name {
-				others = append(others, o)
-			}
-		}
-		master := c.currentMaster(ctx, cl, shard, redis, others)
-		if master == "" {
-			return fmt.Errorf("no master known for %s", name)
-		}
-		if err := sentinel.Register(ctx, conn, name, master, sentinelSettings(cl)); err != nil {
-			return err
-		}
-		c.introduceSentinels(ctx, cl, sentinels, shard, shard+1)
 	}
+	masterOf := func(shard int) string { return c.currentMaster(ctx, cl, shard, redis, others) }
+	if err := c.registerShards(ctx, cl, s, 0, cl.Spec.Shards, masterOf, true); err != nil {
+		return err
+	}
+	c.introduceSentinels(ctx, cl, sentinels, 0, cl.Spec.Shards)
 	return nil
 }
 

@@ -29,53 +29,35 @@ import (
 // cleaned one Sentinel at a time.
 func scaleSteps() []step {
 	return []step{
-		{"allocate-ports", func(ctx context.Context, r *jobRun) error {
-			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
-				_, err := r.c.allocate(ctx, cl)
-				return err
-			})
-		}},
-		{"add-sentinels", func(ctx context.Context, r *jobRun) error {
-			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
-				return r.c.addSentinels(ctx, cl, p, redis, sentinels)
-			})
-		}},
-		{"add-shards", func(ctx context.Context, r *jobRun) error {
-			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
-				return r.c.addShards(ctx, r, cl, p, redis, sentinels)
-			})
-		}},
-		{"add-replicas", func(ctx context.Context, r *jobRun) error {
-			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
-				return r.c.addReplicas(ctx, r, cl, p, redis, sentinels)
-			})
-		}},
-		{"apply-config", func(ctx context.Context, r *jobRun) error {
-			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
-				return r.c.applyConfig(ctx, cl, p, redis, sentinels)
-			})
-		}},
-		{"remove-replicas", func(ctx context.Context, r *jobRun) error {
-			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
-				return r.c.removeReplicas(ctx, r, cl, p, redis, sentinels)
-			})
-		}},
-		{"remove-shards", func(ctx context.Context, r *jobRun) error {
-			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
-				return r.c.removeShards(ctx, cl, p, redis, sentinels)
-			})
-		}},
-		{"remove-sentinels", func(ctx context.Context, r *jobRun) error {
-			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
-				return r.c.removeSentinels(ctx, r, cl, redis, sentinels)
-			})
-		}},
-		{"wait-ready", func(ctx context.Context, r *jobRun) error {
-			return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
-				return r.c.finishScale(ctx, r, cl, p)
-			})
-		}},
+		{"allocate-ports", scaleStep((*Controller).allocateScale)},
+		{"add-sentinels", scaleStep((*Controller).addSentinels)},
+		{"add-shards", scaleStep((*Controller).addShards)},
+		{"add-replicas", scaleStep((*Controller).addReplicas)},
+		{"apply-config", scaleStep((*Controller).applyConfig)},
+		{"remove-replicas", scaleStep((*Controller).removeReplicas)},
+		{"remove-shards", scaleStep((*Controller).removeShards)},
+		{"remove-sentinels", scaleStep((*Controller).removeSentinels)},
+		{"wait-ready", scaleStep((*Controller).finishScale)},
 	}
+}
+
+// scaleFunc is one step of a scale job: the cluster carries the target
+// spec, p the spec it started from.
+type scaleFunc func(c *Controller, ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error
+
+// scaleStep runs f with the job's target and the cluster's instances.
+func scaleStep(f scaleFunc) func(ctx context.Context, r *jobRun) error {
+	return func(ctx context.Context, r *jobRun) error {
+		return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+			return f(r.c, ctx, r, cl, p, redis, sentinels)
+		})
+	}
+}
+
+// allocateScale records ports for every instance the target adds.
+func (c *Controller) allocateScale(ctx context.Context, _ *jobRun, cl store.Cluster, _ scaleParams, _, _ []store.Instance) error {
+	_, err := c.allocate(ctx, cl)
+	return err
 }
 
 // scale loads the cluster with the job's target spec and its instances.
@@ -93,7 +75,7 @@ func (r *jobRun) scale(ctx context.Context, f func(cl store.Cluster, p scalePara
 // addSentinels starts the Sentinels the target adds, registers every
 // running shard in them, waits until all Sentinels know each other, and
 // only then sets the target quorum everywhere.
-func (c *Controller) addSentinels(ctx context.Context, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+func (c *Controller) addSentinels(ctx context.Context, _ *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
 	if p.To.Sentinels <= p.From.Sentinels {
 		return nil
 	}
@@ -109,17 +91,7 @@ func (c *Controller) addSentinels(ctx context.Context, cl store.Cluster, p scale
 	}
 	register := func(onlyNew bool) error {
 		return parallel(sentinels, func(s store.Instance) error {
-			conn := c.pool.Redis(addr(s), cl.SentinelPassword)
-			for shard := 0; shard < shards; shard++ {
-				name := spec.MasterName(cl.Name, shard)
-				if onlyNew && !sentinel.IsNoSuchMaster(conn.Do(ctx, "sentinel", "master", name).Err()) {
-					continue
-				}
-				if err := sentinel.Register(ctx, conn, name, masters[shard], sentinelSettings(cl)); err != nil {
-					return fmt.Errorf("%s: %w", s.Name, err)
-				}
-			}
-			return nil
+			return c.registerShards(ctx, cl, s, 0, shards, func(shard int) string { return masters[shard] }, onlyNew)
 		})
 	}
 	// The new Sentinels watch every shard first; the old ones keep their
@@ -162,7 +134,7 @@ func (c *Controller) addShards(ctx context.Context, r *jobRun, cl store.Cluster,
 		return err
 	}
 	err = parallel(sentinels, func(s store.Instance) error {
-		return c.registerShards(ctx, cl, s, redis, p.From.Shards, p.To.Shards)
+		return c.registerShards(ctx, cl, s, p.From.Shards, p.To.Shards, plannedMasters(redis), false)
 	})
 	if err != nil {
 		return err
@@ -244,7 +216,7 @@ func configChanges(from, to api.ClusterSpec) [][2]string {
 // applyConfig applies memory and config changes online: CONFIG SET on
 // every instance, replicas first and the master last, then CONFIG REWRITE so
 // the file it boots from agrees; Sentinel options with SENTINEL SET.
-func (c *Controller) applyConfig(ctx context.Context, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+func (c *Controller) applyConfig(ctx context.Context, _ *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
 	if changes := configChanges(p.From, p.To); len(changes) > 0 {
 		for shard := 0; shard < min(p.From.Shards, p.To.Shards); shard++ {
 			master := c.currentMaster(ctx, cl, shard, redis, sentinels)
@@ -274,7 +246,7 @@ func (c *Controller) applyConfig(ctx context.Context, cl store.Cluster, p scaleP
 	}
 	if p.From.Sentinel != p.To.Sentinel {
 		return parallel(sentinels, func(s store.Instance) error {
-			return c.registerShards(ctx, cl, s, redis, 0, min(p.From.Shards, p.To.Shards))
+			return c.registerShards(ctx, cl, s, 0, min(p.From.Shards, p.To.Shards), plannedMasters(redis), false)
 		})
 	}
 	return nil
@@ -306,7 +278,7 @@ func (c *Controller) removeReplicas(ctx context.Context, r *jobRun, cl store.Clu
 
 // removeShards makes every Sentinel forget the shards beyond the target
 // (highest first), then removes their instances.
-func (c *Controller) removeShards(ctx context.Context, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+func (c *Controller) removeShards(ctx context.Context, _ *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
 	var victims []store.Instance
 	for _, in := range redis {
 		if in.Shard >= p.To.Shards {
@@ -334,7 +306,7 @@ func (c *Controller) removeShards(ctx context.Context, cl store.Cluster, p scale
 // removeSentinels removes the Sentinels beyond the target (highest
 // ordinals), sets the target quorum on the rest, and cleans the rest's
 // memory of the removed ones one Sentinel at a time.
-func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cluster, redis, sentinels []store.Instance) error {
+func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cluster, _ scaleParams, redis, sentinels []store.Instance) error {
 	victims := planRemovals(cl.Spec, sentinels, nil)
 	if len(victims) == 0 {
 		return nil
@@ -348,7 +320,9 @@ func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cl
 			rest = append(rest, s)
 		}
 	}
-	err := parallel(rest, func(s store.Instance) error { return c.registerShards(ctx, cl, s, redis, 0, cl.Spec.Shards) })
+	err := parallel(rest, func(s store.Instance) error {
+		return c.registerShards(ctx, cl, s, 0, cl.Spec.Shards, plannedMasters(redis), false)
+	})
 	if err != nil {
 		return err
 	}
@@ -437,7 +411,7 @@ func staleEntries(ctx context.Context, conn *redis.Client, name string, live map
 
 // finishScale waits until the cluster is Ready under the target spec, then
 // records the target as the cluster's spec and the change as an event.
-func (c *Controller) finishScale(ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams) error {
+func (c *Controller) finishScale(ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams, _, _ []store.Instance) error {
 	if err := c.waitReady(ctx, r, cl); err != nil {
 		return err
 	}

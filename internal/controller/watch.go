@@ -73,15 +73,19 @@ type watcher struct {
 // syncWatchers keeps one event subscription per running Sentinel of every
 // cluster, and ends those of Sentinels that are gone.
 func (c *Controller) syncWatchers(ctx context.Context, cls []store.Cluster) {
+	byName := map[string]store.Cluster{}
+	for _, cl := range cls {
+		byName[cl.Name] = cl
+	}
+	all, err := c.store.ListAllInstances(ctx) // one query for every cluster
+	if err != nil {
+		return
+	}
 	want := map[string]store.Cluster{}
 	wantIn := map[string]store.Instance{}
-	for _, cl := range cls {
-		_, sentinels, err := c.instancesOf(ctx, cl.Name)
-		if err != nil {
-			return
-		}
-		for _, s := range sentinels {
-			want[addr(s)], wantIn[addr(s)] = cl, s
+	for _, in := range all {
+		if cl, ok := byName[in.Cluster]; ok && in.Kind == store.KindSentinel {
+			want[addr(in)], wantIn[addr(in)] = cl, in
 		}
 	}
 	c.mu.Lock()
@@ -182,8 +186,9 @@ func (c *Controller) recordSwitch(ctx context.Context, cl store.Cluster, name, o
 
 // shardOf returns the shard index of a Sentinel master name of a cluster.
 func shardOf(cluster, name string) *int {
-	n, err := strconv.Atoi(strings.TrimPrefix(name, cluster+"-"))
-	if err != nil {
+	rest, ok := strings.CutPrefix(name, cluster+"-")
+	n, err := strconv.Atoi(rest)
+	if !ok || err != nil || n < 0 {
 		return nil
 	}
 	return &n

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -245,33 +244,10 @@ func testBackupSlotRace(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	slot := base
-	const n = 8
-	var (
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		ok, confl int
-		other     []error
-	)
-	for i := range n {
-		wg.Go(func() {
-			id := fmt.Sprintf("race-%d", i)
-			err := e.s.CreateBackupJob(ctx, testJob(id, "r", api.JobBackup, base), []Backup{testBackup("b"+id, "r", 0, base)}, &slot)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, ErrConflict):
-				confl++
-			default:
-				other = append(other, err)
-			}
-		})
-	}
-	wg.Wait()
-	if ok != 1 || confl != n-1 || len(other) > 0 {
-		t.Errorf("%d concurrent runs of one slot: %d ok, %d conflicts, other errors %v; want 1 ok", n, ok, confl, other)
-	}
+	exactlyOneWins(t, "concurrent runs of one slot", func(i int) error {
+		id := fmt.Sprintf("race-%d", i)
+		return e.s.CreateBackupJob(ctx, testJob(id, "r", api.JobBackup, base), []Backup{testBackup("b"+id, "r", 0, base)}, &slot)
+	})
 	if bs, _ := e.s.ListBackups(ctx, "r"); len(bs) != 1 {
 		t.Errorf("%d records, want 1", len(bs))
 	}

@@ -407,32 +407,9 @@ func testJobConflict(t *testing.T, e *env) {
 }
 
 func testConcurrentCreateJob(t *testing.T, e *env) {
-	const n = 8
-	var (
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		ok, confl int
-		other     []error
-	)
-	for i := range n {
-		wg.Go(func() {
-			err := e.s.CreateJob(t.Context(), testJob(fmt.Sprintf("race-%d", i), "race", api.JobScale, base))
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-			case errors.Is(err, ErrConflict):
-				confl++
-			default:
-				other = append(other, err)
-			}
-		})
-	}
-	wg.Wait()
-	if ok != 1 || confl != n-1 || len(other) > 0 {
-		t.Errorf("%d concurrent CreateJob: %d ok, %d conflicts, other errors %v; want 1 ok", n, ok, confl, other)
-	}
+	exactlyOneWins(t, "concurrent CreateJob", func(i int) error {
+		return e.s.CreateJob(t.Context(), testJob(fmt.Sprintf("race-%d", i), "race", api.JobScale, base))
+	})
 	if jobs, _ := e.s.UnfinishedJobs(t.Context()); len(jobs) != 1 {
 		t.Errorf("unfinished jobs: %d, want 1", len(jobs))
 	}
@@ -872,5 +849,37 @@ func TestMariaDBMissingDatabase(t *testing.T) {
 	pass = pass[strings.Index(pass, ":")+1 : strings.Index(pass, "@")]
 	if err != nil && strings.Contains(err.Error(), pass) {
 		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
+// exactlyOneWins runs f eight times at once and checks that exactly one call
+// succeeds and every other one gets ErrConflict.
+func exactlyOneWins(t *testing.T, what string, f func(i int) error) {
+	t.Helper()
+	const n = 8
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		ok, confl int
+		other     []error
+	)
+	for i := range n {
+		wg.Go(func() {
+			err := f(i)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ErrConflict):
+				confl++
+			default:
+				other = append(other, err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 1 || confl != n-1 || len(other) > 0 {
+		t.Errorf("%d %s: %d ok, %d conflicts, other errors %v; want 1 ok", n, what, ok, confl, other)
 	}
 }
