@@ -288,11 +288,3 @@ func TestTransferProgressMessage(t *testing.T) {
 		t.Errorf("fraction %.3f, want 0.5 (half of one, nothing of another, all of the third)", frac)
 	}
 }
-
-func TestEvaluateRestoreIsCreating(t *testing.T) {
-	t.Parallel()
-	s, obs := fxCluster(1, 2, 3)
-	if st := evaluate(s, "orders", obs, api.JobRestore); st.Phase != api.PhaseCreating {
-		t.Errorf("phase during a restore: %q, want %q", st.Phase, api.PhaseCreating)
-	}
-}

@@ -12,95 +12,11 @@ import (
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/topology"
 )
 
-// healPlan is what the control loop decides to do about a cluster's
-// failures. It is computed by planHeal, a pure function.
-type healPlan struct {
-	// Restart lists lost instances (process gone) that can start again:
-	// their boot role is decided from Sentinel at boot.
-	Restart []store.Instance
-	// Waiting lists lost masters Sentinel still names: starting one again
-	// before the failover could make it master with old or no data, so the
-	// failover (fast path or Sentinel's own) goes first.
-	Waiting []store.Instance
-	// Demote lists instances in the master role that Sentinel does not name:
-	// a second master, fenced at once.
-	Demote []demotion
-}
-
-type demotion struct {
-	In     store.Instance
-	Master string
-}
-
-// sentinelNames returns, per shard, every address an answering Sentinel
-// names as master, and whether the Sentinels are settled: a quorum of them
-// answers, all name the same master, and none is failing it over or sees it
-// down.
-func sentinelNames(s api.ClusterSpec, cluster string, obs observation) (names map[int]map[string]bool, settled map[int]bool) {
-	names, settled = map[int]map[string]bool{}, map[int]bool{}
-	for shard := 0; shard < s.Shards; shard++ {
-		names[shard] = map[string]bool{}
-		answers, calm := 0, true
-		for _, so := range obs.Sentinels {
-			m, ok := so.View[spec.MasterName(cluster, shard)]
-			if !ok || !so.Up {
-				continue
-			}
-			answers++
-			names[shard][m.Addr] = true
-			for _, f := range m.Flags {
-				if f == "failover_in_progress" || f == "o_down" || f == "s_down" || f == "promoted" {
-					calm = false
-				}
-			}
-		}
-		settled[shard] = calm && len(names[shard]) == 1 && answers >= spec.Quorum(s.Sentinels)
-	}
-	return names, settled
-}
-
-// planHeal decides what to restart, what waits for a failover and what to
-// demote. running tells which instances' processes the platform runs.
-func planHeal(s api.ClusterSpec, cluster string, obs observation, running map[string]bool) healPlan {
-	var p healPlan
-	names, settled := sentinelNames(s, cluster, obs)
-	// The one master all Sentinels agree on, up and in the master role.
-	agreed := map[int]string{}
-	for _, ro := range obs.Redis {
-		if sh := ro.In.Shard; settled[sh] && names[sh][addr(ro.In)] && ro.Up && ro.Info["role"] == "master" {
-			agreed[sh] = addr(ro.In)
-		}
-	}
-	for _, ro := range obs.Redis {
-		a, sh := addr(ro.In), ro.In.Shard
-		switch {
-		case !ro.Up && !running[ro.In.Name]:
-			// Any Sentinel still naming it master means its failover is
-			// not over: it waits (with no replica there is nothing to
-			// fail over to, and it restarts with its own data).
-			if names[sh][a] && s.Replicas > 0 {
-				p.Waiting = append(p.Waiting, ro.In)
-			} else {
-				p.Restart = append(p.Restart, ro.In)
-			}
-		case ro.Up && ro.Info["role"] == "master" && agreed[sh] != "" && agreed[sh] != a:
-			// Demote only against a settled Sentinel majority; while they
-			// disagree or fail over, Sentinel itself decides.
-			p.Demote = append(p.Demote, demotion{In: ro.In, Master: agreed[sh]})
-		}
-	}
-	for _, so := range obs.Sentinels {
-		if !so.Up && !running[so.In.Name] {
-			p.Restart = append(p.Restart, so.In)
-		}
-	}
-	return p
-}
-
 // heal acts on a cluster's observation when no job runs on it.
-func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs observation) {
+func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs topology.Observation) {
 	list, err := c.platform.List(ctx, cl.Name)
 	if err != nil {
 		return
@@ -109,7 +25,7 @@ func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs observation
 	for _, pi := range list {
 		running[pi.Name] = pi.Running
 	}
-	p := planHeal(cl.Spec, cl.Name, obs, running)
+	p := topology.PlanHeal(cl.Spec, cl.Name, obs, running)
 	if len(p.Restart)+len(p.Waiting)+len(p.Demote) > 0 {
 		c.log.Debug("heal plan", "cluster", cl.Name, "restart", names(p.Restart), "waiting", names(p.Waiting), "demote", len(p.Demote))
 	}
@@ -156,7 +72,7 @@ func (c *Controller) markLost(ctx context.Context, cl store.Cluster, in store.In
 
 // demote fences a second master: it becomes a replica of the master
 // Sentinel names, and the event says how far it had diverged.
-func (c *Controller) demote(ctx context.Context, cl store.Cluster, d demotion) {
+func (c *Controller) demote(ctx context.Context, cl store.Cluster, d topology.Demotion) {
 	rc := c.pool.Redis(addr(d.In), cl.Password)
 	details := map[string]any{"instance": d.In.Name, "address": addr(d.In), "master": d.Master}
 	if info, err := redisclient.GetInfo(ctx, rc, "replication", "keyspace"); err == nil {
@@ -352,7 +268,7 @@ func (c *Controller) sentinelPeerProblems(ctx context.Context, cl store.Cluster,
 				others = append(others, o)
 			}
 		}
-		want := majorityAnswer(c.sentinelMasterAnswers(ctx, cl, name, others))
+		want := topology.Majority(c.sentinelMasterAnswers(ctx, cl, name, others))
 		if got := f["ip"] + ":" + f["port"]; want != "" && got != want {
 			problems = append(problems, fmt.Sprintf("%s names %s master of %s, the others %s", s.Name, got, name, want))
 		}

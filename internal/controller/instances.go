@@ -9,90 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/topology"
 )
-
-// planned is an instance the spec asks for, before it has a port.
-type planned struct {
-	Name    string
-	Kind    string
-	Shard   int
-	Ordinal int
-}
-
-// plannedInstances lists every instance of a spec: Sentinels first, then
-// each shard's ordinal 0 (its first master) and replicas.
-func plannedInstances(cl store.Cluster) []planned {
-	return planAdditions(cl, nil)
-}
-
-// planAdditions lists the instances the spec needs beyond the existing
-// records: missing Sentinels and members of each shard, each with the lowest
-// ordinal not in use (after a scale-in that kept a promoted replica,
-// ordinals can have gaps). It is pure.
-func planAdditions(cl store.Cluster, existing []store.Instance) []planned {
-	used := map[int]map[int]bool{} // shard (-1: Sentinels) -> ordinals
-	for _, in := range existing {
-		if used[in.Shard] == nil {
-			used[in.Shard] = map[int]bool{}
-		}
-		used[in.Shard][in.Ordinal] = true
-	}
-	var out []planned
-	add := func(shard, want int, name func(ordinal int) string, kind string) {
-		have := len(used[shard])
-		for o := 0; have < want; o++ {
-			if used[shard][o] {
-				continue
-			}
-			out = append(out, planned{Name: name(o), Kind: kind, Shard: shard, Ordinal: o})
-			have++
-		}
-	}
-	add(-1, cl.Spec.Sentinels, func(o int) string { return spec.SentinelInstanceName(cl.Name, o) }, store.KindSentinel)
-	for s := 0; s < cl.Spec.Shards; s++ {
-		add(s, 1+cl.Spec.Replicas, func(o int) string { return spec.InstanceName(cl.Name, s, o) }, store.KindRedis)
-	}
-	return out
-}
-
-// planRemovals lists the existing instances the spec no longer has room
-// for: Sentinels and replicas with the highest ordinals, never a shard's
-// current master (masters maps shard to its master's address), and every
-// member of shards beyond the spec. It is pure.
-func planRemovals(s api.ClusterSpec, existing []store.Instance, masters map[int]string) []store.Instance {
-	byShard := map[int][]store.Instance{}
-	for _, in := range existing {
-		byShard[in.Shard] = append(byShard[in.Shard], in)
-	}
-	var out []store.Instance
-	for shard, ins := range byShard {
-		sort.Slice(ins, func(i, j int) bool { return ins[i].Ordinal > ins[j].Ordinal })
-		want := 1 + s.Replicas
-		switch {
-		case shard == -1:
-			want = s.Sentinels
-		case shard >= s.Shards:
-			want = 0
-		}
-		excess := len(ins) - want
-		for _, in := range ins {
-			if excess <= 0 {
-				break
-			}
-			if want > 0 && shard >= 0 && addr(in) == masters[shard] {
-				continue
-			}
-			out = append(out, in)
-			excess--
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
 
 // allocate makes sure every instance the cluster's spec needs has a record
 // with a port, reusing records that exist (so a resumed job keeps its
@@ -115,7 +36,7 @@ func (c *Controller) allocate(ctx context.Context, cl store.Cluster) (map[string
 		}
 	}
 	next := c.cfg.PortLo
-	for _, p := range planAdditions(cl, mine) {
+	for _, p := range topology.PlanAdditions(cl, mine) {
 		port := 0
 		for ; next <= c.cfg.PortHi; next++ {
 			if !used[next] && portFree(c.cfg.Host, next) {
@@ -146,7 +67,7 @@ func portFree(host string, port int) bool {
 	return true
 }
 
-func addr(in store.Instance) string { return net.JoinHostPort(in.Host, strconv.Itoa(in.Port)) }
+func addr(in store.Instance) string { return topology.Addr(in) }
 
 // instancesOf returns a cluster's instance records by kind, ordered by
 // shard and ordinal.
@@ -280,20 +201,6 @@ func bootRole(sentinelAnswers []string, self, plannedMaster string) string {
 		}
 	}
 	return best // "" when every answer names self
-}
-
-// majorityAnswer returns the address most answers name (the lowest on a
-// tie), "" for no answers.
-func majorityAnswer(answers []string) string {
-	counts := map[string]int{}
-	best, bestN := "", 0
-	for _, a := range answers {
-		counts[a]++
-		if n := counts[a]; n > bestN || (n == bestN && a < best) {
-			best, bestN = a, n
-		}
-	}
-	return best
 }
 
 // parallel runs f for each instance at once and returns the first error.

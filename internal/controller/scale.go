@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/topology"
 )
 
 // scaleSteps is the plan of a scale job. Each step compares what runs with
@@ -188,36 +187,11 @@ func (c *Controller) addReplicas(ctx context.Context, r *jobRun, cl store.Cluste
 	return c.waitSentinelsAgree(ctx, r, view, sentinels)
 }
 
-// configChanges lists the CONFIG SET pairs that turn spec from into to.
-func configChanges(from, to api.ClusterSpec) [][2]string {
-	var out [][2]string
-	if from.Maxmemory != to.Maxmemory {
-		n, _ := spec.ParseSize(to.Maxmemory)
-		out = append(out, [2]string{"maxmemory", strconv.FormatInt(n, 10)})
-	}
-	if from.MaxmemoryPolicy != to.MaxmemoryPolicy {
-		out = append(out, [2]string{"maxmemory-policy", to.MaxmemoryPolicy})
-	}
-	if from.Persistence != to.Persistence {
-		out = append(out, spec.PersistenceSettings(to.Persistence)...)
-	}
-	if from.MinReplicasToWrite != to.MinReplicasToWrite || from.Sentinel.DownAfterMs != to.Sentinel.DownAfterMs {
-		out = append(out, spec.WriteSafetySettings(to)...)
-	}
-	keys := slices.Sorted(maps.Keys(to.Config))
-	for _, k := range keys {
-		if from.Config[k] != to.Config[k] {
-			out = append(out, [2]string{k, to.Config[k]})
-		}
-	}
-	return out
-}
-
 // applyConfig applies memory and config changes online: CONFIG SET on
 // every instance, replicas first and the master last, then CONFIG REWRITE so
 // the file it boots from agrees; Sentinel options with SENTINEL SET.
 func (c *Controller) applyConfig(ctx context.Context, _ *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
-	if changes := configChanges(p.From, p.To); len(changes) > 0 {
+	if changes := topology.ConfigChanges(p.From, p.To); len(changes) > 0 {
 		for shard := 0; shard < min(p.From.Shards, p.To.Shards); shard++ {
 			master := c.currentMaster(ctx, cl, shard, redis, sentinels)
 			var order []store.Instance
@@ -267,7 +241,7 @@ func (c *Controller) removeReplicas(ctx context.Context, r *jobRun, cl store.Clu
 			members = append(members, in)
 		}
 	}
-	victims := planRemovals(cl.Spec, members, masters)
+	victims := topology.PlanRemovals(cl.Spec, members, masters)
 	if err := c.removeInstances(ctx, cl.Name, victims); err != nil {
 		return err
 	}
@@ -307,7 +281,7 @@ func (c *Controller) removeShards(ctx context.Context, _ *jobRun, cl store.Clust
 // ordinals), sets the target quorum on the rest, and cleans the rest's
 // memory of the removed ones one Sentinel at a time.
 func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cluster, _ scaleParams, redis, sentinels []store.Instance) error {
-	victims := planRemovals(cl.Spec, sentinels, nil)
+	victims := topology.PlanRemovals(cl.Spec, sentinels, nil)
 	if len(victims) == 0 {
 		return nil
 	}
@@ -430,7 +404,7 @@ func (c *Controller) waitReady(ctx context.Context, r *jobRun, cl store.Cluster)
 		if err != nil {
 			return false, "", err
 		}
-		st := evaluate(cl.Spec, cl.Name, c.observe(ctx, cl, redis, sentinels), "")
+		st := topology.Evaluate(cl.Spec, cl.Name, c.observe(ctx, cl, redis, sentinels), "")
 		r.progress(ctx, 0.5, "waiting for the cluster to be Ready: "+st.Reason)
 		return st.Phase == api.PhaseReady, st.Reason, nil
 	})

@@ -4,16 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
-	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/topology"
 )
 
 // scaleParams are what a scale job needs to resume: where it started and
@@ -28,41 +27,6 @@ type failoverParams struct {
 	Shard int `json:"shard"`
 }
 
-// applyUpdate returns the spec after an update request. It is pure.
-func applyUpdate(s api.ClusterSpec, req api.UpdateClusterRequest) api.ClusterSpec {
-	set := func(dst *int, v *int) {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	setS := func(dst *string, v *string) {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	set(&s.Shards, req.Shards)
-	set(&s.Replicas, req.Replicas)
-	set(&s.Sentinels, req.Sentinels)
-	setS(&s.Maxmemory, req.Maxmemory)
-	setS(&s.MaxmemoryPolicy, req.MaxmemoryPolicy)
-	setS(&s.Persistence, req.Persistence)
-	if req.Config != nil {
-		s.Config = maps.Clone(req.Config)
-	} else {
-		s.Config = maps.Clone(s.Config)
-	}
-	if req.FastFailover != nil {
-		s.FastFailover = *req.FastFailover
-	}
-	set(&s.MinReplicasToWrite, req.MinReplicasToWrite)
-	if req.Sentinel != nil {
-		set(&s.Sentinel.DownAfterMs, req.Sentinel.DownAfterMs)
-		set(&s.Sentinel.FailoverTimeoutMs, req.Sentinel.FailoverTimeoutMs)
-		set(&s.Sentinel.ParallelSyncs, req.Sentinel.ParallelSyncs)
-	}
-	return s
-}
-
 // UpdateCluster validates a change of spec and stores a scale job for it.
 // Changes that drop data need req.Force: removing a shard that holds keys
 // (409 with the count) and maxmemory below the data's used_memory (422 with
@@ -72,7 +36,7 @@ func (c *Controller) UpdateCluster(ctx context.Context, name string, req api.Upd
 	if err != nil {
 		return api.Cluster{}, api.Job{}, err
 	}
-	to := applyUpdate(cl.Spec, req)
+	to := topology.ApplyUpdate(cl.Spec, req)
 	if err := spec.Validate(to); err != nil {
 		return api.Cluster{}, api.Job{}, err
 	}
@@ -89,7 +53,7 @@ func (c *Controller) UpdateCluster(ctx context.Context, name string, req api.Upd
 	if err != nil {
 		return api.Cluster{}, api.Job{}, err
 	}
-	if shard, ok := c.failingOver(ctx, cl, sentinels); ok {
+	if shard, ok := c.failingOver(ctx, cl, redis, sentinels); ok {
 		return api.Cluster{}, api.Job{}, conflict("shard %d of cluster %q is failing over; retry once it is done", shard, name)
 	}
 	if err := c.checkDataLoss(ctx, cl, to, redis, sentinels, req.Force); err != nil {
@@ -118,27 +82,12 @@ func removedConfigKeys(from, to map[string]string) []string {
 	return out
 }
 
-// failingOver tells whether a Sentinel reports a failover in progress (or
-// the master objectively down) for a shard of the cluster.
-func (c *Controller) failingOver(ctx context.Context, cl store.Cluster, sentinels []store.Instance) (int, bool) {
-	for _, s := range sentinels {
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		view, err := sentinel.View(sctx, c.pool.Sentinel(addr(s), cl.SentinelPassword))
-		cancel()
-		if err != nil {
-			continue
-		}
-		for shard := 0; shard < cl.Spec.Shards; shard++ {
-			if m, ok := view[spec.MasterName(cl.Name, shard)]; ok {
-				for _, f := range m.Flags {
-					if f == "failover_in_progress" || f == "o_down" || f == "promoted" {
-						return shard, true
-					}
-				}
-			}
-		}
-	}
-	return 0, false
+// failingOver tells whether a shard of the cluster is failing over (see
+// topology.FailingOver), from a fresh observation.
+func (c *Controller) failingOver(ctx context.Context, cl store.Cluster, redis, sentinels []store.Instance) (int, bool) {
+	octx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return topology.FailingOverShard(cl.Spec, cl.Name, c.observe(octx, cl, redis, sentinels))
 }
 
 // checkDataLoss refuses, without force, to remove shards holding keys or to
@@ -175,7 +124,7 @@ func (c *Controller) checkDataLoss(ctx context.Context, cl store.Cluster, to api
 // Sentinels name, else the one instance in the master role.
 func (c *Controller) currentMaster(ctx context.Context, cl store.Cluster, shard int, redis, sentinels []store.Instance) string {
 	if answers := c.sentinelMasterAnswers(ctx, cl, spec.MasterName(cl.Name, shard), sentinels); len(answers) > 0 {
-		return majorityAnswer(answers)
+		return topology.Majority(answers)
 	}
 	var masters []string
 	for _, in := range redis {
