@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,8 +163,10 @@ func (c *Controller) registerShards(ctx context.Context, cl store.Cluster, s sto
 	conn := c.pool.Redis(addr(s), cl.SentinelPassword)
 	for shard := from; shard < to; shard++ {
 		name := spec.MasterName(cl.Name, shard)
-		if onlyNew && !sentinel.IsNoSuchMaster(conn.Do(ctx, "sentinel", "master", name).Err()) {
-			continue
+		if onlyNew {
+			if _, err := sentinel.GetMaster(ctx, conn, name); !sentinel.IsNoSuchMaster(err) {
+				continue
+			}
 		}
 		master := masterOf(shard)
 		if master == "" {
@@ -202,11 +203,9 @@ func (c *Controller) introduceSentinels(ctx context.Context, cl store.Cluster, s
 	}
 	_ = parallelShards(from, to, func(shard int) error {
 		name := spec.MasterName(cl.Name, shard)
-		m, err := c.pool.Sentinel(addr(sentinels[0]), cl.SentinelPassword).Master(ctx, name).Result()
+		m, err := sentinel.GetMaster(ctx, c.pool.Sentinel(addr(sentinels[0]), cl.SentinelPassword), name)
 		if err == nil {
-			epoch, _ := strconv.ParseInt(m["config-epoch"], 10, 64)
-			masterAddr := net.JoinHostPort(m["ip"], m["port"])
-			err = sentinel.Introduce(ctx, c.pool.Redis(masterAddr, cl.Password), name, masterAddr, epoch, peers, 2*time.Second)
+			err = sentinel.Introduce(ctx, c.pool.Redis(m.Addr, cl.Password), name, m.Addr, m.ConfigEpoch, peers, 2*time.Second)
 		}
 		if err != nil {
 			c.log.Info("Sentinels will introduce themselves", "shard", name, "reason", err)
@@ -257,35 +256,33 @@ func (c *Controller) sentinelShardProblems(ctx context.Context, cl store.Cluster
 	name := spec.MasterName(cl.Name, shard)
 	masters := map[string]bool{}
 	for _, s := range sentinels {
-		conn := c.pool.Redis(addr(s), cl.SentinelPassword)
-		m, err := conn.Do(ctx, "sentinel", "master", name).Slice()
+		conn := c.pool.Sentinel(addr(s), cl.SentinelPassword)
+		m, err := sentinel.GetMaster(ctx, conn, name)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", s.Name, err))
 			continue
 		}
-		fields := redisclient.Pairs(m)
-		flags := strings.Split(fields["flags"], ",")
-		if sentinel.Down(flags) {
-			problems = append(problems, fmt.Sprintf("%s sees master of %s down (%s)", s.Name, name, fields["flags"]))
+		if sentinel.Down(m.Flags) {
+			problems = append(problems, fmt.Sprintf("%s sees master of %s down (%s)", s.Name, name, strings.Join(m.Flags, ",")))
 			continue
 		}
-		masters[net.JoinHostPort(fields["ip"], fields["port"])] = true
-		reps, err := conn.Do(ctx, "sentinel", "replicas", name).Slice()
+		masters[m.Addr] = true
+		reps, err := sentinel.Replicas(ctx, conn, name)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", s.Name, err))
 			continue
 		}
 		up := 0
 		for _, rep := range reps {
-			if !sentinel.Down(strings.Split(redisclient.Pairs(rep)["flags"], ",")) {
+			if !sentinel.Down(rep.Flags) {
 				up++
 			}
 		}
 		switch {
 		case up != cl.Spec.Replicas || len(reps) != cl.Spec.Replicas:
 			problems = append(problems, fmt.Sprintf("%s lists %d replicas of %s (%d up), expected %d", s.Name, len(reps), name, up, cl.Spec.Replicas))
-		case fields["num-other-sentinels"] != strconv.Itoa(total-1):
-			problems = append(problems, fmt.Sprintf("%s knows %s other Sentinels for %s, expected %d", s.Name, fields["num-other-sentinels"], name, total-1))
+		case m.NumOtherSentinels != total-1:
+			problems = append(problems, fmt.Sprintf("%s knows %d other Sentinels for %s, expected %d", s.Name, m.NumOtherSentinels, name, total-1))
 		}
 	}
 	if len(masters) > 1 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -43,14 +42,13 @@ func (c *Controller) unregisterAll(ctx context.Context, cl store.Cluster, sentin
 		}
 		// Every shard of the cluster the Sentinel knows, including any a
 		// failed scale left behind.
-		conn := c.pool.Redis(addr(s), cl.SentinelPassword)
-		masters, err := conn.Do(ctx, "sentinel", "masters").Slice()
-		if err != nil {
-			return fmt.Errorf("%s: sentinel masters: %w", s.Name, err)
-		}
 		sc := c.pool.Sentinel(addr(s), cl.SentinelPassword)
+		masters, err := sentinel.Masters(ctx, sc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Name, err)
+		}
 		for _, m := range masters {
-			name := redisclient.Pairs(m)["name"]
+			name := m.Name
 			if shardOf(cl.Name, name) == nil {
 				continue
 			}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -53,18 +53,18 @@ func failoverSteps() []step {
 				}
 				var lastErr error
 				for _, s := range sentinels {
-					err := r.c.pool.Sentinel(addr(s), cl.SentinelPassword).Failover(ctx, name).Err()
-					if err == nil || strings.Contains(err.Error(), "INPROG") {
+					err := sentinel.Failover(ctx, r.c.pool.Sentinel(addr(s), cl.SentinelPassword), name)
+					if err == nil || sentinel.IsFailoverInProgress(err) {
 						r.c.log.Info("failover requested", "shard", name, "sentinel", s.Name, "oldMaster", st.OldMaster)
 						return nil
 					}
 					lastErr = err
-					if strings.Contains(err.Error(), "NOGOODSLAVE") {
+					if sentinel.IsNoGoodReplica(err) {
 						break
 					}
 				}
 				r.c.unpause(ctx, cl, st.OldMaster)
-				return fmt.Errorf("SENTINEL FAILOVER %s: %w", name, lastErr)
+				return lastErr
 			})
 		}},
 		{"wait-switch", func(ctx context.Context, r *jobRun) error {

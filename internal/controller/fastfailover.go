@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 	"github.com/redis-manager/redis-manager/internal/topology"
@@ -70,22 +71,17 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 	deadline := time.Now().Add(fastFailoverWait)
 	for time.Now().Before(deadline) {
 		for _, s := range sentinels {
-			conn := c.pool.Redis(addr(s), cl.SentinelPassword)
-			reps, err := conn.Do(ctx, "sentinel", "replicas", name).Slice()
+			view, err := sentinel.Replicas(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), name)
 			if err != nil {
 				continue
-			}
-			var view []map[string]string
-			for _, r := range reps {
-				view = append(view, redisclient.Pairs(r))
 			}
 			choice := topology.SentinelChoice(view, time.Duration(SentinelInfoPeriodMs)*3*time.Millisecond)
 			if choice == "" || offsets[choice] != best {
 				continue
 			}
 			c.tracker.update(name, func(t *failoverTrack) { t.ForcedAt = time.Now().UTC() })
-			err = c.pool.Sentinel(addr(s), cl.SentinelPassword).Failover(ctx, name).Err()
-			if err != nil && !strings.Contains(err.Error(), "INPROG") {
+			err = sentinel.Failover(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), name)
+			if err != nil && !sentinel.IsFailoverInProgress(err) {
 				log.Warn("fast failover: SENTINEL FAILOVER refused", "sentinel", s.Name, "err", err)
 				continue
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 	"github.com/redis-manager/redis-manager/internal/topology"
@@ -253,15 +254,14 @@ func names(ins []store.Instance) []string {
 // wait on other repairs.
 func (c *Controller) sentinelPeerProblems(ctx context.Context, cl store.Cluster, s store.Instance, sentinels []store.Instance) []string {
 	var problems []string
-	conn := c.pool.Redis(addr(s), cl.SentinelPassword)
+	conn := c.pool.Sentinel(addr(s), cl.SentinelPassword)
 	for shard := 0; shard < cl.Spec.Shards; shard++ {
 		name := spec.MasterName(cl.Name, shard)
-		m, err := conn.Do(ctx, "sentinel", "master", name).Slice()
+		m, err := sentinel.GetMaster(ctx, conn, name)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %s: %v", s.Name, name, err))
 			continue
 		}
-		f := redisclient.Pairs(m)
 		var others []store.Instance
 		for _, o := range sentinels {
 			if o.Name != s.Name {
@@ -269,11 +269,11 @@ func (c *Controller) sentinelPeerProblems(ctx context.Context, cl store.Cluster,
 			}
 		}
 		want := topology.Majority(c.sentinelMasterAnswers(ctx, cl, name, others))
-		if got := f["ip"] + ":" + f["port"]; want != "" && got != want {
+		if got := m.Addr; want != "" && got != want {
 			problems = append(problems, fmt.Sprintf("%s names %s master of %s, the others %s", s.Name, got, name, want))
 		}
-		if f["num-other-sentinels"] != fmt.Sprint(len(sentinels)-1) {
-			problems = append(problems, fmt.Sprintf("%s knows %s other Sentinels for %s, expected %d", s.Name, f["num-other-sentinels"], name, len(sentinels)-1))
+		if m.NumOtherSentinels != len(sentinels)-1 {
+			problems = append(problems, fmt.Sprintf("%s knows %d other Sentinels for %s, expected %d", s.Name, m.NumOtherSentinels, name, len(sentinels)-1))
 		}
 	}
 	return problems

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 	"github.com/redis-manager/redis-manager/internal/topology"
@@ -109,9 +110,9 @@ func (c *Controller) ensureSentinel(ctx context.Context, cl store.Cluster, in st
 	// Once a second costs one small INFO per instance and makes scaling,
 	// cleaning and failover bookkeeping converge in about a second. The
 	// setting is not persisted by Sentinel, so it is applied at every ensure.
-	err = c.pool.Redis(addr(in), cl.SentinelPassword).Do(ctx, "sentinel", "debug", "info-period", SentinelInfoPeriodMs).Err()
+	err = sentinel.DebugInfoPeriod(ctx, c.pool.Sentinel(addr(in), cl.SentinelPassword), SentinelInfoPeriodMs)
 	if err != nil {
-		return fmt.Errorf("%s: sentinel debug info-period: %w", in.Name, err)
+		return fmt.Errorf("%s: %w", in.Name, err)
 	}
 	return c.recordPid(ctx, in, pi)
 }
@@ -161,12 +162,12 @@ func (c *Controller) sentinelMasterAnswers(ctx context.Context, cl store.Cluster
 			defer wg.Done()
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
-			res, err := c.pool.Sentinel(addr(s), cl.SentinelPassword).GetMasterAddrByName(sctx, name).Result()
-			if err != nil || len(res) != 2 {
+			a, err := sentinel.GetMasterAddrByName(sctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), name)
+			if err != nil {
 				return
 			}
 			mu.Lock()
-			answers = append(answers, net.JoinHostPort(res[0], res[1]))
+			answers = append(answers, a)
 			mu.Unlock()
 		}(s)
 	}

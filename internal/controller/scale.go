@@ -10,10 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/redis-manager/redis-manager/api"
-	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -334,7 +331,7 @@ func (c *Controller) cleanSentinels(ctx context.Context, r *jobRun, cl store.Clu
 		live[addr(in)] = true
 	}
 	for i, s := range sentinels {
-		conn := c.pool.Redis(addr(s), cl.SentinelPassword)
+		conn := c.pool.Sentinel(addr(s), cl.SentinelPassword)
 		for shard := 0; shard < cl.Spec.Shards; shard++ {
 			name := spec.MasterName(cl.Name, shard)
 			stale, err := staleEntries(ctx, conn, name, live)
@@ -346,8 +343,8 @@ func (c *Controller) cleanSentinels(ctx context.Context, r *jobRun, cl store.Clu
 			}
 			r.progress(ctx, float64(i)/float64(len(sentinels)), fmt.Sprintf("%s forgets %s", s.Name, strings.Join(stale, ", ")))
 			c.log.Info("resetting one Sentinel to forget stale entries", "sentinel", s.Name, "shard", name, "stale", stale)
-			if err := conn.Do(ctx, "sentinel", "reset", name).Err(); err != nil {
-				return fmt.Errorf("%s: sentinel reset %s: %w", s.Name, name, err)
+			if _, err := sentinel.Reset(ctx, conn, name); err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 			c.introduceSentinels(ctx, cl, sentinels, shard, shard+1)
 			one := []store.Instance{s}
@@ -365,19 +362,24 @@ func (c *Controller) cleanSentinels(ctx context.Context, r *jobRun, cl store.Clu
 
 // staleEntries lists the replicas and Sentinels a Sentinel knows for a
 // shard that are not live instances of the cluster.
-func staleEntries(ctx context.Context, conn *redis.Client, name string, live map[string]bool) ([]string, error) {
+func staleEntries(ctx context.Context, conn sentinel.Conn, name string, live map[string]bool) ([]string, error) {
 	var stale []string
-	for _, kind := range []string{"replicas", "sentinels"} {
-		res, err := conn.Do(ctx, "sentinel", kind, name).Slice()
-		if err != nil {
-			return nil, err
+	reps, err := sentinel.Replicas(ctx, conn, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range reps {
+		if !live[r.Addr] {
+			stale = append(stale, r.Addr)
 		}
-		for _, entry := range res {
-			fields := redisclient.Pairs(entry)
-			a := net.JoinHostPort(fields["ip"], fields["port"])
-			if !live[a] {
-				stale = append(stale, a)
-			}
+	}
+	peers, err := sentinel.Sentinels(ctx, conn, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range peers {
+		if a := net.JoinHostPort(p.Host, p.Port); !live[a] {
+			stale = append(stale, a)
 		}
 	}
 	return stale, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -110,7 +111,7 @@ func (c *Controller) syncWatchers(ctx context.Context, cls []store.Cluster) {
 // any event wakes the control loop; failover events are tracked and
 // recorded. go-redis re-subscribes after a lost connection.
 func (c *Controller) watchSentinel(ctx context.Context, cl store.Cluster, s store.Instance) {
-	ps := c.pool.Redis(addr(s), cl.SentinelPassword).PSubscribe(ctx, "*")
+	ps := sentinel.Subscribe(ctx, c.pool.Redis(addr(s), cl.SentinelPassword))
 	defer ps.Close()
 	ch := ps.Channel()
 	for {

@@ -2,6 +2,7 @@ package sentinel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -20,9 +21,40 @@ type Settings struct {
 	ParallelSyncs     int
 }
 
+// Conn is a connection to one Sentinel: a *redis.SentinelClient or a plain
+// *redis.Client to the Sentinel's address. Every SENTINEL command the
+// manager sends goes through this package.
+type Conn interface {
+	Process(ctx context.Context, cmd redis.Cmder) error
+}
+
+// errNoSuchMaster is what GetMasterAddrByName returns for an unknown name
+// (Sentinel answers a null there, not an error); it reads like the error
+// the other SENTINEL commands give for one.
+var errNoSuchMaster = errors.New("ERR No such master with that name")
+
 // IsNoSuchMaster tells whether err is Sentinel's reply for an unknown name.
 func IsNoSuchMaster(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "No such master")
+	return err != nil && (errors.Is(err, errNoSuchMaster) || strings.Contains(err.Error(), "No such master"))
+}
+
+// IsFailoverInProgress tells whether err is SENTINEL FAILOVER's answer when
+// a failover of that master already runs.
+func IsFailoverInProgress(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "INPROG")
+}
+
+// IsNoGoodReplica tells whether err is SENTINEL FAILOVER's answer when no
+// replica can be promoted.
+func IsNoGoodReplica(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "NOGOODSLAVE")
+}
+
+// do runs one SENTINEL subcommand and returns its generic reply.
+func do(ctx context.Context, c Conn, args ...any) *redis.Cmd {
+	cmd := redis.NewCmd(ctx, append([]any{"sentinel"}, args...)...)
+	_ = c.Process(ctx, cmd)
+	return cmd
 }
 
 // Register makes the Sentinel monitor name at masterAddr with the settings.
@@ -41,7 +73,7 @@ func Register(ctx context.Context, conn *redis.Client, name, masterAddr string, 
 		"parallel-syncs", strconv.Itoa(s.ParallelSyncs),
 		"quorum", strconv.Itoa(s.Quorum),
 	}
-	err := conn.Do(ctx, "sentinel", "master", name).Err()
+	_, err := GetMaster(ctx, conn, name)
 	if IsNoSuchMaster(err) {
 		host, port, splitErr := net.SplitHostPort(masterAddr)
 		if splitErr != nil {
@@ -68,10 +100,10 @@ func Register(ctx context.Context, conn *redis.Client, name, masterAddr string, 
 	return nil
 }
 
-// Unregister makes the Sentinel forget name. Forgetting an unknown name is
-// not an error.
-func Unregister(ctx context.Context, sc *redis.SentinelClient, name string) error {
-	if err := sc.Remove(ctx, name).Err(); err != nil && !IsNoSuchMaster(err) {
+// Unregister makes the Sentinel forget name (SENTINEL REMOVE). Forgetting an
+// unknown name is not an error.
+func Unregister(ctx context.Context, sc Conn, name string) error {
+	if err := do(ctx, sc, "remove", name).Err(); err != nil && !IsNoSuchMaster(err) {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return nil
@@ -84,7 +116,8 @@ type Master struct {
 	Flags             []string
 	Quorum            int
 	NumOtherSentinels int
-	Replicas          []Replica
+	ConfigEpoch       int64
+	Replicas          []Replica // filled by View only
 }
 
 // Replica is a replica as one Sentinel lists it.
@@ -92,6 +125,11 @@ type Replica struct {
 	Addr             string
 	Flags            []string
 	MasterLinkStatus string
+	Priority         int64  // slave-priority
+	Offset           int64  // slave-repl-offset, from the Sentinel's last INFO
+	RunID            string // runid
+	LastOKPing       time.Duration
+	InfoRefresh      time.Duration // age of the Sentinel's last INFO of it
 }
 
 // Down reports whether Sentinel flags the instance subjectively or
@@ -106,36 +144,151 @@ func Down(flags []string) bool {
 }
 
 // View reads every shard the Sentinel monitors, with its replicas.
-func View(ctx context.Context, sc *redis.SentinelClient) (map[string]Master, error) {
+func View(ctx context.Context, sc Conn) (map[string]Master, error) {
+	masters, err := Masters(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Master{}
+	for _, master := range masters {
+		reps, err := Replicas(ctx, sc, master.Name)
+		if err != nil {
+			return nil, err
+		}
+		master.Replicas = reps
+		out[master.Name] = master
+	}
+	return out, nil
+}
+
+// Masters lists every shard the Sentinel monitors (SENTINEL MASTERS),
+// without replicas.
+func Masters(ctx context.Context, sc Conn) ([]Master, error) {
 	cmd := redis.NewMapStringStringSliceCmd(ctx, "sentinel", "masters")
 	if err := sc.Process(ctx, cmd); err != nil {
 		return nil, fmt.Errorf("sentinel masters: %w", err)
 	}
-	out := map[string]Master{}
+	out := make([]Master, 0, len(cmd.Val()))
 	for _, m := range cmd.Val() {
-		q, _ := strconv.Atoi(m["quorum"])
-		others, _ := strconv.Atoi(m["num-other-sentinels"])
-		master := Master{
-			Name:              m["name"],
-			Addr:              net.JoinHostPort(m["ip"], m["port"]),
-			Flags:             strings.Split(m["flags"], ","),
-			Quorum:            q,
-			NumOtherSentinels: others,
-		}
-		reps, err := sc.Replicas(ctx, master.Name).Result()
-		if err != nil {
-			return nil, fmt.Errorf("sentinel replicas %s: %w", master.Name, err)
-		}
-		for _, r := range reps {
-			master.Replicas = append(master.Replicas, Replica{
-				Addr:             net.JoinHostPort(r["ip"], r["port"]),
-				Flags:            strings.Split(r["flags"], ","),
-				MasterLinkStatus: r["master-link-status"],
-			})
-		}
-		out[master.Name] = master
+		out = append(out, parseMaster(m))
 	}
 	return out, nil
+}
+
+// GetMaster reads one monitored shard (SENTINEL MASTER), without replicas.
+// An unknown name gives an error for which IsNoSuchMaster is true.
+func GetMaster(ctx context.Context, sc Conn, name string) (Master, error) {
+	cmd := redis.NewMapStringStringCmd(ctx, "sentinel", "master", name)
+	if err := sc.Process(ctx, cmd); err != nil {
+		return Master{}, fmt.Errorf("sentinel master %s: %w", name, err)
+	}
+	return parseMaster(cmd.Val()), nil
+}
+
+func parseMaster(m map[string]string) Master {
+	return Master{
+		Name:              m["name"],
+		Addr:              net.JoinHostPort(m["ip"], m["port"]),
+		Flags:             strings.Split(m["flags"], ","),
+		Quorum:            int(num(m, "quorum")),
+		NumOtherSentinels: int(num(m, "num-other-sentinels")),
+		ConfigEpoch:       num(m, "config-epoch"),
+	}
+}
+
+func num(m map[string]string, k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
+
+// Replicas lists the replicas the Sentinel knows for a shard (SENTINEL
+// REPLICAS), as of its last INFO of each.
+func Replicas(ctx context.Context, sc Conn, name string) ([]Replica, error) {
+	cmd := redis.NewMapStringStringSliceCmd(ctx, "sentinel", "replicas", name)
+	if err := sc.Process(ctx, cmd); err != nil {
+		return nil, fmt.Errorf("sentinel replicas %s: %w", name, err)
+	}
+	var out []Replica
+	for _, r := range cmd.Val() {
+		out = append(out, Replica{
+			Addr:             net.JoinHostPort(r["ip"], r["port"]),
+			Flags:            strings.Split(r["flags"], ","),
+			MasterLinkStatus: r["master-link-status"],
+			Priority:         num(r, "slave-priority"),
+			Offset:           num(r, "slave-repl-offset"),
+			RunID:            r["runid"],
+			LastOKPing:       time.Duration(num(r, "last-ok-ping-reply")) * time.Millisecond,
+			InfoRefresh:      time.Duration(num(r, "info-refresh")) * time.Millisecond,
+		})
+	}
+	return out, nil
+}
+
+// Sentinels lists the other Sentinels this one knows for a shard
+// (SENTINEL SENTINELS).
+func Sentinels(ctx context.Context, sc Conn, name string) ([]Peer, error) {
+	cmd := redis.NewMapStringStringSliceCmd(ctx, "sentinel", "sentinels", name)
+	if err := sc.Process(ctx, cmd); err != nil {
+		return nil, fmt.Errorf("sentinel sentinels %s: %w", name, err)
+	}
+	var out []Peer
+	for _, p := range cmd.Val() {
+		out = append(out, Peer{Host: p["ip"], Port: p["port"], ID: p["runid"]})
+	}
+	return out, nil
+}
+
+// GetMasterAddrByName returns the address the Sentinel names master of a
+// shard (SENTINEL GET-MASTER-ADDR-BY-NAME). An unknown name gives an error
+// for which IsNoSuchMaster is true.
+func GetMasterAddrByName(ctx context.Context, sc Conn, name string) (string, error) {
+	cmd := redis.NewStringSliceCmd(ctx, "sentinel", "get-master-addr-by-name", name)
+	err := sc.Process(ctx, cmd)
+	if errors.Is(err, redis.Nil) || (err == nil && len(cmd.Val()) == 0) {
+		return "", fmt.Errorf("sentinel get-master-addr-by-name %s: %w", name, errNoSuchMaster)
+	}
+	if err != nil {
+		return "", fmt.Errorf("sentinel get-master-addr-by-name %s: %w", name, err)
+	}
+	if len(cmd.Val()) != 2 {
+		return "", fmt.Errorf("sentinel get-master-addr-by-name %s: unexpected reply %q", name, cmd.Val())
+	}
+	return net.JoinHostPort(cmd.Val()[0], cmd.Val()[1]), nil
+}
+
+// Failover asks the Sentinel to fail a shard over now, without the
+// agreement of the others (SENTINEL FAILOVER). See IsFailoverInProgress and
+// IsNoGoodReplica for its refusals.
+func Failover(ctx context.Context, sc Conn, name string) error {
+	if err := do(ctx, sc, "failover", name).Err(); err != nil {
+		return fmt.Errorf("sentinel failover %s: %w", name, err)
+	}
+	return nil
+}
+
+// Reset makes the Sentinel forget what it learnt of the shards matching
+// pattern (SENTINEL RESET): replicas and other Sentinels are rediscovered.
+// It returns how many shards matched.
+func Reset(ctx context.Context, sc Conn, pattern string) (int64, error) {
+	cmd := redis.NewIntCmd(ctx, "sentinel", "reset", pattern)
+	if err := sc.Process(ctx, cmd); err != nil {
+		return 0, fmt.Errorf("sentinel reset %s: %w", pattern, err)
+	}
+	return cmd.Val(), nil
+}
+
+// DebugInfoPeriod sets how often the Sentinel reads INFO of the instances
+// it monitors (SENTINEL DEBUG INFO-PERIOD, in milliseconds). Sentinel does
+// not persist it.
+func DebugInfoPeriod(ctx context.Context, sc Conn, ms int) error {
+	if err := do(ctx, sc, "debug", "info-period", ms).Err(); err != nil {
+		return fmt.Errorf("sentinel debug info-period: %w", err)
+	}
+	return nil
+}
+
+// Subscribe subscribes to every event the Sentinel publishes (+sdown,
+// +odown, +switch-master …, and the hello channel). go-redis subscribes
+// again after a lost connection.
+func Subscribe(ctx context.Context, conn *redis.Client) *redis.PubSub {
+	return conn.PSubscribe(ctx, "*")
 }
 
 // HelloChannel is the channel Sentinels announce themselves on, on every
@@ -150,7 +303,7 @@ type Peer struct {
 }
 
 // MyID returns a Sentinel's run id.
-func MyID(ctx context.Context, sc *redis.SentinelClient) (string, error) {
+func MyID(ctx context.Context, sc Conn) (string, error) {
 	cmd := redis.NewStringCmd(ctx, "sentinel", "myid")
 	if err := sc.Process(ctx, cmd); err != nil {
 		return "", fmt.Errorf("sentinel myid: %w", err)
