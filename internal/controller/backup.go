@@ -55,7 +55,11 @@ func (c *Controller) CreateBackup(ctx context.Context, name string, req api.Crea
 			shards = append(shards, i)
 		}
 	}
-	if busy := c.notBackupable(ctx, name); busy != "" {
+	busy, err := c.notBackupable(ctx, name)
+	if err != nil {
+		return api.Job{}, nil, err
+	}
+	if busy != "" {
 		return api.Job{}, nil, conflict("%s; back it up once that job has finished", busy)
 	}
 	job, recs, err := c.startBackup(ctx, cl, shards, nil)
@@ -68,17 +72,17 @@ func (c *Controller) CreateBackup(ctx context.Context, name string, req api.Crea
 
 // notBackupable names the job that keeps a cluster from being backed up
 // (it is being created, restored or deleted), or returns "".
-func (c *Controller) notBackupable(ctx context.Context, name string) string {
+func (c *Controller) notBackupable(ctx context.Context, name string) (string, error) {
 	jobs, err := c.store.ListJobs(ctx, name)
 	if err != nil {
-		return ""
+		return "", fmt.Errorf("list jobs of %s: %w", name, err)
 	}
 	for _, j := range jobs {
 		if !j.Done() && (j.Kind == api.JobCreate || j.Kind == api.JobRestore || j.Kind == api.JobDelete) {
-			return fmt.Sprintf("cluster %q has a %s job in progress (%s)", name, j.Kind, j.ID)
+			return fmt.Sprintf("cluster %q has a %s job in progress (%s)", name, j.Kind, j.ID), nil
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // startBackup stores a backup job and its records (and, for a scheduled

@@ -37,7 +37,11 @@ func deleteSteps() []step {
 // cluster. A Sentinel that is down is about to be removed anyway.
 func (c *Controller) unregisterAll(ctx context.Context, cl store.Cluster, sentinels []store.Instance) error {
 	return parallel(sentinels, func(s store.Instance) error {
-		if _, running := c.instanceRunning(ctx, s); !running {
+		_, running, err := c.instanceRunning(ctx, s)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Name, err)
+		}
+		if !running {
 			return nil
 		}
 		// Every shard of the cluster the Sentinel knows, including any a
@@ -70,16 +74,18 @@ func (c *Controller) removeAll(ctx context.Context, r *jobRun, cluster string) e
 	total, done := len(redis)+len(sentinels), 0
 	// Instances the platform has that the store lost track of (a crash
 	// between start and record) go too.
-	if known, err := c.platform.List(ctx, cluster); err == nil {
-		recorded := map[string]bool{}
-		for _, in := range append(append([]store.Instance{}, redis...), sentinels...) {
-			recorded[in.Name] = true
-		}
-		for _, pi := range known {
-			if !recorded[pi.Name] {
-				if err := c.platform.Remove(ctx, cluster, pi.Name); err != nil {
-					return err
-				}
+	known, err := c.platform.List(ctx, cluster)
+	if err != nil {
+		return fmt.Errorf("list what the platform runs: %w", err)
+	}
+	recorded := map[string]bool{}
+	for _, in := range append(append([]store.Instance{}, redis...), sentinels...) {
+		recorded[in.Name] = true
+	}
+	for _, pi := range known {
+		if !recorded[pi.Name] {
+			if err := c.platform.Remove(ctx, cluster, pi.Name); err != nil {
+				return err
 			}
 		}
 	}
@@ -100,16 +106,17 @@ func (c *Controller) removeAll(ctx context.Context, r *jobRun, cluster string) e
 	return nil
 }
 
-// instanceRunning tells whether the platform runs an instance.
-func (c *Controller) instanceRunning(ctx context.Context, in store.Instance) (int, bool) {
+// instanceRunning tells whether the platform runs an instance; an error
+// when the platform cannot tell.
+func (c *Controller) instanceRunning(ctx context.Context, in store.Instance) (int, bool, error) {
 	list, err := c.platform.List(ctx, in.Cluster)
 	if err != nil {
-		return 0, false
+		return 0, false, fmt.Errorf("list what the platform runs: %w", err)
 	}
 	for _, pi := range list {
 		if pi.Name == in.Name {
-			return pi.Pid, pi.Running
+			return pi.Pid, pi.Running, nil
 		}
 	}
-	return 0, false
+	return 0, false, nil
 }

@@ -37,7 +37,10 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 
 	// A dead process, not a network doubt: the pid is gone and the port
 	// refuses connections.
-	if pid, running := c.instanceRunning(ctx, dead); running {
+	if pid, running, err := c.instanceRunning(ctx, dead); err != nil {
+		log.Info("fast failover declined: cannot tell whether the master process runs", "err", err)
+		return
+	} else if running {
 		log.Info("fast failover declined: master process still runs", "pid", pid)
 		return
 	}

@@ -16,11 +16,12 @@ import (
 	"github.com/redis-manager/redis-manager/internal/topology"
 )
 
-// heal acts on a cluster's observation when no job runs on it.
-func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs topology.Observation) {
+// heal acts on a cluster's observation when no job runs on it. It returns
+// an error, and does nothing, when it cannot tell what runs.
+func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs topology.Observation) error {
 	list, err := c.platform.List(ctx, cl.Name)
 	if err != nil {
-		return
+		return fmt.Errorf("list what the platform runs: %w", err)
 	}
 	running := map[string]bool{}
 	for _, pi := range list {
@@ -37,19 +38,20 @@ func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs topology.Ob
 		c.markLost(ctx, cl, in)
 	}
 	if len(p.Restart) == 0 {
-		return
+		return nil
 	}
 	params, _ := json.Marshal(replaceParams{Instances: names(p.Restart)})
 	job := newJob(api.JobReplaceInstance, cl.Name, time.Now().UTC())
 	job.Params = params
 	if err := c.store.CreateJob(ctx, job); err != nil {
-		if !errors.Is(err, store.ErrConflict) {
-			c.log.Error("store replace job", "cluster", cl.Name, "err", err)
+		if errors.Is(err, store.ErrConflict) {
+			return nil // a job took the lane since the observation; it owns the cluster
 		}
-		return
+		return fmt.Errorf("store replace job: %w", err)
 	}
 	c.log.Info("replacing lost instances", "cluster", cl.Name, "instances", names(p.Restart), "job", job.ID)
 	c.Kick()
+	return nil
 }
 
 // markLost records an instance-lost event once per loss.

@@ -39,12 +39,19 @@ func (c *Controller) observeAll(ctx context.Context) {
 	// Jobs from the store, not memory: a job stored but not started yet
 	// already owns the phase. Jobs that do not change the cluster (backups)
 	// neither set the phase nor hold off healing.
+	// Without them neither the phase nor whether healing may act is known:
+	// this round is skipped and the next one tries again.
+	jobs, err := c.store.UnfinishedJobs(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("list unfinished jobs; observing again next round", "err", err)
+		}
+		return
+	}
 	active := map[string]string{}
-	if jobs, err := c.store.UnfinishedJobs(ctx); err == nil {
-		for _, j := range jobs {
-			if store.JobLock(j.Kind, j.Cluster) == j.Cluster {
-				active[j.Cluster] = j.Kind
-			}
+	for _, j := range jobs {
+		if store.JobLock(j.Kind, j.Cluster) == j.Cluster {
+			active[j.Cluster] = j.Kind
 		}
 	}
 	var wg sync.WaitGroup
@@ -53,7 +60,9 @@ func (c *Controller) observeAll(ctx context.Context) {
 		go func(cl store.Cluster) {
 			defer wg.Done()
 			if _, obs, ok := c.observeAndStore(ctx, cl, active[cl.Name]); ok && active[cl.Name] == "" && ctx.Err() == nil {
-				c.heal(ctx, cl, obs)
+				if err := c.heal(ctx, cl, obs); err != nil && ctx.Err() == nil {
+					c.log.Error("heal; trying again next round", "cluster", cl.Name, "err", err)
+				}
 			}
 		}(cl)
 	}
@@ -75,6 +84,9 @@ func (c *Controller) observeAndStore(ctx context.Context, cl store.Cluster, acti
 	defer cancel()
 	redis, sentinels, err := c.instancesOf(octx, cl.Name)
 	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("list instances; observing again next round", "cluster", cl.Name, "err", err)
+		}
 		return api.ClusterStatus{}, topology.Observation{}, false
 	}
 	started := time.Now()

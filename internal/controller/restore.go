@@ -111,11 +111,16 @@ func (c *Controller) restoreSet(ctx context.Context, b store.Backup, single bool
 	}
 	// The job's parameters name every backup it took, even deleted ones
 	// (jobs stay as history; after an import the job may be unknown).
-	if j, err := c.store.GetJob(ctx, b.Job); err == nil {
+	j, err := c.store.GetJob(ctx, b.Job)
+	switch {
+	case err == nil:
 		var p backupParams
 		if json.Unmarshal(j.Params, &p) == nil && len(p.Backups) > 0 {
 			members = p.Backups
 		}
+	case !errors.Is(err, store.ErrNotFound):
+		// Without the job the set could look complete when it is not.
+		return nil, fmt.Errorf("read backup job %s: %w", b.Job, err)
 	}
 	incomplete := func(why string) error {
 		return &spec.FieldError{Kind: spec.Unprocessable, Field: "singleShard", Message: fmt.Sprintf(

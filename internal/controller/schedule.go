@@ -122,11 +122,25 @@ func (c *Controller) fireSchedule(ctx context.Context, s store.BackupSchedule, n
 	}
 	log := c.log.With("cluster", s.Cluster, "slot", slot.Format(time.RFC3339))
 	cl, err := c.store.GetCluster(ctx, s.Cluster)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		log.Debug("scheduled backup: no cluster", "err", err)
 		return
 	}
-	if busy := c.notBackupable(ctx, cl.Name); busy != "" {
+	if err != nil {
+		// The slot stays due: the next tick tries again.
+		if ctx.Err() == nil {
+			log.Error("scheduled backup: read cluster", "err", err)
+		}
+		return
+	}
+	busy, err := c.notBackupable(ctx, cl.Name)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Error("scheduled backup waits", "err", err)
+		}
+		return
+	}
+	if busy != "" {
 		log.Debug("scheduled backup waits", "reason", busy)
 		return
 	}

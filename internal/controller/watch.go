@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -80,6 +81,10 @@ func (c *Controller) syncWatchers(ctx context.Context, cls []store.Cluster) {
 	}
 	all, err := c.store.ListAllInstances(ctx) // one query for every cluster
 	if err != nil {
+		// The watchers stay as they are until the next round reads again.
+		if ctx.Err() == nil {
+			c.log.Error("list instances for the Sentinel watchers", "err", err)
+		}
 		return
 	}
 	want := map[string]store.Cluster{}
@@ -200,12 +205,22 @@ func shardOf(cluster, name string) *int {
 // control loop, which restarts what is lost.
 func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 	defer c.Wake()
-	cl, err := c.store.GetCluster(ctx, ev.Cluster)
-	if err != nil {
-		return
+	var cl store.Cluster
+	var redis, sentinels []store.Instance
+	err := retryStore(ctx, func() (err error) {
+		if cl, err = c.store.GetCluster(ctx, ev.Cluster); err != nil {
+			return err
+		}
+		redis, sentinels, err = c.instancesOf(ctx, cl.Name)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return // the cluster was deleted
 	}
-	redis, sentinels, err := c.instancesOf(ctx, cl.Name)
 	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("instance exit: cannot read the store; no fast failover for it", "cluster", ev.Cluster, "instance", ev.Name, "err", err)
+		}
 		return
 	}
 	var in *store.Instance
@@ -230,3 +245,23 @@ func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 		go c.fastFailover(ctx, cl, *in, redis, sentinels)
 	}
 }
+
+// retryStore runs f, a read of the store, up to storeAttempts times 100 ms
+// apart while ctx lasts, for the paths that cannot wait for the next round
+// of the control loop. ErrNotFound is an answer, not a failure.
+func retryStore(ctx context.Context, f func() error) error {
+	var err error
+	for i := 0; i < storeAttempts; i++ {
+		if err = f(); err == nil || errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if i < storeAttempts-1 && sleep(ctx, 100*time.Millisecond) != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// storeAttempts bounds retryStore: the fast failover it feeds must still
+// be fast.
+const storeAttempts = 5
