@@ -22,11 +22,6 @@ type scaleParams struct {
 	To   api.ClusterSpec `json:"to"`
 }
 
-// failoverParams name the shard of a planned failover.
-type failoverParams struct {
-	Shard int `json:"shard"`
-}
-
 // UpdateCluster validates a change of spec and stores a scale job for it.
 // Changes that drop data need req.Force: removing a shard that holds keys
 // (409 with the count) and maxmemory below the data's used_memory (422 with
@@ -139,29 +134,6 @@ func (c *Controller) currentMaster(ctx context.Context, cl store.Cluster, shard 
 		return masters[0]
 	}
 	return ""
-}
-
-// Failover stores a planned failover job for one shard.
-func (c *Controller) Failover(ctx context.Context, name string, req api.FailoverRequest) (api.Job, error) {
-	cl, err := c.getCluster(ctx, name)
-	if err != nil {
-		return api.Job{}, err
-	}
-	if req.Shard < 0 || req.Shard >= cl.Spec.Shards {
-		return api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "shard",
-			Message: fmt.Sprintf("cluster %q has shards 0 to %d, got %d", name, cl.Spec.Shards-1, req.Shard)}
-	}
-	if cl.Spec.Replicas == 0 {
-		return api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "shard", Message: "the shard has no replica to promote"}
-	}
-	params, _ := json.Marshal(failoverParams{Shard: req.Shard})
-	job := newJob(api.JobFailover, name, time.Now().UTC())
-	job.Params = params
-	if err := c.createJob(ctx, job); err != nil {
-		return api.Job{}, err
-	}
-	c.Kick()
-	return job.Job, nil
 }
 
 func hostPort(a string) (string, string) {
