@@ -1,15 +1,12 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/backup"
+	"github.com/redis-manager/redis-manager/internal/catalog"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -372,9 +370,9 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 	// An attempt interrupted by a manager restart may have completed its
 	// object and sidecar before the record was written: adopt it.
 	if b.ObjectKey != "" {
-		if sc, err := readSidecar(ctx, t, b.ObjectKey); err == nil {
+		if sc, err := catalog.ReadSidecar(ctx, t, b.ObjectKey); err == nil {
 			log.Info("adopting the object of an attempt interrupted by a restart", "key", b.ObjectKey)
-			c.backupSucceeded(ctx, r, b, t, sc.result(), nil)
+			c.backupSucceeded(ctx, r, b, t, sc.Result(), nil)
 			pr.done(b.Shard, sc.SizeBytes)
 			return nil
 		}
@@ -430,12 +428,12 @@ func (c *Controller) backupSucceeded(ctx context.Context, r *jobRun, b store.Bac
 	if res.Object != "" {
 		b.Target = res.Object
 	} else {
-		b.Target = objectURL(b.TargetURL, b.ObjectKey)
+		b.Target = catalog.ObjectURL(b.TargetURL, b.ObjectKey)
 	}
 	b.SizeBytes, b.CRC64, b.Keys = res.Bytes, res.CRC64, res.Keys
 	b.Verified = res.KeysCounted && !res.NoChecksum
 	b.FinishedAt, b.DurationMs = &fin, fin.Sub(b.StartedAt).Milliseconds()
-	if err := writeSidecar(ctx, t, b, res); err != nil {
+	if err := catalog.WriteSidecar(ctx, t, b, res); err != nil {
 		// The engine's own sidecar is in place; ours only adds the
 		// record's id, job, slot and source spec.
 		r.log.Warn("extend backup sidecar", "backup", b.ID, "err", err)
@@ -499,69 +497,6 @@ func (c *Controller) putBackup(ctx context.Context, b store.Backup) error {
 	return c.store.PutBackup(wctx, b)
 }
 
-// sidecar is the JSON stored next to each object: the engine's Metadata
-// plus what rebuilds the record on import.
-type sidecar struct {
-	backup.Metadata
-	ID           string           `json:"id,omitempty"`
-	Job          string           `json:"job,omitempty"`
-	Verified     *bool            `json:"verified,omitempty"`
-	ScheduledFor *time.Time       `json:"scheduledFor,omitempty"`
-	SourceSpec   *api.ClusterSpec `json:"sourceSpec,omitempty"`
-}
-
-func (s sidecar) result() backup.Result {
-	return backup.Result{Bytes: s.SizeBytes, CRC64: s.CRC64, NoChecksum: s.NoChecksum, Keys: s.Keys,
-		RDBVersion: s.RDBVersion, RedisVersion: s.RedisVersion, KeysCounted: s.Verified == nil || *s.Verified}
-}
-
-func writeSidecar(ctx context.Context, t backup.Target, b store.Backup, res backup.Result) error {
-	m := backup.NewMetadata(b.ObjectKey, b.SourceInstance, res, b.StartedAt, *b.FinishedAt)
-	verified := b.Verified
-	data, err := json.MarshalIndent(sidecar{Metadata: m, ID: b.ID, Job: b.Job, Verified: &verified,
-		ScheduledFor: b.ScheduledFor, SourceSpec: b.SourceSpec}, "", "  ")
-	if err != nil {
-		return err
-	}
-	data = append(data, '\n')
-	_, err = t.Put(ctx, backup.SidecarKey(b.ObjectKey), bytes.NewReader(data), int64(len(data)))
-	return err
-}
-
-func readSidecar(ctx context.Context, t backup.Target, key string) (sidecar, error) {
-	var s sidecar
-	rc, err := t.Get(ctx, backup.SidecarKey(key))
-	if err != nil {
-		return s, err
-	}
-	defer rc.Close()
-	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&s); err != nil {
-		return s, fmt.Errorf("read sidecar of %s: %w", key, err)
-	}
-	return s, nil
-}
-
-// objectURL is the URL a target gives the object under key, as the target
-// itself reports it (file:///dir/key, s3://bucket/prefix/key).
-func objectURL(target, key string) string {
-	u, err := url.Parse(target)
-	if err != nil {
-		return ""
-	}
-	switch u.Scheme {
-	case "file":
-		dir := filepath.Clean(filepath.FromSlash(u.Path))
-		return (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(dir, filepath.FromSlash(key)))}).String()
-	case "s3":
-		prefix := strings.TrimPrefix(u.Path, "/")
-		if prefix != "" && !strings.HasSuffix(prefix, "/") {
-			prefix += "/"
-		}
-		return "s3://" + u.Host + "/" + prefix + key
-	}
-	return ""
-}
-
 // pruneAfter applies the schedule's retention after a scheduled backup
 // succeeded: objects, sidecars and records of the scheduled backups it no
 // longer keeps. Backups taken by hand are never pruned. A removal that
@@ -588,7 +523,7 @@ func (c *Controller) pruneAfter(ctx context.Context, r *jobRun) error {
 	if err != nil {
 		return err
 	}
-	victims := pruneSelect(all, sched.Retain, sched.MaxAge, time.Now())
+	victims := catalog.PruneSelect(all, sched.Retain, sched.MaxAge, time.Now())
 	if len(victims) == 0 {
 		return nil
 	}
@@ -616,38 +551,6 @@ func (c *Controller) pruneAfter(ctx context.Context, r *jobRun) error {
 		map[string]any{"backups": ids, "retain": sched.Retain, "maxAgeMs": sched.MaxAge.Milliseconds()})
 	r.log.Info("retention removed backups", "count", len(ids), "backups", ids)
 	return nil
-}
-
-// pruneSelect picks, from a cluster's backups newest first, the scheduled
-// ones retention removes: per shard, succeeded backups beyond the newest
-// retain, or older than maxAge (never the newest succeeded one), and failed
-// ones older than a succeeded one. Running backups and backups taken by
-// hand stay. It is pure.
-func pruneSelect(all []store.Backup, retain int, maxAge time.Duration, now time.Time) []store.Backup {
-	kept := map[int]int{}
-	var out []store.Backup
-	for _, b := range all {
-		if b.ScheduledFor == nil {
-			continue
-		}
-		switch b.State {
-		case api.StateSucceeded:
-			if kept[b.Shard] == 0 {
-				kept[b.Shard] = 1
-				continue
-			}
-			if (retain > 0 && kept[b.Shard] >= retain) || (maxAge > 0 && now.Sub(b.StartedAt) > maxAge) {
-				out = append(out, b)
-				continue
-			}
-			kept[b.Shard]++
-		case api.StateFailed:
-			if kept[b.Shard] > 0 {
-				out = append(out, b)
-			}
-		}
-	}
-	return out
 }
 
 // removeBackup deletes a backup's object and sidecar (a failed backup has
@@ -769,17 +672,17 @@ func (c *Controller) ImportBackups(ctx context.Context, req api.ImportBackupsReq
 		if !ok {
 			continue
 		}
-		u := objectURL(req.Target, o.Key)
+		u := catalog.ObjectURL(req.Target, o.Key)
 		if known[u] {
 			res.Known++
 			continue
 		}
-		sc, err := readSidecar(ctx, t, o.Key)
+		sc, err := catalog.ReadSidecar(ctx, t, o.Key)
 		if err != nil {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %v", o.Key, err))
 			continue
 		}
-		b := importedBackup(sc, cluster, shard, req.Target, o.Key, u)
+		b := catalog.ImportedBackup(sc, cluster, shard, req.Target, o.Key, u)
 		if b.ID == "" || ids[b.ID] {
 			b.ID = NewID("b")
 		}
@@ -793,28 +696,6 @@ func (c *Controller) ImportBackups(ctx context.Context, req api.ImportBackupsReq
 		c.log.Info("imported backups", "target", req.Target, "count", len(res.Imported))
 	}
 	return res, nil
-}
-
-// importedBackup builds a record from a sidecar. It is pure.
-func importedBackup(sc sidecar, cluster string, shard int, target, key, objURL string) store.Backup {
-	if sc.Cluster != "" {
-		cluster, shard = sc.Cluster, sc.Shard
-	}
-	b := store.Backup{
-		Backup: api.Backup{ID: sc.ID, Cluster: cluster, Shard: shard, State: api.StateSucceeded, Target: objURL,
-			SizeBytes: sc.SizeBytes, CRC64: sc.CRC64, Keys: sc.Keys, SourceInstance: sc.SourceInstance,
-			StartedAt: sc.StartedAt.UTC(), Job: sc.Job, ScheduledFor: sc.ScheduledFor,
-			Verified: !sc.NoChecksum && (sc.Verified == nil || *sc.Verified)},
-		TargetURL:  target,
-		ObjectKey:  key,
-		SourceSpec: sc.SourceSpec,
-	}
-	if !sc.FinishedAt.IsZero() {
-		fin := sc.FinishedAt.UTC()
-		b.FinishedAt = &fin
-		b.DurationMs = fin.Sub(b.StartedAt).Milliseconds()
-	}
-	return b
 }
 
 // transferProgress turns the byte counts of parallel transfers (one per

@@ -8,10 +8,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
-	"github.com/redis-manager/redis-manager/internal/backup"
 	"github.com/redis-manager/redis-manager/internal/spec"
-	"github.com/redis-manager/redis-manager/internal/store"
-	"github.com/redis-manager/redis-manager/internal/testenv"
 )
 
 func utc(s string) time.Time {
@@ -112,56 +109,6 @@ func TestParseMaxAge(t *testing.T) {
 	}
 }
 
-func TestPruneSelect(t *testing.T) {
-	t.Parallel()
-	now := utc("2026-11-25T12:00:00Z")
-	var all []store.Backup
-	add := func(id string, shard int, state string, ago time.Duration, scheduled bool) {
-		b := store.Backup{Backup: api.Backup{ID: id, Shard: shard, State: state, StartedAt: now.Add(-ago)}}
-		if scheduled {
-			slot := b.StartedAt
-			b.ScheduledFor = &slot
-		}
-		all = append(all, b) // callers add newest first, like ListBackups
-	}
-	add("s0-running", 0, api.StateRunning, 0, true)
-	add("s0-a", 0, api.StateSucceeded, 1*time.Hour, true)
-	add("s1-a", 1, api.StateSucceeded, 1*time.Hour, true)
-	add("s0-failed-new", 0, api.StateFailed, 90*time.Minute, true)
-	add("manual", 0, api.StateSucceeded, 2*time.Hour, false)
-	add("s0-b", 0, api.StateSucceeded, 3*time.Hour, true)
-	add("s1-b", 1, api.StateSucceeded, 3*time.Hour, true)
-	add("s0-c", 0, api.StateSucceeded, 5*time.Hour, true)
-	add("s1-failed-old", 1, api.StateFailed, 6*time.Hour, true)
-	add("s0-d", 0, api.StateSucceeded, 30*time.Hour, true)
-	add("manual-old", 0, api.StateSucceeded, 300*time.Hour, false)
-
-	ids := func(bs []store.Backup) string {
-		var out []string
-		for _, b := range bs {
-			out = append(out, b.ID)
-		}
-		return fmt.Sprint(out)
-	}
-	for _, tc := range []struct {
-		retain int
-		maxAge time.Duration
-		want   string
-	}{
-		{0, 0, "[s0-failed-new s1-failed-old]"},
-		{2, 0, "[s0-failed-new s0-c s1-failed-old s0-d]"},
-		{1, 0, "[s0-failed-new s0-b s1-b s0-c s1-failed-old s0-d]"},
-		{0, 4 * time.Hour, "[s0-failed-new s0-c s1-failed-old s0-d]"},
-		{3, 24 * time.Hour, "[s0-failed-new s1-failed-old s0-d]"},
-		// The newest success of a shard stays whatever its age.
-		{1, time.Minute, "[s0-failed-new s0-b s1-b s0-c s1-failed-old s0-d]"},
-	} {
-		if got := ids(pruneSelect(all, tc.retain, tc.maxAge, now)); got != tc.want {
-			t.Errorf("pruneSelect(retain %d, maxAge %s) = %s, want %s", tc.retain, tc.maxAge, got, tc.want)
-		}
-	}
-}
-
 func TestSourceOrder(t *testing.T) {
 	t.Parallel()
 	srcs := []backupSource{
@@ -226,47 +173,6 @@ func TestRestoreCreateRequest(t *testing.T) {
 	req.Config["hz"] = "5"
 	if src.Config["hz"] != "20" {
 		t.Error("restoreCreateRequest shares the source's config map")
-	}
-}
-
-func TestMatchRecord(t *testing.T) {
-	t.Parallel()
-	b := store.Backup{Backup: api.Backup{CRC64: "00112233aabbccdd", SizeBytes: 100}}
-	if err := matchRecord(backup.Result{CRC64: "00112233aabbccdd", Bytes: 100}, b); err != nil {
-		t.Errorf("matching result: %v", err)
-	}
-	for _, res := range []backup.Result{{CRC64: "ffffffffffffffff", Bytes: 100}, {CRC64: "00112233aabbccdd", Bytes: 99}} {
-		if err := matchRecord(res, b); !errors.Is(err, backup.ErrCorrupt) {
-			t.Errorf("matchRecord(%+v) = %v, want ErrCorrupt", res, err)
-		}
-	}
-}
-
-// objectURL must name objects exactly as the targets do: import compares
-// URLs to tell known objects from new ones.
-func TestObjectURLMatchesTargets(t *testing.T) {
-	t.Parallel()
-	s3 := testenv.StartS3(t)
-	dir := t.TempDir()
-	for _, target := range []string{
-		"file://" + dir,
-		"file://" + dir + "/sub/",
-		s3.URL(""),
-		s3.URL("prefix"),
-		s3.URL("deep/prefix/"),
-	} {
-		tg, err := backup.OpenTarget(t.Context(), target, backup.WithCredentials(s3.AccessKeyID, s3.SecretAccessKey))
-		if err != nil {
-			t.Fatal(err)
-		}
-		key := backup.ObjectKey("orders", 1, utc("2026-11-25T03:00:00Z"))
-		got, err := tg.Put(t.Context(), key, strings.NewReader("x"), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := objectURL(target, key); got != want {
-			t.Errorf("target %s: Put says %s, objectURL says %s", target, got, want)
-		}
 	}
 }
 

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/backup"
+	"github.com/redis-manager/redis-manager/internal/catalog"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -89,56 +89,30 @@ func (c *Controller) RestoreBackup(ctx context.Context, id string, req api.Resto
 	return c.view(cl), job.Job, nil
 }
 
-// restoreSet returns the backups a restore of b brings back, ordered by
-// shard: b alone, or every backup its job took. A set with a member that
-// failed or was deleted is refused, rather than restored with a shard
-// silently missing.
+// restoreSet reads what catalog.RestoreSet decides the set of b from: the
+// records of its cluster and the backups its job names.
 func (c *Controller) restoreSet(ctx context.Context, b store.Backup, single bool) ([]store.Backup, error) {
 	if single || b.Job == "" {
-		return []store.Backup{b}, nil
+		return catalog.RestoreSet(b, single, nil, nil)
 	}
 	all, err := c.store.ListBackups(ctx, b.Cluster)
 	if err != nil {
 		return nil, err
 	}
-	byID := map[string]store.Backup{}
+	// After an import the job may be unknown: the records are the set.
 	var members []string
-	for _, o := range all {
-		if o.Job == b.Job {
-			byID[o.ID] = o
-			members = append(members, o.ID)
-		}
-	}
-	// The job's parameters name every backup it took, even deleted ones
-	// (jobs stay as history; after an import the job may be unknown).
 	j, err := c.store.GetJob(ctx, b.Job)
 	switch {
 	case err == nil:
 		var p backupParams
-		if json.Unmarshal(j.Params, &p) == nil && len(p.Backups) > 0 {
+		if json.Unmarshal(j.Params, &p) == nil {
 			members = p.Backups
 		}
 	case !errors.Is(err, store.ErrNotFound):
 		// Without the job the set could look complete when it is not.
 		return nil, fmt.Errorf("read backup job %s: %w", b.Job, err)
 	}
-	incomplete := func(why string) error {
-		return &spec.FieldError{Kind: spec.Unprocessable, Field: "singleShard", Message: fmt.Sprintf(
-			"the backup set of job %s is incomplete: %s; restore backup %s alone with \"singleShard\": true (CLI --single-shard)", b.Job, why, b.ID)}
-	}
-	var set []store.Backup
-	for _, id := range members {
-		m, ok := byID[id]
-		if !ok {
-			return nil, incomplete(fmt.Sprintf("backup %s was deleted", id))
-		}
-		if m.State != api.StateSucceeded {
-			return nil, incomplete(fmt.Sprintf("backup %s of shard %d is %s", m.ID, m.Shard, m.State))
-		}
-		set = append(set, m)
-	}
-	sort.Slice(set, func(i, j int) bool { return set[i].Shard < set[j].Shard })
-	return set, nil
+	return catalog.RestoreSet(b, single, all, members)
 }
 
 // restoreCreateRequest is the create request a restore amounts to: the
@@ -290,7 +264,7 @@ func (c *Controller) fetchBackup(ctx context.Context, pr *transferProgress, cl s
 	go func() {
 		res, err := backup.VerifyCopy(pipeW, src)
 		if err == nil {
-			err = matchRecord(res, b)
+			err = catalog.MatchRecord(res, b)
 		}
 		// The dump.rdb appears only when the copy ends without an error.
 		pipeW.CloseWithError(err)
@@ -305,19 +279,6 @@ func (c *Controller) fetchBackup(ctx context.Context, pr *transferProgress, cl s
 		return fail(serr)
 	}
 	pr.done(rs.Shard, b.SizeBytes)
-	return nil
-}
-
-// matchRecord checks a downloaded RDB against its record: a valid RDB
-// that is not the one backed up (replaced, truncated at a valid point) is
-// refused too. It is pure.
-func matchRecord(res backup.Result, b store.Backup) error {
-	if b.CRC64 != "" && res.CRC64 != b.CRC64 {
-		return fmt.Errorf("%w: CRC64 %s, the record says %s", backup.ErrCorrupt, res.CRC64, b.CRC64)
-	}
-	if b.SizeBytes > 0 && res.Bytes != b.SizeBytes {
-		return fmt.Errorf("%w: %d bytes, the record says %d", backup.ErrCorrupt, res.Bytes, b.SizeBytes)
-	}
 	return nil
 }
 

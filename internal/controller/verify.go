@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/backup"
+	"github.com/redis-manager/redis-manager/internal/catalog"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -151,7 +152,7 @@ func (c *Controller) downloadForVerify(ctx context.Context, r *jobRun, b store.B
 	}}
 	res, err := backup.VerifyCopy(f, src)
 	if err == nil {
-		err = matchRecord(res, b)
+		err = catalog.MatchRecord(res, b)
 	}
 	if err != nil {
 		return res, fmt.Errorf("backup %s (%s): %w", b.ID, b.Target, err)
