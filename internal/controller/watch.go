@@ -110,7 +110,7 @@ func (c *Controller) syncWatchers(ctx context.Context, cls []store.Cluster) {
 // any event wakes the control loop; failover events are tracked and
 // recorded. go-redis re-subscribes after a lost connection.
 func (c *Controller) watchSentinel(ctx context.Context, cl store.Cluster, s store.Instance) {
-	ps := c.pool.Redis(addr(s), cl.SentinelPassword).PSubscribe(ctx, "*")
+	ps := c.pool.PSubscribe(ctx, addr(s), cl.SentinelPassword, "*")
 	defer ps.Close()
 	ch := ps.Channel()
 	for {
