@@ -169,9 +169,9 @@ func openFiles(pid int) int {
 }
 
 func counters(m *benchenv.Manager) string {
-	resp, err := http.Get(m.URL + "/metrics")
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(m.URL + "/metrics")
 	if err != nil {
-		return "?"
+		return "-"
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
