@@ -17,6 +17,8 @@ import (
 type Manager struct {
 	Client  *api.Client
 	DataDir string
+	URL     string // http://HOST:PORT
+	Token   string
 	cmd     *exec.Cmd
 }
 
@@ -63,7 +65,7 @@ func Start(bin string, portBase, ports int, extra ...string) (*Manager, error) {
 	}
 	c := api.NewClient(url, strings.TrimSpace(string(tok)))
 	c.PollInterval = 10 * time.Millisecond
-	return &Manager{Client: c, DataDir: dir, cmd: cmd}, nil
+	return &Manager{Client: c, DataDir: dir, URL: url, Token: strings.TrimSpace(string(tok)), cmd: cmd}, nil
 }
 
 // Stop stops the manager, kills the instances it started and removes its

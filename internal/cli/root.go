@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +26,7 @@ const (
 	EnvServer  = "REDIS_MANAGER_SERVER"
 	EnvToken   = "REDIS_MANAGER_TOKEN"
 	EnvDataDir = "REDIS_MANAGER_DATA_DIR"
+	EnvCA      = "REDIS_MANAGER_CA"
 
 	// TokenFile is the admin token's file name inside the data dir.
 	TokenFile = "admin.token"
@@ -35,6 +38,7 @@ const (
 	flagToken   = "token"
 	flagDataDir = "data-dir"
 	flagOutput  = "output"
+	flagCA      = "ca"
 )
 
 // app is what the global flags resolve to, shared by every client command.
@@ -94,6 +98,7 @@ client of its REST API.`,
 	pf.StringVar(&a.token, flagToken, "", "API token (env "+EnvToken+"; default: the file <data-dir>/"+TokenFile+")")
 	pf.String(flagDataDir, envOr(EnvDataDir, DefaultDataDir), "the server's data directory (env "+EnvDataDir+")")
 	pf.VarP(&a.output, flagOutput, "o", "output format: table or json")
+	pf.String(flagCA, "", "PEM file of the CA that signed an https:// server's certificate (env "+EnvCA+"; default: the system's roots)")
 
 	root.AddCommand(newClusterCommand(a), newJobCommand(a), newBackupCommand(a))
 	root.AddCommand(extra...)
@@ -154,7 +159,13 @@ func (a *app) withClient(run func(cmd *cobra.Command, args []string, c *api.Clie
 			return err
 		}
 		server := flagOrEnv(cmd, flagServer, EnvServer, DefaultServer)
-		err = run(cmd, args, api.NewClient(server, token))
+		client := api.NewClient(server, token)
+		if ca := flagOrEnv(cmd, flagCA, EnvCA, ""); ca != "" {
+			if err := trustCA(client, ca); err != nil {
+				return err
+			}
+		}
+		err = run(cmd, args, client)
 		var apiErr *api.Error
 		switch {
 		case token == "" && errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized:
@@ -174,4 +185,21 @@ func envOr(env, def string) string {
 		return v
 	}
 	return def
+}
+
+// trustCA makes c verify the server's certificate against the CA in file
+// only (a private CA, or a self-signed certificate).
+func trustCA(c *api.Client, file string) error {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("--ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("--ca %s: no PEM certificate in the file", file)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.HTTPClient.Transport = tr
+	return nil
 }

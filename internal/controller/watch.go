@@ -116,7 +116,10 @@ func (c *Controller) syncWatchers(ctx context.Context, cls []store.Cluster) {
 // any event wakes the control loop; failover events are tracked and
 // recorded. go-redis re-subscribes after a lost connection.
 func (c *Controller) watchSentinel(ctx context.Context, cl store.Cluster, s store.Instance) {
-	ps := sentinel.Subscribe(ctx, c.pool.Redis(addr(s), cl.SentinelPassword))
+	// A client of its own (redisclient.Pool.PSubscribe): the pool may
+	// retire a client whose dials fail while this Sentinel is down, and the
+	// subscription must outlive that.
+	ps := c.pool.PSubscribe(ctx, addr(s), cl.SentinelPassword, sentinel.EventPattern)
 	defer ps.Close()
 	ch := ps.Channel()
 	for {

@@ -2,27 +2,54 @@ package redisclient
 
 import (
 	"context"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // Pool hands out clients keyed by address and password.
+//
+// go-redis opens a circuit breaker once PoolSize dials in a row have failed:
+// the client then answers the last dial error without dialling, until a
+// background probe (once a second) succeeds. For an instance that is about
+// to start that turns a few refused dials into up to a second of refusals
+// after it is up (creates failed at record-ready with "master … is down").
+// So a client whose dials keep failing is retired before its breaker can
+// open, and the next caller gets a fresh one that dials at once.
 type Pool struct {
 	mu        sync.Mutex
-	redis     map[string]*redis.Client
-	sentinels map[string]*redis.SentinelClient
+	redis     map[string]*pooled[*redis.Client]
+	sentinels map[string]*pooled[*redis.SentinelClient]
+	retired   []io.Closer // closed after retireGrace, or by Close
+	closed    bool
 }
+
+type pooled[C io.Closer] struct {
+	client C
+	fails  atomic.Int32 // dial failures in a row
+}
+
+const (
+	poolSize = 4
+	// retireAfter dial failures in a row, one before go-redis' breaker.
+	retireAfter = poolSize - 1
+	// retireGrace lets calls that hold a retired client finish.
+	retireGrace = 30 * time.Second
+)
 
 // NewPool returns an empty pool.
 func NewPool() *Pool {
-	return &Pool{redis: map[string]*redis.Client{}, sentinels: map[string]*redis.SentinelClient{}}
+	return &Pool{redis: map[string]*pooled[*redis.Client]{}, sentinels: map[string]*pooled[*redis.SentinelClient]{}}
 }
 
-func options(addr, password string) *redis.Options {
+func options(addr, password string, dialFailed func(bool)) *redis.Options {
+	d := &net.Dialer{KeepAlive: 5 * time.Minute}
 	return &redis.Options{
 		Addr:            addr,
 		Password:        password,
@@ -31,70 +58,131 @@ func options(addr, password string) *redis.Options {
 		DialTimeout:     500 * time.Millisecond,
 		ReadTimeout:     2 * time.Second,
 		WriteTimeout:    2 * time.Second,
-		PoolSize:        4,
+		PoolSize:        poolSize,
 		MaxRetries:      -1, // callers retry with their own deadlines
 		// A dead instance must be seen dead at once, not after five dial
 		// attempts with back-off: the control loop observes again anyway.
 		DialerRetries: 1,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			dialFailed(err != nil)
+			return c, err
+		},
 	}
+}
+
+// get returns the entry of key in m, making one with mk when there is none.
+func get[C io.Closer](p *Pool, m map[string]*pooled[C], key string, mk func(dialFailed func(bool)) C) C {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := m[key]; ok {
+		return e.client
+	}
+	e := &pooled[C]{}
+	e.client = mk(func(failed bool) {
+		if !failed {
+			e.fails.Store(0)
+			return
+		}
+		if e.fails.Add(1) == retireAfter {
+			retire(p, m, key, e)
+		}
+	})
+	m[key] = e
+	return e.client
+}
+
+// retire drops e from m, so the next caller gets a fresh client, and closes
+// it after retireGrace.
+func retire[C io.Closer](p *Pool, m map[string]*pooled[C], key string, e *pooled[C]) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m[key] != e || p.closed {
+		return
+	}
+	delete(m, key)
+	p.retired = append(p.retired, e.client)
+	time.AfterFunc(retireGrace, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for i, c := range p.retired {
+			if c == io.Closer(e.client) {
+				p.retired = append(p.retired[:i], p.retired[i+1:]...)
+				e.client.Close()
+				return
+			}
+		}
+	})
 }
 
 // Redis returns the client of a redis-server.
 func (p *Pool) Redis(addr, password string) *redis.Client {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	key := addr + "\x00" + password
-	c, ok := p.redis[key]
-	if !ok {
-		c = redis.NewClient(options(addr, password))
-		p.redis[key] = c
-	}
-	return c
+	return get(p, p.redis, addr+"\x00"+password, func(f func(bool)) *redis.Client {
+		return redis.NewClient(options(addr, password, f))
+	})
 }
 
 // Sentinel returns the client of a Sentinel.
 func (p *Pool) Sentinel(addr, password string) *redis.SentinelClient {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	key := addr + "\x00" + password
-	c, ok := p.sentinels[key]
-	if !ok {
-		o := options(addr, password)
-		c = redis.NewSentinelClient(o)
-		p.sentinels[key] = c
-	}
-	return c
+	return get(p, p.sentinels, addr+"\x00"+password, func(f func(bool)) *redis.SentinelClient {
+		return redis.NewSentinelClient(options(addr, password, f))
+	})
 }
 
 // Forget closes and drops the clients of an address (instance removed).
 func (p *Pool) Forget(addr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for k, c := range p.redis {
+	forget(p.redis, addr)
+	forget(p.sentinels, addr)
+}
+
+func forget[C io.Closer](m map[string]*pooled[C], addr string) {
+	for k, e := range m {
 		if strings.HasPrefix(k, addr+"\x00") {
-			c.Close()
-			delete(p.redis, k)
+			e.client.Close()
+			delete(m, k)
 		}
 	}
-	for k, c := range p.sentinels {
-		if strings.HasPrefix(k, addr+"\x00") {
-			c.Close()
-			delete(p.sentinels, k)
-		}
-	}
+}
+
+// Subscription is a pattern subscription on a client of its own, so that
+// retiring a pooled client never ends it; Close closes both.
+type Subscription struct {
+	*redis.PubSub
+	client *redis.Client
+}
+
+// Close ends the subscription and its client.
+func (s *Subscription) Close() error {
+	err := s.PubSub.Close()
+	s.client.Close()
+	return err
+}
+
+// PSubscribe subscribes to patterns on addr with a dedicated client, which
+// re-subscribes after a lost connection for as long as the subscription
+// lives.
+func (p *Pool) PSubscribe(ctx context.Context, addr, password string, patterns ...string) *Subscription {
+	c := redis.NewClient(options(addr, password, func(bool) {}))
+	return &Subscription{PubSub: c.PSubscribe(ctx, patterns...), client: c}
 }
 
 // Close closes every client.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, c := range p.redis {
+	for _, e := range p.redis {
+		e.client.Close()
+	}
+	for _, e := range p.sentinels {
+		e.client.Close()
+	}
+	for _, c := range p.retired {
 		c.Close()
 	}
-	for _, c := range p.sentinels {
-		c.Close()
-	}
-	p.redis, p.sentinels = map[string]*redis.Client{}, map[string]*redis.SentinelClient{}
+	p.redis, p.sentinels, p.retired = map[string]*pooled[*redis.Client]{}, map[string]*pooled[*redis.SentinelClient]{}, nil
+	p.closed = true
 }
 
 // Info is a parsed INFO reply.

@@ -284,11 +284,14 @@ func DebugInfoPeriod(ctx context.Context, sc Conn, ms int) error {
 	return nil
 }
 
-// Subscribe subscribes to every event the Sentinel publishes (+sdown,
-// +odown, +switch-master …, and the hello channel). go-redis subscribes
-// again after a lost connection.
+// EventPattern matches every event a Sentinel publishes (+sdown, +odown,
+// +switch-master …, and the hello channel).
+const EventPattern = "*"
+
+// Subscribe subscribes to every event the Sentinel publishes. go-redis
+// subscribes again after a lost connection.
 func Subscribe(ctx context.Context, conn *redis.Client) *redis.PubSub {
-	return conn.PSubscribe(ctx, "*")
+	return conn.PSubscribe(ctx, EventPattern)
 }
 
 // HelloChannel is the channel Sentinels announce themselves on, on every

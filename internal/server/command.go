@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -36,6 +38,13 @@ type Options struct {
 	PortRange    string
 	RedisServer  string
 	LogLevel     string
+	// TLSCert and TLSKey, when both are set, make the API serve HTTPS.
+	TLSCert, TLSKey string
+	// MetricsAuth requires the admin token on GET /metrics too.
+	MetricsAuth bool
+	// MaxConnections bounds the API's open connections (0: half the
+	// process's file limit, at most 4096).
+	MaxConnections int
 }
 
 // NewServeCommand returns `redis-manager serve`. Every flag also reads
@@ -64,6 +73,10 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.PortRange, "port-range", "17000-17999", "local platform: ports for instances, LO-HI")
 	f.StringVar(&o.RedisServer, "redis-server", "redis-server", "local platform: the redis-server binary")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug | info | warn | error")
+	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
+	f.StringVar(&o.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
+	f.BoolVar(&o.MetricsAuth, "metrics-auth", false, "require the API token on GET /metrics (it carries no secret; off by default)")
+	f.IntVar(&o.MaxConnections, "max-connections", 0, "most API connections held open; idle and slow ones are closed first (default: half the file limit, at most 4096)")
 	return cmd
 }
 
@@ -97,6 +110,16 @@ func ParsePortRange(s string) (lo, hi int, err error) {
 // returns; the next start re-adopts them.
 func Serve(ctx context.Context, o Options, version string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(o.LogLevel)}))
+	if err := privateUmask(); err != nil {
+		return err
+	}
+	tlsConfig, err := loadTLS(o.TLSCert, o.TLSKey)
+	if err != nil {
+		return err
+	}
+	if o.MaxConnections < 0 {
+		return fmt.Errorf("--max-connections %d: must be 0 (automatic) or more", o.MaxConnections)
+	}
 	redis.SetLogger(redisLogger{log.With("component", "go-redis")})
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
@@ -104,6 +127,13 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	// It holds the token, the key, the store and every instance's data.
+	if fi, err := os.Stat(dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dataDir, 0o700); err != nil {
+			return fmt.Errorf("make data dir private: %w", err)
+		}
+		log.Warn("data dir was readable by others; changed its mode to 0700", "dataDir", dataDir, "was", fi.Mode().Perm().String())
 	}
 	lo, hi, err := ParsePortRange(o.PortRange)
 	if err != nil {
@@ -146,9 +176,20 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
-	srv := &http.Server{
-		Handler:           Handler(ctl, token, version, metricsHandler(st), log),
-		ReadHeaderTimeout: 10 * time.Second,
+	maxConns := o.MaxConnections
+	if maxConns == 0 {
+		maxConns = defaultMaxConnections()
+	}
+	lim := newConnLimiter(ln, maxConns)
+	metrics := metricsHandler(st, lim)
+	if o.MetricsAuth {
+		metrics = requireToken(token, metrics)
+	}
+	srv := newHTTPServer(Handler(ctl, token, version, metrics, log), lim)
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		srv.TLSConfig = tlsConfig
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -166,10 +207,14 @@ func Serve(ctx context.Context, o Options, version string) error {
 		defer c()
 		_ = srv.Shutdown(sctx)
 	}()
-	fmt.Fprintf(os.Stderr, "listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(os.Stderr, "listening on %s://%s\n", scheme, ln.Addr())
 	log.Info("manager started", "version", version, "dataDir", dataDir, "store", redactDSN(o.Store), "portRange", o.PortRange,
-		"backupTarget", redactTarget(o.BackupTarget))
-	err = srv.Serve(ln)
+		"backupTarget", redactTarget(o.BackupTarget), "maxConnections", maxConns, "tls", o.TLSCert != "")
+	if tlsConfig != nil {
+		err = srv.ServeTLS(lim, "", "")
+	} else {
+		err = srv.Serve(lim)
+	}
 	cancel()
 	<-ctlDone
 	if errors.Is(err, http.ErrServerClosed) {
@@ -253,4 +298,32 @@ func redactDSN(dsn string) string {
 		u.User = url.UserPassword(u.User.Username(), "REDACTED")
 	}
 	return u.String()
+}
+
+// privateUmask makes everything the manager and the instances it starts
+// write private to its user: redis-server and Sentinel create dump.rdb,
+// appendonly files and the rewritten sentinel.conf (which holds passwords)
+// with mode 0666 minus the umask, and SQLite creates its -wal and -shm files
+// the same way. Children inherit the umask.
+func privateUmask() error {
+	syscall.Umask(0o077)
+	if got := syscall.Umask(0o077); got != 0o077 {
+		return fmt.Errorf("umask is %#o after setting 077; refusing to write secrets", got)
+	}
+	return nil
+}
+
+// loadTLS reads --tls-cert and --tls-key; nil when neither is given.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -140,16 +140,29 @@ type apiHandler struct {
 
 // authenticate requires the admin token on every /api/ request but health.
 func authenticate(token string, next http.Handler) http.Handler {
-	want := []byte("Bearer " + token)
+	need := requireToken(token, next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/v1/health" {
-			got := []byte(r.Header.Get("Authorization"))
-			if subtle.ConstantTimeCompare(got, want) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="redis-manager"`)
-				writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: api.ErrorDetail{Code: "unauthorized",
-					Message: "missing or wrong API token: send Authorization: Bearer <token> (the token is in <data-dir>/admin.token)"}})
-				return
-			}
+			need.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireToken answers 401 unless the request carries the token.
+func requireToken(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="redis-manager"`)
+			// Answer before any body is read, and close: otherwise the
+			// server would wait for a body the client may never send.
+			w.Header().Set("Connection", "close")
+			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: api.ErrorDetail{Code: "unauthorized",
+				Message: "missing or wrong API token: send Authorization: Bearer <token> (the token is in <data-dir>/admin.token)"}})
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -75,8 +75,16 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-func metricsHandler(st store.Store) http.Handler {
+func metricsHandler(st store.Store, lim *connLimiter) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), statusCollector{store: st})
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "redis_manager_http_connections_open",
+			Help: "API connections held open now."}, func() float64 { return float64(lim.Open()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "redis_manager_http_connections_evicted_total",
+			Help: "Idle or slow API connections closed to make room at --max-connections."}, func() float64 { return float64(lim.evicted.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "redis_manager_http_connections_refused_total",
+			Help: "API connections closed at once because every slot was running a request."}, func() float64 { return float64(lim.refused.Load()) }),
+	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

@@ -567,7 +567,8 @@ func TestRenderSentinelBoots(t *testing.T) {
 // ones plus the edges of each directive's range. Whatever ValidateConfig
 // accepts among them must boot a real redis-server: a value that passes the
 // API and then fails at boot leaves a cluster that cannot start.
-var genericProbes = []string{"", "0", "1", "-1", "yes", "no", "1k", "1kb", "1mb", "2147483647", "abc"}
+var genericProbes = []string{"", "0", "1", "-1", "yes", "no", "1k", "1kb", "1mb", "2147483647", "abc",
+	"+10", "010", "-0", " 1", "1 ", "1mb\u00a0", "1mb\v", "1\t", "1\u2028", "1MB", "0x10", "1e3"}
 
 var directiveProbes = map[string][]string{
 	"hz":                            {"500", "501"},

@@ -183,6 +183,14 @@ func ValidateConfig(cfg map[string]string) error {
 		if strings.ContainsAny(v, "\r\n\x00\"'") || len(v) > 512 {
 			return invalid(field, "value must be one line without quotes, at most 512 characters")
 		}
+		// redis-server reads bytes: a non-ASCII space (U+00A0, U+2028) or
+		// a control character is part of a number to it, and the boot or
+		// the CONFIG SET fails.
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] > 0x7e {
+				return invalid(field, "value must be printable ASCII; byte %d is %#x", i, v[i])
+			}
+		}
 		if strings.TrimSpace(v) == "" {
 			// Rendered as a directive without an argument, which
 			// redis-server refuses at boot.
@@ -237,15 +245,23 @@ var managedDirectives = map[string]string{
 
 type checker func(string) error
 
+// redisInt is the grammar of Redis' string2ll: an optional minus, no plus,
+// no leading zeros, no spaces ("+10", "010" and "-0" fail at boot).
+var redisInt = regexp.MustCompile(`^(0|-?[1-9][0-9]{0,18})$`)
+
 func intIn(lo, hi int64) checker {
 	return func(v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < lo || n > hi {
-			return fmt.Errorf("must be an integer between %d and %d, got %q", lo, hi, v)
+		if !redisInt.MatchString(v) || err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be an integer between %d and %d written as redis-server reads it (no sign '+', no leading zeros, no spaces), got %q", lo, hi, v)
 		}
 		return nil
 	}
 }
+
+// redisSize is the grammar of Redis' memtoull: digits, then an optional
+// unit b, k, kb, m, mb, g or gb in any case; nothing around them.
+var redisSize = regexp.MustCompile(`^[0-9]+([kKmMgG][bB]?|[bB])?$`)
 
 func oneOf(values ...string) checker {
 	return func(v string) error {
@@ -256,12 +272,20 @@ func oneOf(values ...string) checker {
 	}
 }
 
-func size(v string) error { _, err := ParseSize(v); return err }
+// size is a memory size in a config value, as redis-server parses it.
+func size(v string) error { _, err := configSize(v); return err }
+
+func configSize(v string) (int64, error) {
+	if !redisSize.MatchString(v) {
+		return 0, fmt.Errorf("%q is not a size such as 0, 256mb or 2gb (digits and a unit, nothing around them)", v)
+	}
+	return ParseSize(v)
+}
 
 // sizeAtLeast is a size with redis-server's lower bound.
 func sizeAtLeast(lo int64) checker {
 	return func(v string) error {
-		n, err := ParseSize(v)
+		n, err := configSize(v)
 		if err != nil {
 			return err
 		}
@@ -408,8 +432,10 @@ func contains(list []string, v string) bool {
 
 // ParseSize parses a Redis memory size: "0", "1048576", "256mb", "1gb",
 // "512k" (Redis units: k/kb/m/mb/g/gb, case-insensitive; k = 1000, kb = 1024).
+// ASCII spaces around it are ignored (the maxmemory field is rendered as a
+// number); anything else that is not ASCII is refused.
 func ParseSize(v string) (int64, error) {
-	s := strings.ToLower(strings.TrimSpace(v))
+	s := strings.ToLower(strings.Trim(v, " "))
 	if s == "" {
 		return 0, fmt.Errorf("size is empty")
 	}

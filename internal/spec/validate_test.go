@@ -304,6 +304,21 @@ func TestValidateConfig(t *testing.T) {
 		{"client-output-buffer-limit", "normal 0 0 0\nrename-command CONFIG \"\""},
 		{"client-output-buffer-limit", "normal \"0\" 0 0"},
 		{"notify-keyspace-events", strings.Repeat("E", 513)},
+		// Values that passed before and failed at boot (the hardening
+		// issue): Redis reads bytes and parses numbers strictly.
+		{"hz", "+10"},
+		{"hz", "010"},
+		{"hz", " 10"},
+		{"hz", "10 "},
+		{"timeout", "-0"},
+		{"repl-backlog-size", "1mb\u00a0"},
+		{"repl-backlog-size", "1mb\v"},
+		{"repl-backlog-size", "1mb\t"},
+		{"repl-backlog-size", " 1mb"},
+		{"repl-backlog-size", "1 mb"},
+		{"client-output-buffer-limit", "normal 0 0 0\u2028"},
+		{"client-output-buffer-limit", "normal\t0 0 0"},
+		{"maxclients", "１０"},
 	}
 	for _, tc := range refused {
 		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
@@ -359,6 +374,7 @@ func TestParseSize(t *testing.T) {
 		{"3gb", 3 << 30},
 		{"1GB", 1 << 30},
 		{" 5mb ", 5 << 20},
+		{"5MB", 5 << 20},
 		{"1048576gb", 1 << 50},
 	}
 	for _, tc := range tests {
@@ -367,7 +383,7 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
 		}
 	}
-	for _, in := range []string{"", " ", "mb", "kb", "abc", "1.5gb", "-1", "-1mb", "1 mb", "1tb", "1mbb", "0x10", "1048577gb", "99999999999999999999"} {
+	for _, in := range []string{"", " ", "mb", "kb", "abc", "1.5gb", "-1", "-1mb", "1 mb", "1tb", "1mbb", "0x10", "1048577gb", "99999999999999999999", "5mb\u00a0", "\u00a05mb", "5mb\v", "5mb\u2028", "５mb"} {
 		if got, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q) = %d, want an error", in, got)
 		}
