@@ -21,7 +21,9 @@ type fileTarget struct {
 // tempMarker is in the name of files being written; List skips them.
 const tempMarker = ".partial-"
 
-func openFile(u *url.URL) (*fileTarget, error) {
+// openFile opens a file:// target, creating its directory when create is
+// set; otherwise the directory must exist.
+func openFile(u *url.URL, create bool) (*fileTarget, error) {
 	if u.Host != "" && u.Host != "localhost" {
 		return nil, fmt.Errorf("file URL with host %q: want file:///absolute/dir", u.Host)
 	}
@@ -29,6 +31,16 @@ func openFile(u *url.URL) (*fileTarget, error) {
 		return nil, errors.New("file target needs an absolute directory: file:///abs/dir")
 	}
 	dir := filepath.Clean(filepath.FromSlash(u.Path))
+	if !create {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("%s is not a directory", dir)
+		}
+		return &fileTarget{dir: dir}, nil
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -132,6 +144,11 @@ func (f *fileTarget) List(ctx context.Context, prefix string) ([]Object, error) 
 			return err
 		}
 		key := filepath.ToSlash(rel)
+		if d.IsDir() && strings.Count(key, "/") >= 2 {
+			// Objects are <cluster>/<shard>/<time>.rdb: nothing deeper
+			// is one, so a target pointed at a large tree is not walked.
+			return filepath.SkipDir
+		}
 		if d.IsDir() {
 			// Skip directories that cannot hold a match.
 			if key != "." && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {

@@ -48,6 +48,32 @@ type Option func(*options)
 
 type options struct {
 	accessKeyID, secretAccessKey string
+	readOnly                     bool
+}
+
+// ReadOnly opens a target only to read it: a file:// directory is not
+// created (a missing one is an error), and Put and Delete fail with
+// ErrReadOnly. Imports open targets this way.
+func ReadOnly() Option {
+	return func(o *options) { o.readOnly = true }
+}
+
+// ErrReadOnly is returned by Put and Delete of a target opened ReadOnly.
+var ErrReadOnly = errors.New("target opened read-only")
+
+type readOnlyTarget struct{ Target }
+
+func (readOnlyTarget) Put(context.Context, string, io.Reader, int64) (string, error) {
+	return "", ErrReadOnly
+}
+
+func (readOnlyTarget) Delete(context.Context, string) error { return ErrReadOnly }
+
+func wrapReadOnly(t Target, o options) Target {
+	if o.readOnly {
+		return readOnlyTarget{t}
+	}
+	return t
 }
 
 // WithCredentials gives an S3 target static credentials instead of the
@@ -84,17 +110,17 @@ func OpenTarget(ctx context.Context, rawURL string, opts ...Option) (Target, err
 	}
 	switch u.Scheme {
 	case "file":
-		t, err := openFile(u)
+		t, err := openFile(u, !o.readOnly)
 		if err != nil {
 			return nil, fmt.Errorf("open backup target %s: %w", redact(u), err)
 		}
-		return t, nil
+		return wrapReadOnly(t, o), nil
 	case "s3":
 		t, err := openS3(ctx, u, o)
 		if err != nil {
 			return nil, fmt.Errorf("open backup target %s: %w", redact(u), err)
 		}
-		return t, nil
+		return wrapReadOnly(t, o), nil
 	}
 	return nil, fmt.Errorf("open backup target %s: unknown scheme %q (want file or s3)", redact(u), u.Scheme)
 }

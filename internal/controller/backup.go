@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -650,7 +651,11 @@ func (c *Controller) ImportBackups(ctx context.Context, req api.ImportBackupsReq
 	if strings.TrimSpace(req.Target) == "" {
 		return res, &spec.FieldError{Kind: spec.Invalid, Field: "target", Message: "is required: a file:// or s3:// target URL"}
 	}
-	t, err := backup.OpenTarget(ctx, req.Target)
+	allowed := append([]string{c.cfg.BackupTarget}, c.cfg.ImportRoots...)
+	if err := catalog.CheckImportSource(req.Target, allowed, filepath.EvalSymlinks); err != nil {
+		return res, &spec.FieldError{Kind: spec.Unprocessable, Field: "target", Message: err.Error()}
+	}
+	t, err := backup.OpenTarget(ctx, req.Target, backup.ReadOnly())
 	if err != nil {
 		return res, &spec.FieldError{Kind: spec.Unprocessable, Field: "target", Message: err.Error()}
 	}
@@ -678,6 +683,9 @@ func (c *Controller) ImportBackups(ctx context.Context, req api.ImportBackupsReq
 			continue
 		}
 		sc, err := catalog.ReadSidecar(ctx, t, o.Key)
+		if err == nil {
+			err = catalog.ValidateSidecar(sc, cluster, shard)
+		}
 		if err != nil {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %v", o.Key, err))
 			continue

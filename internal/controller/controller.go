@@ -22,6 +22,9 @@ type Config struct {
 	SentinelReady time.Duration // how long to wait for Sentinels to agree
 	// BackupTarget is the file:// or s3:// URL new backups go to.
 	BackupTarget string
+	// ImportRoots are target URLs, besides BackupTarget, that imports may
+	// read under (serve --import-root).
+	ImportRoots []string
 	// RedisServer is the redis-server binary that verifies backups.
 	RedisServer string
 	// ScratchDir holds the temporary copies of backups being verified.

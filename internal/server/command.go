@@ -42,6 +42,9 @@ type Options struct {
 	TLSCert, TLSKey string
 	// MetricsAuth requires the admin token on GET /metrics too.
 	MetricsAuth bool
+	// ImportRoots are the targets, besides the backup target, that
+	// backup import may read under.
+	ImportRoots []string
 	// MaxConnections bounds the API's open connections (0: half the
 	// process's file limit, at most 4096).
 	MaxConnections int
@@ -75,6 +78,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug | info | warn | error")
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
 	f.StringVar(&o.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
+	f.StringSliceVar(&o.ImportRoots, "import-root", nil, "a file:// or s3:// target that backup import may read under, besides --backup-target (repeat, or comma-separate)")
 	f.BoolVar(&o.MetricsAuth, "metrics-auth", false, "require the API token on GET /metrics (it carries no secret; off by default)")
 	f.IntVar(&o.MaxConnections, "max-connections", 0, "most API connections held open; idle and slow ones are closed first (default: half the file limit, at most 4096)")
 	return cmd
@@ -170,7 +174,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 		return err
 	}
 	ctl := controller.New(controller.Config{Host: "127.0.0.1", PortLo: lo, PortHi: hi,
-		BackupTarget: o.BackupTarget, RedisServer: o.RedisServer, ScratchDir: filepath.Join(dataDir, "tmp")}, st, plat, log)
+		BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots, RedisServer: o.RedisServer, ScratchDir: filepath.Join(dataDir, "tmp")}, st, plat, log)
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
