@@ -261,6 +261,11 @@ type Backup struct {
 	// ScheduledFor is the schedule slot this backup ran for; empty for a
 	// backup asked for by hand. Retention applies to scheduled backups only.
 	ScheduledFor *time.Time `json:"scheduledFor,omitempty"`
+	// ReplOffset is the replication offset the snapshot holds: its source's
+	// offset when the snapshot began, never below the master's offset when
+	// the backup job started, so every write acknowledged before the request
+	// is in it. 0 (absent) for backups taken before it was recorded.
+	ReplOffset int64 `json:"replOffset,omitempty"`
 }
 
 // CreateBackupRequest is the body of POST /api/v1/clusters/{name}/backups;

@@ -46,8 +46,8 @@ func ValidateSidecar(sc Sidecar, keyCluster string, keyShard int) error {
 	if sc.CRC64 != "" && !crc64RE.MatchString(sc.CRC64) {
 		return fmt.Errorf("sidecar crc64 %q is not 16 hex digits", sc.CRC64)
 	}
-	if sc.SizeBytes < 0 || sc.Keys < 0 {
-		return fmt.Errorf("sidecar sizeBytes %d or keys %d is negative", sc.SizeBytes, sc.Keys)
+	if sc.SizeBytes < 0 || sc.Keys < 0 || sc.ReplOffset < 0 {
+		return fmt.Errorf("sidecar sizeBytes, keys or replOffset is negative")
 	}
 	if !sc.FinishedAt.IsZero() && sc.FinishedAt.Before(sc.StartedAt) {
 		return fmt.Errorf("sidecar finishedAt %s is before startedAt %s", sc.FinishedAt, sc.StartedAt)
@@ -64,9 +64,9 @@ func ValidateSidecar(sc Sidecar, keyCluster string, keyShard int) error {
 // only under one of the allowed target URLs (the configured backup target
 // and the roots the administrator added). A file:// path must be inside an
 // allowed directory (after resolving symbolic links: realpath is the
-// caller's resolve, nil for none); an s3:// URL must name an allowed
-// bucket on the same endpoint, so import never sends signed requests to an
-// endpoint nobody configured. It is pure apart from resolve.
+// caller's resolve, nil for none); an s3:// URL must use the endpoint of
+// an allowed s3:// URL (any bucket), so import never sends signed requests
+// to an endpoint nobody configured. It is pure apart from resolve.
 func CheckImportSource(target string, allowed []string, resolve func(string) (string, error)) error {
 	u, err := url.Parse(target)
 	if err != nil {
@@ -88,8 +88,9 @@ func CheckImportSource(target string, allowed []string, resolve func(string) (st
 				return nil
 			}
 		case "s3":
-			if u.Host == au.Host && au.Query().Get("endpoint") == u.Query().Get("endpoint") &&
-				strings.HasPrefix(strings.TrimPrefix(u.Path, "/")+"/", strings.TrimSuffix(strings.TrimPrefix(au.Path, "/"), "/")+"/") {
+			// Any bucket on a configured endpoint: the requests, signed
+			// with the manager's credentials, go where they already go.
+			if au.Query().Get("endpoint") == u.Query().Get("endpoint") {
 				return nil
 			}
 		}

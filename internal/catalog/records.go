@@ -16,7 +16,7 @@ func ImportedBackup(sc Sidecar, cluster string, shard int, target, key, objURL s
 	b := store.Backup{
 		Backup: api.Backup{ID: sc.ID, Cluster: cluster, Shard: shard, State: api.StateSucceeded, Target: objURL,
 			SizeBytes: sc.SizeBytes, CRC64: sc.CRC64, Keys: sc.Keys, SourceInstance: sc.SourceInstance,
-			StartedAt: sc.StartedAt.UTC(), Job: sc.Job, ScheduledFor: sc.ScheduledFor,
+			StartedAt: sc.StartedAt.UTC(), Job: sc.Job, ScheduledFor: sc.ScheduledFor, ReplOffset: sc.ReplOffset,
 			Verified: !sc.NoChecksum && (sc.Verified == nil || *sc.Verified)},
 		TargetURL:  target,
 		ObjectKey:  key,

@@ -25,6 +25,7 @@ type Sidecar struct {
 	Verified     *bool            `json:"verified,omitempty"`
 	ScheduledFor *time.Time       `json:"scheduledFor,omitempty"`
 	SourceSpec   *api.ClusterSpec `json:"sourceSpec,omitempty"`
+	ReplOffset   int64            `json:"replOffset,omitempty"`
 }
 
 // Result is the engine's result the sidecar records.
@@ -38,7 +39,7 @@ func WriteSidecar(ctx context.Context, t backup.Target, b store.Backup, res back
 	m := backup.NewMetadata(b.ObjectKey, b.SourceInstance, res, b.StartedAt, *b.FinishedAt)
 	verified := b.Verified
 	data, err := json.MarshalIndent(Sidecar{Metadata: m, ID: b.ID, Job: b.Job, Verified: &verified,
-		ScheduledFor: b.ScheduledFor, SourceSpec: b.SourceSpec}, "", "  ")
+		ScheduledFor: b.ScheduledFor, SourceSpec: b.SourceSpec, ReplOffset: b.ReplOffset}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -378,6 +378,12 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 			return nil
 		}
 	}
+	// Every write the master acknowledged before the backup was asked for
+	// is at or below its offset now: a replica source must reach it first.
+	need, haveNeed := c.masterOffset(ctx, cl, b.Shard)
+	if !haveNeed {
+		log.Warn("the master's replication offset could not be read; the snapshot's source is not checked against it")
+	}
 	tried := map[string]int{}
 	var failures []string
 	for attempt := 1; attempt <= backupAttempts; attempt++ {
@@ -394,8 +400,17 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 		}
 		src := pickSource(srcs, tried)
 		tried[src.Name]++
+		offset, err := c.sourceCaughtUp(ctx, cl, src, need, haveNeed)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			log.Warn("snapshot source not used", "source", src.Name, "attempt", attempt, "err", err)
+			failures = append(failures, fmt.Sprintf("attempt %d from %s: %v", attempt, src.Name, err))
+			continue
+		}
 		key := backup.ObjectKey(cl.Name, b.Shard, time.Now())
-		b.ObjectKey, b.SourceInstance = key, src.Name
+		b.ObjectKey, b.SourceInstance, b.ReplOffset = key, src.Name, offset
 		if err := c.putBackup(ctx, b); err != nil {
 			return err
 		}
@@ -418,6 +433,63 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 	pr.fail(b.Shard)
 	c.failBackups(ctx, []store.Backup{b}, err)
 	return err
+}
+
+// catchUpTimeout bounds the wait for a replica source to reach the
+// master's offset; then another source (in the end the master) is used.
+const catchUpTimeout = 5 * time.Second
+
+// masterOffset reads the shard's master's replication offset.
+func (c *Controller) masterOffset(ctx context.Context, cl store.Cluster, shard int) (int64, bool) {
+	redis, sentinels, err := c.instancesOf(ctx, cl.Name)
+	if err != nil {
+		return 0, false
+	}
+	master := c.currentMaster(ctx, cl, shard, redis, sentinels)
+	if master == "" {
+		return 0, false
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := redisclient.GetInfo(ictx, c.pool.Redis(master, cl.Password), "replication")
+	if err != nil || info["role"] != "master" {
+		return 0, false
+	}
+	return info.Int("master_repl_offset"), true
+}
+
+// sourceCaughtUp waits until a replica source has applied the master's
+// offset need, and returns the source's offset, which the snapshot then
+// holds at least. The master holds everything it acknowledged.
+func (c *Controller) sourceCaughtUp(ctx context.Context, cl store.Cluster, src backupSource, need int64, haveNeed bool) (int64, error) {
+	var got int64
+	err := poll(ctx, catchUpTimeout, 10*time.Millisecond, func() (bool, string, error) {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		info, err := redisclient.GetInfo(ictx, c.pool.Redis(src.Addr, cl.Password), "replication")
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		if src.Master {
+			if info["role"] != "master" {
+				return false, "", fmt.Errorf("%s is no longer the master", src.Name)
+			}
+			got = info.Int("master_repl_offset")
+			return true, "", nil
+		}
+		if info["role"] != "slave" || info["master_link_status"] != "up" {
+			return false, "", fmt.Errorf("%s lost its master link", src.Name)
+		}
+		got = info.Int("slave_repl_offset")
+		if haveNeed && got < need {
+			return false, fmt.Sprintf("replica at offset %d, behind the master's %d", got, need), nil
+		}
+		return true, "", nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return got, nil
 }
 
 // backupSucceeded records a stored, verified snapshot: the record, the

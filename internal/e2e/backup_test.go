@@ -841,7 +841,9 @@ func TestBackupBadInput(t *testing.T) {
 	closed := l.Addr().String()
 	l.Close()
 	unreachable := "s3://backups/x?endpoint=http://" + closed + "&pathStyle=true&region=us-east-1"
-	m := testenv.StartManager(t, testenv.ManagerOptions{Ports: 12, Args: []string{"--backup-target", unreachable}, Env: s3.Env()})
+	// The real S3 server is an --import-root: imports may read there.
+	m := testenv.StartManager(t, testenv.ManagerOptions{Ports: 12, Args: []string{"--backup-target", unreachable,
+		"--import-root", "s3://any/?endpoint=" + s3.Endpoint}, Env: s3.Env()})
 	createReady(t, m, api.CreateClusterRequest{Name: "bad", Replicas: intp(1)})
 
 	type tc struct {

@@ -133,6 +133,15 @@ var migrations = []migration{
 			){{table}}`,
 		},
 	},
+	{
+		// Version 5 (3 and 4 are the leader lease and the platform's
+		// instance identity).
+		version: 5,
+		name:    "backups.repl_offset",
+		common: []string{
+			`ALTER TABLE backups ADD COLUMN repl_offset BIGINT NULL`,
+		},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from

@@ -13,7 +13,7 @@ import (
 // Backups.
 
 const backupCols = "id, cluster, shard, state, job_id, target_url, object_key, object_url, size_bytes, crc64, key_count, " +
-	"source_instance, started_at, finished_at, duration_ms, verified, error, schedule_slot, source_spec"
+	"source_instance, started_at, finished_at, duration_ms, verified, error, schedule_slot, source_spec, repl_offset"
 
 // backupArgs are the values of backupCols for b, in order.
 func backupArgs(b Backup) ([]any, error) {
@@ -32,9 +32,13 @@ func backupArgs(b Backup) ([]any, error) {
 	if b.Verified {
 		verified = 1
 	}
+	var offset any
+	if b.ReplOffset != 0 {
+		offset = b.ReplOffset
+	}
 	return []any{b.ID, b.Cluster, b.Shard, b.State, b.Job, b.TargetURL, b.ObjectKey, b.Target, b.SizeBytes, b.CRC64, b.Keys,
 		b.SourceInstance, timeArg(b.StartedAt), nullTimeArg(b.FinishedAt), b.DurationMs, verified, b.Error,
-		nullTimeArg(b.ScheduledFor), spec}, nil
+		nullTimeArg(b.ScheduledFor), spec, offset}, nil
 }
 
 func insertBackup(ctx context.Context, q execer, b Backup) error {
@@ -42,7 +46,7 @@ func insertBackup(ctx context.Context, q execer, b Backup) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.ExecContext(ctx, "INSERT INTO backups ("+backupCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
+	_, err = q.ExecContext(ctx, "INSERT INTO backups ("+backupCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
 	return err
 }
 
@@ -91,7 +95,7 @@ func (s *sqlStore) PutBackup(ctx context.Context, b Backup) error {
 			n, err := rowsAffected(tx.ExecContext(ctx,
 				"UPDATE backups SET cluster = ?, shard = ?, state = ?, job_id = ?, target_url = ?, object_key = ?, object_url = ?, "+
 					"size_bytes = ?, crc64 = ?, key_count = ?, source_instance = ?, started_at = ?, finished_at = ?, duration_ms = ?, "+
-					"verified = ?, error = ?, schedule_slot = ?, source_spec = ? WHERE id = ?", upd...))
+					"verified = ?, error = ?, schedule_slot = ?, source_spec = ?, repl_offset = ? WHERE id = ?", upd...))
 			if err != nil || n > 0 {
 				return err
 			}
@@ -147,14 +151,16 @@ func (s *sqlStore) queryBackups(ctx context.Context, query string, args ...any) 
 			started, finished, slot dbTime
 			verified                int
 			spec                    sql.NullString
+			offset                  sql.NullInt64
 		)
 		if err := rows.Scan(&b.ID, &b.Cluster, &b.Shard, &b.State, &b.Job, &b.TargetURL, &b.ObjectKey, &b.Target,
 			&b.SizeBytes, &b.CRC64, &b.Keys, &b.SourceInstance, &started, &finished, &b.DurationMs, &verified, &b.Error,
-			&slot, &spec); err != nil {
+			&slot, &spec, &offset); err != nil {
 			return nil, err
 		}
 		b.StartedAt, b.FinishedAt, b.ScheduledFor = started.t, finished.ptr(), slot.ptr()
 		b.Verified = verified != 0
+		b.ReplOffset = offset.Int64
 		if spec.Valid {
 			b.SourceSpec = &api.ClusterSpec{}
 			if err := json.Unmarshal([]byte(spec.String), b.SourceSpec); err != nil {
