@@ -264,6 +264,26 @@ func (c *Client) RestoreBackup(ctx context.Context, id string, req RestoreReques
 	return out, err
 }
 
+// RotateCredentials starts a password rotation: a new password next to the
+// old one on every instance, then the switch; the old one is accepted for
+// graceMs (nil: one hour) or until FinishRotation.
+func (c *Client) RotateCredentials(ctx context.Context, cluster string, graceMs *int64) (Job, error) {
+	var out struct {
+		Job Job `json:"job"`
+	}
+	err := c.do(ctx, http.MethodPost, clusterPath(cluster)+"/credentials/rotate", RotateCredentialsRequest{GraceMs: graceMs}, &out)
+	return out.Job, err
+}
+
+// FinishRotation removes the old password of a rotation now.
+func (c *Client) FinishRotation(ctx context.Context, cluster string) (Job, error) {
+	var out struct {
+		Job Job `json:"job"`
+	}
+	err := c.do(ctx, http.MethodPost, clusterPath(cluster)+"/credentials/rotate/finish", nil, &out)
+	return out.Job, err
+}
+
 // VerifyBackup starts loading a backup into a throwaway redis-server and
 // comparing its key count with the record.
 func (c *Client) VerifyBackup(ctx context.Context, id string) (Job, error) {

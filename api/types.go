@@ -123,6 +123,10 @@ type Connection struct {
 type Credentials struct {
 	Password         string `json:"password"`
 	SentinelPassword string `json:"sentinelPassword"`
+	// PreviousPassword is, during a rotation's grace period, the password
+	// the cluster still accepts until PreviousPasswordValidUntil.
+	PreviousPassword           string     `json:"previousPassword,omitempty"`
+	PreviousPasswordValidUntil *time.Time `json:"previousPasswordValidUntil,omitempty"`
 }
 
 // Job kinds.
@@ -138,6 +142,10 @@ const (
 	JobBackupDelete = "backup-delete"
 	// JobBackupVerify loads a backup into a throwaway redis-server.
 	JobBackupVerify = "backup-verify"
+	// JobRotateCredentials adds a new password next to the old one and
+	// switches to it; JobFinishRotation removes the old one.
+	JobRotateCredentials = "rotate-credentials"
+	JobFinishRotation    = "finish-rotation"
 )
 
 // Job and step states.
@@ -328,6 +336,14 @@ type BackupSchedule struct {
 	NextSlot  *time.Time `json:"nextSlot,omitempty"`
 	CreatedAt time.Time  `json:"createdAt"`
 	UpdatedAt time.Time  `json:"updatedAt"`
+}
+
+// RotateCredentialsRequest is the body of POST
+// /api/v1/clusters/{name}/credentials/rotate.
+type RotateCredentialsRequest struct {
+	// GraceMs is how long the old password stays valid after the new one
+	// is in use (default 3600000, one hour; 0 removes it at once).
+	GraceMs *int64 `json:"graceMs,omitempty"`
 }
 
 // ImportBackupsRequest is the body of POST /api/v1/backups/import.

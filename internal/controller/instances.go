@@ -131,7 +131,7 @@ func (c *Controller) ensureRedis(ctx context.Context, cl store.Cluster, in store
 			answers := c.sentinelMasterAnswers(ctx, cl, spec.MasterName(cl.Name, in.Shard), sentinels)
 			replicaOf := bootRole(answers, addr(in), plannedMaster)
 			c.log.Info("boot role decided", "instance", in.Name, "replicaOf", replicaOf, "sentinelAnswers", answers)
-			return spec.RenderRedis(spec.RedisConfig{Host: in.Host, Port: in.Port, Dir: dir, Password: cl.Password,
+			return spec.RenderRedis(spec.RedisConfig{Host: in.Host, Port: in.Port, Dir: dir, Password: cl.Password, ExtraPasswords: cl.Accepted()[1:],
 				ReplicaOf: replicaOf, Spec: cl.Spec}), nil
 		},
 	})

@@ -91,6 +91,10 @@ func (c *Controller) stepsFor(kind string) (steps []step, onFail func(ctx contex
 		return verifySteps(), cleanVerify, nil
 	case api.JobRestore:
 		return restoreSteps(), undoRestore, nil
+	case api.JobRotateCredentials:
+		return rotateSteps(), nil, nil
+	case api.JobFinishRotation:
+		return finishRotationSteps(), nil, nil
 	}
 	return nil, nil, fmt.Errorf("job kind %q is not supported by this version", kind)
 }

@@ -80,8 +80,15 @@ func latestSlot(s cron.Schedule, after, now time.Time) (time.Time, bool) {
 func (c *Controller) runScheduler(ctx context.Context) {
 	t := time.NewTicker(schedulerTick)
 	defer t.Stop()
+	var rotationsChecked time.Time
 	for {
-		c.fireDueSchedules(ctx, time.Now().UTC())
+		now := time.Now().UTC()
+		c.fireDueSchedules(ctx, now)
+		// Password rotations whose grace period is over, once a second.
+		if now.Sub(rotationsChecked) >= time.Second {
+			c.finishDueRotations(ctx, now)
+			rotationsChecked = now
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -79,15 +79,23 @@ func (c *Controller) createJob(ctx context.Context, job store.Job) error {
 	if !errors.Is(err, store.ErrConflict) {
 		return err
 	}
+	if err := c.laneConflict(ctx, job); err != nil {
+		return err
+	}
+	return conflict("cluster %q already has a job in progress", job.Cluster)
+}
+
+// laneConflict names the unfinished job that holds job's lane, if any.
+func (c *Controller) laneConflict(ctx context.Context, job store.Job) error {
 	lock := store.JobLock(job.Kind, job.Cluster)
-	if jobs, lerr := c.store.ListJobs(ctx, job.Cluster); lerr == nil {
+	if jobs, err := c.store.ListJobs(ctx, job.Cluster); err == nil {
 		for _, j := range jobs {
 			if !j.Done() && store.JobLock(j.Kind, j.Cluster) == lock {
 				return conflict("cluster %q already has a %s job in progress (%s, %s); wait for it to finish", job.Cluster, j.Kind, j.ID, j.State)
 			}
 		}
 	}
-	return conflict("cluster %q already has a job in progress", job.Cluster)
+	return nil
 }
 
 func (c *Controller) getCluster(ctx context.Context, name string) (store.Cluster, error) {
@@ -126,7 +134,11 @@ func (c *Controller) Credentials(ctx context.Context, name string) (api.Credenti
 	if err != nil {
 		return api.Credentials{}, err
 	}
-	return api.Credentials{Password: cl.Password, SentinelPassword: cl.SentinelPassword}, nil
+	out := api.Credentials{Password: cl.Password, SentinelPassword: cl.SentinelPassword}
+	if cl.Rotation.Old != "" {
+		out.PreviousPassword, out.PreviousPasswordValidUntil = cl.Rotation.Old, cl.Rotation.EndsAt
+	}
+	return out, nil
 }
 
 // Events returns a cluster's events, newest first. While the cluster

@@ -100,6 +100,15 @@ func Register(ctx context.Context, conn *redis.Client, name, masterAddr string, 
 	return nil
 }
 
+// SetAuthPass makes the Sentinel authenticate to the instances of name
+// with password (SENTINEL SET name auth-pass).
+func SetAuthPass(ctx context.Context, sc Conn, name, password string) error {
+	if err := do(ctx, sc, "sentinel", "set", name, "auth-pass", password).Err(); err != nil {
+		return fmt.Errorf("set auth-pass of %s: %w", name, err)
+	}
+	return nil
+}
+
 // Unregister makes the Sentinel forget name (SENTINEL REMOVE). Forgetting an
 // unknown name is not an error.
 func Unregister(ctx context.Context, sc Conn, name string) error {

@@ -30,6 +30,8 @@ type Service interface {
 	UpdateCluster(ctx context.Context, name string, req api.UpdateClusterRequest) (api.Cluster, api.Job, error)
 	Failover(ctx context.Context, name string, req api.FailoverRequest) (api.Job, error)
 	Credentials(ctx context.Context, name string) (api.Credentials, error)
+	RotateCredentials(ctx context.Context, name string, req api.RotateCredentialsRequest) (api.Job, error)
+	FinishRotation(ctx context.Context, name string) (api.Job, error)
 	Events(ctx context.Context, name string) ([]api.Event, error)
 	GetJob(ctx context.Context, id string) (api.Job, error)
 	ListJobs(ctx context.Context, cluster string) ([]api.Job, error)
@@ -113,6 +115,27 @@ func Handler(svc Service, token, version string, metrics http.Handler, log *slog
 			log.Info("audit: credentials read", "cluster", r.PathValue("name"), "remote", r.RemoteAddr)
 		}
 		return 200, creds, err
+	})
+	route("POST /api/v1/clusters/{name}/credentials/rotate", func(r *http.Request) (int, any, error) {
+		var req api.RotateCredentialsRequest
+		if err := decodeOptional(r, &req); err != nil {
+			return 0, nil, err
+		}
+		j, err := svc.RotateCredentials(r.Context(), r.PathValue("name"), req)
+		if err == nil {
+			log.Info("audit: password rotation started", "cluster", r.PathValue("name"), "remote", r.RemoteAddr, "job", j.ID)
+		}
+		return http.StatusAccepted, map[string]any{"job": j}, err
+	})
+	route("POST /api/v1/clusters/{name}/credentials/rotate/finish", func(r *http.Request) (int, any, error) {
+		if err := decodeOptional(r, &struct{}{}); err != nil {
+			return 0, nil, err
+		}
+		j, err := svc.FinishRotation(r.Context(), r.PathValue("name"))
+		if err == nil {
+			log.Info("audit: password rotation finished by hand", "cluster", r.PathValue("name"), "remote", r.RemoteAddr, "job", j.ID)
+		}
+		return http.StatusAccepted, map[string]any{"job": j}, err
 	})
 	route("GET /api/v1/jobs", func(r *http.Request) (int, any, error) {
 		js, err := svc.ListJobs(r.Context(), r.URL.Query().Get("cluster"))

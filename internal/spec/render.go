@@ -35,12 +35,15 @@ func InstanceCount(s api.ClusterSpec) int {
 
 // RedisConfig is what a redis-server boots with.
 type RedisConfig struct {
-	Host      string
-	Port      int
-	Dir       string
-	Password  string
-	ReplicaOf string // "host:port" of the master, "" to boot as master
-	Spec      api.ClusterSpec
+	Host     string
+	Port     int
+	Dir      string
+	Password string
+	// ExtraPasswords are accepted besides Password while a password
+	// rotation runs (the next or the previous one).
+	ExtraPasswords []string
+	ReplicaOf      string // "host:port" of the master, "" to boot as master
+	Spec           api.ClusterSpec
 }
 
 // PersistenceSettings maps the persistence field onto redis.conf
@@ -71,7 +74,17 @@ func RenderRedis(c RedisConfig) string {
 	line("appenddirname appendonly")
 	line("pidfile", quote(c.Dir+"/redis.pid"))
 	line("logfile", quote(c.Dir+"/redis.log"))
-	line("requirepass", quote(c.Password))
+	if len(c.ExtraPasswords) == 0 {
+		line("requirepass", quote(c.Password))
+	} else {
+		// The default user with every password accepted now: what
+		// requirepass gives, with more than one password.
+		rule := []string{"user", "default", "on", quote(">" + c.Password)}
+		for _, p := range c.ExtraPasswords {
+			rule = append(rule, quote(">"+p))
+		}
+		line(append(rule, "~*", "&*", "+@all")...)
+	}
 	line("masterauth", quote(c.Password))
 	line("replica-announce-ip", c.Host)
 	// Diskless sync without delay: a new replica or a backup does not wait

@@ -142,6 +142,15 @@ var migrations = []migration{
 			`ALTER TABLE backups ADD COLUMN repl_offset BIGINT NULL`,
 		},
 	},
+	{
+		version: 6,
+		name:    "clusters: password rotation",
+		common: []string{
+			`ALTER TABLE clusters ADD COLUMN next_password_enc TEXT NULL`,
+			`ALTER TABLE clusters ADD COLUMN old_password_enc TEXT NULL`,
+			`ALTER TABLE clusters ADD COLUMN rotation_ends_at {{time}} NULL`,
+		},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from

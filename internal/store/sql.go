@@ -224,7 +224,7 @@ func (s *sqlStore) checkKey(ctx context.Context) error {
 
 // Clusters.
 
-const clusterCols = "name, spec, status, password_enc, sentinel_password_enc, created_at"
+const clusterCols = "name, spec, status, password_enc, sentinel_password_enc, created_at, next_password_enc, old_password_enc, rotation_ends_at"
 
 func (s *sqlStore) CreateClusterWithJob(ctx context.Context, c Cluster, j Job) error {
 	if c.CreatedAt.IsZero() {
@@ -248,7 +248,7 @@ func (s *sqlStore) CreateClusterWithJob(ctx context.Context, c Cluster, j Job) e
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
-			"INSERT INTO clusters ("+clusterCols+") VALUES (?, ?, ?, ?, ?, ?)",
+			"INSERT INTO clusters (name, spec, status, password_enc, sentinel_password_enc, created_at) VALUES (?, ?, ?, ?, ?, ?)",
 			c.Name, string(spec), string(status), pw, spw, timeArg(c.CreatedAt))
 		if s.d.isDuplicate(err) {
 			return fmt.Errorf("name is taken: %w", ErrConflict)
@@ -270,8 +270,13 @@ func (s *sqlStore) scanCluster(row interface{ Scan(...any) error }) (Cluster, er
 		spec, status  string
 		pwEnc, spwEnc string
 		created       dbTime
+		next, old     sql.NullString
+		endsAt        dbTime
 	)
-	if err := row.Scan(&c.Name, &spec, &status, &pwEnc, &spwEnc, &created); err != nil {
+	if err := row.Scan(&c.Name, &spec, &status, &pwEnc, &spwEnc, &created, &next, &old, &endsAt); err != nil {
+		return Cluster{}, err
+	}
+	if err := s.openRotation(&c, next, old, endsAt); err != nil {
 		return Cluster{}, err
 	}
 	if err := json.Unmarshal([]byte(spec), &c.Spec); err != nil {

@@ -27,6 +27,34 @@ type Cluster struct {
 	Password         string
 	SentinelPassword string
 	CreatedAt        time.Time
+	// Rotation is a password rotation in progress (see StartRotation).
+	Rotation Rotation
+}
+
+// Rotation is the state of a password rotation. Next is set when it is
+// asked for and applied to every instance by a job, which then makes it the
+// Password and keeps the previous one as Old, accepted until EndsAt (or
+// until the rotation is finished by hand). Both are secrets, encrypted at
+// rest like Password.
+type Rotation struct {
+	Next   string
+	Old    string
+	EndsAt *time.Time
+}
+
+// Active reports whether a rotation is under way: asked for, or in grace.
+func (r Rotation) Active() bool { return r.Next != "" || r.Old != "" }
+
+// Accepted lists every password an instance must accept now: the
+// cluster's, and the next or previous one of a rotation.
+func (c Cluster) Accepted() []string {
+	out := []string{c.Password}
+	for _, p := range []string{c.Rotation.Next, c.Rotation.Old} {
+		if p != "" && p != c.Password {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Instance kinds.
@@ -117,6 +145,12 @@ type Store interface {
 	ListClusters(ctx context.Context) ([]Cluster, error)
 	UpdateClusterSpec(ctx context.Context, name string, spec api.ClusterSpec) error
 	UpdateClusterStatus(ctx context.Context, name string, status api.ClusterStatus) error
+	// StartRotation stores next as the cluster's next password and the job
+	// that applies it, in one transaction. ErrConflict when a rotation is
+	// already under way or the job conflicts (see CreateJob).
+	StartRotation(ctx context.Context, name, next string, j Job) error
+	// SetRotation stores the cluster's password and rotation state.
+	SetRotation(ctx context.Context, name, password string, r Rotation) error
 	// DeleteCluster removes the cluster, its instance records and its
 	// backup schedule (jobs, events and backups stay as history).
 	// ErrNotFound when absent.

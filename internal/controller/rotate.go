@@ -1,0 +1,254 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/sentinel"
+	"github.com/redis-manager/redis-manager/internal/spec"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// Password rotation without downtime. Redis' ACL lets the default user
+// hold several passwords at once, so the new one is added next to the old
+// one on every instance (ACL SETUSER default >new), replicas authenticate
+// to their master with it (CONFIG SET masterauth), the Sentinels use it
+// (SENTINEL SET auth-pass), and only then does the manager switch to it.
+// Clients move at their pace; the old password is removed when the grace
+// period ends or when asked (ACL SETUSER default <old). Nothing restarts.
+// An instance that boots meanwhile renders every password the cluster
+// accepts (spec.RedisConfig.ExtraPasswords).
+
+const (
+	// DefaultRotationGraceMs is how long the old password stays valid.
+	DefaultRotationGraceMs = 3600000
+	maxRotationGraceMs     = 30 * 24 * 3600000
+)
+
+type rotateParams struct {
+	GraceMs int64 `json:"graceMs"`
+}
+
+// RotateCredentials starts a password rotation of the cluster.
+func (c *Controller) RotateCredentials(ctx context.Context, name string, req api.RotateCredentialsRequest) (api.Job, error) {
+	cl, err := c.getCluster(ctx, name)
+	if err != nil {
+		return api.Job{}, err
+	}
+	grace := int64(DefaultRotationGraceMs)
+	if req.GraceMs != nil {
+		grace = *req.GraceMs
+	}
+	if grace < 0 || grace > maxRotationGraceMs {
+		return api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "graceMs",
+			Message: fmt.Sprintf("must be between 0 and %d (30 days), got %d", int64(maxRotationGraceMs), grace)}
+	}
+	if cl.Rotation.Active() {
+		return api.Job{}, conflict("cluster %q is rotating its password already (the old one is accepted until %s); finish that rotation first: POST /api/v1/clusters/%s/credentials/rotate/finish",
+			name, endsAt(cl.Rotation), name)
+	}
+	job := newJob(api.JobRotateCredentials, name, time.Now().UTC())
+	job.Params, _ = json.Marshal(rotateParams{GraceMs: grace})
+	if err := c.store.StartRotation(ctx, name, randomSecret(), job); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			if err := c.laneConflict(ctx, job); err != nil {
+				return api.Job{}, err
+			}
+			return api.Job{}, conflict("cluster %q is rotating its password already", name)
+		}
+		return api.Job{}, err
+	}
+	c.Kick()
+	return job.Job, nil
+}
+
+func endsAt(r store.Rotation) string {
+	if r.EndsAt == nil {
+		return "the rotation job ends"
+	}
+	return r.EndsAt.UTC().Format(time.RFC3339)
+}
+
+// FinishRotation removes the old password now instead of at the end of the
+// grace period.
+func (c *Controller) FinishRotation(ctx context.Context, name string) (api.Job, error) {
+	cl, err := c.getCluster(ctx, name)
+	if err != nil {
+		return api.Job{}, err
+	}
+	if cl.Rotation.Old == "" {
+		why := "no password rotation is in its grace period"
+		if cl.Rotation.Next != "" {
+			why = "the rotation is still being applied; wait for its job"
+		}
+		return api.Job{}, conflict("cluster %q: %s", name, why)
+	}
+	job := newJob(api.JobFinishRotation, name, time.Now().UTC())
+	if err := c.createJob(ctx, job); err != nil {
+		return api.Job{}, err
+	}
+	c.Kick()
+	return job.Job, nil
+}
+
+// finishDueRotations stores a finish job for every rotation whose grace
+// period is over. A busy lane is tried again at the next tick.
+func (c *Controller) finishDueRotations(ctx context.Context, now time.Time) {
+	cls, err := c.store.ListClusters(ctx)
+	if err != nil {
+		c.log.Error("list clusters for due password rotations", "err", err)
+		return
+	}
+	for _, cl := range cls {
+		if cl.Rotation.Old == "" || cl.Rotation.EndsAt == nil || cl.Rotation.EndsAt.After(now) {
+			continue
+		}
+		job := newJob(api.JobFinishRotation, cl.Name, now.UTC())
+		if err := c.store.CreateJob(ctx, job); err != nil {
+			if !errors.Is(err, store.ErrConflict) {
+				c.log.Error("store the end of a password rotation", "cluster", cl.Name, "err", err)
+			}
+			continue
+		}
+		c.log.Info("grace period over: removing the old password", "cluster", cl.Name, "job", job.ID)
+		c.Kick()
+	}
+}
+
+// forEachRunning runs f on every redis-server of the cluster the platform
+// runs, in parallel. One that runs but cannot be changed fails the step (it
+// is retried): it would go on accepting a password it must not, or refuse
+// the new one.
+func (c *Controller) forEachRunning(ctx context.Context, redis []store.Instance, f func(in store.Instance) error) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, in := range redis {
+		_, running, err := c.instanceRunning(ctx, in)
+		if err != nil {
+			return err
+		}
+		if !running {
+			continue // it renders every accepted password when it boots
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(in); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", in.Name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func rotateSteps() []step {
+	return []step{
+		{"add-password", func(ctx context.Context, r *jobRun) error {
+			return r.withInstances(ctx, func(cl store.Cluster, redis, _ []store.Instance) error {
+				if cl.Rotation.Next == "" {
+					return nil // switched before a restart
+				}
+				return r.c.forEachRunning(ctx, redis, func(in store.Instance) error {
+					rc := r.c.pool.Redis(addr(in), cl.Password)
+					if err := rc.Do(ctx, "acl", "setuser", "default", "on", ">"+cl.Rotation.Next).Err(); err != nil {
+						return fmt.Errorf("add the new password: %w", err)
+					}
+					// Replicas authenticate to their master with it from
+					// their next connection on; the master accepts both.
+					if err := rc.ConfigSet(ctx, "masterauth", cl.Rotation.Next).Err(); err != nil {
+						return fmt.Errorf("set masterauth: %w", err)
+					}
+					return nil
+				})
+			})
+		}},
+		{"set-sentinel-auth", func(ctx context.Context, r *jobRun) error {
+			return r.withInstances(ctx, func(cl store.Cluster, _, sentinels []store.Instance) error {
+				pw := cl.Rotation.Next
+				if pw == "" {
+					pw = cl.Password // switched before a restart: set it again
+				}
+				for _, s := range sentinels {
+					if _, running, err := r.c.instanceRunning(ctx, s); err != nil || !running {
+						if err != nil {
+							return err
+						}
+						continue // re-registered with the current password when it is repaired
+					}
+					sc := r.c.pool.Redis(addr(s), cl.SentinelPassword)
+					for shard := 0; shard < cl.Spec.Shards; shard++ {
+						if err := sentinel.SetAuthPass(ctx, sc, spec.MasterName(cl.Name, shard), pw); err != nil && !sentinel.IsNoSuchMaster(err) {
+							return fmt.Errorf("%s: %w", s.Name, err)
+						}
+					}
+				}
+				return nil
+			})
+		}},
+		{"switch-password", func(ctx context.Context, r *jobRun) error {
+			cl, err := r.c.getCluster(ctx, r.job.Cluster)
+			if err != nil {
+				return err
+			}
+			if cl.Rotation.Next == "" {
+				return nil
+			}
+			var p rotateParams
+			if err := json.Unmarshal(r.job.Params, &p); err != nil {
+				return fmt.Errorf("read job parameters: %w", err)
+			}
+			ends := time.Now().UTC().Add(time.Duration(p.GraceMs) * time.Millisecond).Truncate(time.Millisecond)
+			if err := r.c.store.SetRotation(ctx, cl.Name, cl.Rotation.Next, store.Rotation{Old: cl.Password, EndsAt: &ends}); err != nil {
+				return err
+			}
+			r.c.event(ctx, cl.Name, nil, "credentials-rotated",
+				fmt.Sprintf("new password in use; the old one is accepted until %s", ends.Format(time.RFC3339)),
+				map[string]any{"oldPasswordValidUntil": ends, "graceMs": p.GraceMs})
+			return nil
+		}},
+	}
+}
+
+func finishRotationSteps() []step {
+	return []step{
+		{"remove-old-password", func(ctx context.Context, r *jobRun) error {
+			return r.withInstances(ctx, func(cl store.Cluster, redis, _ []store.Instance) error {
+				if cl.Rotation.Old == "" || cl.Rotation.Old == cl.Password {
+					return nil
+				}
+				return r.c.forEachRunning(ctx, redis, func(in store.Instance) error {
+					err := r.c.pool.Redis(addr(in), cl.Password).Do(ctx, "acl", "setuser", "default", "<"+cl.Rotation.Old).Err()
+					if err != nil {
+						return fmt.Errorf("remove the old password: %w", err)
+					}
+					return nil
+				})
+			})
+		}},
+		{"forget-old-password", func(ctx context.Context, r *jobRun) error {
+			cl, err := r.c.getCluster(ctx, r.job.Cluster)
+			if err != nil {
+				return err
+			}
+			if cl.Rotation.Old == "" {
+				return nil
+			}
+			if err := r.c.store.SetRotation(ctx, cl.Name, cl.Password, store.Rotation{}); err != nil {
+				return err
+			}
+			r.c.event(ctx, cl.Name, nil, "credentials-rotation-finished", "the old password is no longer accepted", nil)
+			return nil
+		}},
+	}
+}

@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// Password rotation. The next and previous passwords are sealed like the
+// cluster's password, each bound to its own place.
+
+func (s *sqlStore) openRotation(c *Cluster, next, old sql.NullString, endsAt dbTime) error {
+	var err error
+	if next.Valid {
+		if c.Rotation.Next, err = s.seal.open(next.String, secretPlace("next password", c.Name)); err != nil {
+			return err
+		}
+	}
+	if old.Valid {
+		if c.Rotation.Old, err = s.seal.open(old.String, secretPlace("old password", c.Name)); err != nil {
+			return err
+		}
+	}
+	c.Rotation.EndsAt = endsAt.ptr()
+	return nil
+}
+
+func (s *sqlStore) sealOptional(secret, place, name string) (any, error) {
+	if secret == "" {
+		return nil, nil
+	}
+	return s.seal.seal(secret, secretPlace(place, name))
+}
+
+func (s *sqlStore) StartRotation(ctx context.Context, name, next string, j Job) error {
+	nextEnc, err := s.sealOptional(next, "next password", name)
+	if err != nil {
+		return fmt.Errorf("start rotation of cluster %q: %w", name, err)
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		n, err := rowsAffected(tx.ExecContext(ctx,
+			"UPDATE clusters SET next_password_enc = ? WHERE name = ? AND next_password_enc IS NULL AND old_password_enc IS NULL",
+			nextEnc, name))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			var one int
+			if err := tx.QueryRowContext(ctx, "SELECT 1 FROM clusters WHERE name = ?", name).Scan(&one); err != nil {
+				return ErrNotFound
+			}
+			return fmt.Errorf("a password rotation is already under way; finish it first: %w", ErrConflict)
+		}
+		return s.insertJob(ctx, tx, j)
+	})
+	if err != nil {
+		return fmt.Errorf("start rotation of cluster %q: %w", name, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) SetRotation(ctx context.Context, name, password string, r Rotation) error {
+	pw, err := s.seal.seal(password, secretPlace("password", name))
+	if err != nil {
+		return fmt.Errorf("set rotation of cluster %q: %w", name, err)
+	}
+	nextEnc, err := s.sealOptional(r.Next, "next password", name)
+	if err != nil {
+		return fmt.Errorf("set rotation of cluster %q: %w", name, err)
+	}
+	oldEnc, err := s.sealOptional(r.Old, "old password", name)
+	if err != nil {
+		return fmt.Errorf("set rotation of cluster %q: %w", name, err)
+	}
+	n, err := rowsAffected(s.db.ExecContext(ctx,
+		"UPDATE clusters SET password_enc = ?, next_password_enc = ?, old_password_enc = ?, rotation_ends_at = ? WHERE name = ?",
+		pw, nextEnc, oldEnc, nullTimeArg(r.EndsAt), name))
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("set rotation of cluster %q: %w", name, err)
+	}
+	return nil
+}
