@@ -78,8 +78,8 @@ func (c *Controller) removeAll(ctx context.Context, r *jobRun, cluster string) e
 			recorded[in.Name] = true
 		}
 		for _, pi := range known {
-			if !recorded[pi.Name] {
-				if err := c.platform.Remove(ctx, cluster, pi.Name); err != nil {
+			if !recorded[pi.ID.Name] {
+				if err := c.platform.Remove(ctx, pi.ID); err != nil {
 					return err
 				}
 			}
@@ -87,7 +87,7 @@ func (c *Controller) removeAll(ctx context.Context, r *jobRun, cluster string) e
 	}
 	for _, group := range [][]store.Instance{redis, sentinels} {
 		err := parallel(group, func(in store.Instance) error {
-			if err := c.platform.Remove(ctx, cluster, in.Name); err != nil {
+			if err := c.platform.Remove(ctx, id(in)); err != nil {
 				return err
 			}
 			c.pool.Forget(addr(in))
@@ -109,8 +109,8 @@ func (c *Controller) instanceRunning(ctx context.Context, in store.Instance) (in
 		return 0, false
 	}
 	for _, pi := range list {
-		if pi.Name == in.Name {
-			return pi.Pid, pi.Running
+		if pi.ID.Name == in.Name {
+			return pi.Details.Pid, pi.Running
 		}
 	}
 	return 0, false

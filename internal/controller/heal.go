@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -107,7 +108,7 @@ func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs observation
 	}
 	running := map[string]bool{}
 	for _, pi := range list {
-		running[pi.Name] = pi.Running
+		running[pi.ID.Name] = pi.Running
 	}
 	p := planHeal(cl.Spec, cl.Name, obs, running)
 	if len(p.Restart)+len(p.Waiting)+len(p.Demote) > 0 {
@@ -353,7 +354,7 @@ func (c *Controller) sentinelPeerProblems(ctx context.Context, cl store.Cluster,
 			}
 		}
 		want := majorityAnswer(c.sentinelMasterAnswers(ctx, cl, name, others))
-		if got := f["ip"] + ":" + f["port"]; want != "" && got != want {
+		if got := net.JoinHostPort(f["ip"], f["port"]); want != "" && got != want {
 			problems = append(problems, fmt.Sprintf("%s names %s master of %s, the others %s", s.Name, got, name, want))
 		}
 		if f["num-other-sentinels"] != fmt.Sprint(len(sentinels)-1) {

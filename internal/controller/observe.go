@@ -3,12 +3,14 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -112,16 +114,18 @@ type observation struct {
 }
 
 type redisObs struct {
-	In     store.Instance
-	Up     bool
-	Info   redisclient.Info
-	Master string // address of its master, for a replica
+	In      store.Instance
+	Details platform.Details // what the platform says of it (local: pid)
+	Up      bool
+	Info    redisclient.Info
+	Master  string // address of its master, for a replica
 }
 
 type sentinelObs struct {
-	In   store.Instance
-	Up   bool
-	View map[string]sentinel.Master
+	In      store.Instance
+	Details platform.Details
+	Up      bool
+	View    map[string]sentinel.Master
 }
 
 func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, sentinels []store.Instance) observation {
@@ -131,11 +135,11 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o := redisObs{In: in}
+			o := redisObs{In: in, Details: c.platform.Describe(in.Handle)}
 			if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication", "keyspace", "memory", "server"); err == nil {
 				o.Up, o.Info = true, info
 				if info["role"] == "slave" {
-					o.Master = info["master_host"] + ":" + info["master_port"]
+					o.Master = net.JoinHostPort(info["master_host"], info["master_port"])
 				}
 			}
 			obs.Redis[i] = o
@@ -145,7 +149,7 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o := sentinelObs{In: in}
+			o := sentinelObs{In: in, Details: c.platform.Describe(in.Handle)}
 			if v, err := sentinel.View(ctx, c.pool.Sentinel(addr(in), cl.SentinelPassword)); err == nil {
 				o.Up, o.View = true, v
 			}
@@ -168,7 +172,7 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 	failingOver := false
 
 	for _, so := range obs.Sentinels {
-		ss := api.SentinelStatus{Name: so.In.Name, Address: addr(so.In), Up: so.Up, Pid: so.In.Pid, Monitors: []string{}}
+		ss := api.SentinelStatus{Name: so.In.Name, Address: addr(so.In), Up: so.Up, Pid: so.Details.Pid, Monitors: []string{}}
 		for name := range so.View {
 			if strings.HasPrefix(name, cluster+"-") {
 				ss.Monitors = append(ss.Monitors, name)
@@ -246,7 +250,7 @@ func evaluate(s api.ClusterSpec, cluster string, obs observation, activeJob stri
 			if ro.In.Shard != shard {
 				continue
 			}
-			is := api.InstanceStatus{Name: ro.In.Name, Address: addr(ro.In), Up: ro.Up, Pid: ro.In.Pid}
+			is := api.InstanceStatus{Name: ro.In.Name, Address: addr(ro.In), Up: ro.Up, Pid: ro.Details.Pid}
 			if ro.Up {
 				is.Role = roleName(ro.Info["role"])
 				is.Keys = ro.Info.Keys()

@@ -10,48 +10,12 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
-
-func TestBootRole(t *testing.T) {
-	t.Parallel()
-	const a, b, c = "127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"
-	tests := []struct {
-		name    string
-		answers []string
-		self    string
-		planned string
-		want    string
-	}{
-		{"new shard, planned master boots as master", nil, a, a, ""},
-		{"new shard, others replicate the planned master", nil, b, a, a},
-		{"empty answers are no answers", []string{}, b, a, a},
-		{"Sentinels override the plan", []string{b, b, b}, c, a, b},
-		{"the old master comes back as a replica", []string{b, b, b}, a, a, b},
-		{"self named master boots as master", []string{b, b, b}, b, a, ""},
-		{"majority wins", []string{a, b, b}, c, a, b},
-		{"majority wins regardless of order", []string{b, a, b}, c, a, b},
-		{"self named by a majority but not all replicates the other (mid-failover)", []string{a, b, b}, b, a, a},
-		{"self named by every answer boots as master", []string{b, b, b}, b, a, ""},
-		{"self named by a minority follows the majority", []string{a, b, b}, a, a, b},
-		{"a single answer is enough", []string{c}, a, a, c},
-		{"tie resolves to the lowest address", []string{b, a}, c, c, a},
-		{"tie resolves the same in any order", []string{a, b}, c, c, a},
-		{"tie, two each", []string{c, b, c, b}, a, a, b},
-		{"a tie with self replicates the other", []string{b, a}, a, c, b},
-		{"no plan and no answers", nil, a, "", ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := bootRole(tc.answers, tc.self, tc.planned); got != tc.want {
-				t.Fatalf("bootRole(%q, self %s, planned %s) = %q, want %q", tc.answers, tc.self, tc.planned, got, tc.want)
-			}
-		})
-	}
-}
 
 func TestPlannedInstances(t *testing.T) {
 	t.Parallel()
@@ -160,10 +124,10 @@ func fxCluster(shards, replicas, sentinels int) (api.ClusterSpec, observation) {
 		for o := 0; o <= replicas; o++ {
 			port := fxRedisPort(sh, o)
 			in := store.Instance{Name: spec.InstanceName("orders", sh, o), Cluster: "orders", Kind: store.KindRedis,
-				Shard: sh, Ordinal: o, Host: fxHost, Port: port, Pid: 1}
+				Shard: sh, Ordinal: o, Host: fxHost, Port: port}
 			info := redisclient.Info{"process_id": strconv.Itoa(port + 10000), "used_memory": "1048576",
 				"db0": "keys=5,expires=0,avg_ttl=0", "db1": "keys=2,expires=1,avg_ttl=0"}
-			ro := redisObs{In: in, Up: true, Info: info}
+			ro := redisObs{In: in, Details: platform.Details{Pid: 1}, Up: true, Info: info}
 			if o == 0 {
 				info["role"] = "master"
 				info["master_repl_offset"] = "1000"
@@ -182,14 +146,14 @@ func fxCluster(shards, replicas, sentinels int) (api.ClusterSpec, observation) {
 	}
 	for i := 0; i < sentinels; i++ {
 		in := store.Instance{Name: spec.SentinelInstanceName("orders", i), Cluster: "orders", Kind: store.KindSentinel,
-			Shard: -1, Ordinal: i, Host: fxHost, Port: 7100 + i, Pid: 200 + i}
+			Shard: -1, Ordinal: i, Host: fxHost, Port: 7100 + i}
 		// Each Sentinel has its own copy of the view, so a case can change one.
 		v := map[string]sentinel.Master{}
 		for k, m := range views {
 			m.Replicas = append([]sentinel.Replica(nil), m.Replicas...)
 			v[k] = m
 		}
-		obs.Sentinels = append(obs.Sentinels, sentinelObs{In: in, Up: true, View: v})
+		obs.Sentinels = append(obs.Sentinels, sentinelObs{In: in, Details: platform.Details{Pid: 200 + i}, Up: true, View: v})
 	}
 	return s, obs
 }

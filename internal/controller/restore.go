@@ -291,7 +291,7 @@ func (c *Controller) fetchBackup(ctx context.Context, pr *transferProgress, cl s
 		pipeW.CloseWithError(err)
 		verified <- err
 	}()
-	serr := c.platform.Seed(ctx, cl.Name, master.Name, pipeR)
+	serr := c.platform.Seed(ctx, id(*master), pipeR)
 	pipeR.CloseWithError(errors.New("seed ended")) // unblock the copy if Seed stopped early
 	if verr := <-verified; verr != nil {
 		return fail(verr)

@@ -195,11 +195,12 @@ func shardOf(cluster, name string) *int {
 }
 
 // onExit reacts to the platform seeing a process exit: it records the loss,
-// starts the fast failover when the process was a master, and wakes the
-// control loop, which restarts what is lost.
+// starts the fast failover when the process was a master and its death is
+// certain (a suspected death waits for Sentinel's own down-after), and wakes
+// the control loop, which restarts what is lost.
 func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 	defer c.Wake()
-	cl, err := c.store.GetCluster(ctx, ev.Cluster)
+	cl, err := c.store.GetCluster(ctx, ev.ID.Cluster)
 	if err != nil {
 		return
 	}
@@ -209,7 +210,7 @@ func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 	}
 	var in *store.Instance
 	for i := range redis {
-		if redis[i].Name == ev.Name {
+		if redis[i].Name == ev.ID.Name {
 			in = &redis[i]
 		}
 	}
@@ -225,6 +226,10 @@ func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 			t.LostAt = ev.At
 		}
 	})
+	if !ev.Certain {
+		c.log.Info("fast failover declined: the platform only suspects the master is dead", "cluster", cl.Name, "shard", name, "instance", in.Name)
+		return
+	}
 	if cl.Spec.FastFailover && cl.Spec.Replicas > 0 {
 		go c.fastFailover(ctx, cl, *in, redis, sentinels)
 	}

@@ -3,13 +3,22 @@ package platform
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"time"
+
+	"github.com/redis-manager/redis-manager/internal/spec"
 )
 
-// ErrPortInUse is returned when an instance's port is held by a process the
-// platform does not recognise as that instance.
+// ErrPortInUse is returned when an instance's endpoint is held by a process
+// the platform does not recognise as that instance.
 var ErrPortInUse = errors.New("port in use by another process")
+
+// ErrNoCapacity is returned by Reserve when the platform has no endpoint
+// left to give.
+var ErrNoCapacity = errors.New("no free endpoint")
 
 // Kinds of instance.
 const (
@@ -17,32 +26,95 @@ const (
 	KindSentinel = "sentinel"
 )
 
+// ID names an instance: its cluster and its own name. It is the identity;
+// an address is not (a platform may move an instance to another host).
+type ID struct {
+	Cluster string
+	Name    string
+}
+
+func (id ID) String() string { return id.Cluster + "/" + id.Name }
+
+// Endpoint is where an instance is reached. Host is an IP address (v4 or
+// v6) or a DNS name; String is the only way an address is formatted.
+type Endpoint struct {
+	Host string
+	Port int
+}
+
+// String returns host:port, with brackets around an IPv6 host.
+func (e Endpoint) String() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
+
+// ParseEndpoint parses host:port (an IPv6 host in brackets).
+func ParseEndpoint(s string) (Endpoint, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return Endpoint{}, fmt.Errorf("address %q: bad port", s)
+	}
+	return Endpoint{Host: h, Port: port}, nil
+}
+
+// Want is one instance Reserve should find an endpoint for.
+type Want struct {
+	ID   ID
+	Kind string // KindRedis | KindSentinel
+}
+
 // InstanceSpec is everything a platform needs to run one instance.
 type InstanceSpec struct {
-	Name    string
-	Cluster string
-	Kind    string // KindRedis | KindSentinel
-	Host    string
-	Port    int
-	// Config renders the config file for a boot. It is called only when the
-	// instance is (re)started, never for an instance that is adopted running,
-	// with the data dir the platform chose, so the boot role can be decided
-	// at that moment.
-	Config func(dataDir string) (string, error)
-	// KeepConfig leaves an existing config file alone (Sentinel owns and
-	// rewrites its own file after the first boot).
-	KeepConfig bool
+	ID       ID
+	Kind     string // KindRedis | KindSentinel
+	Endpoint Endpoint
+	// Redis is the redis-server's configuration (Kind KindRedis). The
+	// platform fills Dir (where the data lives) and ReplicaOf (from Boot)
+	// when the instance boots.
+	Redis *spec.RedisConfig
+	// Sentinel is the Sentinel's configuration (Kind KindSentinel); the
+	// platform fills Dir. Sentinel owns and rewrites its own file after
+	// the first boot, so an existing file is kept.
+	Sentinel *spec.SentinelConfig
+	// Boot is what the boot decision of a redis-server needs
+	// (internal/instance.Decide); the platform runs it right before each
+	// boot, never for an instance that is adopted running.
+	Boot *BootPlan
+}
+
+// BootPlan is the input of a redis-server's boot decision: whom to ask
+// and what to fall back on while no Sentinel knows the shard.
+type BootPlan struct {
+	// MasterName is the shard's Sentinel master name.
+	MasterName string
+	// PlannedMaster is the address that is master while no Sentinel
+	// knows the shard (a new cluster): ordinal 0, or the current master of
+	// a shard a replica is added to.
+	PlannedMaster string
+	// Sentinels are the addresses of the cluster's Sentinels.
+	Sentinels        []string
+	SentinelPassword string
+}
+
+// Details is what a person needs to find an instance on its platform: the
+// API shows it. Local: the pid; Kubernetes: the pod and node.
+type Details struct {
+	Pid  int    `json:"pid,omitempty"`
+	Pod  string `json:"pod,omitempty"`
+	Node string `json:"node,omitempty"`
 }
 
 // Instance is what runs.
 type Instance struct {
-	Name    string
-	Cluster string
-	Kind    string
-	Host    string
-	Port    int
-	Pid     int
-	DataDir string
+	ID       ID
+	Kind     string
+	Endpoint Endpoint
+	// Handle is the platform's own record of the instance (local: pid and
+	// data dir), opaque to everyone else: the store saves it as it is and
+	// Recover gets it back.
+	Handle  []byte
+	Details Details
 	Running bool
 	// Adopted is true when Ensure found the instance already running.
 	Adopted bool
@@ -50,39 +122,60 @@ type Instance struct {
 
 // Event types.
 const (
+	// EventExited: the instance's process or container ended, or it may
+	// have (see Certain).
 	EventExited = "exited"
 )
 
 // InstanceEvent is something the platform saw happen to an instance.
 type InstanceEvent struct {
-	Type    string
-	Name    string
-	Cluster string
-	Pid     int
+	Type string
+	ID   ID
+	// Certain is true when the platform knows the instance is dead (its
+	// process was reaped or its pidfd reported the exit; a container
+	// terminated; a pod was deleted), false when it only suspects it (a
+	// node stopped reporting). Only a certain death may shorten a
+	// failover.
+	Certain bool
+	Details Details
 	At      time.Time
 }
 
 // Platform runs instances. Every method is idempotent.
 type Platform interface {
+	// Reserve gives each wanted instance an endpoint no taken endpoint
+	// and no other wanted instance has. It stores nothing: the caller
+	// records the endpoints, and passes every recorded one as taken.
+	// ErrNoCapacity when the platform has none left.
+	Reserve(ctx context.Context, want []Want, taken []Endpoint) (map[ID]Endpoint, error)
+	// Capacity tells how many more instances fit beside the taken
+	// endpoints, and what limits them (for messages), e.g.
+	// "--port-range 17000-17999".
+	Capacity(taken []Endpoint) (free int, limit string)
 	// Ensure makes the instance run, adopting a running copy rather than
 	// starting a second one.
 	Ensure(ctx context.Context, spec InstanceSpec) (Instance, error)
-	// Recover re-attaches to an instance that runs (after a manager restart)
-	// so its exit is reported by Watch. It never starts anything.
-	Recover(ctx context.Context, cluster, name string) (Instance, error)
+	// Recover re-attaches to an instance that runs (after a manager
+	// restart), given the handle Ensure returned (nil if none was
+	// recorded), so its death is reported by Watch. It never starts
+	// anything.
+	Recover(ctx context.Context, id ID, handle []byte) (Instance, error)
 	// Remove stops the instance and deletes its data. Removing an instance
 	// that does not exist is not an error.
-	Remove(ctx context.Context, cluster, name string) error
+	Remove(ctx context.Context, id ID) error
 	// List tells what the platform has for a cluster, running or not.
 	List(ctx context.Context, cluster string) ([]Instance, error)
-	// Watch reports instance exits until ctx ends.
+	// Watch reports instance deaths until ctx ends.
 	Watch(ctx context.Context) (<-chan InstanceEvent, error)
+	// Describe returns what a person needs to know of an instance, from
+	// its handle (nil: nothing).
+	Describe(handle []byte) Details
 	// Seed gives a redis-server that has not started yet its initial
 	// dataset: what r yields becomes the dump.rdb it loads at its first
 	// boot (a restore). The file appears only once r reaches io.EOF; an
 	// error from r or ctx leaves none. Seeding an instance that runs is
 	// refused (ErrRunning): its data is its own.
-	Seed(ctx context.Context, cluster, name string, r io.Reader) error
+	Seed(ctx context.Context, id ID, r io.Reader) error
 }
 
 // ErrRunning is returned by Seed for an instance that runs.
