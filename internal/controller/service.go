@@ -55,10 +55,10 @@ func (c *Controller) checkCapacity(ctx context.Context, need int) error {
 	for _, in := range insts {
 		taken = append(taken, endpoint(in))
 	}
-	if free, limit := c.platform.Capacity(taken); need > free {
+	if cp := c.platform.Capacity(taken); need > cp.Free {
 		return &spec.FieldError{Kind: spec.Unprocessable, Field: "shards",
-			Message: fmt.Sprintf("the cluster needs %d instances (shards × (1 + replicas) + sentinels) but only %d more fit in %s",
-				need, free, limit)}
+			Message: fmt.Sprintf("the cluster needs %d %s (shards × (1 + replicas) + sentinels) but only %d of the %d in %s are free",
+				need, cp.Unit, cp.Free, cp.Total, cp.Limit)}
 	}
 	return nil
 }

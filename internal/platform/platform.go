@@ -58,6 +58,15 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	return Endpoint{Host: h, Port: port}, nil
 }
 
+// Capacity is how many more instances a platform can give endpoints to,
+// and what limits them, for messages: "only Free of the Total Unit in Limit
+// are free".
+type Capacity struct {
+	Free, Total int
+	Unit        string // "ports", "addresses"
+	Limit       string // "--port-range 17000-17999"
+}
+
 // Want is one instance Reserve should find an endpoint for.
 type Want struct {
 	ID   ID
@@ -149,9 +158,8 @@ type Platform interface {
 	// ErrNoCapacity when the platform has none left.
 	Reserve(ctx context.Context, want []Want, taken []Endpoint) (map[ID]Endpoint, error)
 	// Capacity tells how many more instances fit beside the taken
-	// endpoints, and what limits them (for messages), e.g.
-	// "--port-range 17000-17999".
-	Capacity(taken []Endpoint) (free int, limit string)
+	// endpoints, and what limits them.
+	Capacity(taken []Endpoint) Capacity
 	// Ensure makes the instance run, adopting a running copy rather than
 	// starting a second one.
 	Ensure(ctx context.Context, spec InstanceSpec) (Instance, error)

@@ -83,7 +83,7 @@ func (p *Platform) Reserve(ctx context.Context, want []platform.Want, taken []pl
 }
 
 // Capacity implements platform.Platform.
-func (p *Platform) Capacity(taken []platform.Endpoint) (int, string) {
+func (p *Platform) Capacity(taken []platform.Endpoint) platform.Capacity {
 	if len(p.opts.Hosts) > 0 {
 		usedHost := map[string]bool{}
 		for _, e := range taken {
@@ -95,10 +95,10 @@ func (p *Platform) Capacity(taken []platform.Endpoint) (int, string) {
 				free++
 			}
 		}
-		return free, fmt.Sprintf("the %d addresses of --host-range %s", len(p.opts.Hosts), p.opts.HostRange)
+		return platform.Capacity{Free: free, Total: len(p.opts.Hosts), Unit: "addresses", Limit: "--host-range " + p.opts.HostRange}
 	}
 	size := p.opts.PortHi - p.opts.PortLo + 1
-	return max(size-len(taken), 0), fmt.Sprintf("the %d ports of --port-range %d-%d", size, p.opts.PortLo, p.opts.PortHi)
+	return platform.Capacity{Free: max(size-len(taken), 0), Total: size, Unit: "ports", Limit: fmt.Sprintf("--port-range %d-%d", p.opts.PortLo, p.opts.PortHi)}
 }
 
 // endpointFree tells whether the endpoint can be bound now.

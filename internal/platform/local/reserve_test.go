@@ -60,8 +60,8 @@ func TestReservePorts(t *testing.T) {
 	if a, b := got[platform.ID{Cluster: "c", Name: "a"}], got[platform.ID{Cluster: "c", Name: "b"}]; a != (platform.Endpoint{Host: DefaultHost, Port: lo + 2}) || b != (platform.Endpoint{Host: DefaultHost, Port: lo + 3}) {
 		t.Errorf("Reserve = %v, want a on %d, b on %d", got, lo+2, lo+3)
 	}
-	if free, limit := p.Capacity(taken); free != 4 || !strings.Contains(limit, fmt.Sprintf("--port-range %d-%d", lo, lo+4)) {
-		t.Errorf("Capacity = %d, %q", free, limit)
+	if c := p.Capacity(taken); c != (platform.Capacity{Free: 4, Total: 5, Unit: "ports", Limit: fmt.Sprintf("--port-range %d-%d", lo, lo+4)}) {
+		t.Errorf("Capacity = %+v", c)
 	}
 	// lo is taken and lo+1 held: a, b, c fit, d does not.
 	_, err = p.Reserve(context.Background(), wants("a", "b", "c", "d"), taken)
@@ -95,8 +95,8 @@ func TestReserveHosts(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Reserve = %v, want %v", got, want)
 	}
-	if free, limit := p.Capacity(taken); free != 2 || !strings.Contains(limit, "--host-range 127.0.1.1-127.0.1.3") {
-		t.Errorf("Capacity = %d, %q", free, limit)
+	if c := p.Capacity(taken); c != (platform.Capacity{Free: 2, Total: 3, Unit: "addresses", Limit: "--host-range 127.0.1.1-127.0.1.3"}) {
+		t.Errorf("Capacity = %+v", c)
 	}
 	_, err = p.Reserve(context.Background(), wants("a", "b", "c"), taken)
 	if !errors.Is(err, platform.ErrNoCapacity) || !strings.Contains(err.Error(), "no free address left in --host-range") {
