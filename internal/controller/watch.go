@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -226,11 +227,29 @@ func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 			t.LostAt = ev.At
 		}
 	})
-	if !ev.Certain {
-		c.log.Info("fast failover declined: the platform only suspects the master is dead", "cluster", cl.Name, "shard", name, "instance", in.Name)
+	if ok, why := forceOnDeath(ev, cl.Spec); !ok {
+		if why != "" {
+			c.log.Info("fast failover declined: "+why, "cluster", cl.Name, "shard", name, "instance", in.Name)
+		}
 		return
 	}
-	if cl.Spec.FastFailover && cl.Spec.Replicas > 0 {
-		go c.fastFailover(ctx, cl, *in, redis, sentinels)
+	go c.fastFailover(ctx, cl, *in, redis, sentinels)
+}
+
+// forceOnDeath tells whether the death of a shard's master may start a fast
+// failover: only when the spec allows it, there is a replica to promote,
+// and the platform is certain the master is dead (a process reaped, a
+// container terminated, a pod deleted). A suspected death (a lost watch, a
+// node that stopped reporting) waits for Sentinel's own down-after. It is
+// pure; why says why not, "" when the spec does not ask for it.
+func forceOnDeath(ev platform.InstanceEvent, s api.ClusterSpec) (ok bool, why string) {
+	switch {
+	case !s.FastFailover || s.Replicas == 0:
+		return false, ""
+	case ev.Type != platform.EventExited:
+		return false, "not a death: " + ev.Type
+	case !ev.Certain:
+		return false, "the platform only suspects the master is dead"
 	}
+	return true, ""
 }
