@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
 )
 
 // AskTimeout bounds each Sentinel's answer to the boot question.
@@ -90,15 +91,17 @@ func Role(sentinelAnswers []string, self, plannedMaster string) string {
 	return best // "" when every answer names self
 }
 
-// DialAsker asks with a short-lived connection per question: boots are rare,
-// and a pod's entrypoint has no pool.
-type DialAsker struct{}
+// PoolAsker asks through pooled connections: the manager's, where many
+// instances boot at once (a create) and new connections would each take an
+// ephemeral port.
+type PoolAsker struct{ Pool *redisclient.Pool }
 
 // MasterAddr implements Asker with SENTINEL GET-MASTER-ADDR-BY-NAME.
-func (DialAsker) MasterAddr(ctx context.Context, sentinel, password, masterName string) (string, error) {
-	c := redis.NewSentinelClient(&redis.Options{Addr: sentinel, Password: password,
-		DialTimeout: AskTimeout, ReadTimeout: AskTimeout, WriteTimeout: AskTimeout, MaxRetries: -1})
-	defer c.Close()
+func (a PoolAsker) MasterAddr(ctx context.Context, sentinel, password, masterName string) (string, error) {
+	return masterAddr(ctx, a.Pool.Sentinel(sentinel, password), masterName)
+}
+
+func masterAddr(ctx context.Context, c *redis.SentinelClient, masterName string) (string, error) {
 	res, err := c.GetMasterAddrByName(ctx, masterName).Result()
 	if err != nil {
 		return "", err
@@ -107,4 +110,16 @@ func (DialAsker) MasterAddr(ctx context.Context, sentinel, password, masterName 
 		return "", nil
 	}
 	return net.JoinHostPort(res[0], res[1]), nil
+}
+
+// DialAsker asks with a short-lived connection per question: a pod's
+// entrypoint asks once and has no pool.
+type DialAsker struct{}
+
+// MasterAddr implements Asker with SENTINEL GET-MASTER-ADDR-BY-NAME.
+func (DialAsker) MasterAddr(ctx context.Context, sentinel, password, masterName string) (string, error) {
+	c := redis.NewSentinelClient(&redis.Options{Addr: sentinel, Password: password,
+		DialTimeout: AskTimeout, ReadTimeout: AskTimeout, WriteTimeout: AskTimeout, MaxRetries: -1})
+	defer c.Close()
+	return masterAddr(ctx, c, masterName)
 }

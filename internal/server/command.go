@@ -22,7 +22,9 @@ import (
 
 	"github.com/redis-manager/redis-manager/internal/cli"
 	"github.com/redis-manager/redis-manager/internal/controller"
+	"github.com/redis-manager/redis-manager/internal/instance"
 	"github.com/redis-manager/redis-manager/internal/platform/local"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
@@ -143,8 +145,13 @@ func Serve(ctx context.Context, o Options, version string) error {
 		// the manager's user reads it.
 		_ = os.Chmod(strings.TrimPrefix(o.Store, "sqlite://"), 0o600)
 	}
+	// The boot decisions' own pool: the controller closes its pool when
+	// it stops, the platform may still boot until then.
+	askPool := redisclient.NewPool()
+	defer askPool.Close()
 	plat, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer,
-		local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange}, log.With("platform", "local"))
+		local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}},
+		log.With("platform", "local"))
 	if err != nil {
 		return err
 	}
