@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"sort"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/backup"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -269,35 +269,13 @@ func (c *Controller) fetchBackup(ctx context.Context, pr *transferProgress, cl s
 		pr.fail(rs.Shard)
 		return fmt.Errorf("shard %d: backup %s (%s): %w", rs.Shard, b.ID, b.Target, err)
 	}
-	t, err := backup.OpenTarget(ctx, b.TargetURL)
-	if err != nil {
-		return fail(err)
-	}
-	rc, err := t.Get(ctx, b.ObjectKey)
-	if err != nil {
-		return fail(err)
-	}
-	defer rc.Close()
 	pr.start(rs.Shard, "of "+b.ID, 1, b.SizeBytes)
-	src := &countingReader{r: rc, report: func(n int64) { pr.update(ctx, rs.Shard, n) }}
-	pipeR, pipeW := io.Pipe()
-	verified := make(chan error, 1)
-	go func() {
-		res, err := backup.VerifyCopy(pipeW, src)
-		if err == nil {
-			err = matchRecord(res, b)
-		}
-		// The dump.rdb appears only when the copy ends without an error.
-		pipeW.CloseWithError(err)
-		verified <- err
-	}()
-	serr := c.platform.Seed(ctx, id(*master), pipeR)
-	pipeR.CloseWithError(errors.New("seed ended")) // unblock the copy if Seed stopped early
-	if verr := <-verified; verr != nil {
-		return fail(verr)
-	}
-	if serr != nil {
-		return fail(serr)
+	// The platform fetches and checks the object where the instance's data
+	// lives; the bytes do not pass through the job.
+	err = c.platform.Seed(ctx, id(*master), platform.SeedSource{TargetURL: b.TargetURL, Key: b.ObjectKey,
+		Size: b.SizeBytes, CRC64: b.CRC64, Progress: func(n int64) { pr.update(ctx, rs.Shard, n) }})
+	if err != nil {
+		return fail(err)
 	}
 	pr.done(rs.Shard, b.SizeBytes)
 	return nil
@@ -307,13 +285,7 @@ func (c *Controller) fetchBackup(ctx context.Context, pr *transferProgress, cl s
 // that is not the one backed up (replaced, truncated at a valid point) is
 // refused too. It is pure.
 func matchRecord(res backup.Result, b store.Backup) error {
-	if b.CRC64 != "" && res.CRC64 != b.CRC64 {
-		return fmt.Errorf("%w: CRC64 %s, the record says %s", backup.ErrCorrupt, res.CRC64, b.CRC64)
-	}
-	if b.SizeBytes > 0 && res.Bytes != b.SizeBytes {
-		return fmt.Errorf("%w: %d bytes, the record says %d", backup.ErrCorrupt, res.Bytes, b.SizeBytes)
-	}
-	return nil
+	return backup.CheckRecorded(res, b.SizeBytes, b.CRC64)
 }
 
 // restoreStartRedis starts every redis-server like a create does, then

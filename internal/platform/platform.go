@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"time"
@@ -179,11 +178,29 @@ type Platform interface {
 	// its handle (nil: nothing).
 	Describe(handle []byte) Details
 	// Seed gives a redis-server that has not started yet its initial
-	// dataset: what r yields becomes the dump.rdb it loads at its first
-	// boot (a restore). The file appears only once r reaches io.EOF; an
-	// error from r or ctx leaves none. Seeding an instance that runs is
-	// refused (ErrRunning): its data is its own.
-	Seed(ctx context.Context, id ID, r io.Reader) error
+	// dataset (a restore): the platform fetches the source where the
+	// instance's data lives (local: into its data dir, from the manager;
+	// Kubernetes: an init container of the pod), checks it (an RDB's
+	// structure and CRC64, the recorded size and CRC64) and only then
+	// places it as the dump.rdb the instance loads at its first boot. A
+	// failed fetch or check leaves nothing. Seeding an instance that runs
+	// is refused (ErrRunning): its data is its own.
+	Seed(ctx context.Context, id ID, src SeedSource) error
+}
+
+// SeedSource is a restore's dataset: an object in a backup target, with
+// what it must be.
+type SeedSource struct {
+	// TargetURL is the backup target (file:// or s3://) and Key the
+	// object's key in it.
+	TargetURL string
+	Key       string
+	// Size and CRC64 are what the backup recorded (0 and "": unknown).
+	Size  int64
+	CRC64 string
+	// Progress, when set, is told the bytes fetched so far, from time to
+	// time (where the fetch runs in the caller's process).
+	Progress func(n int64)
 }
 
 // ErrRunning is returned by Seed for an instance that runs.

@@ -8,15 +8,16 @@
 package fake
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/redis-manager/redis-manager/internal/backup"
 	"github.com/redis-manager/redis-manager/internal/instance"
 	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -259,11 +260,34 @@ func (p *Platform) Describe(h []byte) platform.Details {
 	return platform.Details{Pid: hd.Pid}
 }
 
-// Seed implements platform.Platform.
-func (p *Platform) Seed(ctx context.Context, id platform.ID, r io.Reader) error {
-	b, err := io.ReadAll(r)
+// Seed implements platform.Platform: it fetches and checks the object like
+// a real platform, and keeps it in memory.
+func (p *Platform) Seed(ctx context.Context, id platform.ID, src platform.SeedSource) error {
+	p.w.mu.Lock()
+	if in := p.w.insts[id]; in != nil && in.running {
+		p.w.mu.Unlock()
+		return fmt.Errorf("seed %s: %w (pid %d)", id.Name, platform.ErrRunning, in.pid)
+	}
+	p.w.mu.Unlock()
+	t, err := backup.OpenTarget(ctx, src.TargetURL)
 	if err != nil {
 		return fmt.Errorf("seed %s: %w", id.Name, err)
+	}
+	rc, err := t.Get(ctx, src.Key)
+	if err != nil {
+		return fmt.Errorf("seed %s: %w", id.Name, err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	res, err := backup.VerifyCopy(&buf, rc)
+	if err == nil {
+		err = backup.CheckRecorded(res, src.Size, src.CRC64)
+	}
+	if err != nil {
+		return fmt.Errorf("seed %s: %w", id.Name, err)
+	}
+	if src.Progress != nil {
+		src.Progress(res.Bytes)
 	}
 	p.w.mu.Lock()
 	defer p.w.mu.Unlock()
@@ -275,7 +299,7 @@ func (p *Platform) Seed(ctx context.Context, id platform.ID, r io.Reader) error 
 	if in.running {
 		return fmt.Errorf("seed %s: %w (pid %d)", id.Name, platform.ErrRunning, in.pid)
 	}
-	in.seed = b
+	in.seed = buf.Bytes()
 	return nil
 }
 

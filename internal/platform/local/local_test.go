@@ -566,18 +566,6 @@ func TestAdoptThroughSymlinkedRoot(t *testing.T) {
 	}
 }
 
-// failingReader yields some bytes, then an error.
-type failingReader struct{ n int }
-
-func (f *failingReader) Read(p []byte) (int, error) {
-	if f.n > 0 {
-		n := min(len(p), f.n)
-		f.n -= n
-		return n, nil
-	}
-	return 0, errors.New("source broke")
-}
-
 func TestSeed(t *testing.T) {
 	t.Parallel()
 	root := instanceRoot(t)
@@ -604,22 +592,42 @@ func TestSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The RDB as a backup object, whole and cut short.
+	objects := t.TempDir()
+	target := "file://" + objects
+	if err := os.WriteFile(filepath.Join(objects, "whole.rdb"), rdb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(objects, "short.rdb"), rdb[:len(rdb)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	whole := platform.SeedSource{TargetURL: target, Key: "whole.rdb", Size: int64(len(rdb))}
+
 	// A running instance is never seeded.
-	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-0-0"}, strings.NewReader("x")); !errors.Is(err, platform.ErrRunning) {
+	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-0-0"}, whole); !errors.Is(err, platform.ErrRunning) {
 		t.Errorf("seed a running instance: %v, want ErrRunning", err)
 	}
 
-	// A reader that fails leaves nothing: no dump.rdb, no temporary file.
+	// A source that ends early leaves nothing: no dump.rdb, no temporary file.
 	dir := p.dir(cluster, "orders-1-0")
-	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-1-0"}, &failingReader{n: 3 << 20}); err == nil || !strings.Contains(err.Error(), "source broke") {
-		t.Fatalf("seed from a failing reader: %v", err)
+	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-1-0"}, platform.SeedSource{TargetURL: target, Key: "short.rdb"}); err == nil || !strings.Contains(err.Error(), "orders-1-0") {
+		t.Fatalf("seed from a truncated object: %v", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("left behind after a failed seed: %v", entries)
 	}
+	// Nor does a whole RDB that is not the recorded one.
+	other := whole
+	other.CRC64 = "0000000000000000"
+	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-1-0"}, other); err == nil || !strings.Contains(err.Error(), "CRC64") {
+		t.Fatalf("seed of an RDB with another CRC64 than recorded: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left behind after a refused seed: %v", entries)
+	}
 
 	// Seeded, the instance boots with the data.
-	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-1-0"}, strings.NewReader(string(rdb))); err != nil {
+	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-1-0"}, whole); err != nil {
 		t.Fatal(err)
 	}
 	port := testenv.FreePort(t)

@@ -6,8 +6,12 @@ package platformtest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +19,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/backup"
 	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/spec"
 )
@@ -143,7 +148,7 @@ func Run(t *testing.T, h Harness) {
 		{"ensure adopts, recover re-attaches, deaths are certain, remove", lifecycle},
 		{"reserve gives distinct endpoints beside the taken ones", reserveDistinct},
 		{"remove and recover of what is absent", absent},
-		{"seed is refused while running", seedRunning},
+		{"seed fetches and checks its source, refused while running", seedRunning},
 		{"a spec without configuration starts nothing", noConfig},
 		{"removing one instance leaves the others", removeOne},
 	}
@@ -319,9 +324,23 @@ func absent(t *testing.T, h Harness) {
 	}
 }
 
-type failing struct{}
-
-func (failing) Read([]byte) (int, error) { return 0, errors.New("source broke") }
+// emptyRDB is a complete RDB with no keys: header, EOF opcode and the
+// CRC-64/Jones (reflected, init 0) of both, little-endian.
+func emptyRDB() []byte {
+	b := append([]byte("REDIS0009"), 0xff)
+	var crc uint64
+	for _, c := range b {
+		crc ^= uint64(c)
+		for range 8 {
+			if crc&1 == 1 {
+				crc = crc>>1 ^ 0x95ac9329ac4bc9b5
+			} else {
+				crc >>= 1
+			}
+		}
+	}
+	return binary.LittleEndian.AppendUint64(b, crc)
+}
 
 func seedRunning(t *testing.T, h Harness) {
 	ctx := ctxT(t)
@@ -330,17 +349,49 @@ func seedRunning(t *testing.T, h Harness) {
 	if _, err := p.Ensure(ctx, specs[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Seed(ctx, specs[0].ID, strings.NewReader("data")); !errors.Is(err, platform.ErrRunning) {
+	dir := t.TempDir()
+	target := (&url.URL{Scheme: "file", Path: filepath.ToSlash(dir)}).String()
+	rdb := emptyRDB()
+	corrupt := append([]byte(nil), rdb...)
+	corrupt[len(corrupt)-1] ^= 1
+	for key, b := range map[string][]byte{"good.rdb": rdb, "corrupt.rdb": corrupt} {
+		if err := os.WriteFile(filepath.Join(dir, key), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := func(key string, size int64) platform.SeedSource {
+		return platform.SeedSource{TargetURL: target, Key: key, Size: size}
+	}
+	if err := p.Seed(ctx, specs[0].ID, src("good.rdb", int64(len(rdb)))); !errors.Is(err, platform.ErrRunning) {
 		t.Errorf("Seed of a running instance: %v, want ErrRunning", err)
 	}
-	if err := p.Seed(ctx, specs[1].ID, failing{}); err == nil || !strings.Contains(err.Error(), "source broke") {
-		t.Errorf("Seed from a failing source: %v", err)
+	if err := p.Seed(ctx, specs[1].ID, src("missing.rdb", 0)); !errors.Is(err, backup.ErrNotFound) || !strings.Contains(err.Error(), specs[1].ID.Name) {
+		t.Errorf("Seed from a missing object: %v, want ErrNotFound naming %s", err, specs[1].ID.Name)
 	}
-	if err := p.Seed(ctx, specs[1].ID, strings.NewReader("data")); err != nil {
-		t.Errorf("Seed of an instance that never ran: %v", err)
+	if err := p.Seed(ctx, specs[1].ID, src("corrupt.rdb", 0)); !errors.Is(err, backup.ErrCorrupt) {
+		t.Errorf("Seed from a corrupt object: %v, want ErrCorrupt", err)
+	}
+	if err := p.Seed(ctx, specs[1].ID, src("good.rdb", int64(len(rdb))+1)); !errors.Is(err, backup.ErrCorrupt) {
+		t.Errorf("Seed from an object of another size than recorded: %v, want ErrCorrupt", err)
+	}
+	var seen int64
+	good := src("good.rdb", int64(len(rdb)))
+	good.Progress = func(n int64) { seen = n }
+	if err := p.Seed(ctx, specs[1].ID, good); err != nil {
+		t.Fatalf("Seed of an instance that never ran: %v", err)
+	}
+	if seen != int64(len(rdb)) {
+		t.Errorf("progress ended at %d bytes, want %d", seen, len(rdb))
 	}
 	if l, ok := find(ctx, t, p, specs[1].ID); ok && l.Running {
 		t.Errorf("a seeded instance runs before Ensure: %+v", l)
+	}
+	in, err := p.Ensure(ctx, specs[1])
+	if err != nil || !in.Running {
+		t.Fatalf("Ensure of the seeded instance = %+v, %v", in, err)
+	}
+	if h.Ready != nil {
+		h.Ready(t, in, Password)
 	}
 }
 
