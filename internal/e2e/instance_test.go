@@ -70,12 +70,14 @@ func waitInfo(t *testing.T, c *redis.Client, section string, ok func(string) boo
 // decides the boot role from the Sentinels, then becomes redis-server.
 // Planned as master but with a Sentinel that names another master, it
 // boots as that master's replica (the fence); with no Sentinel answering,
-// it boots as planned.
+// it boots as planned. Given a seed, it fetches and checks it before the
+// first boot: a good one is the data Redis boots with, a corrupt one stops
+// it before Redis starts.
 func TestInstanceRun(t *testing.T) {
 	t.Parallel()
 	const pw, spw = "instance-pw", "sentinel-pw"
-	lo, _ := testenv.PortRange(t, 4)
-	masterPort, sentinelPort, fencedPort, soloPort := lo, lo+1, lo+2, lo+3
+	lo, _ := testenv.PortRange(t, 6)
+	masterPort, sentinelPort, fencedPort, soloPort, seededPort, badPort := lo, lo+1, lo+2, lo+3, lo+4, lo+5
 	bin := testenv.Binary(t)
 	conf := func(port int) string {
 		dir := t.TempDir()
@@ -145,5 +147,57 @@ func TestInstanceRun(t *testing.T) {
 		"--sentinels", "127.0.0.1:"+strconv.Itoa(sentinelPort))
 	if info := waitInfo(t, client(soloPort), "replication", func(s string) bool { return strings.Contains(s, "role:") }); !strings.Contains(info, "role:master") {
 		t.Errorf("planned master, no Sentinel knows the shard: INFO replication\n%s", info)
+	}
+
+	// A seed: the master's data saved as an RDB in a file:// target.
+	m := client(masterPort)
+	for i := range 500 {
+		if err := m.Set(context.Background(), fmt.Sprintf("seed:%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Save(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	objects := t.TempDir()
+	rdb, err := os.ReadFile(filepath.Join(filepath.Dir(mconf), "dump.rdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(nil), rdb...)
+	bad[len(bad)/2] ^= 0xff
+	for key, b := range map[string][]byte{"good.rdb": rdb, "bad.rdb": bad} {
+		if err := os.WriteFile(filepath.Join(objects, key), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seeded := func(port int, key string) (dir string, cmd *exec.Cmd) {
+		self := "127.0.0.1:" + strconv.Itoa(port)
+		c := conf(port)
+		dir = filepath.Dir(c)
+		return dir, startProc(t, dir, nil, bin, "instance", "run", "--config", c, "--data-dir", dir,
+			"--self", self, "--master-name", "seeded-0", "--planned-master", self,
+			"--seed-target", "file://"+objects, "--seed-key", key, "--seed-size", strconv.Itoa(len(rdb)))
+	}
+	gdir, _ := seeded(seededPort, "good.rdb")
+	sc2 := client(seededPort)
+	waitInfo(t, sc2, "persistence", func(s string) bool { return strings.Contains(s, "loading:0") }, gdir)
+	if n, err := sc2.DBSize(context.Background()).Result(); err != nil || n != 500 {
+		t.Errorf("the seeded instance holds %d keys (%v), want 500", n, err)
+	}
+	bdir, bcmd := seeded(badPort, "bad.rdb")
+	done := make(chan error, 1)
+	go func() { done <- bcmd.Wait() }()
+	select {
+	case err := <-done:
+		out, _ := os.ReadFile(filepath.Join(bdir, "stdout.log"))
+		if err == nil || !strings.Contains(string(out), "seed:") || !strings.Contains(string(out), "corrupt") {
+			t.Errorf("instance run with a corrupt seed: %v\n%s", err, out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("instance run with a corrupt seed still runs after 10s")
+	}
+	if entries, _ := os.ReadDir(bdir); len(entries) != 2 { // redis.conf, stdout.log
+		t.Errorf("left in the data dir after a refused seed: %v", entries)
 	}
 }

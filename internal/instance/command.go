@@ -31,7 +31,12 @@ func NewCommand() *cobra.Command {
 	run := &cobra.Command{
 		Use:   "run",
 		Short: "Decide the boot role from Sentinel's view, then exec redis-server",
-		Long: `Asks every Sentinel which address it names master of the shard (1 s each),
+		Long: `Before the first boot of a restored instance (--seed-key given, no data in
+--data-dir yet), fetches the seed from the backup target into
+<data-dir>/dump.rdb and checks it (RDB structure and CRC64, the recorded size
+and CRC64); a bad seed stops here, before Redis starts.
+
+Asks every Sentinel which address it names master of the shard (1 s each),
 boots as master only when every answering Sentinel names this instance (or,
 when none knows the shard, when it is the planned master), and otherwise as a
 replica of the address most Sentinels name. Then it execs redis-server with the
@@ -47,6 +52,11 @@ config file and the decided replicaof. The Sentinels' password is read from
 	f.StringVar(&o.masterName, "master-name", "", "the shard's Sentinel master name (required)")
 	f.StringVar(&o.plannedMaster, "planned-master", "", "HOST:PORT that is master while no Sentinel knows the shard")
 	f.StringSliceVar(&o.sentinels, "sentinels", nil, "the cluster's Sentinels, HOST:PORT,…")
+	f.StringVar(&o.dataDir, "data-dir", "", "the instance's data dir, the config's dir (required with --seed-key)")
+	f.StringVar(&o.seed.TargetURL, "seed-target", "", "restore: the backup target, file://DIR or s3://BUCKET/PREFIX?…")
+	f.StringVar(&o.seed.Key, "seed-key", "", "restore: the object's key in --seed-target")
+	f.Int64Var(&o.seed.Size, "seed-size", 0, "restore: the object's recorded size in bytes (0: unchecked)")
+	f.StringVar(&o.seed.CRC64, "seed-crc64", "", "restore: the object's recorded CRC-64 (empty: unchecked)")
 	for _, req := range []string{"config", "self", "master-name"} {
 		_ = run.MarkFlagRequired(req)
 	}
@@ -55,8 +65,9 @@ config file and the decided replicaof. The Sentinels' password is read from
 }
 
 type runOptions struct {
-	redisServer, config, self, masterName, plannedMaster string
-	sentinels                                            []string
+	redisServer, config, self, masterName, plannedMaster, dataDir string
+	sentinels                                                     []string
+	seed                                                          platform.SeedSource
 }
 
 func (o runOptions) run(cmd *cobra.Command) error {
@@ -72,10 +83,23 @@ func (o runOptions) run(cmd *cobra.Command) error {
 	if _, err := os.Stat(o.config); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+	if o.seed.Key != "" {
+		if o.dataDir == "" {
+			return fmt.Errorf("--seed-key needs --data-dir")
+		}
+		if HasData(o.dataDir) {
+			log.Info("seed skipped: the instance has data of its own", "dataDir", o.dataDir)
+		} else {
+			if err := FetchSeed(cmd.Context(), o.dataDir, o.seed); err != nil {
+				return fmt.Errorf("seed: %w", err)
+			}
+			log.Info("seeded", "key", o.seed.Key, "bytes", o.seed.Size)
+		}
+	}
 	plan := platform.BootPlan{MasterName: o.masterName, PlannedMaster: o.plannedMaster, Sentinels: o.sentinels,
 		SentinelPassword: os.Getenv(EnvSentinelPassword)}
 	d := Decide(cmd.Context(), plan, o.self, DialAsker{})
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 	log.Info("boot role decided", "self", o.self, "replicaOf", d.ReplicaOf, "sentinelAnswers", d.Answers)
 	argv := []string{bin, o.config}
 	if d.ReplicaOf != "" {

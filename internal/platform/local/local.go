@@ -1,13 +1,11 @@
 package local
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -21,7 +19,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/redis-manager/redis-manager/internal/backup"
 	"github.com/redis-manager/redis-manager/internal/instance"
 	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -506,104 +503,17 @@ func (p *Platform) Status(id platform.ID) (pid int, running bool) {
 	return runningPid(p.dir(id.Cluster, id.Name))
 }
 
-// Seed implements platform.Platform: it fetches the object from its
-// backup target into the instance's directory (the `dir` its redis.conf
-// names, with `dbfilename dump.rdb`) through a temporary file, checking the
-// RDB as it arrives, and renames it into place once it is complete, matches
-// its record and is synced.
-func (p *Platform) Seed(ctx context.Context, id platform.ID, src platform.SeedSource) (err error) {
-	name := id.Name
-	defer p.lock(name)()
-	dir := p.dir(id.Cluster, name)
+// Seed implements platform.Platform: instance.FetchSeed into the
+// instance's directory (the `dir` its redis.conf names, with `dbfilename
+// dump.rdb`), from the manager's process.
+func (p *Platform) Seed(ctx context.Context, id platform.ID, src platform.SeedSource) error {
+	defer p.lock(id.Name)()
+	dir := p.dir(id.Cluster, id.Name)
 	if pid, ok := runningPid(dir); ok {
-		return fmt.Errorf("seed %s: %w (pid %d)", name, platform.ErrRunning, pid)
+		return fmt.Errorf("seed %s: %w (pid %d)", id.Name, platform.ErrRunning, pid)
 	}
-	t, err := backup.OpenTarget(ctx, src.TargetURL)
-	if err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	rc, err := t.Get(ctx, src.Key)
-	if err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	defer rc.Close()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	tmp, err := os.CreateTemp(dir, ".dump.rdb.seed-*")
-	if err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// Buffered: the verifier writes in small pieces.
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	r := &progressReader{r: ctxReader{ctx, rc}, report: src.Progress}
-	res, err := backup.VerifyCopy(w, r)
-	r.flush()
-	if err == nil {
-		err = backup.CheckRecorded(res, src.Size, src.CRC64)
-	}
-	if err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, "dump.rdb")); err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := instance.FetchSeed(ctx, dir, src); err != nil {
+		return fmt.Errorf("seed %s: %w", id.Name, err)
 	}
 	return nil
-}
-
-// progressReader tells report the bytes read so far, at most every 100 ms
-// and once more at the end (flush).
-type progressReader struct {
-	r      io.Reader
-	report func(int64)
-	n      int64
-	last   time.Time
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if p.report != nil && time.Since(p.last) >= 100*time.Millisecond {
-		p.last = time.Now()
-		p.report(p.n)
-	}
-	return n, err
-}
-
-func (p *progressReader) flush() {
-	if p.report != nil {
-		p.report(p.n)
-	}
-}
-
-// ctxReader stops a copy when ctx ends, for readers that do not watch it.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
 }
