@@ -19,8 +19,6 @@ type Config struct {
 	SentinelReady time.Duration // how long to wait for Sentinels to agree
 	// BackupTarget is the file:// or s3:// URL new backups go to.
 	BackupTarget string
-	// RedisServer is the redis-server binary that verifies backups.
-	RedisServer string
 	// ScratchDir holds the temporary copies of backups being verified.
 	ScratchDir string
 }
@@ -59,9 +57,6 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	}
 	if cfg.SentinelReady == 0 {
 		cfg.SentinelReady = 60 * time.Second
-	}
-	if cfg.RedisServer == "" {
-		cfg.RedisServer = "redis-server"
 	}
 	return &Controller{
 		cfg:       cfg,

@@ -186,6 +186,8 @@ type Platform interface {
 	// failed fetch or check leaves nothing. Seeding an instance that runs
 	// is refused (ErrRunning): its data is its own.
 	Seed(ctx context.Context, id ID, src SeedSource) error
+	// TaskRunner runs verify and restore transfers next to the data.
+	TaskRunner
 }
 
 // SeedSource is a restore's dataset: an object in a backup target, with
@@ -205,3 +207,69 @@ type SeedSource struct {
 
 // ErrRunning is returned by Seed for an instance that runs.
 var ErrRunning = errors.New("instance is running")
+
+// Task kinds: one-off work next to an instance's data, for backups and
+// restores (local: a child process of the manager; Kubernetes: a Job).
+const (
+	// TaskFetch fetches and checks a seed source into Task.Dir/dump.rdb
+	// (instance.FetchSeed).
+	TaskFetch = "fetch"
+	// TaskCountKeys loads Task.Dir/dump.rdb into a throwaway redis-server
+	// and counts its keys.
+	TaskCountKeys = "count-keys"
+)
+
+// Task is one piece of one-off work.
+type Task struct {
+	Kind string // TaskFetch | TaskCountKeys
+	// Dir is the task's scratch directory.
+	Dir  string
+	Seed SeedSource // TaskFetch
+}
+
+// TaskProgress is what a running task reports.
+type TaskProgress struct {
+	Bytes   int64  `json:"bytes,omitempty"`   // fetched so far
+	Percent string `json:"percent,omitempty"` // loaded so far
+}
+
+// TaskResult is what a task found.
+type TaskResult struct {
+	Bytes int64  `json:"bytes,omitempty"`
+	CRC64 string `json:"crc64,omitempty"`
+	Keys  int64  `json:"keys"`
+}
+
+// Task error kinds, so callers can tell a refuted backup from a target out
+// of reach across a process boundary.
+const (
+	TaskErrCorrupt  = "corrupt"   // wraps backup.ErrCorrupt
+	TaskErrNotFound = "not-found" // wraps backup.ErrNotFound
+	TaskErrRefuted  = "refuted"   // wraps ErrRefuted
+)
+
+// ErrRefuted is a task's finding that the data is not what it should be
+// (redis-server refused the file).
+var ErrRefuted = errors.New("refuted")
+
+// TaskLine is one line of a task's output protocol (JSON lines on stdout):
+// progress lines, then a result or an error.
+type TaskLine struct {
+	Progress *TaskProgress `json:"progress,omitempty"`
+	Result   *TaskResult   `json:"result,omitempty"`
+	Error    *TaskError    `json:"error,omitempty"`
+}
+
+// TaskError is a task's failure: Kind is one of the TaskErr kinds or "".
+type TaskError struct {
+	Kind    string `json:"kind,omitempty"`
+	Message string `json:"message"`
+}
+
+// TaskRunner runs tasks.
+type TaskRunner interface {
+	// RunTask runs t to its end, telling progress (may be nil) what it
+	// reports. Its error wraps backup.ErrCorrupt, backup.ErrNotFound or
+	// ErrRefuted when the task found the data bad.
+	RunTask(ctx context.Context, t Task, progress func(TaskProgress)) (TaskResult, error)
+}

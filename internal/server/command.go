@@ -145,17 +145,21 @@ func Serve(ctx context.Context, o Options, version string) error {
 		// the manager's user reads it.
 		_ = os.Chmod(strings.TrimPrefix(o.Store, "sqlite://"), 0o600)
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the redis-manager binary for tasks: %w", err)
+	}
 	// The boot decisions' own pool: the controller closes its pool when
 	// it stops, the platform may still boot until then.
 	askPool := redisclient.NewPool()
 	defer askPool.Close()
 	plat, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer,
-		local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}},
+		local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}, Self: self},
 		log.With("platform", "local"))
 	if err != nil {
 		return err
 	}
-	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, RedisServer: o.RedisServer, ScratchDir: filepath.Join(dataDir, "tmp")}, st, plat, log)
+	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ScratchDir: filepath.Join(dataDir, "tmp")}, st, plat, log)
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -348,4 +350,37 @@ func (p *Platform) Booted(id platform.ID) (Boot, bool) {
 		return Boot{}, false
 	}
 	return Boot{Boots: in.boots, Config: in.config, Seed: in.seed}, true
+}
+
+// RunTask implements platform.TaskRunner in this process: a fetch is
+// instance.FetchSeed; counting keys reads the RDB's key count (there is no
+// redis-server to load it into).
+func (p *Platform) RunTask(ctx context.Context, t platform.Task, progress func(platform.TaskProgress)) (platform.TaskResult, error) {
+	switch t.Kind {
+	case platform.TaskFetch:
+		src := t.Seed
+		if progress != nil {
+			src.Progress = func(n int64) { progress(platform.TaskProgress{Bytes: n}) }
+		}
+		if err := instance.FetchSeed(ctx, t.Dir, src); err != nil {
+			return platform.TaskResult{}, err
+		}
+		st, err := os.Stat(filepath.Join(t.Dir, "dump.rdb"))
+		if err != nil {
+			return platform.TaskResult{}, err
+		}
+		return platform.TaskResult{Bytes: st.Size(), CRC64: t.Seed.CRC64}, nil
+	case platform.TaskCountKeys:
+		f, err := os.Open(filepath.Join(t.Dir, "dump.rdb"))
+		if err != nil {
+			return platform.TaskResult{}, err
+		}
+		defer f.Close()
+		res, err := backup.VerifyReader(f)
+		if err != nil {
+			return platform.TaskResult{}, fmt.Errorf("%w: %w", platform.ErrRefuted, err)
+		}
+		return platform.TaskResult{Bytes: res.Bytes, CRC64: res.CRC64, Keys: res.Keys}, nil
+	}
+	return platform.TaskResult{}, fmt.Errorf("task %q: unknown kind", t.Kind)
 }

@@ -14,14 +14,16 @@ import (
 	"github.com/redis-manager/redis-manager/internal/testenv"
 )
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
 // TestContract runs the platform contract against real redis-server
-// processes.
+// processes; tasks run as child processes of the built redis-manager.
 func TestContract(t *testing.T) {
 	t.Parallel()
 	platformtest.Run(t, platformtest.Harness{
 		New: func(t *testing.T, asker *platformtest.Asker) platform.Platform {
 			lo, hi := testenv.PortRange(t, 8)
-			p, err := New(instanceRoot(t), "", Options{PortLo: lo, PortHi: hi, Asker: asker}, slog.New(slog.DiscardHandler))
+			p, err := New(instanceRoot(t), "", Options{PortLo: lo, PortHi: hi, Asker: asker, Self: testenv.Binary(t)}, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -53,6 +53,8 @@ type Options struct {
 	// Asker answers the boot decision's questions (default
 	// instance.DialAsker).
 	Asker instance.Asker
+	// Self is the redis-manager binary that runs tasks (RunTask).
+	Self string
 }
 
 // DefaultHost is where instances listen without a host range.

@@ -146,6 +146,7 @@ func Run(t *testing.T, h Harness) {
 		{"remove and recover of what is absent", absent},
 		{"seed fetches and checks its source, refused while running", seedRunning},
 		{"a spec without configuration starts nothing", noConfig},
+		{"tasks fetch and count keys, saying what was wrong", tasks},
 		{"removing one instance leaves the others", removeOne},
 	}
 	for _, tc := range cases {
@@ -388,6 +389,51 @@ func seedRunning(t *testing.T, h Harness) {
 	}
 	if h.Ready != nil {
 		h.Ready(t, in, Password)
+	}
+}
+
+func tasks(t *testing.T, h Harness) {
+	ctx := ctxT(t)
+	p := h.New(t, &Asker{})
+	objects := t.TempDir()
+	target := (&url.URL{Scheme: "file", Path: filepath.ToSlash(objects)}).String()
+	rdb := emptyRDB()
+	corrupt := append([]byte(nil), rdb...)
+	corrupt[len(corrupt)-1] ^= 1
+	for key, b := range map[string][]byte{"good.rdb": rdb, "corrupt.rdb": corrupt} {
+		if err := os.WriteFile(filepath.Join(objects, key), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func(key string, size int64) (string, platform.TaskResult, error) {
+		dir := t.TempDir()
+		res, err := p.RunTask(ctx, platform.Task{Kind: platform.TaskFetch, Dir: dir,
+			Seed: platform.SeedSource{TargetURL: target, Key: key, Size: size}}, nil)
+		return dir, res, err
+	}
+	dir, res, err := fetch("good.rdb", int64(len(rdb)))
+	if err != nil || res.Bytes != int64(len(rdb)) {
+		t.Fatalf("fetch task = %+v, %v; want %d bytes", res, err, len(rdb))
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "dump.rdb")); err != nil || string(b) != string(rdb) {
+		t.Errorf("fetched dump.rdb = %q, %v", b, err)
+	}
+	res, err = p.RunTask(ctx, platform.Task{Kind: platform.TaskCountKeys, Dir: dir}, nil)
+	if err != nil || res.Keys != 0 {
+		t.Errorf("count-keys of an empty RDB = %+v, %v", res, err)
+	}
+	if _, _, err := fetch("corrupt.rdb", 0); !errors.Is(err, backup.ErrCorrupt) {
+		t.Errorf("fetch of a corrupt object: %v, want ErrCorrupt", err)
+	}
+	if _, _, err := fetch("missing.rdb", 0); !errors.Is(err, backup.ErrNotFound) {
+		t.Errorf("fetch of a missing object: %v, want ErrNotFound", err)
+	}
+	junk := t.TempDir()
+	if err := os.WriteFile(filepath.Join(junk, "dump.rdb"), []byte("not an rdb"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.RunTask(ctx, platform.Task{Kind: platform.TaskCountKeys, Dir: junk}, nil); !errors.Is(err, platform.ErrRefuted) {
+		t.Errorf("count-keys of a file that is no RDB: %v, want ErrRefuted", err)
 	}
 }
 
