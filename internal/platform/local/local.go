@@ -507,14 +507,25 @@ func (p *Platform) Status(id platform.ID) (pid int, running bool) {
 
 // Seed implements platform.Platform: instance.FetchSeed into the
 // instance's directory (the `dir` its redis.conf names, with `dbfilename
-// dump.rdb`), from the manager's process.
+// dump.rdb`), run as a fetch task (a child process) when the platform has
+// a redis-manager binary (Options.Self), else in this process.
 func (p *Platform) Seed(ctx context.Context, id platform.ID, src platform.SeedSource) error {
 	defer p.lock(id.Name)()
 	dir := p.dir(id.Cluster, id.Name)
 	if pid, ok := runningPid(dir); ok {
 		return fmt.Errorf("seed %s: %w (pid %d)", id.Name, platform.ErrRunning, pid)
 	}
-	if err := instance.FetchSeed(ctx, dir, src); err != nil {
+	var err error
+	if p.opts.Self != "" {
+		_, err = p.RunTask(ctx, platform.Task{Kind: platform.TaskFetch, Dir: dir, Seed: src}, func(tp platform.TaskProgress) {
+			if src.Progress != nil {
+				src.Progress(tp.Bytes)
+			}
+		})
+	} else {
+		err = instance.FetchSeed(ctx, dir, src)
+	}
+	if err != nil {
 		return fmt.Errorf("seed %s: %w", id.Name, err)
 	}
 	return nil
