@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/redis-manager/redis-manager/internal/cli"
+	"github.com/redis-manager/redis-manager/internal/instance"
 	"github.com/redis-manager/redis-manager/internal/server"
 )
 
@@ -17,7 +18,7 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := cli.NewRootCommand(version, server.NewServeCommand(version))
+	root := cli.NewRootCommand(version, server.NewServeCommand(version), instance.NewCommand(), instance.NewTaskCommand())
 	// The root command prints "error: …" itself.
 	if err := root.ExecuteContext(ctx); err != nil {
 		stop()

@@ -66,6 +66,20 @@ func VerifyCopy(w io.Writer, r io.Reader) (Result, error) {
 	return res, err
 }
 
+// CheckRecorded checks a verified RDB against what its backup recorded: a
+// valid RDB that is not the one backed up (replaced, truncated at a valid
+// point) is refused with ErrCorrupt. A zero size or empty CRC64 is not
+// checked.
+func CheckRecorded(res Result, size int64, crc64 string) error {
+	if crc64 != "" && res.CRC64 != crc64 {
+		return fmt.Errorf("%w: CRC64 %s, the record says %s", ErrCorrupt, res.CRC64, crc64)
+	}
+	if size > 0 && res.Bytes != size {
+		return fmt.Errorf("%w: %d bytes, the record says %d", ErrCorrupt, res.Bytes, size)
+	}
+	return nil
+}
+
 // Opcodes and value types of the RDB format (Redis src/rdb.h).
 const (
 	opSlotInfo       = 0xF4

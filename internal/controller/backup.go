@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"sort"
@@ -894,23 +893,4 @@ func formatRate(n int64, d time.Duration) string {
 		return "- /s"
 	}
 	return formatBytes(int64(float64(n)/d.Seconds())) + "/s"
-}
-
-// countingReader reports the bytes read so far, at most every 100 ms and
-// once at the end.
-type countingReader struct {
-	r      io.Reader
-	n      int64
-	last   time.Time
-	report func(int64)
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.report != nil && (err != nil || time.Since(c.last) >= 100*time.Millisecond) {
-		c.last = time.Now()
-		c.report(c.n)
-	}
-	return n, err
 }

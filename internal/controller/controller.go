@@ -14,9 +14,6 @@ import (
 
 // Config holds the controller's settings.
 type Config struct {
-	Host          string // address instances bind and announce (local: 127.0.0.1)
-	PortLo        int
-	PortHi        int
 	ObserveEvery  time.Duration
 	StepTimeout   time.Duration // upper bound of one waiting step
 	SentinelReady time.Duration // how long to wait for Sentinels to agree
@@ -25,8 +22,6 @@ type Config struct {
 	// ImportRoots are target URLs, besides BackupTarget, that imports may
 	// read under (serve --import-root).
 	ImportRoots []string
-	// RedisServer is the redis-server binary that verifies backups.
-	RedisServer string
 	// ScratchDir holds the temporary copies of backups being verified.
 	ScratchDir string
 }
@@ -52,14 +47,11 @@ type Controller struct {
 	lost      map[string]time.Time // instance -> when it was seen lost
 	tracker   *tracker
 	observed  map[string]time.Time // cluster -> start of the last stored observation
-	portMu    sync.Mutex           // serialises port allocation
+	portMu    sync.Mutex           // serialises endpoint reservation and recording
 }
 
 // New assembles a controller. Run starts it.
 func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controller {
-	if cfg.Host == "" {
-		cfg.Host = "127.0.0.1"
-	}
 	if cfg.ObserveEvery == 0 {
 		cfg.ObserveEvery = 2 * time.Second
 	}
@@ -68,9 +60,6 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	}
 	if cfg.SentinelReady == 0 {
 		cfg.SentinelReady = 60 * time.Second
-	}
-	if cfg.RedisServer == "" {
-		cfg.RedisServer = "redis-server"
 	}
 	return &Controller{
 		cfg:       cfg,
@@ -134,7 +123,7 @@ func (c *Controller) Run(ctx context.Context, ready chan<- struct{}) error {
 			case <-ctx.Done():
 				return
 			case ev := <-events:
-				c.log.Info("platform event", "type", ev.Type, "instance", ev.Name, "pid", ev.Pid)
+				c.log.Info("platform event", "type", ev.Type, "instance", ev.ID.Name, "certain", ev.Certain, "pid", ev.Details.Pid)
 				go c.onExit(ctx, ev)
 			}
 		}
@@ -155,12 +144,17 @@ func (c *Controller) adopt(ctx context.Context) error {
 	}
 	n := 0
 	for _, in := range insts {
-		pi, err := c.platform.Recover(ctx, in.Cluster, in.Name)
+		pi, err := c.platform.Recover(ctx, id(in), in.Handle)
 		if err != nil {
 			return err
 		}
 		if pi.Running {
 			n++
+		}
+		if len(pi.Handle) > 0 {
+			if err := c.recordHandle(ctx, in, pi); err != nil {
+				return err
+			}
 		}
 	}
 	c.log.Info("adopted running instances", "count", n, "recorded", len(insts))

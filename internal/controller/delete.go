@@ -83,15 +83,15 @@ func (c *Controller) removeAll(ctx context.Context, r *jobRun, cluster string) e
 		recorded[in.Name] = true
 	}
 	for _, pi := range known {
-		if !recorded[pi.Name] {
-			if err := c.platform.Remove(ctx, cluster, pi.Name); err != nil {
+		if !recorded[pi.ID.Name] {
+			if err := c.platform.Remove(ctx, pi.ID); err != nil {
 				return err
 			}
 		}
 	}
 	for _, group := range [][]store.Instance{redis, sentinels} {
 		err := parallel(group, func(in store.Instance) error {
-			if err := c.platform.Remove(ctx, cluster, in.Name); err != nil {
+			if err := c.platform.Remove(ctx, id(in)); err != nil {
 				return err
 			}
 			c.pool.Forget(addr(in))
@@ -114,8 +114,8 @@ func (c *Controller) instanceRunning(ctx context.Context, in store.Instance) (in
 		return 0, false, fmt.Errorf("list what the platform runs: %w", err)
 	}
 	for _, pi := range list {
-		if pi.Name == in.Name {
-			return pi.Pid, pi.Running, nil
+		if pi.ID.Name == in.Name {
+			return pi.Details.Pid, pi.Running, nil
 		}
 	}
 	return 0, false, nil

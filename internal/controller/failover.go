@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
@@ -134,7 +135,7 @@ func failoverSteps() []step {
 						r.c.unpause(ctx, cl, st.OldMaster)
 						return false, "old master " + st.OldMaster + " is being demoted", nil
 					}
-					if err != nil || info["role"] != "slave" || info["master_host"]+":"+info["master_port"] != newMaster {
+					if err != nil || info["role"] != "slave" || net.JoinHostPort(info["master_host"], info["master_port"]) != newMaster {
 						r.progress(ctx, 0.6, "waiting for the old master to replicate from "+newMaster)
 						return false, "old master " + st.OldMaster + " does not replicate from " + newMaster + " yet", nil
 					}

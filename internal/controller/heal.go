@@ -25,7 +25,7 @@ func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs topology.Ob
 	}
 	running := map[string]bool{}
 	for _, pi := range list {
-		running[pi.Name] = pi.Running
+		running[pi.ID.Name] = pi.Running
 	}
 	p := topology.PlanHeal(cl.Spec, cl.Name, obs, running)
 	if len(p.Restart)+len(p.Waiting)+len(p.Demote) > 0 {

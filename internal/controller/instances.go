@@ -1,11 +1,10 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -17,8 +16,8 @@ import (
 )
 
 // allocate makes sure every instance the cluster's spec needs has a record
-// with a port, reusing records that exist (so a resumed job keeps its
-// ports).
+// with an endpoint the platform reserved, reusing records that exist (so a
+// resumed job keeps its endpoints).
 func (c *Controller) allocate(ctx context.Context, cl store.Cluster) (map[string]store.Instance, error) {
 	c.portMu.Lock()
 	defer c.portMu.Unlock()
@@ -26,31 +25,29 @@ func (c *Controller) allocate(ctx context.Context, cl store.Cluster) (map[string
 	if err != nil {
 		return nil, err
 	}
-	used := map[int]bool{}
 	have := map[string]store.Instance{}
 	var mine []store.Instance
+	taken := make([]platform.Endpoint, 0, len(all))
 	for _, in := range all {
-		used[in.Port] = true
+		taken = append(taken, endpoint(in))
 		if in.Cluster == cl.Name {
 			have[in.Name] = in
 			mine = append(mine, in)
 		}
 	}
-	next := c.cfg.PortLo
-	for _, p := range topology.PlanAdditions(cl, mine) {
-		port := 0
-		for ; next <= c.cfg.PortHi; next++ {
-			if !used[next] && portFree(c.cfg.Host, next) {
-				port = next
-				break
-			}
-		}
-		if port == 0 {
-			return nil, fmt.Errorf("no free port left in --port-range %d-%d for %s", c.cfg.PortLo, c.cfg.PortHi, p.Name)
-		}
-		used[port] = true
+	add := topology.PlanAdditions(cl, mine)
+	want := make([]platform.Want, 0, len(add))
+	for _, p := range add {
+		want = append(want, platform.Want{ID: platform.ID{Cluster: cl.Name, Name: p.Name}, Kind: p.Kind})
+	}
+	eps, err := c.platform.Reserve(ctx, want, taken)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range add {
+		ep := eps[platform.ID{Cluster: cl.Name, Name: p.Name}]
 		in := store.Instance{Name: p.Name, Cluster: cl.Name, Kind: p.Kind, Shard: p.Shard, Ordinal: p.Ordinal,
-			Host: c.cfg.Host, Port: port, CreatedAt: time.Now().UTC()}
+			Host: ep.Host, Port: ep.Port, CreatedAt: time.Now().UTC()}
 		if err := c.store.PutInstance(ctx, in); err != nil {
 			return nil, fmt.Errorf("record %s: %w", p.Name, err)
 		}
@@ -59,16 +56,17 @@ func (c *Controller) allocate(ctx context.Context, cl store.Cluster) (map[string
 	return have, nil
 }
 
-func portFree(host string, port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
+// endpoint is where a recorded instance is reached.
+func endpoint(in store.Instance) platform.Endpoint {
+	return platform.Endpoint{Host: in.Host, Port: in.Port}
 }
 
-func addr(in store.Instance) string { return topology.Addr(in) }
+// id is a recorded instance's identity on the platform.
+func id(in store.Instance) platform.ID { return platform.ID{Cluster: in.Cluster, Name: in.Name} }
+
+// addr is a recorded instance's address, host:port (net.JoinHostPort, so
+// an IPv6 host is bracketed).
+func addr(in store.Instance) string { return endpoint(in).String() }
 
 // instancesOf returns a cluster's instance records by kind, ordered by
 // shard and ordinal.
@@ -93,14 +91,11 @@ func (c *Controller) instancesOf(ctx context.Context, cluster string) (redis, se
 	return redis, sentinels, nil
 }
 
-// ensureSentinel starts (or adopts) a Sentinel and records its pid.
+// ensureSentinel starts (or adopts) a Sentinel and records its handle.
 func (c *Controller) ensureSentinel(ctx context.Context, cl store.Cluster, in store.Instance) error {
 	pi, err := c.platform.Ensure(ctx, platform.InstanceSpec{
-		Name: in.Name, Cluster: cl.Name, Kind: platform.KindSentinel, Host: in.Host, Port: in.Port,
-		KeepConfig: true,
-		Config: func(dir string) (string, error) {
-			return spec.RenderSentinel(spec.SentinelConfig{Host: in.Host, Port: in.Port, Dir: dir, Password: cl.SentinelPassword}), nil
-		},
+		ID: id(in), Kind: platform.KindSentinel, Endpoint: endpoint(in),
+		Sentinel: &spec.SentinelConfig{Password: cl.SentinelPassword},
 	})
 	if err != nil {
 		return err
@@ -114,7 +109,7 @@ func (c *Controller) ensureSentinel(ctx context.Context, cl store.Cluster, in st
 	if err != nil {
 		return fmt.Errorf("%s: %w", in.Name, err)
 	}
-	return c.recordPid(ctx, in, pi)
+	return c.recordHandle(ctx, in, pi)
 }
 
 // SentinelInfoPeriodMs is how often Sentinels read INFO of the instances
@@ -122,30 +117,32 @@ func (c *Controller) ensureSentinel(ctx context.Context, cl store.Cluster, in st
 const SentinelInfoPeriodMs = 1000
 
 // ensureRedis starts (or adopts) a redis-server. Its boot role is decided
-// at the moment it boots, from Sentinel's view (see bootRole): an instance
-// that was master and comes back after a failover boots as a replica.
+// by the platform at the moment it boots, from Sentinel's view
+// (instance.Decide): an instance that was master and comes back after a
+// failover boots as a replica.
 func (c *Controller) ensureRedis(ctx context.Context, cl store.Cluster, in store.Instance, plannedMaster string, sentinels []store.Instance) error {
+	boot := &platform.BootPlan{MasterName: spec.MasterName(cl.Name, in.Shard), PlannedMaster: plannedMaster,
+		SentinelPassword: cl.SentinelPassword}
+	for _, s := range sentinels {
+		boot.Sentinels = append(boot.Sentinels, addr(s))
+	}
 	pi, err := c.platform.Ensure(ctx, platform.InstanceSpec{
-		Name: in.Name, Cluster: cl.Name, Kind: platform.KindRedis, Host: in.Host, Port: in.Port,
-		Config: func(dir string) (string, error) {
-			answers := c.sentinelMasterAnswers(ctx, cl, spec.MasterName(cl.Name, in.Shard), sentinels)
-			replicaOf := bootRole(answers, addr(in), plannedMaster)
-			c.log.Info("boot role decided", "instance", in.Name, "replicaOf", replicaOf, "sentinelAnswers", answers)
-			return spec.RenderRedis(spec.RedisConfig{Host: in.Host, Port: in.Port, Dir: dir, Password: cl.Password, ExtraPasswords: cl.Accepted()[1:],
-				ReplicaOf: replicaOf, Spec: cl.Spec}), nil
-		},
+		ID: id(in), Kind: platform.KindRedis, Endpoint: endpoint(in),
+		Redis: &spec.RedisConfig{Password: cl.Password, ExtraPasswords: cl.Accepted()[1:], Spec: cl.Spec},
+		Boot:  boot,
 	})
 	if err != nil {
 		return err
 	}
-	return c.recordPid(ctx, in, pi)
+	return c.recordHandle(ctx, in, pi)
 }
 
-func (c *Controller) recordPid(ctx context.Context, in store.Instance, pi platform.Instance) error {
-	if in.Pid == pi.Pid {
+// recordHandle stores the platform's handle of an instance when it changed.
+func (c *Controller) recordHandle(ctx context.Context, in store.Instance, pi platform.Instance) error {
+	if bytes.Equal(in.Handle, pi.Handle) {
 		return nil
 	}
-	in.Pid = pi.Pid
+	in.Handle = pi.Handle
 	return c.store.PutInstance(ctx, in)
 }
 
@@ -174,34 +171,6 @@ func (c *Controller) sentinelMasterAnswers(ctx context.Context, cl store.Cluster
 	wg.Wait()
 	sort.Strings(answers)
 	return answers
-}
-
-// bootRole decides whom an instance replicates when it boots. It boots as
-// master ("") only when every answering Sentinel names it master (or, when
-// no Sentinel knows the shard yet because it is being created, when it is
-// the planned master). Otherwise it replicates the address most Sentinels
-// name other than itself: during a failover some Sentinels may still name
-// it, and booting as master then, perhaps with old or no data, is how other
-// operators lost data.
-func bootRole(sentinelAnswers []string, self, plannedMaster string) string {
-	if len(sentinelAnswers) == 0 {
-		if plannedMaster == self {
-			return ""
-		}
-		return plannedMaster
-	}
-	counts := map[string]int{}
-	best, bestN := "", 0
-	for _, a := range sentinelAnswers {
-		if a == self {
-			continue
-		}
-		counts[a]++
-		if n := counts[a]; n > bestN || (n == bestN && a < best) {
-			best, bestN = a, n
-		}
-	}
-	return best // "" when every answer names self
 }
 
 // parallel runs f for each instance at once and returns the first error.

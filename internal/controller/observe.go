@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"net"
 	"sync"
 	"time"
 
@@ -119,11 +120,11 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o := topology.RedisObs{In: in}
+			o := topology.RedisObs{In: in, Details: c.platform.Describe(in.Handle)}
 			if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication", "keyspace", "memory", "server"); err == nil {
 				o.Up, o.Info = true, info
 				if info["role"] == "slave" {
-					o.Master = info["master_host"] + ":" + info["master_port"]
+					o.Master = net.JoinHostPort(info["master_host"], info["master_port"])
 				}
 			}
 			obs.Redis[i] = o
@@ -133,7 +134,7 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o := topology.SentinelObs{In: in}
+			o := topology.SentinelObs{In: in, Details: c.platform.Describe(in.Handle)}
 			if v, err := sentinel.View(ctx, c.pool.Sentinel(addr(in), cl.SentinelPassword)); err == nil {
 				o.Up, o.View = true, v
 			}

@@ -6,43 +6,7 @@ import (
 	"time"
 )
 
-func TestBootRole(t *testing.T) {
-	t.Parallel()
-	const a, b, c = "127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"
-	tests := []struct {
-		name    string
-		answers []string
-		self    string
-		planned string
-		want    string
-	}{
-		{"new shard, planned master boots as master", nil, a, a, ""},
-		{"new shard, others replicate the planned master", nil, b, a, a},
-		{"empty answers are no answers", []string{}, b, a, a},
-		{"Sentinels override the plan", []string{b, b, b}, c, a, b},
-		{"the old master comes back as a replica", []string{b, b, b}, a, a, b},
-		{"self named master boots as master", []string{b, b, b}, b, a, ""},
-		{"majority wins", []string{a, b, b}, c, a, b},
-		{"majority wins regardless of order", []string{b, a, b}, c, a, b},
-		{"self named by a majority but not all replicates the other (mid-failover)", []string{a, b, b}, b, a, a},
-		{"self named by every answer boots as master", []string{b, b, b}, b, a, ""},
-		{"self named by a minority follows the majority", []string{a, b, b}, a, a, b},
-		{"a single answer is enough", []string{c}, a, a, c},
-		{"tie resolves to the lowest address", []string{b, a}, c, c, a},
-		{"tie resolves the same in any order", []string{a, b}, c, c, a},
-		{"tie, two each", []string{c, b, c, b}, a, a, b},
-		{"a tie with self replicates the other", []string{b, a}, a, c, b},
-		{"no plan and no answers", nil, a, "", ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := bootRole(tc.answers, tc.self, tc.planned); got != tc.want {
-				t.Fatalf("bootRole(%q, self %s, planned %s) = %q, want %q", tc.answers, tc.self, tc.planned, got, tc.want)
-			}
-		})
-	}
-}
-
+// idAlphabet is Crockford's base 32, as NewID writes it.
 const idAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 func TestNewID(t *testing.T) {

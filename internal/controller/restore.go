@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
-	"github.com/redis-manager/redis-manager/internal/backup"
 	"github.com/redis-manager/redis-manager/internal/catalog"
+	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -248,35 +247,13 @@ func (c *Controller) fetchBackup(ctx context.Context, pr *transferProgress, cl s
 		pr.fail(rs.Shard)
 		return fmt.Errorf("shard %d: backup %s (%s): %w", rs.Shard, b.ID, b.Target, err)
 	}
-	t, err := backup.OpenTarget(ctx, b.TargetURL)
-	if err != nil {
-		return fail(err)
-	}
-	rc, err := t.Get(ctx, b.ObjectKey)
-	if err != nil {
-		return fail(err)
-	}
-	defer rc.Close()
 	pr.start(rs.Shard, "of "+b.ID, 1, b.SizeBytes)
-	src := &countingReader{r: rc, report: func(n int64) { pr.update(ctx, rs.Shard, n) }}
-	pipeR, pipeW := io.Pipe()
-	verified := make(chan error, 1)
-	go func() {
-		res, err := backup.VerifyCopy(pipeW, src)
-		if err == nil {
-			err = catalog.MatchRecord(res, b)
-		}
-		// The dump.rdb appears only when the copy ends without an error.
-		pipeW.CloseWithError(err)
-		verified <- err
-	}()
-	serr := c.platform.Seed(ctx, cl.Name, master.Name, pipeR)
-	pipeR.CloseWithError(errors.New("seed ended")) // unblock the copy if Seed stopped early
-	if verr := <-verified; verr != nil {
-		return fail(verr)
-	}
-	if serr != nil {
-		return fail(serr)
+	// The platform fetches and checks the object where the instance's data
+	// lives; the bytes do not pass through the job.
+	err = c.platform.Seed(ctx, id(*master), platform.SeedSource{TargetURL: b.TargetURL, Key: b.ObjectKey,
+		Size: b.SizeBytes, CRC64: b.CRC64, Progress: func(n int64) { pr.update(ctx, rs.Shard, n) }})
+	if err != nil {
+		return fail(err)
 	}
 	pr.done(rs.Shard, b.SizeBytes)
 	return nil

@@ -303,7 +303,7 @@ func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cl
 // removeInstances stops instances, deletes their data and records.
 func (c *Controller) removeInstances(ctx context.Context, cluster string, victims []store.Instance) error {
 	return parallel(victims, func(in store.Instance) error {
-		if err := c.platform.Remove(ctx, cluster, in.Name); err != nil {
+		if err := c.platform.Remove(ctx, id(in)); err != nil {
 			return err
 		}
 		c.pool.Forget(addr(in))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -50,12 +51,14 @@ func (c *Controller) checkCapacity(ctx context.Context, need int) error {
 	if err != nil {
 		return err
 	}
-	size := c.cfg.PortHi - c.cfg.PortLo + 1
-	free := size - len(insts)
-	if need > free {
+	taken := make([]platform.Endpoint, 0, len(insts))
+	for _, in := range insts {
+		taken = append(taken, endpoint(in))
+	}
+	if cp := c.platform.Capacity(taken); need > cp.Free {
 		return &spec.FieldError{Kind: spec.Unprocessable, Field: "shards",
-			Message: fmt.Sprintf("the cluster needs %d ports (shards × (1 + replicas) + sentinels) but only %d of the %d in --port-range %d-%d are free",
-				need, free, size, c.cfg.PortLo, c.cfg.PortHi)}
+			Message: fmt.Sprintf("the cluster needs %d %s (shards × (1 + replicas) + sentinels) but only %d of the %d in %s are free",
+				need, cp.Unit, cp.Free, cp.Total, cp.Limit)}
 	}
 	return nil
 }

@@ -119,7 +119,7 @@ func newFixture(t *testing.T, jobKind string, ports ...int) *fixture {
 	st := &failingStore{Store: real}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	p, err := local.New(filepath.Join(dir, "instances"), "", log)
+	p, err := local.New(filepath.Join(dir, "instances"), "", local.Options{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestOnExitRetriesTheStore(t *testing.T) {
 	master := startRedis(t) // in the master role: currentMaster names it
 	f := newFixture(t, "", master)
 	lostAt := time.Now().UTC().Truncate(time.Millisecond)
-	ev := platform.InstanceEvent{Type: "exited", Cluster: "orders", Name: "orders-0-0", At: lostAt}
+	ev := platform.InstanceEvent{Type: "exited", ID: platform.ID{Cluster: "orders", Name: "orders-0-0"}, Certain: true, At: lostAt}
 	lost := func() time.Time {
 		f.c.tracker.mu.Lock()
 		defer f.c.tracker.mu.Unlock()
@@ -332,7 +332,7 @@ func TestOnExitRetriesTheStore(t *testing.T) {
 	// A deleted cluster is an answer: no retry.
 	f.st.getClusterFails.Store(0)
 	f.st.getClusterCalls.Store(0)
-	f.c.onExit(ctx, platform.InstanceEvent{Type: "exited", Cluster: "gone", Name: "gone-0-0", At: lostAt})
+	f.c.onExit(ctx, platform.InstanceEvent{Type: "exited", ID: platform.ID{Cluster: "gone", Name: "gone-0-0"}, Certain: true, At: lostAt})
 	if n := f.st.getClusterCalls.Load(); n != 1 {
 		t.Fatalf("GetCluster called %d times for a deleted cluster, want 1", n)
 	}

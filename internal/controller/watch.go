@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -204,14 +205,15 @@ func shardOf(cluster, name string) *int {
 }
 
 // onExit reacts to the platform seeing a process exit: it records the loss,
-// starts the fast failover when the process was a master, and wakes the
-// control loop, which restarts what is lost.
+// starts the fast failover when the process was a master and its death is
+// certain (a suspected death waits for Sentinel's own down-after), and wakes
+// the control loop, which restarts what is lost.
 func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 	defer c.Wake()
 	var cl store.Cluster
 	var redis, sentinels []store.Instance
 	err := retryStore(ctx, func() (err error) {
-		if cl, err = c.store.GetCluster(ctx, ev.Cluster); err != nil {
+		if cl, err = c.store.GetCluster(ctx, ev.ID.Cluster); err != nil {
 			return err
 		}
 		redis, sentinels, err = c.instancesOf(ctx, cl.Name)
@@ -222,13 +224,13 @@ func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			c.log.Error("instance exit: cannot read the store; no fast failover for it", "cluster", ev.Cluster, "instance", ev.Name, "err", err)
+			c.log.Error("instance exit: cannot read the store; no fast failover for it", "cluster", ev.ID.Cluster, "instance", ev.ID.Name, "err", err)
 		}
 		return
 	}
 	var in *store.Instance
 	for i := range redis {
-		if redis[i].Name == ev.Name {
+		if redis[i].Name == ev.ID.Name {
 			in = &redis[i]
 		}
 	}
@@ -244,9 +246,31 @@ func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 			t.LostAt = ev.At
 		}
 	})
-	if cl.Spec.FastFailover && cl.Spec.Replicas > 0 {
-		go c.fastFailover(ctx, cl, *in, redis, sentinels)
+	if ok, why := forceOnDeath(ev, cl.Spec); !ok {
+		if why != "" {
+			c.log.Info("fast failover declined: "+why, "cluster", cl.Name, "shard", name, "instance", in.Name)
+		}
+		return
 	}
+	go c.fastFailover(ctx, cl, *in, redis, sentinels)
+}
+
+// forceOnDeath tells whether the death of a shard's master may start a fast
+// failover: only when the spec allows it, there is a replica to promote,
+// and the platform is certain the master is dead (a process reaped, a
+// container terminated, a pod deleted). A suspected death (a lost watch, a
+// node that stopped reporting) waits for Sentinel's own down-after. It is
+// pure; why says why not, "" when the spec does not ask for it.
+func forceOnDeath(ev platform.InstanceEvent, s api.ClusterSpec) (ok bool, why string) {
+	switch {
+	case !s.FastFailover || s.Replicas == 0:
+		return false, ""
+	case ev.Type != platform.EventExited:
+		return false, "not a death: " + ev.Type
+	case !ev.Certain:
+		return false, "the platform only suspects the master is dead"
+	}
+	return true, ""
 }
 
 // retryStore runs f, a read of the store, up to storeAttempts times 100 ms

@@ -3,13 +3,21 @@ package platform
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
+	"net"
+	"strconv"
 	"time"
+
+	"github.com/redis-manager/redis-manager/internal/spec"
 )
 
-// ErrPortInUse is returned when an instance's port is held by a process the
-// platform does not recognise as that instance.
+// ErrPortInUse is returned when an instance's endpoint is held by a process
+// the platform does not recognise as that instance.
 var ErrPortInUse = errors.New("port in use by another process")
+
+// ErrNoCapacity is returned by Reserve when the platform has no endpoint
+// left to give.
+var ErrNoCapacity = errors.New("no free endpoint")
 
 // Kinds of instance.
 const (
@@ -17,32 +25,104 @@ const (
 	KindSentinel = "sentinel"
 )
 
+// ID names an instance: its cluster and its own name. It is the identity;
+// an address is not (a platform may move an instance to another host).
+type ID struct {
+	Cluster string
+	Name    string
+}
+
+func (id ID) String() string { return id.Cluster + "/" + id.Name }
+
+// Endpoint is where an instance is reached. Host is an IP address (v4 or
+// v6) or a DNS name; String is the only way an address is formatted.
+type Endpoint struct {
+	Host string
+	Port int
+}
+
+// String returns host:port, with brackets around an IPv6 host.
+func (e Endpoint) String() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
+
+// ParseEndpoint parses host:port (an IPv6 host in brackets).
+func ParseEndpoint(s string) (Endpoint, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return Endpoint{}, fmt.Errorf("address %q: bad port", s)
+	}
+	return Endpoint{Host: h, Port: port}, nil
+}
+
+// Capacity is how many more instances a platform can give endpoints to,
+// and what limits them, for messages: "only Free of the Total Unit in Limit
+// are free".
+type Capacity struct {
+	Free, Total int
+	Unit        string // "ports", "addresses"
+	Limit       string // "--port-range 17000-17999"
+}
+
+// Want is one instance Reserve should find an endpoint for.
+type Want struct {
+	ID   ID
+	Kind string // KindRedis | KindSentinel
+}
+
 // InstanceSpec is everything a platform needs to run one instance.
 type InstanceSpec struct {
-	Name    string
-	Cluster string
-	Kind    string // KindRedis | KindSentinel
-	Host    string
-	Port    int
-	// Config renders the config file for a boot. It is called only when the
-	// instance is (re)started, never for an instance that is adopted running,
-	// with the data dir the platform chose, so the boot role can be decided
-	// at that moment.
-	Config func(dataDir string) (string, error)
-	// KeepConfig leaves an existing config file alone (Sentinel owns and
-	// rewrites its own file after the first boot).
-	KeepConfig bool
+	ID       ID
+	Kind     string // KindRedis | KindSentinel
+	Endpoint Endpoint
+	// Redis is the redis-server's configuration (Kind KindRedis). The
+	// platform fills Dir (where the data lives) and ReplicaOf (from Boot)
+	// when the instance boots.
+	Redis *spec.RedisConfig
+	// Sentinel is the Sentinel's configuration (Kind KindSentinel); the
+	// platform fills Dir. Sentinel owns and rewrites its own file after
+	// the first boot, so an existing file is kept.
+	Sentinel *spec.SentinelConfig
+	// Boot is what the boot decision of a redis-server needs
+	// (internal/instance.Decide); the platform runs it right before each
+	// boot, never for an instance that is adopted running.
+	Boot *BootPlan
+}
+
+// BootPlan is the input of a redis-server's boot decision: whom to ask
+// and what to fall back on while no Sentinel knows the shard.
+type BootPlan struct {
+	// MasterName is the shard's Sentinel master name.
+	MasterName string
+	// PlannedMaster is the address that is master while no Sentinel
+	// knows the shard (a new cluster): ordinal 0, or the current master of
+	// a shard a replica is added to.
+	PlannedMaster string
+	// Sentinels are the addresses of the cluster's Sentinels.
+	Sentinels        []string
+	SentinelPassword string
+}
+
+// Details is what a person needs to find an instance on its platform: the
+// API shows it. Local: the pid; Kubernetes: the pod and node.
+type Details struct {
+	Pid  int    `json:"pid,omitempty"`
+	Pod  string `json:"pod,omitempty"`
+	Node string `json:"node,omitempty"`
 }
 
 // Instance is what runs.
 type Instance struct {
-	Name    string
-	Cluster string
-	Kind    string
-	Host    string
-	Port    int
-	Pid     int
-	DataDir string
+	ID       ID
+	Kind     string
+	Endpoint Endpoint
+	// Handle is the platform's own record of the instance (local: pid and
+	// data dir), opaque to everyone else: the store saves it as it is and
+	// Recover gets it back.
+	Handle  []byte
+	Details Details
 	Running bool
 	// Adopted is true when Ensure found the instance already running.
 	Adopted bool
@@ -50,40 +130,146 @@ type Instance struct {
 
 // Event types.
 const (
+	// EventExited: the instance's process or container ended, or it may
+	// have (see Certain).
 	EventExited = "exited"
 )
 
 // InstanceEvent is something the platform saw happen to an instance.
 type InstanceEvent struct {
-	Type    string
-	Name    string
-	Cluster string
-	Pid     int
+	Type string
+	ID   ID
+	// Certain is true when the platform knows the instance is dead (its
+	// process was reaped or its pidfd reported the exit; a container
+	// terminated; a pod was deleted), false when it only suspects it (a
+	// node stopped reporting). Only a certain death may shorten a
+	// failover.
+	Certain bool
+	Details Details
 	At      time.Time
 }
 
 // Platform runs instances. Every method is idempotent.
 type Platform interface {
+	// Reserve gives each wanted instance an endpoint no taken endpoint
+	// and no other wanted instance has. It stores nothing: the caller
+	// records the endpoints, and passes every recorded one as taken.
+	// ErrNoCapacity when the platform has none left.
+	Reserve(ctx context.Context, want []Want, taken []Endpoint) (map[ID]Endpoint, error)
+	// Capacity tells how many more instances fit beside the taken
+	// endpoints, and what limits them.
+	Capacity(taken []Endpoint) Capacity
 	// Ensure makes the instance run, adopting a running copy rather than
 	// starting a second one.
 	Ensure(ctx context.Context, spec InstanceSpec) (Instance, error)
-	// Recover re-attaches to an instance that runs (after a manager restart)
-	// so its exit is reported by Watch. It never starts anything.
-	Recover(ctx context.Context, cluster, name string) (Instance, error)
+	// Recover re-attaches to an instance that runs (after a manager
+	// restart), given the handle Ensure returned (nil if none was
+	// recorded), so its death is reported by Watch. It never starts
+	// anything.
+	Recover(ctx context.Context, id ID, handle []byte) (Instance, error)
 	// Remove stops the instance and deletes its data. Removing an instance
 	// that does not exist is not an error.
-	Remove(ctx context.Context, cluster, name string) error
+	Remove(ctx context.Context, id ID) error
 	// List tells what the platform has for a cluster, running or not.
 	List(ctx context.Context, cluster string) ([]Instance, error)
-	// Watch reports instance exits until ctx ends.
+	// Watch reports instance deaths until ctx ends.
 	Watch(ctx context.Context) (<-chan InstanceEvent, error)
+	// Describe returns what a person needs to know of an instance, from
+	// its handle (nil: nothing).
+	Describe(handle []byte) Details
 	// Seed gives a redis-server that has not started yet its initial
-	// dataset: what r yields becomes the dump.rdb it loads at its first
-	// boot (a restore). The file appears only once r reaches io.EOF; an
-	// error from r or ctx leaves none. Seeding an instance that runs is
-	// refused (ErrRunning): its data is its own.
-	Seed(ctx context.Context, cluster, name string, r io.Reader) error
+	// dataset (a restore): the platform fetches the source where the
+	// instance's data lives (local: into its data dir, from the manager;
+	// Kubernetes: an init container of the pod), checks it (an RDB's
+	// structure and CRC64, the recorded size and CRC64) and only then
+	// places it as the dump.rdb the instance loads at its first boot. A
+	// failed fetch or check leaves nothing. Seeding an instance that runs
+	// is refused (ErrRunning): its data is its own.
+	Seed(ctx context.Context, id ID, src SeedSource) error
+	// TaskRunner runs verify and restore transfers next to the data.
+	TaskRunner
+}
+
+// SeedSource is a restore's dataset: an object in a backup target, with
+// what it must be.
+type SeedSource struct {
+	// TargetURL is the backup target (file:// or s3://) and Key the
+	// object's key in it.
+	TargetURL string
+	Key       string
+	// Size and CRC64 are what the backup recorded (0 and "": unknown).
+	Size  int64
+	CRC64 string
+	// Progress, when set, is told the bytes fetched so far, from time to
+	// time (where the fetch runs in the caller's process).
+	Progress func(n int64)
 }
 
 // ErrRunning is returned by Seed for an instance that runs.
 var ErrRunning = errors.New("instance is running")
+
+// Task kinds: one-off work next to an instance's data, for backups and
+// restores (local: a child process of the manager; Kubernetes: a Job).
+const (
+	// TaskFetch fetches and checks a seed source into Task.Dir/dump.rdb
+	// (instance.FetchSeed).
+	TaskFetch = "fetch"
+	// TaskCountKeys loads Task.Dir/dump.rdb into a throwaway redis-server
+	// and counts its keys.
+	TaskCountKeys = "count-keys"
+)
+
+// Task is one piece of one-off work.
+type Task struct {
+	Kind string // TaskFetch | TaskCountKeys
+	// Dir is the task's scratch directory.
+	Dir  string
+	Seed SeedSource // TaskFetch
+}
+
+// TaskProgress is what a running task reports.
+type TaskProgress struct {
+	Bytes   int64  `json:"bytes,omitempty"`   // fetched so far
+	Percent string `json:"percent,omitempty"` // loaded so far
+}
+
+// TaskResult is what a task found.
+type TaskResult struct {
+	Bytes int64  `json:"bytes,omitempty"`
+	CRC64 string `json:"crc64,omitempty"`
+	Keys  int64  `json:"keys"`
+}
+
+// Task error kinds, so callers can tell a refuted backup from a target out
+// of reach across a process boundary.
+const (
+	TaskErrCorrupt  = "corrupt"   // wraps backup.ErrCorrupt
+	TaskErrNotFound = "not-found" // wraps backup.ErrNotFound
+	TaskErrRefuted  = "refuted"   // wraps ErrRefuted
+)
+
+// ErrRefuted is a task's finding that the data is not what it should be
+// (redis-server refused the file).
+var ErrRefuted = errors.New("refuted")
+
+// TaskLine is one line of a task's output protocol (JSON lines on stdout):
+// progress lines, then a result or an error.
+type TaskLine struct {
+	Progress *TaskProgress `json:"progress,omitempty"`
+	Result   *TaskResult   `json:"result,omitempty"`
+	Error    *TaskError    `json:"error,omitempty"`
+}
+
+// TaskError is a task's failure: Kind is one of the TaskErr kinds or "".
+type TaskError struct {
+	Kind    string `json:"kind,omitempty"`
+	Message string `json:"message"`
+}
+
+// TaskRunner runs tasks.
+type TaskRunner interface {
+	// RunTask runs t to its end, telling progress (may be nil) what it
+	// reports. Its error wraps backup.ErrCorrupt, backup.ErrNotFound or
+	// ErrRefuted when the task found the data bad.
+	RunTask(ctx context.Context, t Task, progress func(TaskProgress)) (TaskResult, error)
+}

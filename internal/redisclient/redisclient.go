@@ -239,7 +239,7 @@ func (i Info) Replicas() []ConnectedReplica {
 		}
 		off, _ := strconv.ParseInt(fields["offset"], 10, 64)
 		lag, _ := strconv.ParseInt(fields["lag"], 10, 64)
-		out = append(out, ConnectedReplica{Addr: fields["ip"] + ":" + fields["port"], State: fields["state"], Offset: off, Lag: lag})
+		out = append(out, ConnectedReplica{Addr: net.JoinHostPort(fields["ip"], fields["port"]), State: fields["state"], Offset: off, Lag: lag})
 	}
 	return out
 }

@@ -24,7 +24,9 @@ import (
 
 	"github.com/redis-manager/redis-manager/internal/cli"
 	"github.com/redis-manager/redis-manager/internal/controller"
+	"github.com/redis-manager/redis-manager/internal/instance"
 	"github.com/redis-manager/redis-manager/internal/platform/local"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
@@ -36,6 +38,7 @@ type Options struct {
 	Platform     string
 	BackupTarget string
 	PortRange    string
+	HostRange    string
 	RedisServer  string
 	LogLevel     string
 	// TLSCert and TLSKey, when both are set, make the API serve HTTPS.
@@ -74,6 +77,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.Platform, "platform", "local", "where instances run: local | kubernetes")
 	f.StringVar(&o.BackupTarget, "backup-target", "", "backup target: file://DIR or s3://BUCKET/PREFIX?endpoint=URL&region=R&pathStyle=true (default file://<data-dir>/backups)")
 	f.StringVar(&o.PortRange, "port-range", "17000-17999", "local platform: ports for instances, LO-HI")
+	f.StringVar(&o.HostRange, "host-range", "", "local platform: one loopback address per instance from this range, e.g. 127.0.1.1-127.0.1.254 (default: every instance on 127.0.0.1)")
 	f.StringVar(&o.RedisServer, "redis-server", "redis-server", "local platform: the redis-server binary")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug | info | warn | error")
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
@@ -143,6 +147,12 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if err != nil {
 		return err
 	}
+	var hosts []string
+	if o.HostRange != "" {
+		if hosts, err = local.ParseHostRange(o.HostRange); err != nil {
+			return err
+		}
+	}
 	if o.Platform != "local" {
 		return fmt.Errorf("--platform %q: only the local platform is available in this version", o.Platform)
 	}
@@ -169,12 +179,21 @@ func Serve(ctx context.Context, o Options, version string) error {
 		// the manager's user reads it.
 		_ = os.Chmod(strings.TrimPrefix(o.Store, "sqlite://"), 0o600)
 	}
-	plat, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer, log.With("platform", "local"))
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the redis-manager binary for tasks: %w", err)
+	}
+	// The boot decisions' own pool: the controller closes its pool when
+	// it stops, the platform may still boot until then.
+	askPool := redisclient.NewPool()
+	defer askPool.Close()
+	plat, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer,
+		local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}, Self: self},
+		log.With("platform", "local"))
 	if err != nil {
 		return err
 	}
-	ctl := controller.New(controller.Config{Host: "127.0.0.1", PortLo: lo, PortHi: hi,
-		BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots, RedisServer: o.RedisServer, ScratchDir: filepath.Join(dataDir, "tmp")}, st, plat, log)
+	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots, ScratchDir: filepath.Join(dataDir, "tmp")}, st, plat, log)
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

@@ -68,6 +68,9 @@ func RenderRedis(c RedisConfig) string {
 	line("# Rendered by redis-manager; edits are overwritten at the next start.")
 	line("port", strconv.Itoa(c.Port))
 	line("bind", c.Host)
+	// Connections to the master leave from the instance's own address, so
+	// a packet filter on that address cuts the instance off both ways.
+	line("bind-source-addr", c.Host)
 	line("daemonize no")
 	line("dir", quote(c.Dir))
 	line("dbfilename dump.rdb")
@@ -134,6 +137,7 @@ func RenderSentinel(c SentinelConfig) string {
 	line("# Rendered by redis-manager at first start; Sentinel rewrites this file.")
 	line("port", strconv.Itoa(c.Port))
 	line("bind", c.Host)
+	line("bind-source-addr", c.Host) // see RenderRedis
 	line("daemonize no")
 	line("dir", quote(c.Dir))
 	line("pidfile", quote(c.Dir+"/redis.pid"))

@@ -186,6 +186,7 @@ func TestRenderRedisText(t *testing.T) {
 		{"managed directives", func(*RedisConfig) {}, map[string]string{
 			"port":                     "7001",
 			"bind":                     "127.0.0.1",
+			"bind-source-addr":         "127.0.0.1",
 			"daemonize":                "no",
 			"dir":                      "/data/orders 0-1",
 			"pidfile":                  "/data/orders 0-1/redis.pid",
@@ -273,6 +274,7 @@ func TestRenderSentinelText(t *testing.T) {
 	for k, want := range map[string]string{
 		"port":                       "26379",
 		"bind":                       "127.0.0.1",
+		"bind-source-addr":           "127.0.0.1",
 		"daemonize":                  "no",
 		"dir":                        "/data/s 0",
 		"pidfile":                    "/data/s 0/redis.pid",
@@ -436,6 +438,7 @@ func TestRenderRedisBootsWithNastyPassword(t *testing.T) {
 		"dir":                      c.Dir,
 		"port":                     strconv.Itoa(c.Port),
 		"bind":                     "127.0.0.1",
+		"bind-source-addr":         "127.0.0.1",
 		"repl-diskless-sync":       "yes",
 		"repl-diskless-sync-delay": "0",
 		"replica-announce-ip":      "127.0.0.1",

@@ -215,6 +215,7 @@ var managedDirectives = map[string]string{
 	"enable-protected-configs": "would let clients change dir and dbfilename",
 	"port":                     "the manager allocates ports",
 	"bind":                     "the platform decides addresses",
+	"bind-source-addr":         "the platform decides addresses",
 	"unixsocket":               "the platform decides addresses",
 	"requirepass":              "use the cluster's managed password",
 	"masterauth":               "use the cluster's managed password",

@@ -206,7 +206,7 @@ func TestValidateConfigRefusesEveryManagedDirective(t *testing.T) {
 	managed := ManagedDirectives()
 	// The list is what protects the manager's own settings; losing one
 	// silently must fail here.
-	for _, must := range []string{"dir", "dbfilename", "port", "bind", "requirepass", "masterauth", "replicaof", "slaveof",
+	for _, must := range []string{"dir", "dbfilename", "port", "bind", "bind-source-addr", "requirepass", "masterauth", "replicaof", "slaveof",
 		"include", "loadmodule", "rename-command", "save", "appendonly", "maxmemory", "maxmemory-policy", "pidfile",
 		"logfile", "daemonize", "protected-mode", "repl-diskless-sync-delay", "enable-debug-command"} {
 		if !contains(managed, must) {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // A migration is one version of the schema. Statements use the SQL both
@@ -27,6 +29,9 @@ type migration struct {
 	common  []string
 	sqlite  []string
 	mysql   []string
+	// rerun reports an error that, for this migration's statements only,
+	// means a run interrupted half-way got past the statement already.
+	rerun func(error) bool
 }
 
 var migrations = []migration{
@@ -133,6 +138,58 @@ var migrations = []migration{
 			){{table}}`,
 		},
 	},
+	// Version 3 is the leader lease (another branch).
+	{
+		version: 4,
+		name:    "instances: unique endpoint (host, port), platform handle instead of pid and data dir",
+		// An endpoint is unique, not a port: on Kubernetes every
+		// redis-server listens on 6379 under its own DNS name, and locally
+		// each instance may have its own loopback address. The pid and data
+		// dir become the platform's opaque handle (local: JSON).
+		//
+		// SQLite cannot drop a constraint in place: the table is rebuilt,
+		// inside the migration's transaction.
+		sqlite: []string{
+			`CREATE TABLE instances_v4 (
+				name VARCHAR(255) NOT NULL PRIMARY KEY,
+				cluster VARCHAR(255) NOT NULL,
+				kind VARCHAR(32) NOT NULL,
+				shard INT NOT NULL,
+				ordinal INT NOT NULL,
+				host VARCHAR(255) NOT NULL,
+				port INT NOT NULL,
+				handle LONGTEXT NOT NULL,
+				created_at {{time}} NOT NULL,
+				CONSTRAINT instances_endpoint_unique UNIQUE (host, port)
+			)`,
+			`INSERT INTO instances_v4 (name, cluster, kind, shard, ordinal, host, port, handle, created_at)
+				SELECT name, cluster, kind, shard, ordinal, host, port,
+					CASE WHEN pid = 0 AND data_dir = '' THEN '' ELSE json_object('pid', pid, 'dataDir', data_dir) END,
+					created_at
+				FROM instances`,
+			`DROP TABLE instances`,
+			`ALTER TABLE instances_v4 RENAME TO instances`,
+			`CREATE INDEX instances_cluster ON instances (cluster)`,
+		},
+		// Each statement can run again after an interruption: an existing
+		// column or key and a dropped one are accepted
+		// (dialect.alreadyApplied), and the copy of pid and data dir into
+		// the handle, run again once they are dropped, fails with "unknown
+		// column" (rerun), after it succeeded the first time.
+		mysql: []string{
+			`ALTER TABLE instances ADD COLUMN handle LONGTEXT NULL`,
+			`UPDATE instances SET handle = CASE WHEN pid = 0 AND data_dir = '' THEN '' ELSE JSON_OBJECT('pid', pid, 'dataDir', data_dir) END WHERE handle IS NULL`,
+			`ALTER TABLE instances ADD CONSTRAINT instances_endpoint_unique UNIQUE (host, port)`,
+			`ALTER TABLE instances DROP INDEX instances_port_unique`,
+			`ALTER TABLE instances DROP COLUMN pid`,
+			`ALTER TABLE instances DROP COLUMN data_dir`,
+			`ALTER TABLE instances MODIFY handle LONGTEXT NOT NULL`,
+		},
+		rerun: func(err error) bool {
+			var e *mysql.MySQLError
+			return errors.As(err, &e) && e.Number == 1054 // unknown column
+		},
+	},
 	{
 		// Version 5 (3 and 4 are the leader lease and the platform's
 		// instance identity).
@@ -157,6 +214,12 @@ var migrations = []migration{
 // several processes at once: SQLite serializes them with IMMEDIATE
 // transactions, MySQL with a named lock (GET_LOCK) per database.
 func migrate(ctx context.Context, db *sql.DB, d dialect) error {
+	return migrateTo(ctx, db, d, migrations)
+}
+
+// migrateTo applies the given migrations (a prefix of migrations; tests
+// stop at an older version).
+func migrateTo(ctx context.Context, db *sql.DB, d dialect, migrations []migration) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -238,7 +301,7 @@ func applyMigration(ctx context.Context, conn *sql.Conn, d dialect, m migration)
 		stmts = append(stmts, m.mysql...)
 	}
 	for i, stmt := range stmts {
-		if _, err := q.ExecContext(ctx, d.ddl.Replace(stmt)); err != nil && !d.alreadyApplied(err) {
+		if _, err := q.ExecContext(ctx, d.ddl.Replace(stmt)); err != nil && !d.alreadyApplied(err) && (m.rerun == nil || !m.rerun(err)) {
 			return fmt.Errorf("statement %d: %w", i+1, err)
 		}
 	}

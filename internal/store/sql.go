@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,8 +76,9 @@ var mysqlDialect = dialect{
 	},
 	alreadyApplied: func(err error) bool {
 		var e *mysql.MySQLError
-		// 1050 table exists, 1060 duplicate column, 1061 duplicate key name
-		return errors.As(err, &e) && (e.Number == 1050 || e.Number == 1060 || e.Number == 1061)
+		// 1050 table exists, 1060 duplicate column, 1061 duplicate key name,
+		// 1091 can't drop a column or key that is gone
+		return errors.As(err, &e) && (e.Number == 1050 || e.Number == 1060 || e.Number == 1061 || e.Number == 1091)
 	},
 	lockMigrations: func(ctx context.Context, conn *sql.Conn) (func(), error) {
 		// A named lock per database; it is held by this session and dies
@@ -382,12 +385,13 @@ func (s *sqlStore) DeleteCluster(ctx context.Context, name string) error {
 
 // Instances.
 
-const instanceCols = "name, cluster, kind, shard, ordinal, host, port, pid, data_dir, created_at"
+const instanceCols = "name, cluster, kind, shard, ordinal, host, port, handle, created_at"
 
 // PutInstance updates the record with that name or inserts it. It is not an
 // engine upsert: MySQL's ON DUPLICATE KEY UPDATE, on a table with two unique
 // keys, would update the row that holds the port when only the port
-// collides, overwriting another instance's record.
+// collides, overwriting another instance's record. The handle is stored as
+// text ("" for none): every platform's handle is JSON.
 func (s *sqlStore) PutInstance(ctx context.Context, in Instance) error {
 	if in.CreatedAt.IsZero() {
 		in.CreatedAt = now()
@@ -395,22 +399,22 @@ func (s *sqlStore) PutInstance(ctx context.Context, in Instance) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// created_at is kept: it is when the record first appeared.
 		n, err := rowsAffected(tx.ExecContext(ctx,
-			"UPDATE instances SET cluster = ?, kind = ?, shard = ?, ordinal = ?, host = ?, port = ?, pid = ?, data_dir = ? WHERE name = ?",
-			in.Cluster, in.Kind, in.Shard, in.Ordinal, in.Host, in.Port, in.Pid, in.DataDir, in.Name))
+			"UPDATE instances SET cluster = ?, kind = ?, shard = ?, ordinal = ?, host = ?, port = ?, handle = ? WHERE name = ?",
+			in.Cluster, in.Kind, in.Shard, in.Ordinal, in.Host, in.Port, string(in.Handle), in.Name))
 		if err != nil || n > 0 {
 			return err
 		}
 		_, err = tx.ExecContext(ctx,
-			"INSERT INTO instances ("+instanceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			in.Name, in.Cluster, in.Kind, in.Shard, in.Ordinal, in.Host, in.Port, in.Pid, in.DataDir, timeArg(in.CreatedAt))
+			"INSERT INTO instances ("+instanceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			in.Name, in.Cluster, in.Kind, in.Shard, in.Ordinal, in.Host, in.Port, string(in.Handle), timeArg(in.CreatedAt))
 		return err
 	})
 	if s.d.isDuplicate(err) {
 		// The transaction is over, so this read cannot deadlock on the
 		// single SQLite connection.
 		var holder string
-		if qerr := s.db.QueryRowContext(ctx, "SELECT name FROM instances WHERE port = ?", in.Port).Scan(&holder); qerr == nil && holder != in.Name {
-			return fmt.Errorf("put instance %q: port %d is held by instance %q: %w", in.Name, in.Port, holder, ErrConflict)
+		if qerr := s.db.QueryRowContext(ctx, "SELECT name FROM instances WHERE host = ? AND port = ?", in.Host, in.Port).Scan(&holder); qerr == nil && holder != in.Name {
+			return fmt.Errorf("put instance %q: %s is held by instance %q: %w", in.Name, net.JoinHostPort(in.Host, strconv.Itoa(in.Port)), holder, ErrConflict)
 		}
 		return fmt.Errorf("put instance %q: %w", in.Name, ErrConflict)
 	}
@@ -446,10 +450,14 @@ func (s *sqlStore) queryInstances(ctx context.Context, query string, args ...any
 	for rows.Next() {
 		var (
 			in      Instance
+			h       string
 			created dbTime
 		)
-		if err := rows.Scan(&in.Name, &in.Cluster, &in.Kind, &in.Shard, &in.Ordinal, &in.Host, &in.Port, &in.Pid, &in.DataDir, &created); err != nil {
+		if err := rows.Scan(&in.Name, &in.Cluster, &in.Kind, &in.Shard, &in.Ordinal, &in.Host, &in.Port, &h, &created); err != nil {
 			return nil, err
+		}
+		if h != "" {
+			in.Handle = []byte(h)
 		}
 		in.CreatedAt = created.t
 		out = append(out, in)

@@ -64,17 +64,20 @@ const (
 )
 
 // Instance is the record of one redis-server or Sentinel the manager runs:
-// enough to re-adopt it after a manager restart (pid, port, data dir).
+// its identity (cluster, name), its endpoint (host and port; the host may be
+// a DNS name or an IPv6 address), and the platform's opaque handle, which
+// is enough to re-adopt it after a manager restart.
 type Instance struct {
-	Name      string // <cluster>-<shard>-<ordinal> or <cluster>-sentinel-<ordinal>
-	Cluster   string
-	Kind      string // KindRedis | KindSentinel
-	Shard     int    // -1 for sentinels
-	Ordinal   int
-	Host      string
-	Port      int
-	Pid       int
-	DataDir   string
+	Name    string // <cluster>-<shard>-<ordinal> or <cluster>-sentinel-<ordinal>
+	Cluster string
+	Kind    string // KindRedis | KindSentinel
+	Shard   int    // -1 for sentinels
+	Ordinal int
+	Host    string
+	Port    int
+	// Handle is what the platform returned for the instance (local: JSON
+	// with pid and data dir), saved as it is; nil before its first start.
+	Handle    []byte
 	CreatedAt time.Time
 }
 
@@ -157,7 +160,8 @@ type Store interface {
 	DeleteCluster(ctx context.Context, name string) error
 
 	// PutInstance inserts or replaces the record with that name.
-	// ErrConflict when another instance already holds the port.
+	// ErrConflict when another instance already holds the endpoint (host
+	// and port).
 	PutInstance(ctx context.Context, in Instance) error
 	ListInstances(ctx context.Context, cluster string) ([]Instance, error)
 	// ListAllInstances lists the instances of every cluster.

@@ -65,6 +65,7 @@ var storeTests = []struct {
 	{"events", testEvents},
 	{"times are UTC", testTimesUTC},
 	{"migrations idempotent", testMigrationsIdempotent},
+	{"migration 4 keeps instances", testMigration4},
 	{"wrong key", testWrongKey},
 }
 
@@ -287,10 +288,10 @@ func testPasswordsEncrypted(t *testing.T, e *env) {
 
 func testInstances(t *testing.T, e *env) {
 	ctx := t.Context()
-	s0 := Instance{Name: "web-sentinel-0", Cluster: "web", Kind: KindSentinel, Shard: -1, Ordinal: 0, Host: "127.0.0.1", Port: 26379, Pid: 100, DataDir: "/d/s0", CreatedAt: base}
-	r1 := Instance{Name: "web-0-1", Cluster: "web", Kind: KindRedis, Shard: 0, Ordinal: 1, Host: "127.0.0.1", Port: 7001, Pid: 101, DataDir: "/d/r1", CreatedAt: base}
-	r0 := Instance{Name: "web-0-0", Cluster: "web", Kind: KindRedis, Shard: 0, Ordinal: 0, Host: "127.0.0.1", Port: 7000, Pid: 102, DataDir: "/d/r0", CreatedAt: base}
-	other := Instance{Name: "api-0-0", Cluster: "api", Kind: KindRedis, Shard: 0, Host: "127.0.0.1", Port: 7100, DataDir: "/d/a0", CreatedAt: base}
+	s0 := Instance{Name: "web-sentinel-0", Cluster: "web", Kind: KindSentinel, Shard: -1, Ordinal: 0, Host: "127.0.0.1", Port: 26379, Handle: []byte(`{"pid":100,"dataDir":"/d/s0"}`), CreatedAt: base}
+	r1 := Instance{Name: "web-0-1", Cluster: "web", Kind: KindRedis, Shard: 0, Ordinal: 1, Host: "127.0.0.1", Port: 7001, Handle: []byte(`{"pid":101,"dataDir":"/d/r1"}`), CreatedAt: base}
+	r0 := Instance{Name: "web-0-0", Cluster: "web", Kind: KindRedis, Shard: 0, Ordinal: 0, Host: "127.0.0.1", Port: 7000, Handle: []byte(`{"pid":102,"dataDir":"/d/r0"}`), CreatedAt: base}
+	other := Instance{Name: "api-0-0", Cluster: "api", Kind: KindRedis, Shard: 0, Host: "127.0.0.1", Port: 7100, CreatedAt: base}
 	for _, in := range []Instance{s0, r1, r0, other} {
 		if err := e.s.PutInstance(ctx, in); err != nil {
 			t.Fatal(err)
@@ -307,8 +308,8 @@ func testInstances(t *testing.T, e *env) {
 		t.Errorf("ListAllInstances = %+v, %v", all, err)
 	}
 
-	// Put replaces: a restart changes the pid, even the port.
-	r0.Pid, r0.Port = 202, 7002
+	// Put replaces: a restart changes the handle, even the port.
+	r0.Handle, r0.Port = []byte(`{"pid":202,"dataDir":"/d/r0"}`), 7002
 	if err := e.s.PutInstance(ctx, r0); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +318,7 @@ func testInstances(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	got, _ = e.s.ListInstances(ctx, "web")
-	if len(got) != 3 || got[1] != r0 {
+	if len(got) != 3 || !reflect.DeepEqual(got[1], r0) {
 		t.Errorf("after replace: %+v, want %+v in the middle", got, r0)
 	}
 
@@ -334,8 +335,30 @@ func testInstances(t *testing.T, e *env) {
 		t.Errorf("instance moved to a taken port: %v, want ErrConflict", err)
 	}
 	all, _ := e.s.ListAllInstances(ctx)
-	if len(all) != 4 || all[0] != other {
+	if len(all) != 4 || !reflect.DeepEqual(all[0], other) {
 		t.Errorf("after conflicts: %+v", all)
+	}
+
+	// An endpoint is host and port: the same port on another host (a
+	// loopback address of its own, a pod's DNS name, an IPv6 address) is
+	// no conflict, and the store keeps the host as given.
+	for i, h := range []string{"127.0.1.7", "orders-0-0.orders.ns.svc.cluster.local", "::1"} {
+		in := Instance{Name: fmt.Sprintf("host-%d", i), Cluster: "hosts", Kind: KindRedis, Shard: 0, Ordinal: i, Host: h, Port: 7001, CreatedAt: base}
+		if err := e.s.PutInstance(ctx, in); err != nil {
+			t.Errorf("port 7001 on host %s: %v", h, err)
+		}
+	}
+	if got, err := e.s.ListInstances(ctx, "hosts"); err != nil || len(got) != 3 || got[2].Host != "::1" || got[1].Host != "orders-0-0.orders.ns.svc.cluster.local" {
+		t.Errorf("instances on other hosts: %+v, %v", got, err)
+	}
+	dup := Instance{Name: "host-9", Cluster: "hosts", Kind: KindRedis, Host: "::1", Port: 7001}
+	if err := e.s.PutInstance(ctx, dup); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "[::1]:7001") || !strings.Contains(err.Error(), "host-2") {
+		t.Errorf("taken IPv6 endpoint: %v, want ErrConflict naming [::1]:7001 and host-2", err)
+	}
+	for i := range 3 {
+		if err := e.s.DeleteInstance(ctx, fmt.Sprintf("host-%d", i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	if err := e.s.DeleteInstance(ctx, "web-0-1"); err != nil {
@@ -881,5 +904,79 @@ func exactlyOneWins(t *testing.T, what string, f func(i int) error) {
 	wg.Wait()
 	if ok != 1 || confl != n-1 || len(other) > 0 {
 		t.Errorf("%d %s: %d ok, %d conflicts, other errors %v; want 1 ok", n, what, ok, confl, other)
+	}
+}
+
+// testMigration4: a database at version 2 with instance records (pid, data
+// dir, unique port) is migrated: every record keeps its fields, pid and
+// data dir become the local handle, and uniqueness is per endpoint.
+func testMigration4(t *testing.T, e *env) {
+	ctx := t.Context()
+	// A second, empty database at version 2.
+	eng := engines[0]
+	if strings.HasPrefix(e.dsn, "mysql://") {
+		eng = engines[1]
+	}
+	db, d, _, err := openDB(ctx, eng.dsn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var upTo2 []migration
+	for _, m := range migrations {
+		if m.version <= 2 {
+			upTo2 = append(upTo2, m)
+		}
+	}
+	if err := migrateTo(ctx, db, d, upTo2); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{
+		`('m-0-0', 'm', 'redis', 0, 0, '127.0.0.1', 17001, 4242, '/data/instances/m/m-0-0', ?)`,
+		`('m-sentinel-0', 'm', 'sentinel', -1, 0, '127.0.0.1', 17000, 0, '', ?)`,
+	} {
+		if _, err := db.ExecContext(ctx, "INSERT INTO instances (name, cluster, kind, shard, ordinal, host, port, pid, data_dir, created_at) VALUES "+row, timeArg(base)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := migrate(ctx, db, d); err != nil {
+		t.Fatal(err)
+	}
+	if d.name == mysqlDialect.name {
+		// DDL is not transactional there: a run interrupted after its
+		// last statement, before it was recorded, runs again.
+		if _, err := db.ExecContext(ctx, "DELETE FROM schema_migrations WHERE version = 4"); err != nil {
+			t.Fatal(err)
+		}
+		if err := migrate(ctx, db, d); err != nil {
+			t.Fatalf("migration 4 run again: %v", err)
+		}
+	}
+	s := &sqlStore{db: db, d: d}
+	got, err := s.ListInstances(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("after migration: %+v", got)
+	}
+	sent, red := got[0], got[1]
+	if sent.Name != "m-sentinel-0" || sent.Port != 17000 || sent.Handle != nil || sent.Shard != -1 || !sent.CreatedAt.Equal(base) {
+		t.Errorf("sentinel record: %+v", sent)
+	}
+	var h struct {
+		Pid     int    `json:"pid"`
+		DataDir string `json:"dataDir"`
+	}
+	if red.Name != "m-0-0" || red.Host != "127.0.0.1" || red.Port != 17001 || json.Unmarshal(red.Handle, &h) != nil ||
+		h.Pid != 4242 || h.DataDir != "/data/instances/m/m-0-0" {
+		t.Errorf("redis record: %+v (handle %s)", red, red.Handle)
+	}
+	// Uniqueness is per endpoint now.
+	if err := s.PutInstance(ctx, Instance{Name: "m-0-1", Cluster: "m", Kind: KindRedis, Host: "127.0.1.2", Port: 17001}); err != nil {
+		t.Errorf("same port, other host: %v", err)
+	}
+	if err := s.PutInstance(ctx, Instance{Name: "m-0-2", Cluster: "m", Kind: KindRedis, Host: "127.0.0.1", Port: 17001}); !errors.Is(err, ErrConflict) {
+		t.Errorf("same endpoint: %v, want ErrConflict", err)
 	}
 }

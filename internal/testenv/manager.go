@@ -76,7 +76,9 @@ func PortRange(t testing.TB, n int) (lo, hi int) {
 		base = v
 	}
 	for tries := 0; tries < 200; tries++ {
-		lo = base + int(portBlock.Add(1)-1)*n
+		// A cursor, not block index × n: ranges of different sizes must
+		// not overlap.
+		lo = base + int(portBlock.Add(int32(n))) - n
 		hi = lo + n - 1
 		if hi > 65000 {
 			t.Fatal("out of test ports")

@@ -22,7 +22,7 @@ func Evaluate(s api.ClusterSpec, cluster string, obs Observation, activeJob stri
 	failingOver := false
 
 	for _, so := range obs.Sentinels {
-		ss := api.SentinelStatus{Name: so.In.Name, Address: Addr(so.In), Up: so.Up, Pid: so.In.Pid, Monitors: []string{}}
+		ss := api.SentinelStatus{Name: so.In.Name, Address: Addr(so.In), Up: so.Up, Pid: so.Details.Pid, Monitors: []string{}}
 		for name := range so.View {
 			if strings.HasPrefix(name, cluster+"-") {
 				ss.Monitors = append(ss.Monitors, name)
@@ -93,7 +93,7 @@ func Evaluate(s api.ClusterSpec, cluster string, obs Observation, activeJob stri
 			if ro.In.Shard != shard {
 				continue
 			}
-			is := api.InstanceStatus{Name: ro.In.Name, Address: Addr(ro.In), Up: ro.Up, Pid: ro.In.Pid}
+			is := api.InstanceStatus{Name: ro.In.Name, Address: Addr(ro.In), Up: ro.Up, Pid: ro.Details.Pid}
 			if ro.Up {
 				is.Role = roleName(ro.Info["role"])
 				is.Keys = ro.Info.Keys()

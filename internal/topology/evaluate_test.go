@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -41,10 +42,10 @@ func fxCluster(shards, replicas, sentinels int) (api.ClusterSpec, Observation) {
 		for o := 0; o <= replicas; o++ {
 			port := fxRedisPort(sh, o)
 			in := store.Instance{Name: spec.InstanceName("orders", sh, o), Cluster: "orders", Kind: store.KindRedis,
-				Shard: sh, Ordinal: o, Host: fxHost, Port: port, Pid: 1}
+				Shard: sh, Ordinal: o, Host: fxHost, Port: port}
 			info := redisclient.Info{"process_id": strconv.Itoa(port + 10000), "used_memory": "1048576",
 				"db0": "keys=5,expires=0,avg_ttl=0", "db1": "keys=2,expires=1,avg_ttl=0"}
-			ro := RedisObs{In: in, Up: true, Info: info}
+			ro := RedisObs{In: in, Details: platform.Details{Pid: 1}, Up: true, Info: info}
 			if o == 0 {
 				info["role"] = "master"
 				info["master_repl_offset"] = "1000"
@@ -63,14 +64,14 @@ func fxCluster(shards, replicas, sentinels int) (api.ClusterSpec, Observation) {
 	}
 	for i := 0; i < sentinels; i++ {
 		in := store.Instance{Name: spec.SentinelInstanceName("orders", i), Cluster: "orders", Kind: store.KindSentinel,
-			Shard: -1, Ordinal: i, Host: fxHost, Port: 7100 + i, Pid: 200 + i}
+			Shard: -1, Ordinal: i, Host: fxHost, Port: 7100 + i}
 		// Each Sentinel has its own copy of the view, so a case can change one.
 		v := map[string]sentinel.Master{}
 		for k, m := range views {
 			m.Replicas = append([]sentinel.Replica(nil), m.Replicas...)
 			v[k] = m
 		}
-		obs.Sentinels = append(obs.Sentinels, SentinelObs{In: in, Up: true, View: v})
+		obs.Sentinels = append(obs.Sentinels, SentinelObs{In: in, Details: platform.Details{Pid: 200 + i}, Up: true, View: v})
 	}
 	return s, obs
 }

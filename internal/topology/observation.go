@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -22,17 +23,19 @@ type Observation struct {
 
 // RedisObs is what one redis-server answered (Up false: it did not).
 type RedisObs struct {
-	In     store.Instance
-	Up     bool
-	Info   redisclient.Info
-	Master string // address of its master, for a replica
+	In      store.Instance
+	Details platform.Details // what the platform says of it (local: pid)
+	Up      bool
+	Info    redisclient.Info
+	Master  string // address of its master, for a replica
 }
 
 // SentinelObs is what one Sentinel answered: every shard it monitors.
 type SentinelObs struct {
-	In   store.Instance
-	Up   bool
-	View map[string]sentinel.Master
+	In      store.Instance
+	Details platform.Details
+	Up      bool
+	View    map[string]sentinel.Master
 }
 
 // Addr is the address of an instance.

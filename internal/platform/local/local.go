@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -20,26 +19,58 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/redis-manager/redis-manager/internal/instance"
 	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/spec"
 )
 
 // Platform is the local process platform.
 type Platform struct {
 	root   string
 	binary string
+	opts   Options
 	log    *slog.Logger
 	events chan platform.InstanceEvent
 
-	mu       sync.Mutex
-	watching map[int]bool // pids with an exit watcher
-	locks    map[string]*sync.Mutex
+	mu        sync.Mutex
+	watching  map[int]bool // pids with an exit watcher
+	locks     map[string]*sync.Mutex
+	reserveMu sync.Mutex // one Reserve at a time, so two never pick the same endpoint
+
+	// onRender, when set (tests), is called at every config rendering.
+	onRender func(platform.InstanceSpec)
 }
+
+// Options are the local platform's settings.
+type Options struct {
+	// PortLo and PortHi bound the ports instances get (--port-range).
+	PortLo, PortHi int
+	// Hosts are the loopback addresses instances get, one per instance
+	// (--host-range); empty: every instance on DefaultHost.
+	Hosts []string
+	// HostRange is how Hosts was given, for messages.
+	HostRange string
+	// Asker answers the boot decision's questions (default
+	// instance.DialAsker).
+	Asker instance.Asker
+	// Self is the redis-manager binary that runs tasks (RunTask).
+	Self string
+}
+
+// DefaultHost is where instances listen without a host range.
+const DefaultHost = "127.0.0.1"
 
 // New returns a platform keeping instance directories under root and
 // starting the redis-server found on PATH (or binary, when not empty).
-func New(root, binary string, log *slog.Logger) (*Platform, error) {
+func New(root, binary string, opts Options, log *slog.Logger) (*Platform, error) {
 	if binary == "" {
 		binary = "redis-server"
+	}
+	if opts.PortLo == 0 && opts.PortHi == 0 {
+		opts.PortLo, opts.PortHi = 17000, 17999
+	}
+	if opts.Asker == nil {
+		opts.Asker = instance.DialAsker{}
 	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("create instance root: %w", err)
@@ -57,6 +88,7 @@ func New(root, binary string, log *slog.Logger) (*Platform, error) {
 	return &Platform{
 		root:     root,
 		binary:   binary,
+		opts:     opts,
 		log:      log,
 		events:   make(chan platform.InstanceEvent, 1024),
 		watching: map[int]bool{},
@@ -88,36 +120,61 @@ func (p *Platform) lock(name string) func() {
 	return l.Unlock
 }
 
+// handle is the local platform's record of an instance, stored by the
+// controller as it is.
+type handle struct {
+	Pid     int    `json:"pid"`
+	DataDir string `json:"dataDir"`
+}
+
+func (p *Platform) instance(id platform.ID, kind string, ep platform.Endpoint, pid int, running bool) platform.Instance {
+	dir := p.dir(id.Cluster, id.Name)
+	h, _ := json.Marshal(handle{Pid: pid, DataDir: dir})
+	return platform.Instance{ID: id, Kind: kind, Endpoint: ep, Handle: h, Details: platform.Details{Pid: pid}, Running: running}
+}
+
+// Describe implements platform.Platform.
+func (p *Platform) Describe(h []byte) platform.Details {
+	var hd handle
+	if len(h) == 0 || json.Unmarshal(h, &hd) != nil {
+		return platform.Details{}
+	}
+	return platform.Details{Pid: hd.Pid}
+}
+
 // Ensure implements platform.Platform.
 func (p *Platform) Ensure(ctx context.Context, s platform.InstanceSpec) (platform.Instance, error) {
-	defer p.lock(s.Name)()
-	dir := p.dir(s.Cluster, s.Name)
-	inst := platform.Instance{Name: s.Name, Cluster: s.Cluster, Kind: s.Kind, Host: s.Host, Port: s.Port, DataDir: dir}
-	if pid, ok := runningPid(dir); ok {
-		p.watch(s.Cluster, s.Name, pid)
-		inst.Pid, inst.Running, inst.Adopted = pid, true, true
-		return inst, nil
+	defer p.lock(s.ID.Name)()
+	dir := p.dir(s.ID.Cluster, s.ID.Name)
+	adopt := func(pid int) platform.Instance {
+		p.watch(s.ID, pid)
+		inst := p.instance(s.ID, s.Kind, s.Endpoint, pid, true)
+		inst.Adopted = true
+		return inst
 	}
+	if pid, ok := runningPid(dir); ok {
+		return adopt(pid), nil
+	}
+	inst := p.instance(s.ID, s.Kind, s.Endpoint, 0, false)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return inst, fmt.Errorf("create dir of %s: %w", s.Name, err)
+		return inst, fmt.Errorf("create dir of %s: %w", s.ID.Name, err)
 	}
 	if err := p.waitPortFree(ctx, dir, s); err != nil {
 		if pid, ok := runningPid(dir); ok { // started by a manager killed before recording it
-			p.watch(s.Cluster, s.Name, pid)
-			inst.Pid, inst.Running, inst.Adopted = pid, true, true
-			return inst, nil
+			return adopt(pid), nil
 		}
 		return inst, err
 	}
-	m, _ := json.Marshal(meta{Name: s.Name, Cluster: s.Cluster, Kind: s.Kind, Host: s.Host, Port: s.Port})
+	m, _ := json.Marshal(meta{Name: s.ID.Name, Cluster: s.ID.Cluster, Kind: s.Kind, Host: s.Endpoint.Host, Port: s.Endpoint.Port})
 	if err := writeFile(filepath.Join(dir, "instance.json"), m); err != nil {
 		return inst, err
 	}
 	conf := filepath.Join(dir, confName(s.Kind))
-	if _, err := os.Stat(conf); err != nil || !s.KeepConfig {
-		body, err := s.Config(dir)
+	_, statErr := os.Stat(conf)
+	if s.Kind != platform.KindSentinel || statErr != nil {
+		body, err := p.render(ctx, s, dir)
 		if err != nil {
-			return inst, fmt.Errorf("render config of %s: %w", s.Name, err)
+			return inst, fmt.Errorf("render config of %s: %w", s.ID.Name, err)
 		}
 		if err := writeFile(conf, []byte(body)); err != nil {
 			return inst, err
@@ -127,8 +184,32 @@ func (p *Platform) Ensure(ctx context.Context, s platform.InstanceSpec) (platfor
 	if err != nil {
 		return inst, err
 	}
-	inst.Pid, inst.Running = pid, true
-	return inst, nil
+	return p.instance(s.ID, s.Kind, s.Endpoint, pid, true), nil
+}
+
+// render renders the config of a boot. A redis-server's boot role is
+// decided here, right before it starts (instance.Decide), never for an
+// instance that is adopted running.
+func (p *Platform) render(ctx context.Context, s platform.InstanceSpec, dir string) (string, error) {
+	if p.onRender != nil {
+		p.onRender(s)
+	}
+	switch {
+	case s.Kind == platform.KindSentinel && s.Sentinel != nil:
+		c := *s.Sentinel
+		c.Host, c.Port, c.Dir = s.Endpoint.Host, s.Endpoint.Port, dir
+		return spec.RenderSentinel(c), nil
+	case s.Kind == platform.KindRedis && s.Redis != nil:
+		c := *s.Redis
+		c.Host, c.Port, c.Dir = s.Endpoint.Host, s.Endpoint.Port, dir
+		if s.Boot != nil {
+			d := instance.Decide(ctx, *s.Boot, s.Endpoint.String(), p.opts.Asker)
+			p.log.Info("boot role decided", "instance", s.ID.Name, "replicaOf", d.ReplicaOf, "sentinelAnswers", d.Answers)
+			c.ReplicaOf = d.ReplicaOf
+		}
+		return spec.RenderRedis(c), nil
+	}
+	return "", fmt.Errorf("no %s configuration in the spec", s.Kind)
 }
 
 func confName(kind string) string {
@@ -154,13 +235,11 @@ func writeFile(path string, b []byte) error {
 func (p *Platform) waitPortFree(ctx context.Context, dir string, s platform.InstanceSpec) error {
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		l, err := net.Listen("tcp", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
-		if err == nil {
-			l.Close()
+		if endpointFree(s.Endpoint) {
 			return nil
 		}
 		if _, ok := runningPid(dir); ok || time.Now().After(deadline) {
-			return fmt.Errorf("start %s on %s:%d: %w", s.Name, s.Host, s.Port, platform.ErrPortInUse)
+			return fmt.Errorf("start %s on %s: %w", s.ID.Name, s.Endpoint, platform.ErrPortInUse)
 		}
 		select {
 		case <-ctx.Done():
@@ -177,7 +256,7 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec, dir, conf
 	}
 	out, err := os.OpenFile(filepath.Join(dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("open log of %s: %w", s.Name, err)
+		return 0, fmt.Errorf("open log of %s: %w", s.ID.Name, err)
 	}
 	defer out.Close()
 	// Not exec.CommandContext: the instance must outlive this request.
@@ -186,7 +265,7 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec, dir, conf
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start %s: %w", s.Name, err)
+		return 0, fmt.Errorf("start %s: %w", s.ID.Name, err)
 	}
 	pid := cmd.Process.Pid
 	exited := make(chan struct{})
@@ -196,11 +275,11 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec, dir, conf
 	go func() {
 		_ = cmd.Wait()
 		close(exited)
-		p.exited(s.Cluster, s.Name, pid)
+		p.exited(s.ID, pid, true) // reaped: certainly dead
 	}()
-	p.log.Info("started instance", "instance", s.Name, "pid", pid, "port", s.Port)
+	p.log.Info("started instance", "instance", s.ID.Name, "pid", pid, "address", s.Endpoint.String())
 
-	addr := net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+	addr := s.Endpoint.String()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		// Ready when it accepts connections and has written its pid file
@@ -213,13 +292,13 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec, dir, conf
 		}
 		select {
 		case <-exited:
-			return 0, fmt.Errorf("%s exited at start: %s", s.Name, lastLines(dir, 5))
+			return 0, fmt.Errorf("%s exited at start: %s", s.ID.Name, lastLines(dir, 5))
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("%s did not accept connections on %s within 15s: %s", s.Name, addr, lastLines(dir, 5))
+			return 0, fmt.Errorf("%s did not accept connections on %s within 15s: %s", s.ID.Name, addr, lastLines(dir, 5))
 		}
 	}
 }
@@ -246,7 +325,7 @@ func lastLines(dir string, n int) string {
 
 // watch reports the exit of a process that is not our child (adopted after a
 // manager restart) through a pidfd.
-func (p *Platform) watch(cluster, name string, pid int) {
+func (p *Platform) watch(id platform.ID, pid int) {
 	p.mu.Lock()
 	if p.watching[pid] {
 		p.mu.Unlock()
@@ -256,32 +335,38 @@ func (p *Platform) watch(cluster, name string, pid int) {
 	p.mu.Unlock()
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		p.log.Warn("cannot watch adopted instance; its exit will be noticed by polling", "instance", name, "pid", pid, "err", err)
+		p.log.Warn("cannot watch adopted instance; its exit will be noticed by polling", "instance", id.Name, "pid", pid, "err", err)
 		return
 	}
 	go func() {
 		defer unix.Close(fd)
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		certain := false
 		for {
 			n, err := unix.Poll(fds, -1)
 			if err == unix.EINTR {
 				continue
 			}
+			// A readable pidfd means the process exited; a failed poll
+			// only that the watch is lost.
+			certain = err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
 			if err != nil || n > 0 {
 				break
 			}
 		}
-		p.exited(cluster, name, pid)
+		p.exited(id, pid, certain)
 	}()
 }
 
-func (p *Platform) exited(cluster, name string, pid int) {
+// exited reports a death: certain when the process was reaped or its pidfd
+// said so, suspected when the watch failed.
+func (p *Platform) exited(id platform.ID, pid int, certain bool) {
 	p.mu.Lock()
 	delete(p.watching, pid)
 	p.mu.Unlock()
-	p.log.Info("instance exited", "instance", name, "pid", pid)
+	p.log.Info("instance exited", "instance", id.Name, "pid", pid, "certain", certain)
 	select {
-	case p.events <- platform.InstanceEvent{Type: platform.EventExited, Name: name, Cluster: cluster, Pid: pid, At: time.Now().UTC()}:
+	case p.events <- platform.InstanceEvent{Type: platform.EventExited, ID: id, Certain: certain, Details: platform.Details{Pid: pid}, At: time.Now().UTC()}:
 	default: // the control loop also polls; never block an exit watcher
 	}
 }
@@ -317,37 +402,42 @@ func isInstanceProcess(pid int, dir string) bool {
 	return true
 }
 
-// Recover implements platform.Platform.
-func (p *Platform) Recover(ctx context.Context, cluster, name string) (platform.Instance, error) {
-	defer p.lock(name)()
-	dir := p.dir(cluster, name)
-	inst := platform.Instance{Name: name, Cluster: cluster, DataDir: dir}
-	if pid, ok := runningPid(dir); ok {
-		p.watch(cluster, name, pid)
-		inst.Pid, inst.Running, inst.Adopted = pid, true, true
+// Recover implements platform.Platform. The instance is found by its
+// directory, which its identity names; the handle's pid is not trusted (the
+// process may have been restarted, or the pid recycled).
+func (p *Platform) Recover(ctx context.Context, id platform.ID, h []byte) (platform.Instance, error) {
+	defer p.lock(id.Name)()
+	dir := p.dir(id.Cluster, id.Name)
+	m, _ := readMeta(dir)
+	pid, ok := runningPid(dir)
+	if !ok {
+		return p.instance(id, m.Kind, platform.Endpoint{Host: m.Host, Port: m.Port}, 0, false), nil
 	}
+	p.watch(id, pid)
+	inst := p.instance(id, m.Kind, platform.Endpoint{Host: m.Host, Port: m.Port}, pid, true)
+	inst.Adopted = true
 	return inst, nil
 }
 
 // Remove implements platform.Platform.
-func (p *Platform) Remove(ctx context.Context, cluster, name string) error {
-	defer p.lock(name)()
-	dir := p.dir(cluster, name)
+func (p *Platform) Remove(ctx context.Context, id platform.ID) error {
+	defer p.lock(id.Name)()
+	dir := p.dir(id.Cluster, id.Name)
 	if err := p.stop(ctx, dir); err != nil {
-		return fmt.Errorf("remove %s: %w", name, err)
+		return fmt.Errorf("remove %s: %w", id.Name, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove data of %s: %w", name, err)
+		return fmt.Errorf("remove data of %s: %w", id.Name, err)
 	}
-	_ = os.Remove(filepath.Join(p.root, cluster)) // only succeeds once empty
+	_ = os.Remove(filepath.Join(p.root, id.Cluster)) // only succeeds once empty
 	return nil
 }
 
 // Stop kills the instance's process (SIGKILL: its data is about to go, or it
 // is being replaced) and waits until it is gone; its data stays.
-func (p *Platform) Stop(ctx context.Context, cluster, name string) error {
-	defer p.lock(name)()
-	return p.stop(ctx, p.dir(cluster, name))
+func (p *Platform) Stop(ctx context.Context, id platform.ID) error {
+	defer p.lock(id.Name)()
+	return p.stop(ctx, p.dir(id.Cluster, id.Name))
 }
 
 func (p *Platform) stop(ctx context.Context, dir string) error {
@@ -383,19 +473,26 @@ func (p *Platform) List(ctx context.Context, cluster string) ([]platform.Instanc
 	var out []platform.Instance
 	for _, e := range entries {
 		dir := filepath.Join(p.root, cluster, e.Name())
-		b, err := os.ReadFile(filepath.Join(dir, "instance.json"))
+		m, err := readMeta(dir)
 		if err != nil {
 			continue
 		}
-		var m meta
-		if json.Unmarshal(b, &m) != nil {
-			continue
-		}
 		pid, running := runningPid(dir)
-		out = append(out, platform.Instance{Name: m.Name, Cluster: m.Cluster, Kind: m.Kind, Host: m.Host, Port: m.Port,
-			Pid: pid, DataDir: dir, Running: running})
+		if !running {
+			pid = 0
+		}
+		out = append(out, p.instance(platform.ID{Cluster: m.Cluster, Name: m.Name}, m.Kind, platform.Endpoint{Host: m.Host, Port: m.Port}, pid, running))
 	}
 	return out, nil
+}
+
+func readMeta(dir string) (meta, error) {
+	var m meta
+	b, err := os.ReadFile(filepath.Join(dir, "instance.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	return m, err
 }
 
 // Watch implements platform.Platform. There is one stream; call it once.
@@ -404,63 +501,32 @@ func (p *Platform) Watch(ctx context.Context) (<-chan platform.InstanceEvent, er
 }
 
 // Status tells whether an instance runs and its pid, without side effects.
-func (p *Platform) Status(cluster, name string) (pid int, running bool) {
-	return runningPid(p.dir(cluster, name))
+func (p *Platform) Status(id platform.ID) (pid int, running bool) {
+	return runningPid(p.dir(id.Cluster, id.Name))
 }
 
-// Seed implements platform.Platform: it writes dump.rdb into the instance's
-// directory (the `dir` its redis.conf names, with `dbfilename dump.rdb`),
-// through a temporary file renamed into place once r has ended and the
-// data is synced.
-func (p *Platform) Seed(ctx context.Context, cluster, name string, r io.Reader) (err error) {
-	defer p.lock(name)()
-	dir := p.dir(cluster, name)
+// Seed implements platform.Platform: instance.FetchSeed into the
+// instance's directory (the `dir` its redis.conf names, with `dbfilename
+// dump.rdb`), run as a fetch task (a child process) when the platform has
+// a redis-manager binary (Options.Self), else in this process.
+func (p *Platform) Seed(ctx context.Context, id platform.ID, src platform.SeedSource) error {
+	defer p.lock(id.Name)()
+	dir := p.dir(id.Cluster, id.Name)
 	if pid, ok := runningPid(dir); ok {
-		return fmt.Errorf("seed %s: %w (pid %d)", name, platform.ErrRunning, pid)
+		return fmt.Errorf("seed %s: %w (pid %d)", id.Name, platform.ErrRunning, pid)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
+	var err error
+	if p.opts.Self != "" {
+		_, err = p.RunTask(ctx, platform.Task{Kind: platform.TaskFetch, Dir: dir, Seed: src}, func(tp platform.TaskProgress) {
+			if src.Progress != nil {
+				src.Progress(tp.Bytes)
+			}
+		})
+	} else {
+		err = instance.FetchSeed(ctx, dir, src)
 	}
-	tmp, err := os.CreateTemp(dir, ".dump.rdb.seed-*")
 	if err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// A plain writer, so the copy uses a 1 MiB buffer rather than
-	// File.ReadFrom's 32 KiB one.
-	if _, err := io.CopyBuffer(struct{ io.Writer }{tmp}, ctxReader{ctx, r}, make([]byte, 1<<20)); err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, "dump.rdb")); err != nil {
-		return fmt.Errorf("seed %s: %w", name, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+		return fmt.Errorf("seed %s: %w", id.Name, err)
 	}
 	return nil
-}
-
-// ctxReader stops a copy when ctx ends, for readers that do not watch it.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
 }

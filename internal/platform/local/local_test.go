@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/redis-manager/redis-manager/internal/testenv"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -98,26 +100,63 @@ func killUnder(t *testing.T, root string) {
 
 func newPlatform(t *testing.T, root, binary string) *Platform {
 	t.Helper()
-	p, err := New(root, binary, slog.New(slog.DiscardHandler))
+	p, err := New(root, binary, Options{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
+	}
+	p.onRender = func(s platform.InstanceSpec) {
+		rendersMu.Lock()
+		defer rendersMu.Unlock()
+		if c := renders[s.Endpoint.Port]; c != nil {
+			c.Add(1)
+		}
 	}
 	return p
 }
 
-// redisInstance is an InstanceSpec whose Config renders a minimal
-// redis.conf and counts its calls.
-func redisInstance(name string, port int, calls *atomic.Int32) platform.InstanceSpec {
-	return platform.InstanceSpec{
-		Name: name, Cluster: cluster, Kind: platform.KindRedis, Host: host, Port: port,
-		Config: func(dir string) (string, error) {
-			if calls != nil {
-				calls.Add(1)
-			}
-			return spec.RenderRedis(spec.RedisConfig{Host: host, Port: port, Dir: dir, Password: password,
-				Spec: api.ClusterSpec{Persistence: "none", MaxmemoryPolicy: "noeviction", Maxmemory: "0"}}), nil
-		},
+// renders counts config renderings by port (ports are unique across the
+// tests of this package), for tests that pass a counter.
+var (
+	rendersMu sync.Mutex
+	renders   = map[int]*atomic.Int32{}
+)
+
+func countRenders(port int, calls *atomic.Int32) {
+	if calls == nil {
+		return
 	}
+	rendersMu.Lock()
+	renders[port] = calls
+	rendersMu.Unlock()
+}
+
+// redisInstance is an InstanceSpec with a minimal redis.conf, booting as
+// master (no Sentinel knows it); its renderings are counted in calls.
+func redisInstance(name string, port int, calls *atomic.Int32) platform.InstanceSpec {
+	self := net.JoinHostPort(host, strconv.Itoa(port))
+	countRenders(port, calls)
+	return platform.InstanceSpec{
+		ID: platform.ID{Cluster: cluster, Name: name}, Kind: platform.KindRedis, Endpoint: platform.Endpoint{Host: host, Port: port},
+		Redis: &spec.RedisConfig{Password: password,
+			Spec: api.ClusterSpec{Persistence: "none", MaxmemoryPolicy: "noeviction", Maxmemory: "0"}},
+		Boot: &platform.BootPlan{MasterName: cluster + "-0", PlannedMaster: self},
+	}
+}
+
+// handleDir is the data dir the handle of an instance names.
+func handleDir(t *testing.T, in platform.Instance) string {
+	t.Helper()
+	var h struct {
+		Pid     int    `json:"pid"`
+		DataDir string `json:"dataDir"`
+	}
+	if err := json.Unmarshal(in.Handle, &h); err != nil {
+		t.Fatalf("handle of %s: %q: %v", in.ID.Name, in.Handle, err)
+	}
+	if h.Pid != in.Details.Pid {
+		t.Errorf("handle of %s names pid %d, details %d", in.ID.Name, h.Pid, in.Details.Pid)
+	}
+	return h.DataDir
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -143,8 +182,8 @@ func waitExit(t *testing.T, events <-chan platform.InstanceEvent, name string, p
 	for {
 		select {
 		case ev := <-events:
-			if ev.Type == platform.EventExited && ev.Name == name && ev.Pid == pid {
-				if ev.Cluster != cluster || ev.At.IsZero() {
+			if ev.Type == platform.EventExited && ev.ID.Name == name && ev.Details.Pid == pid {
+				if ev.ID.Cluster != cluster || ev.At.IsZero() || !ev.Certain {
 					t.Errorf("exit event = %+v", ev)
 				}
 				return
@@ -179,15 +218,15 @@ func TestEnsureAdoptWatchRemove(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Ensure: %v", err)
 	}
-	if in.Pid <= 0 || !in.Running || in.Adopted || in.DataDir != dir || in.Port != port || in.Name != name || in.Kind != platform.KindRedis {
+	if in.Details.Pid <= 0 || !in.Running || in.Adopted || handleDir(t, in) != dir || in.Endpoint.Port != port || in.ID.Name != name || in.Kind != platform.KindRedis {
 		t.Fatalf("Ensure = %+v", in)
 	}
 	if calls.Load() != 1 {
 		t.Fatalf("Config called %d times, want 1", calls.Load())
 	}
 	ping(ctx, t, port)
-	if got := processesUnder(root); len(got) != 1 || got[in.Pid] != dir {
-		t.Fatalf("processes under the root = %v, want pid %d in %s", got, in.Pid, dir)
+	if got := processesUnder(root); len(got) != 1 || got[in.Details.Pid] != dir {
+		t.Fatalf("processes under the root = %v, want pid %d in %s", got, in.Details.Pid, dir)
 	}
 
 	// A second Ensure adopts the running instance.
@@ -195,8 +234,8 @@ func TestEnsureAdoptWatchRemove(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second Ensure: %v", err)
 	}
-	if !again.Adopted || !again.Running || again.Pid != in.Pid {
-		t.Fatalf("second Ensure = %+v, want pid %d adopted", again, in.Pid)
+	if !again.Adopted || !again.Running || again.Details.Pid != in.Details.Pid {
+		t.Fatalf("second Ensure = %+v, want pid %d adopted", again, in.Details.Pid)
 	}
 	if calls.Load() != 1 {
 		t.Fatalf("Config called again for an adopted instance")
@@ -210,26 +249,26 @@ func TestEnsureAdoptWatchRemove(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Ensure after restart: %v", err)
 	}
-	if !adopted.Adopted || adopted.Pid != in.Pid || calls.Load() != 1 {
-		t.Fatalf("Ensure after restart = %+v (Config calls %d), want pid %d adopted", adopted, calls.Load(), in.Pid)
+	if !adopted.Adopted || adopted.Details.Pid != in.Details.Pid || calls.Load() != 1 {
+		t.Fatalf("Ensure after restart = %+v (Config calls %d), want pid %d adopted", adopted, calls.Load(), in.Details.Pid)
 	}
 	if got := processesUnder(root); len(got) != 1 {
-		t.Fatalf("processes under the root = %v, want only pid %d", got, in.Pid)
+		t.Fatalf("processes under the root = %v, want only pid %d", got, in.Details.Pid)
 	}
 	l := listed(ctx, t, p2)
-	if len(l) != 1 || !l[0].Running || l[0].Pid != in.Pid || l[0].Name != name || l[0].Port != port || l[0].Kind != platform.KindRedis || l[0].DataDir != dir {
-		t.Fatalf("List = %+v, want %s running as pid %d", l, name, in.Pid)
+	if len(l) != 1 || !l[0].Running || l[0].Details.Pid != in.Details.Pid || l[0].ID.Name != name || l[0].Endpoint.Port != port || l[0].Kind != platform.KindRedis || handleDir(t, l[0]) != dir {
+		t.Fatalf("List = %+v, want %s running as pid %d", l, name, in.Details.Pid)
 	}
 
-	if err := syscall.Kill(in.Pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(in.Details.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, events2, name, in.Pid) // through the pidfd
-	waitExit(t, events1, name, in.Pid) // through Wait, as its parent
+	waitExit(t, events2, name, in.Details.Pid) // through the pidfd
+	waitExit(t, events1, name, in.Details.Pid) // through Wait, as its parent
 	if l := listed(ctx, t, p2); len(l) != 1 || l[0].Running {
 		t.Fatalf("List after kill = %+v, want %s not running", l, name)
 	}
-	if pid, running := p2.Status(cluster, name); running {
+	if pid, running := p2.Status(platform.ID{Cluster: cluster, Name: name}); running {
 		t.Fatalf("Status after kill = pid %d running", pid)
 	}
 
@@ -238,16 +277,16 @@ func TestEnsureAdoptWatchRemove(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Ensure after kill: %v", err)
 	}
-	if restarted.Adopted || restarted.Pid == in.Pid || calls.Load() != 2 {
+	if restarted.Adopted || restarted.Details.Pid == in.Details.Pid || calls.Load() != 2 {
 		t.Fatalf("Ensure after kill = %+v (Config calls %d), want a new process", restarted, calls.Load())
 	}
 	ping(ctx, t, port)
 
-	if err := p2.Remove(ctx, cluster, name); err != nil {
+	if err := p2.Remove(ctx, platform.ID{Cluster: cluster, Name: name}); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	if alive(restarted.Pid) {
-		t.Fatalf("pid %d still running after Remove", restarted.Pid)
+	if alive(restarted.Details.Pid) {
+		t.Fatalf("pid %d still running after Remove", restarted.Details.Pid)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("instance dir after Remove: %v", err)
@@ -258,7 +297,7 @@ func TestEnsureAdoptWatchRemove(t *testing.T) {
 	if l := listed(ctx, t, p2); len(l) != 0 {
 		t.Fatalf("List after Remove = %+v", l)
 	}
-	if err := p2.Remove(ctx, cluster, name); err != nil {
+	if err := p2.Remove(ctx, platform.ID{Cluster: cluster, Name: name}); err != nil {
 		t.Fatalf("second Remove: %v", err)
 	}
 	if got := processesUnder(root); len(got) != 0 {
@@ -273,7 +312,7 @@ func TestListAndRemoveOfUnknown(t *testing.T) {
 	if l, err := p.List(ctx, "nothing"); err != nil || len(l) != 0 {
 		t.Fatalf("List of an unknown cluster = %v, %v", l, err)
 	}
-	if err := p.Remove(ctx, "nothing", "nothing-0-0"); err != nil {
+	if err := p.Remove(ctx, platform.ID{Cluster: "nothing", Name: "nothing-0-0"}); err != nil {
 		t.Fatalf("Remove of an unknown instance: %v", err)
 	}
 }
@@ -298,20 +337,20 @@ func TestTwoInstances(t *testing.T) {
 	got := map[string]int{}
 	for _, in := range l {
 		if in.Running {
-			got[in.Name] = in.Pid
+			got[in.ID.Name] = in.Details.Pid
 		}
 	}
-	if len(l) != 2 || got["orders-0-0"] != ia.Pid || got["orders-0-1"] != ib.Pid {
+	if len(l) != 2 || got["orders-0-0"] != ia.Details.Pid || got["orders-0-1"] != ib.Details.Pid {
 		t.Fatalf("List = %+v", l)
 	}
-	if err := p.Remove(ctx, cluster, "orders-0-0"); err != nil {
+	if err := p.Remove(ctx, platform.ID{Cluster: cluster, Name: "orders-0-0"}); err != nil {
 		t.Fatal(err)
 	}
-	if alive(ia.Pid) || !alive(ib.Pid) {
-		t.Fatalf("after removing orders-0-0: its pid alive=%v, the other's alive=%v", alive(ia.Pid), alive(ib.Pid))
+	if alive(ia.Details.Pid) || !alive(ib.Details.Pid) {
+		t.Fatalf("after removing orders-0-0: its pid alive=%v, the other's alive=%v", alive(ia.Details.Pid), alive(ib.Details.Pid))
 	}
 	ping(ctx, t, b)
-	if l := listed(ctx, t, p); len(l) != 1 || l[0].Name != "orders-0-1" {
+	if l := listed(ctx, t, p); len(l) != 1 || l[0].ID.Name != "orders-0-1" {
 		t.Fatalf("List = %+v", l)
 	}
 }
@@ -383,11 +422,7 @@ func TestEnsureConfigRejected(t *testing.T) {
 	events, _ := p.Watch(ctx)
 	port := testenv.FreePort(t)
 	s := redisInstance("orders-0-0", port, nil)
-	render := s.Config
-	s.Config = func(dir string) (string, error) {
-		c, err := render(dir)
-		return c + "bogus-directive yes\n", err
-	}
+	s.Redis.Spec.Config = map[string]string{"bogus-directive": "yes"}
 	start := time.Now()
 	_, err := p.Ensure(ctx, s)
 	if err == nil {
@@ -406,7 +441,7 @@ func TestEnsureConfigRejected(t *testing.T) {
 	}
 	select {
 	case ev := <-events:
-		if ev.Name != "orders-0-0" || ev.Type != platform.EventExited {
+		if ev.ID.Name != "orders-0-0" || ev.Type != platform.EventExited || !ev.Certain {
 			t.Errorf("event = %+v", ev)
 		}
 	case <-time.After(5 * time.Second):
@@ -419,12 +454,11 @@ func TestEnsureConfigError(t *testing.T) {
 	ctx := ctxT(t)
 	root := instanceRoot(t)
 	p := newPlatform(t, root, "")
-	boom := errors.New("boom")
 	s := redisInstance("orders-0-0", testenv.FreePort(t), nil)
-	s.Config = func(string) (string, error) { return "", boom }
+	s.Redis = nil
 	_, err := p.Ensure(ctx, s)
-	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "orders-0-0") {
-		t.Fatalf("Ensure = %v, want the Config error wrapped with the instance name", err)
+	if err == nil || !strings.Contains(err.Error(), "render config of orders-0-0") {
+		t.Fatalf("Ensure = %v, want the rendering error wrapped with the instance name", err)
 	}
 	if got := processesUnder(root); len(got) != 0 {
 		t.Fatalf("processes left: %v", got)
@@ -441,18 +475,16 @@ func TestSentinelKeepsItsConfig(t *testing.T) {
 	port := testenv.FreePort(t)
 	const name = "orders-sentinel-0"
 	var calls atomic.Int32
+	countRenders(port, &calls)
 	s := platform.InstanceSpec{
-		Name: name, Cluster: cluster, Kind: platform.KindSentinel, Host: host, Port: port, KeepConfig: true,
-		Config: func(dir string) (string, error) {
-			calls.Add(1)
-			return spec.RenderSentinel(spec.SentinelConfig{Host: host, Port: port, Dir: dir, Password: password}), nil
-		},
+		ID: platform.ID{Cluster: cluster, Name: name}, Kind: platform.KindSentinel, Endpoint: platform.Endpoint{Host: host, Port: port},
+		Sentinel: &spec.SentinelConfig{Password: password},
 	}
 	first, err := p.Ensure(ctx, s)
 	if err != nil {
 		t.Fatalf("Ensure Sentinel: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(first.DataDir, "sentinel.conf")); err != nil {
+	if _, err := os.Stat(filepath.Join(handleDir(t, first), "sentinel.conf")); err != nil {
 		t.Fatalf("no sentinel.conf: %v", err)
 	}
 	sc := redis.NewSentinelClient(&redis.Options{Addr: net.JoinHostPort(host, strconv.Itoa(port)), Password: password,
@@ -470,7 +502,7 @@ func TestSentinelKeepsItsConfig(t *testing.T) {
 	// Wait until Sentinel has written its id into its file.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		b, _ := os.ReadFile(filepath.Join(first.DataDir, "sentinel.conf"))
+		b, _ := os.ReadFile(filepath.Join(handleDir(t, first), "sentinel.conf"))
 		if strings.Contains(string(b), "sentinel myid "+id) {
 			break
 		}
@@ -480,24 +512,24 @@ func TestSentinelKeepsItsConfig(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	if err := p.Stop(ctx, cluster, name); err != nil {
+	if err := p.Stop(ctx, platform.ID{Cluster: cluster, Name: name}); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if alive(first.Pid) {
-		t.Fatalf("pid %d alive after Stop", first.Pid)
+	if alive(first.Details.Pid) {
+		t.Fatalf("pid %d alive after Stop", first.Details.Pid)
 	}
-	if _, err := os.Stat(first.DataDir); err != nil {
+	if _, err := os.Stat(handleDir(t, first)); err != nil {
 		t.Fatalf("Stop removed the data dir: %v", err)
 	}
 	second, err := p.Ensure(ctx, s)
 	if err != nil {
 		t.Fatalf("Ensure after Stop: %v", err)
 	}
-	if second.Adopted || second.Pid == first.Pid {
+	if second.Adopted || second.Details.Pid == first.Details.Pid {
 		t.Fatalf("Ensure after Stop = %+v, want a new process", second)
 	}
 	if calls.Load() != 1 {
-		t.Fatalf("Config rendered %d times, want once: KeepConfig must keep Sentinel's file", calls.Load())
+		t.Fatalf("Config rendered %d times, want once: Sentinel's own file must be kept", calls.Load())
 	}
 	if got := myID(); got != id {
 		t.Fatalf("Sentinel id after restart = %s, want %s", got, id)
@@ -526,24 +558,12 @@ func TestAdoptThroughSymlinkedRoot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Ensure after restart through a symlinked root: %v", err)
 	}
-	if !again.Adopted || again.Pid != in.Pid {
-		t.Fatalf("Ensure after restart = %+v, want pid %d adopted", again, in.Pid)
+	if !again.Adopted || again.Details.Pid != in.Details.Pid {
+		t.Fatalf("Ensure after restart = %+v, want pid %d adopted", again, in.Details.Pid)
 	}
 	if l := listed(ctx, t, p2); len(l) != 1 || !l[0].Running {
 		t.Fatalf("List = %+v, want the instance running", l)
 	}
-}
-
-// failingReader yields some bytes, then an error.
-type failingReader struct{ n int }
-
-func (f *failingReader) Read(p []byte) (int, error) {
-	if f.n > 0 {
-		n := min(len(p), f.n)
-		f.n -= n
-		return n, nil
-	}
-	return 0, errors.New("source broke")
 }
 
 func TestSeed(t *testing.T) {
@@ -572,22 +592,42 @@ func TestSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The RDB as a backup object, whole and cut short.
+	objects := t.TempDir()
+	target := "file://" + objects
+	if err := os.WriteFile(filepath.Join(objects, "whole.rdb"), rdb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(objects, "short.rdb"), rdb[:len(rdb)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	whole := platform.SeedSource{TargetURL: target, Key: "whole.rdb", Size: int64(len(rdb))}
+
 	// A running instance is never seeded.
-	if err := p.Seed(ctx, cluster, "orders-0-0", strings.NewReader("x")); !errors.Is(err, platform.ErrRunning) {
+	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-0-0"}, whole); !errors.Is(err, platform.ErrRunning) {
 		t.Errorf("seed a running instance: %v, want ErrRunning", err)
 	}
 
-	// A reader that fails leaves nothing: no dump.rdb, no temporary file.
+	// A source that ends early leaves nothing: no dump.rdb, no temporary file.
 	dir := p.dir(cluster, "orders-1-0")
-	if err := p.Seed(ctx, cluster, "orders-1-0", &failingReader{n: 3 << 20}); err == nil || !strings.Contains(err.Error(), "source broke") {
-		t.Fatalf("seed from a failing reader: %v", err)
+	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-1-0"}, platform.SeedSource{TargetURL: target, Key: "short.rdb"}); err == nil || !strings.Contains(err.Error(), "orders-1-0") {
+		t.Fatalf("seed from a truncated object: %v", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("left behind after a failed seed: %v", entries)
 	}
+	// Nor does a whole RDB that is not the recorded one.
+	other := whole
+	other.CRC64 = "0000000000000000"
+	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-1-0"}, other); err == nil || !strings.Contains(err.Error(), "CRC64") {
+		t.Fatalf("seed of an RDB with another CRC64 than recorded: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left behind after a refused seed: %v", entries)
+	}
 
 	// Seeded, the instance boots with the data.
-	if err := p.Seed(ctx, cluster, "orders-1-0", strings.NewReader(string(rdb))); err != nil {
+	if err := p.Seed(ctx, platform.ID{Cluster: cluster, Name: "orders-1-0"}, whole); err != nil {
 		t.Fatal(err)
 	}
 	port := testenv.FreePort(t)
