@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -28,6 +29,7 @@ func newClusterCommand(a *app) *cobra.Command {
 		newClusterCredentialsCommand(a),
 		newClusterScaleCommand(a),
 		newClusterFailoverCommand(a),
+		newClusterRotateCommand(a),
 	)
 	return cmd
 }
@@ -288,9 +290,59 @@ func newClusterCredentialsCommand(a *app) *cobra.Command {
 			t := newTable(cmd.OutOrStdout())
 			row(t, "Password:", cred.Password)
 			row(t, "Sentinel password:", cred.SentinelPassword)
+			if cred.PreviousPassword != "" {
+				row(t, "Previous password:", cred.PreviousPassword+" (accepted until "+timestamp(cred.PreviousPasswordValidUntil)+")")
+			}
 			return t.Flush()
 		}),
 	}
+}
+
+func newClusterRotateCommand(a *app) *cobra.Command {
+	var (
+		grace          time.Duration
+		finish, noWait bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rotate-credentials NAME",
+		Short: "Give the cluster a new password without a restart; the old one stays valid for --grace",
+		Long: `Adds a new password next to the old one on every instance, makes the replicas
+and Sentinels use it, then switches to it. Clients using the old password keep
+working until --grace ends (or until rotate-credentials --finish), when the
+old password is removed. No instance restarts. Read the new password with
+"cluster credentials NAME".`,
+		Args: cobra.ExactArgs(1),
+		RunE: a.withClient(func(cmd *cobra.Command, args []string, c *api.Client) error {
+			var (
+				job api.Job
+				err error
+			)
+			if finish {
+				if cmd.Flags().Changed("grace") {
+					return fmt.Errorf("--grace and --finish go separately: --finish removes the old password now")
+				}
+				job, err = c.FinishRotation(cmd.Context(), args[0])
+			} else {
+				if grace < 0 {
+					return fmt.Errorf("--grace %s: must not be negative", grace)
+				}
+				ms := grace.Milliseconds()
+				job, err = c.RotateCredentials(cmd.Context(), args[0], &ms)
+			}
+			if err != nil {
+				return err
+			}
+			if noWait {
+				return a.printStarted(cmd.OutOrStdout(), job, map[string]any{"job": job})
+			}
+			final, err := a.waitJob(cmd, c, job)
+			return a.finishJob(cmd, final, err)
+		}),
+	}
+	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "how long the old password stays valid after the switch (0: removed at once)")
+	cmd.Flags().BoolVar(&finish, "finish", false, "remove the old password of a rotation now")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "print the job id and return without waiting")
+	return cmd
 }
 
 // printCluster prints the header block, then the instances and Sentinels.

@@ -103,7 +103,7 @@ func Register(ctx context.Context, conn *redis.Client, name, masterAddr string, 
 // SetAuthPass makes the Sentinel authenticate to the instances of name
 // with password (SENTINEL SET name auth-pass).
 func SetAuthPass(ctx context.Context, sc Conn, name, password string) error {
-	if err := do(ctx, sc, "sentinel", "set", name, "auth-pass", password).Err(); err != nil {
+	if err := do(ctx, sc, "set", name, "auth-pass", password).Err(); err != nil {
 		return fmt.Errorf("set auth-pass of %s: %w", name, err)
 	}
 	return nil

@@ -731,3 +731,26 @@ func TestAcceptedConfigBoots(t *testing.T) {
 		t.Errorf("ValidateConfig accepts a value redis-server refuses: %s", b)
 	}
 }
+
+// During a password rotation an instance that boots accepts every password
+// the cluster accepts, and only those.
+func TestRenderRedisBootsWithSeveralPasswords(t *testing.T) {
+	requireRedisServer(t)
+	t.Parallel()
+	ctx := context.Background()
+	c := bootRedis(t, RedisConfig{Password: "new-one", ExtraPasswords: []string{nastyPassword}, Spec: validSpec()})
+	for _, pw := range []string{"new-one", nastyPassword} {
+		if got, err := client(t, c.Port, pw).Ping(ctx).Result(); err != nil || got != "PONG" {
+			t.Fatalf("PING with %q = %q, %v", pw, got, err)
+		}
+	}
+	if err := client(t, c.Port, "").Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("PING without password = %v, want NOAUTH", err)
+	}
+	if err := client(t, c.Port, "other").Ping(ctx).Err(); err == nil {
+		t.Fatal("PING with a wrong password succeeded")
+	}
+	if got, err := client(t, c.Port, "new-one").ConfigGet(ctx, "masterauth").Result(); err != nil || got["masterauth"] != "new-one" {
+		t.Fatalf("masterauth = %v, %v; want the cluster's password", got, err)
+	}
+}

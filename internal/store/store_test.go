@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,7 @@ var storeTests = []struct {
 	{"clusters", testClusters},
 	{"duplicate cluster name", testDuplicateCluster},
 	{"passwords encrypted at rest", testPasswordsEncrypted},
+	{"password rotation", testRotation},
 	{"instances", testInstances},
 	{"one unfinished job per cluster", testJobConflict},
 	{"concurrent CreateJob", testConcurrentCreateJob},
@@ -283,6 +285,82 @@ func testPasswordsEncrypted(t *testing.T, e *env) {
 	}
 	if _, err := e.s.GetCluster(ctx, "b"); !errors.Is(err, ErrDecrypt) {
 		t.Errorf("password copied from another row: %v, want ErrDecrypt", err)
+	}
+}
+
+func testRotation(t *testing.T, e *env) {
+	ctx := t.Context()
+	c := testCluster("rot")
+	mustCreate(t, e, c)
+	if err := e.s.UpdateJob(ctx, Job{Job: api.Job{ID: "create-rot", Kind: api.JobCreate, Cluster: "rot", State: api.StateSucceeded, CreatedAt: base, FinishedAt: &base}}); err != nil {
+		t.Fatal(err)
+	}
+	const next = "next-Qx7$secret"
+	if err := e.s.StartRotation(ctx, "rot", next, testJob("rot-1", "rot", api.JobRotateCredentials, base)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.s.GetCluster(ctx, "rot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Password != c.Password || got.Rotation.Next != next || got.Rotation.Old != "" || !got.Rotation.Active() ||
+		!reflect.DeepEqual(got.Accepted(), []string{c.Password, next}) {
+		t.Fatalf("after StartRotation: %+v", got.Rotation)
+	}
+	if _, err := e.s.GetJob(ctx, "rot-1"); err != nil {
+		t.Fatalf("the rotation's job was not stored with it: %v", err)
+	}
+	// A second start while one is under way: refused, nothing stored.
+	err = e.s.StartRotation(ctx, "rot", "other", testJob("rot-2", "rot", api.JobRotateCredentials, base))
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("second StartRotation: %v, want ErrConflict", err)
+	}
+	if _, err := e.s.GetJob(ctx, "rot-2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the refused rotation's job was stored: %v", err)
+	}
+	if err := e.s.StartRotation(ctx, "nope", "x", testJob("rot-3", "nope", api.JobRotateCredentials, base)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("StartRotation of an unknown cluster: %v, want ErrNotFound", err)
+	}
+	ends := base.Add(time.Hour)
+	if err := e.s.SetRotation(ctx, "rot", next, Rotation{Old: c.Password, EndsAt: &ends}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = e.s.GetCluster(ctx, "rot")
+	if got.Password != next || got.Rotation.Old != c.Password || got.Rotation.Next != "" || got.Rotation.EndsAt == nil || !got.Rotation.EndsAt.Equal(ends) {
+		t.Fatalf("after the switch: password %v, rotation %+v", got.Password == next, got.Rotation)
+	}
+	// No secret is in any column in clear.
+	rows, err := e.s.db.QueryContext(ctx, "SELECT password_enc, sentinel_password_enc, next_password_enc, old_password_enc, spec, status FROM clusters WHERE name = 'rot'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var pw, spw, spec, status string
+		var nx, old sql.NullString
+		if err := rows.Scan(&pw, &spw, &nx, &old, &spec, &status); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{pw, spw, nx.String, old.String, spec, status} {
+			for _, secret := range []string{c.Password, next} {
+				if strings.Contains(v, secret) {
+					t.Errorf("a password is stored in clear: %q", v)
+				}
+			}
+		}
+		if !old.Valid || old.String == "" {
+			t.Errorf("old password column empty during the grace period")
+		}
+	}
+	rows.Close()
+	if err := e.s.SetRotation(ctx, "rot", next, Rotation{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = e.s.GetCluster(ctx, "rot")
+	if got.Rotation.Active() || got.Rotation.EndsAt != nil || len(got.Accepted()) != 1 {
+		t.Fatalf("after the finish: %+v", got.Rotation)
+	}
+	if err := e.s.SetRotation(ctx, "nope", "x", Rotation{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SetRotation of an unknown cluster: %v", err)
 	}
 }
 
