@@ -133,6 +133,21 @@ var migrations = []migration{
 			){{table}}`,
 		},
 	},
+	{
+		version: 3,
+		name:    "leases",
+		common: []string{
+			// One row per named lease (the leader lease: "leader").
+			// expires_ms is by the database's clock (dialect.nowMs); epoch
+			// is the fencing token, see sql_lease.go.
+			`CREATE TABLE IF NOT EXISTS leases (
+				name VARCHAR(255) NOT NULL PRIMARY KEY,
+				holder VARCHAR(255) NOT NULL,
+				epoch BIGINT NOT NULL,
+				expires_ms BIGINT NOT NULL
+			){{table}}`,
+		},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from
