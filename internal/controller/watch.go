@@ -102,7 +102,8 @@ func (c *Controller) syncWatchers(ctx context.Context, cls []store.Cluster) {
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		c.watchers[a] = &watcher{cancel: cancel}
-		go c.watchSentinel(wctx, cl, wantIn[a])
+		cl, s := cl, wantIn[a]
+		c.goTask(func() { c.watchSentinel(wctx, cl, s) })
 	}
 }
 
@@ -226,6 +227,7 @@ func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 		}
 	})
 	if cl.Spec.FastFailover && cl.Spec.Replicas > 0 {
-		go c.fastFailover(ctx, cl, *in, redis, sentinels)
+		dead := *in
+		c.goTask(func() { c.fastFailover(ctx, cl, dead, redis, sentinels) })
 	}
 }

@@ -2,6 +2,7 @@ package redisclient
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,66 @@ type Pool struct {
 	mu        sync.Mutex
 	redis     map[string]*redis.Client
 	sentinels map[string]*redis.SentinelClient
+
+	gate Gate
+	name string
+}
+
+// Gate runs one command (or pipeline) of ctx, or refuses it with an error
+// without sending anything. The manager's gate refuses the commands of a
+// leader whose term is over (see internal/leader).
+type Gate func(ctx context.Context, op string, send func() error) error
+
+// SetGate makes every command of every client the pool hands out from now
+// on pass through g, and names the clients' connections (CLIENT SETNAME),
+// so an instance's CLIENT LIST tells which manager is connected. Call it
+// before the first client is handed out.
+func (p *Pool) SetGate(g Gate, clientName string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gate, p.name = g, clientName
+}
+
+// gateHook sends every command through the pool's gate.
+type gateHook struct{ gate Gate }
+
+func (gateHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := h.gate(ctx, commandName(cmd), func() error { return next(ctx, cmd) })
+		if err != nil && cmd.Err() == nil {
+			cmd.SetErr(err)
+		}
+		return err
+	}
+}
+
+func (h gateHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := h.gate(ctx, "pipeline", func() error { return next(ctx, cmds) })
+		if err != nil {
+			for _, c := range cmds {
+				if c.Err() == nil {
+					c.SetErr(err)
+				}
+			}
+		}
+		return err
+	}
+}
+
+// commandName is "sentinel failover", "config set", "info": the command
+// and, for container commands, its subcommand.
+func commandName(cmd redis.Cmder) string {
+	name := cmd.Name()
+	if args := cmd.Args(); len(args) > 1 {
+		switch name {
+		case "sentinel", "config", "client", "cluster":
+			return fmt.Sprintf("%s %v", name, args[1])
+		}
+	}
+	return name
 }
 
 // NewPool returns an empty pool.
@@ -22,8 +83,9 @@ func NewPool() *Pool {
 	return &Pool{redis: map[string]*redis.Client{}, sentinels: map[string]*redis.SentinelClient{}}
 }
 
-func options(addr, password string) *redis.Options {
+func (p *Pool) options(addr, password string) *redis.Options {
 	return &redis.Options{
+		ClientName:      p.name,
 		Addr:            addr,
 		Password:        password,
 		Protocol:        2,
@@ -46,7 +108,10 @@ func (p *Pool) Redis(addr, password string) *redis.Client {
 	key := addr + "\x00" + password
 	c, ok := p.redis[key]
 	if !ok {
-		c = redis.NewClient(options(addr, password))
+		c = redis.NewClient(p.options(addr, password))
+		if p.gate != nil {
+			c.AddHook(gateHook{p.gate})
+		}
 		p.redis[key] = c
 	}
 	return c
@@ -59,8 +124,11 @@ func (p *Pool) Sentinel(addr, password string) *redis.SentinelClient {
 	key := addr + "\x00" + password
 	c, ok := p.sentinels[key]
 	if !ok {
-		o := options(addr, password)
+		o := p.options(addr, password)
 		c = redis.NewSentinelClient(o)
+		if p.gate != nil {
+			c.AddHook(gateHook{p.gate})
+		}
 		p.sentinels[key] = c
 	}
 	return c

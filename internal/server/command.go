@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/redis-manager/redis-manager/internal/cli"
 	"github.com/redis-manager/redis-manager/internal/controller"
+	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/platform/local"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -36,6 +38,9 @@ type Options struct {
 	PortRange    string
 	RedisServer  string
 	LogLevel     string
+	// ID names this manager among those sharing a store (the leader
+	// lease's holder); default <hostname>-<pid>.
+	ID string
 }
 
 // NewServeCommand returns `redis-manager serve`. Every flag also reads
@@ -64,6 +69,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.PortRange, "port-range", "17000-17999", "local platform: ports for instances, LO-HI")
 	f.StringVar(&o.RedisServer, "redis-server", "redis-server", "local platform: the redis-server binary")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug | info | warn | error")
+	f.StringVar(&o.ID, "id", "", "this manager's id among managers sharing a MySQL store (default <hostname>-<pid>)")
 	return cmd
 }
 
@@ -121,6 +127,16 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if o.BackupTarget == "" {
 		o.BackupTarget = (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(dataDir, "backups"))}).String()
 	}
+	sqlite := strings.HasPrefix(o.Store, "sqlite://")
+	unlock, err := lockDataDir(dataDir, sqlite)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if o.ID == "" {
+		host, _ := os.Hostname()
+		o.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
 	token, err := adminToken(filepath.Join(dataDir, "admin.token"))
 	if err != nil {
 		return err
@@ -139,15 +155,18 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if err != nil {
 		return err
 	}
+	// With SQLite the data dir's lock makes this the only manager of the
+	// store, so a lease left by a previous run is taken over at once.
+	elector := leader.New(leader.Config{ID: o.ID, Exclusive: sqlite}, st, log)
 	ctl := controller.New(controller.Config{Host: "127.0.0.1", PortLo: lo, PortHi: hi,
-		BackupTarget: o.BackupTarget, RedisServer: o.RedisServer, ScratchDir: filepath.Join(dataDir, "tmp")}, st, plat, log)
+		BackupTarget: o.BackupTarget, RedisServer: o.RedisServer, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector}, st, plat, log)
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           Handler(ctl, token, version, metricsHandler(st), log),
+		Handler:           Handler(ctl, elector, token, version, metricsHandler(st, elector), log),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -167,7 +186,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	fmt.Fprintf(os.Stderr, "listening on http://%s\n", ln.Addr())
-	log.Info("manager started", "version", version, "dataDir", dataDir, "store", redactDSN(o.Store), "portRange", o.PortRange,
+	log.Info("manager started", "id", o.ID, "version", version, "dataDir", dataDir, "store", redactDSN(o.Store), "portRange", o.PortRange,
 		"backupTarget", redactTarget(o.BackupTarget))
 	err = srv.Serve(ln)
 	cancel()
@@ -177,6 +196,35 @@ func Serve(ctx context.Context, o Options, version string) error {
 		return nil
 	}
 	return err
+}
+
+// lockDataDir locks <dataDir>/manager.lock for as long as the manager
+// runs: exclusively with SQLite (one manager per data dir and database),
+// shared with MySQL (managers on one host share the data dir, where the
+// local instances live, and the database). The lock dies with the process.
+func lockDataDir(dataDir string, exclusive bool) (unlock func(), err error) {
+	path := filepath.Join(dataDir, "manager.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			if exclusive {
+				return nil, fmt.Errorf("data dir %s is in use by another redis-manager (%s is locked): with the SQLite store only one manager may use a data dir; "+
+					"stop the other one, or run several managers on a shared MySQL/MariaDB store (--store mysql://...)", dataDir, path)
+			}
+			return nil, fmt.Errorf("data dir %s is in use by a redis-manager on the SQLite store (%s is locked exclusively); "+
+				"managers sharing a data dir must all use the same MySQL/MariaDB store", dataDir, path)
+		}
+		return nil, fmt.Errorf("lock data dir %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 func parseLevel(s string) slog.Level {
