@@ -76,7 +76,7 @@ type Elector struct {
 
 	performed atomic.Int64
 	refused   atomic.Int64
-	lastDone  atomic.Int64 // unix nanoseconds when the last allowed action ended
+	lastAct   atomic.Int64 // unix nanoseconds when the last action was allowed
 }
 
 // New returns an elector for the manager cfg.ID.
@@ -111,15 +111,16 @@ func (e *Elector) Status() Status {
 type Counters struct {
 	Performed int64 // actions Gate allowed
 	Refused   int64 // actions Gate or a store fence refused
-	// LastActionEnd is when the last allowed action ended (zero if none).
-	LastActionEnd time.Time
+	// LastAction is when the last action was allowed, right before it
+	// was sent (zero if none).
+	LastAction time.Time
 }
 
 // Counters returns the action counts.
 func (e *Elector) Counters() Counters {
 	c := Counters{Performed: e.performed.Load(), Refused: e.refused.Load()}
-	if n := e.lastDone.Load(); n > 0 {
-		c.LastActionEnd = time.Unix(0, n)
+	if n := e.lastAct.Load(); n > 0 {
+		c.LastAction = time.Unix(0, n)
 	}
 	return c
 }
@@ -138,7 +139,7 @@ func (e *Elector) Gate(ctx context.Context, op string, act func() error) error {
 		return err
 	}
 	e.performed.Add(1)
-	defer func() { e.lastDone.Store(time.Now().UnixNano()) }()
+	e.lastAct.Store(time.Now().UnixNano())
 	return act()
 }
 
@@ -250,14 +251,18 @@ func (e *Elector) hold(ctx context.Context, l store.Lease, lead func(ctx context
 
 // keep renews the lease until a renewal is refused, the deadline passes
 // without one, lead returns, or ctx ends; it returns why it stopped.
+//
+// A leader that wakes up past its deadline (paused, starved) still tries
+// one renewal: if the lease is still its own at the same epoch, nobody else
+// can have led meanwhile and the term goes on. Until that renewal returns,
+// Gate refuses every action (the deadline has passed).
 func (e *Elector) keep(ctx context.Context, epoch int64, done <-chan struct{}) string {
 	next := e.cfg.RenewEvery
 	for {
 		e.mu.Lock()
 		until := e.validUntil
 		e.mu.Unlock()
-		wait := min(next, time.Until(until))
-		t := time.NewTimer(max(wait, 0))
+		t := time.NewTimer(max(min(next, time.Until(until)), 0))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -267,18 +272,18 @@ func (e *Elector) keep(ctx context.Context, epoch int64, done <-chan struct{}) s
 			return "leader work ended"
 		case <-t.C:
 		}
-		if !time.Now().Before(until) {
-			return "deadline passed without a renewal"
-		}
 		start := time.Now()
-		// A renewal that cannot finish before the deadline is worthless.
-		rctx, cancel := context.WithDeadline(ctx, until)
+		// Bounded by the deadline; past it, one short attempt.
+		rctx, cancel := context.WithDeadline(ctx, maxTime(until, start.Add(e.cfg.RenewEvery/2)))
 		l, held, err := e.st.AcquireLease(rctx, LeaseName, e.cfg.ID, e.cfg.TTL)
 		cancel()
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
 				return "shutting down"
+			}
+			if !time.Now().Before(until) {
+				return fmt.Sprintf("deadline passed without a renewal (%v)", err)
 			}
 			e.log.Warn("leader lease: renewal failed; retrying until the deadline", "err", err, "left", time.Until(until).Round(time.Millisecond))
 			next = e.cfg.RenewEvery / 4
@@ -289,12 +294,22 @@ func (e *Elector) keep(ctx context.Context, epoch int64, done <-chan struct{}) s
 			e.mu.Unlock()
 			return fmt.Sprintf("lease held by %q at epoch %d", l.Holder, l.Epoch)
 		}
+		if late := start.Sub(until); late >= 0 {
+			e.log.Warn("leader lease renewed after the deadline; the term goes on", "late", late.Round(time.Millisecond))
+		}
 		e.mu.Lock()
 		e.validUntil = start.Add(e.cfg.Deadline)
 		e.leaderID, e.seenEpoch = l.Holder, l.Epoch
 		e.mu.Unlock()
 		next = e.cfg.RenewEvery
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

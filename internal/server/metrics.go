@@ -81,7 +81,7 @@ var (
 	descEpoch   = prometheus.NewDesc("redis_manager_leader_epoch", "Epoch of the leader lease as this manager last read it.", nil, nil)
 	descActions = prometheus.NewDesc("redis_manager_leader_actions_total",
 		"Actions of leader work on Redis, Sentinel, the platform or the store: performed, or refused because this manager's term was over or its deadline passed.", []string{"result"}, nil)
-	descLastAction = prometheus.NewDesc("redis_manager_leader_last_action_end_seconds", "Unix time when the last performed leader action ended (0 if none).", nil, nil)
+	descLastAction = prometheus.NewDesc("redis_manager_leader_last_action_seconds", "Unix time when the last performed leader action was allowed, right before it was sent (0 if none).", nil, nil)
 )
 
 // leaderCollector exports the elector's state and action counts.
@@ -100,8 +100,8 @@ func (c leaderCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descActions, prometheus.CounterValue, float64(n.Performed), "performed")
 	ch <- prometheus.MustNewConstMetric(descActions, prometheus.CounterValue, float64(n.Refused), "refused")
 	last := 0.0
-	if !n.LastActionEnd.IsZero() {
-		last = float64(n.LastActionEnd.UnixNano()) / 1e9
+	if !n.LastAction.IsZero() {
+		last = float64(n.LastAction.UnixNano()) / 1e9
 	}
 	ch <- prometheus.MustNewConstMetric(descLastAction, prometheus.GaugeValue, last)
 }

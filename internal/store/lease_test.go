@@ -228,3 +228,42 @@ func testLeaseConcurrent(t *testing.T, e *env) {
 		t.Errorf("after two races: %+v %v, want epoch 2", l, err)
 	}
 }
+
+// TestLeaseNotBlockedByAStalledTransaction: on MariaDB, a holder stalled in
+// the middle of a fenced write (paused with the lease row locked) blocks a
+// takeover no longer than the session's idle timeout: the server closes
+// its connection and rolls the transaction back.
+func TestLeaseNotBlockedByAStalledTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, engines[1])
+	ctx := t.Context()
+	la, held := acquire(t, e, "a", 500*time.Millisecond)
+	if !held {
+		t.Fatal("a did not get the lease")
+	}
+	tx, err := e.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := e.s.checkFence(WithFence(ctx, Fence{Name: "leader", Holder: "a", Epoch: la.Epoch}), tx, "stalled write"); err != nil {
+		t.Fatal(err)
+	}
+	// a stalls here, holding the row lock. b tries once the lease expired.
+	time.Sleep(600 * time.Millisecond)
+	start := time.Now()
+	var l Lease
+	for time.Since(start) < 3*idleSessionTimeout {
+		if l, held, err = e.s.AcquireLease(ctx, "leader", "b", time.Second); err == nil && held {
+			break
+		}
+	}
+	took := time.Since(start)
+	if !held || l.Epoch != la.Epoch+1 {
+		t.Fatalf("b after a stalled in a transaction: %+v held=%v err=%v after %s", l, held, err, took)
+	}
+	if took > idleSessionTimeout+2*time.Second {
+		t.Errorf("takeover waited %s on a stalled transaction, the idle timeout is %s", took, idleSessionTimeout)
+	}
+	t.Logf("takeover %s after the holder stalled in a transaction", took.Round(time.Millisecond))
+}

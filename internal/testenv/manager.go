@@ -429,3 +429,20 @@ func raceReport(log string) string {
 	}
 	return log[i : i+end]
 }
+
+// StartManagers starts n managers on one MySQL/MariaDB store (dsn) that
+// share one data dir and port range, as managers on one host do; their ids
+// are m1 … mn. The first one starts first, so it normally leads.
+func StartManagers(t testing.TB, n int, dsn string, o ManagerOptions) []*Manager {
+	t.Helper()
+	o.Args = append(append([]string{}, o.Args...), "--store", dsn)
+	first := o
+	first.ID = "m1"
+	ms := []*Manager{StartManager(t, first)}
+	for i := 2; i <= n; i++ {
+		oi := o
+		oi.ID, oi.Share = fmt.Sprintf("m%d", i), ms[0]
+		ms = append(ms, StartManager(t, oi))
+	}
+	return ms
+}
