@@ -203,6 +203,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 // shared with MySQL (managers on one host share the data dir, where the
 // local instances live, and the database). The lock dies with the process.
 func lockDataDir(dataDir string, exclusive bool) (unlock func(), err error) {
+	const lockWait = 3 * time.Second
 	path := filepath.Join(dataDir, "manager.lock")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -212,7 +213,15 @@ func lockDataDir(dataDir string, exclusive bool) (unlock func(), err error) {
 	if exclusive {
 		how = syscall.LOCK_EX
 	}
-	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+	// A predecessor killed a moment ago can leave the lock to a child it
+	// was forking (the child holds a copy of the descriptor until it
+	// execs): wait a little before calling the data dir taken.
+	err = syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
+	for deadline := time.Now().Add(lockWait); errors.Is(err, syscall.EWOULDBLOCK) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		err = syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
+	}
+	if err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			if exclusive {
