@@ -203,8 +203,14 @@ func TestHAKillLeaderDuringScale(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create through the standby: %v", err)
 	}
-	if j := standby.WaitJob(ctx, res.Job.ID); j.State != api.StateSucceeded {
+	j := standby.WaitJob(ctx, res.Job.ID)
+	if j.State != api.StateSucceeded || j.StartedAt == nil {
 		t.Fatalf("create through the standby: %+v", j)
+	}
+	// The standby's kick reaches only itself: the leader finds the job by
+	// listing, within about a second.
+	if wait := j.StartedAt.Sub(j.CreatedAt); wait > 1500*time.Millisecond {
+		t.Errorf("the leader started a job stored through the standby %s after it was stored", wait)
 	}
 	cl := lead.WaitPhase(ctx, "ha", api.PhaseReady, 30*time.Second)
 	creds, err := standby.Client.Credentials(ctx, "ha")
@@ -228,7 +234,7 @@ func TestHAKillLeaderDuringScale(t *testing.T) {
 	if h2.Epoch <= h.Epoch || h2.LeaderID != idOf(standby) {
 		t.Errorf("after takeover: %+v, want leader %s at an epoch above %d", h2, idOf(standby), h.Epoch)
 	}
-	j := standby.WaitJob(ctx, up.Job.ID)
+	j = standby.WaitJob(ctx, up.Job.ID)
 	if j.State != api.StateSucceeded {
 		t.Fatalf("scale job after takeover: %+v", j)
 	}
