@@ -179,7 +179,9 @@ func Serve(ctx context.Context, o Options, version string) error {
 	case err := <-ctlDone:
 		return err
 	}
+	shutDown := make(chan struct{})
 	go func() {
+		defer close(shutDown)
 		<-ctx.Done()
 		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
@@ -190,6 +192,9 @@ func Serve(ctx context.Context, o Options, version string) error {
 		"backupTarget", redactTarget(o.BackupTarget))
 	err = srv.Serve(ln)
 	cancel()
+	// Requests in flight may still use the controller's connection pool,
+	// which Run closes once it returns: let them finish first.
+	<-shutDown
 	<-ctlDone
 	if errors.Is(err, http.ErrServerClosed) {
 		log.Info("manager stopped; instances keep running")
