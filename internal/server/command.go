@@ -207,28 +207,23 @@ func Serve(ctx context.Context, o Options, version string) error {
 // runs: exclusively with SQLite (one manager per data dir and database),
 // shared with MySQL (managers on one host share the data dir, where the
 // local instances live, and the database). The lock dies with the process.
+//
+// A POSIX record lock (fcntl), not flock: it belongs to this process and is
+// not inherited, so a child being forked (an instance starting) when the
+// manager is killed cannot keep it from a manager started right after.
 func lockDataDir(dataDir string, exclusive bool) (unlock func(), err error) {
-	const lockWait = 3 * time.Second
 	path := filepath.Join(dataDir, "manager.lock")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock data dir: %w", err)
 	}
-	how := syscall.LOCK_SH
+	lk := syscall.Flock_t{Type: syscall.F_RDLCK, Whence: 0, Start: 0, Len: 0}
 	if exclusive {
-		how = syscall.LOCK_EX
+		lk.Type = syscall.F_WRLCK
 	}
-	// A predecessor killed a moment ago can leave the lock to a child it
-	// was forking (the child holds a copy of the descriptor until it
-	// execs): wait a little before calling the data dir taken.
-	err = syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
-	for deadline := time.Now().Add(lockWait); errors.Is(err, syscall.EWOULDBLOCK) && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		err = syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
-	}
-	if err != nil {
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
 			if exclusive {
 				return nil, fmt.Errorf("data dir %s is in use by another redis-manager (%s is locked): with the SQLite store only one manager may use a data dir; "+
 					"stop the other one, or run several managers on a shared MySQL/MariaDB store (--store mysql://...)", dataDir, path)
