@@ -201,9 +201,16 @@ type ClusterJob struct {
 
 // Health is the body of GET /api/v1/health.
 type Health struct {
-	Status  string `json:"status"`
-	Leader  bool   `json:"leader"`
-	Version string `json:"version"`
+	Status string `json:"status"`
+	// Leader is true when this manager leads (runs the control loop and
+	// the jobs); every manager serves the API.
+	Leader bool `json:"leader"`
+	// LeaderID is the id (--id) of the manager holding the leader lease,
+	// as this manager last read it; Epoch is the lease's epoch, which
+	// increases at each takeover.
+	LeaderID string `json:"leaderId"`
+	Epoch    int64  `json:"epoch"`
+	Version  string `json:"version"`
 }
 
 // ErrorBody is the JSON form of every error.

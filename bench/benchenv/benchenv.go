@@ -29,6 +29,12 @@ func Start(bin string, portBase, ports int, extra ...string) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	return StartIn(bin, dir, portBase, ports, extra...)
+}
+
+// StartIn is Start on a given data dir: several managers on one MySQL
+// store share one (bench/takeover).
+func StartIn(bin, dir string, portBase, ports int, extra ...string) (*Manager, error) {
 	level := os.Getenv("BENCH_LOG_LEVEL")
 	if level == "" {
 		level = "warn"
@@ -85,6 +91,12 @@ func (m *Manager) Stop() {
 	}
 	time.Sleep(200 * time.Millisecond)
 	os.RemoveAll(m.DataDir)
+}
+
+// Kill kills the manager with SIGKILL, as a crash would, and reaps it.
+func (m *Manager) Kill() {
+	_ = m.cmd.Process.Kill()
+	_ = m.cmd.Wait()
 }
 
 // Pid is the manager's process id.

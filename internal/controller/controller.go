@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -24,6 +25,9 @@ type Config struct {
 	ImportRoots []string
 	// ScratchDir holds the temporary copies of backups being verified.
 	ScratchDir string
+	// Leader elects this manager among those sharing the store; nil
+	// builds one with a random id (a single manager).
+	Leader *leader.Elector
 }
 
 // Store is what the controller needs of the metadata store.
@@ -36,6 +40,12 @@ type Controller struct {
 	platform platform.Platform
 	pool     *redisclient.Pool
 	log      *slog.Logger
+	leader   *leader.Elector
+
+	// tasks owns the goroutines leader work starts on the side (platform
+	// event handlers, fast failovers, Sentinel watchers): a term ends only
+	// once they all returned.
+	tasks sync.WaitGroup
 
 	wake chan struct{}
 	kick chan struct{}
@@ -61,12 +71,18 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	if cfg.SentinelReady == 0 {
 		cfg.SentinelReady = 60 * time.Second
 	}
+	if cfg.Leader == nil {
+		cfg.Leader = leader.New(leader.Config{ID: NewID("manager")}, st, log)
+	}
+	pool := redisclient.NewPool()
+	pool.SetGate(cfg.Leader.Gate, "redis-manager:"+cfg.Leader.ID())
 	return &Controller{
 		cfg:       cfg,
 		store:     st,
-		platform:  p,
-		pool:      redisclient.NewPool(),
+		platform:  gatedPlatform{Platform: p, gate: cfg.Leader.Gate},
+		pool:      pool,
 		log:       log,
+		leader:    cfg.Leader,
 		wake:      make(chan struct{}, 1),
 		kick:      make(chan struct{}, 1),
 		running:   map[string]bool{},
@@ -96,13 +112,43 @@ func conflict(format string, a ...any) error {
 	return &Error{Kind: store.ErrConflict, Msg: fmt.Sprintf(format, a...)}
 }
 
-// Run adopts running instances and observes every cluster once (then closes
-// ready), resumes unfinished jobs, and runs the job runner, the control loop,
-// the backup scheduler and the platform watcher until ctx ends. It returns once they stopped.
+// Run serves until ctx ends: it competes for leadership and, while this
+// manager leads, runs the leader's work (lead). ready is closed once the
+// API may answer: at once on a standby, after the first observation on a
+// leader. It returns once every goroutine it started stopped, and only then
+// closes the connection pool.
 func (c *Controller) Run(ctx context.Context, ready chan<- struct{}) error {
 	events, err := c.platform.Watch(ctx)
 	if err != nil {
 		return fmt.Errorf("watch platform: %w", err)
+	}
+	var once sync.Once
+	readyNow := func() { once.Do(func() { close(ready) }) }
+	c.leader.Run(ctx, func(lctx context.Context) { c.lead(lctx, events, readyNow) }, readyNow)
+	readyNow()
+	c.pool.Close()
+	return nil
+}
+
+// Leader is this manager's elector (health, metrics).
+func (c *Controller) Leader() *leader.Elector { return c.leader }
+
+// lead is one term of leadership, as one unit (Nomad's establishLeadership
+// and revokeLeadership): it adopts the running instances, observes every
+// cluster once, then runs the job runner (which resumes every unfinished
+// job, a job the previous leader was running included), the control loop,
+// the backup scheduler and the platform event handler, with the Sentinel
+// watchers and fast failovers they start, until ctx ends; it returns only
+// once all of them returned.
+func (c *Controller) lead(ctx context.Context, events <-chan platform.InstanceEvent, ready func()) {
+	// Exits seen while standing by are old news: the adoption and the
+	// first observation below see what they left.
+	for drained := false; !drained; {
+		select {
+		case <-events:
+		default:
+			drained = true
+		}
 	}
 	if err := c.adopt(ctx); err != nil {
 		c.log.Warn("adopting instances", "err", err)
@@ -110,7 +156,7 @@ func (c *Controller) Run(ctx context.Context, ready chan<- struct{}) error {
 	// The stored status is as old as the last run: observe once before the
 	// API answers, so nobody reads a stale Ready.
 	c.observeAll(ctx)
-	close(ready)
+	ready()
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() { defer wg.Done(); c.runJobs(ctx) }()
@@ -124,14 +170,68 @@ func (c *Controller) Run(ctx context.Context, ready chan<- struct{}) error {
 				return
 			case ev := <-events:
 				c.log.Info("platform event", "type", ev.Type, "instance", ev.ID.Name, "certain", ev.Certain, "pid", ev.Details.Pid)
-				go c.onExit(ctx, ev)
+				c.goTask(func() { c.onExit(ctx, ev) })
 			}
 		}
 	}()
 	c.Kick()
 	wg.Wait()
-	c.pool.Close()
-	return nil
+	c.tasks.Wait()
+	// The next term starts its own watchers and failovers.
+	c.mu.Lock()
+	c.watchers = map[string]*watcher{}
+	c.failovers = map[string]bool{}
+	c.mu.Unlock()
+}
+
+// goTask runs f on a goroutine the current term waits for. Call it only
+// from leader work that is itself running (so the term has not ended).
+func (c *Controller) goTask(f func()) {
+	c.tasks.Add(1)
+	go func() {
+		defer c.tasks.Done()
+		f()
+	}()
+}
+
+// gatedPlatform passes every platform action of leader work through the
+// elector's gate: a leader whose term is over or whose deadline passed
+// starts, stops, recovers or seeds nothing.
+type gatedPlatform struct {
+	platform.Platform
+	gate func(ctx context.Context, op string, act func() error) error
+}
+
+func (g gatedPlatform) Ensure(ctx context.Context, s platform.InstanceSpec) (pi platform.Instance, err error) {
+	err = g.gate(ctx, "platform ensure "+s.ID.Name, func() error {
+		pi, err = g.Platform.Ensure(ctx, s)
+		return err
+	})
+	return pi, err
+}
+
+func (g gatedPlatform) Recover(ctx context.Context, id platform.ID, handle []byte) (pi platform.Instance, err error) {
+	err = g.gate(ctx, "platform recover "+id.Name, func() error {
+		pi, err = g.Platform.Recover(ctx, id, handle)
+		return err
+	})
+	return pi, err
+}
+
+func (g gatedPlatform) Remove(ctx context.Context, id platform.ID) error {
+	return g.gate(ctx, "platform remove "+id.Name, func() error { return g.Platform.Remove(ctx, id) })
+}
+
+func (g gatedPlatform) Seed(ctx context.Context, id platform.ID, src platform.SeedSource) error {
+	return g.gate(ctx, "platform seed "+id.Name, func() error { return g.Platform.Seed(ctx, id, src) })
+}
+
+func (g gatedPlatform) RunTask(ctx context.Context, t platform.Task, progress func(platform.TaskProgress)) (res platform.TaskResult, err error) {
+	err = g.gate(ctx, "platform task "+string(t.Kind), func() error {
+		res, err = g.Platform.RunTask(ctx, t, progress)
+		return err
+	})
+	return res, err
 }
 
 // adopt re-attaches to the instances recorded in the store that still run,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
@@ -31,8 +32,14 @@ type jobRun struct {
 	lastSave  time.Time
 }
 
+// jobPollEvery is how often the job runner lists unfinished jobs besides
+// being kicked: a job stored through another manager's API (a standby
+// stores intent only) kicks only that process, so the leader finds it by
+// listing, within a second.
+const jobPollEvery = time.Second
+
 // runJobs starts every pending or running job it finds, at start (resume
-// after a restart) and whenever kicked.
+// after a restart or a takeover) and whenever kicked.
 func (c *Controller) runJobs(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -65,7 +72,7 @@ func (c *Controller) runJobs(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-c.kick:
-		case <-time.After(5 * time.Second):
+		case <-time.After(jobPollEvery):
 		}
 	}
 }
@@ -134,10 +141,21 @@ func (c *Controller) runJob(ctx context.Context, j store.Job) {
 		r.job.Progress = float64(i) / float64(len(steps))
 		r.job.Message = s.name
 		r.mu.Unlock()
-		r.save(ctx, true)
+		if err := r.save(ctx, true); errors.Is(err, store.ErrFenced) {
+			// Another manager leads now and resumes this job; this one
+			// must not run a step it cannot record.
+			r.log.Warn("job abandoned: leadership lost", "step", s.name)
+			return
+		}
 		err := s.run(ctx, r)
 		if ctx.Err() != nil {
 			return // shutting down: the job stays running and resumes at next start
+		}
+		if err != nil && (errors.Is(err, leader.ErrNotLeader) || errors.Is(err, store.ErrFenced) || !c.leader.Status().Leader) {
+			// The step failed because this manager stopped leading: not
+			// the job's failure. The next leader resumes it.
+			r.log.Warn("job abandoned: leadership lost", "step", s.name, "err", err)
+			return
 		}
 		finished := time.Now().UTC()
 		r.mu.Lock()
@@ -171,7 +189,10 @@ func (r *jobRun) finish(ctx context.Context, err error) {
 		r.job.State, r.job.Progress, r.job.Message = api.StateSucceeded, 1, "done"
 	}
 	r.mu.Unlock()
-	r.save(ctx, true)
+	if err := r.save(ctx, true); err != nil {
+		r.log.Warn("job outcome not recorded", "state", r.job.State, "err", err)
+		return
+	}
 	r.log.Info("job finished", "state", r.job.State, "took", now.Sub(r.job.CreatedAt).Round(time.Millisecond))
 }
 
@@ -184,15 +205,17 @@ func (r *jobRun) progress(ctx context.Context, within float64, msg string) {
 	r.job.Progress = (float64(r.stepIndex) + within) / float64(r.nSteps)
 	r.job.Message = msg
 	r.mu.Unlock()
-	r.save(ctx, false)
+	_ = r.save(ctx, false)
 }
 
 // save stores the job; progress updates are throttled to a few a second.
-func (r *jobRun) save(ctx context.Context, force bool) {
+// The record is fenced (leader work's ctx carries the term's fence): a
+// deposed leader's save fails with store.ErrFenced.
+func (r *jobRun) save(ctx context.Context, force bool) error {
 	r.mu.Lock()
 	if !force && time.Since(r.lastSave) < 250*time.Millisecond {
 		r.mu.Unlock()
-		return
+		return nil
 	}
 	r.lastSave = time.Now()
 	j := r.job
@@ -201,9 +224,11 @@ func (r *jobRun) save(ctx context.Context, force bool) {
 	// A job's record must be written even while the manager shuts down.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := r.c.store.UpdateJob(wctx, j); err != nil && !errors.Is(err, context.Canceled) {
+	err := r.c.store.UpdateJob(wctx, j)
+	if err != nil && !errors.Is(err, context.Canceled) {
 		r.log.Error("save job", "err", err)
 	}
+	return err
 }
 
 // event records an event of the job's cluster.

@@ -109,7 +109,8 @@ func (c *Controller) syncWatchers(ctx context.Context, cls []store.Cluster) {
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		c.watchers[a] = &watcher{cancel: cancel}
-		go c.watchSentinel(wctx, cl, wantIn[a])
+		cl, s := cl, wantIn[a]
+		c.goTask(func() { c.watchSentinel(wctx, cl, s) })
 	}
 }
 
@@ -252,7 +253,8 @@ func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 		}
 		return
 	}
-	go c.fastFailover(ctx, cl, *in, redis, sentinels)
+	dead := *in
+	c.goTask(func() { c.fastFailover(ctx, cl, dead, redis, sentinels) })
 }
 
 // forceOnDeath tells whether the death of a shard's master may start a fast

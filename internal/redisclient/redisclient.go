@@ -2,6 +2,7 @@ package redisclient
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -28,6 +29,66 @@ type Pool struct {
 	sentinels map[string]*pooled[*redis.SentinelClient]
 	retired   []io.Closer // closed after retireGrace, or by Close
 	closed    bool
+
+	gate Gate
+	name string
+}
+
+// Gate runs one command (or pipeline) of ctx, or refuses it with an error
+// without sending anything. The manager's gate refuses the commands of a
+// leader whose term is over (see internal/leader).
+type Gate func(ctx context.Context, op string, send func() error) error
+
+// SetGate makes every command of every client the pool hands out from now
+// on pass through g, and names the clients' connections (CLIENT SETNAME),
+// so an instance's CLIENT LIST tells which manager is connected. Call it
+// before the first client is handed out.
+func (p *Pool) SetGate(g Gate, clientName string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gate, p.name = g, clientName
+}
+
+// gateHook sends every command through the pool's gate.
+type gateHook struct{ gate Gate }
+
+func (gateHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := h.gate(ctx, commandName(cmd), func() error { return next(ctx, cmd) })
+		if err != nil && cmd.Err() == nil {
+			cmd.SetErr(err)
+		}
+		return err
+	}
+}
+
+func (h gateHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := h.gate(ctx, "pipeline", func() error { return next(ctx, cmds) })
+		if err != nil {
+			for _, c := range cmds {
+				if c.Err() == nil {
+					c.SetErr(err)
+				}
+			}
+		}
+		return err
+	}
+}
+
+// commandName is "sentinel failover", "config set", "info": the command
+// and, for container commands, its subcommand.
+func commandName(cmd redis.Cmder) string {
+	name := cmd.Name()
+	if args := cmd.Args(); len(args) > 1 {
+		switch name {
+		case "sentinel", "config", "client", "cluster":
+			return fmt.Sprintf("%s %v", name, args[1])
+		}
+	}
+	return name
 }
 
 type pooled[C io.Closer] struct {
@@ -48,9 +109,10 @@ func NewPool() *Pool {
 	return &Pool{redis: map[string]*pooled[*redis.Client]{}, sentinels: map[string]*pooled[*redis.SentinelClient]{}}
 }
 
-func options(addr, password string, dialFailed func(bool)) *redis.Options {
+func (p *Pool) options(addr, password string, dialFailed func(bool)) *redis.Options {
 	d := &net.Dialer{KeepAlive: 5 * time.Minute}
 	return &redis.Options{
+		ClientName:      p.name,
 		Addr:            addr,
 		Password:        password,
 		Protocol:        2,
@@ -118,14 +180,22 @@ func retire[C io.Closer](p *Pool, m map[string]*pooled[C], key string, e *pooled
 // Redis returns the client of a redis-server.
 func (p *Pool) Redis(addr, password string) *redis.Client {
 	return get(p, p.redis, addr+"\x00"+password, func(f func(bool)) *redis.Client {
-		return redis.NewClient(options(addr, password, f))
+		c := redis.NewClient(p.options(addr, password, f))
+		if p.gate != nil {
+			c.AddHook(gateHook{p.gate})
+		}
+		return c
 	})
 }
 
 // Sentinel returns the client of a Sentinel.
 func (p *Pool) Sentinel(addr, password string) *redis.SentinelClient {
 	return get(p, p.sentinels, addr+"\x00"+password, func(f func(bool)) *redis.SentinelClient {
-		return redis.NewSentinelClient(options(addr, password, f))
+		c := redis.NewSentinelClient(p.options(addr, password, f))
+		if p.gate != nil {
+			c.AddHook(gateHook{p.gate})
+		}
+		return c
 	})
 }
 
@@ -164,7 +234,10 @@ func (s *Subscription) Close() error {
 // re-subscribes after a lost connection for as long as the subscription
 // lives.
 func (p *Pool) PSubscribe(ctx context.Context, addr, password string, patterns ...string) *Subscription {
-	c := redis.NewClient(options(addr, password, func(bool) {}))
+	p.mu.Lock()
+	o := p.options(addr, password, func(bool) {})
+	p.mu.Unlock()
+	c := redis.NewClient(o)
 	return &Subscription{PubSub: c.PSubscribe(ctx, patterns...), client: c}
 }
 

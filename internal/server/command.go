@@ -25,6 +25,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/cli"
 	"github.com/redis-manager/redis-manager/internal/controller"
 	"github.com/redis-manager/redis-manager/internal/instance"
+	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/platform/local"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -51,6 +52,9 @@ type Options struct {
 	// MaxConnections bounds the API's open connections (0: half the
 	// process's file limit, at most 4096).
 	MaxConnections int
+	// ID names this manager among those sharing a store (the leader
+	// lease's holder); default <hostname>-<pid>.
+	ID string
 }
 
 // NewServeCommand returns `redis-manager serve`. Every flag also reads
@@ -85,6 +89,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringSliceVar(&o.ImportRoots, "import-root", nil, "a file:// or s3:// target that backup import may read under, besides --backup-target (repeat, or comma-separate)")
 	f.BoolVar(&o.MetricsAuth, "metrics-auth", false, "require the API token on GET /metrics (it carries no secret; off by default)")
 	f.IntVar(&o.MaxConnections, "max-connections", 0, "most API connections held open; idle and slow ones are closed first (default: half the file limit, at most 4096)")
+	f.StringVar(&o.ID, "id", "", "this manager's id among managers sharing a MySQL store (default <hostname>-<pid>)")
 	return cmd
 }
 
@@ -165,6 +170,16 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if o.BackupTarget == "" {
 		o.BackupTarget = (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(dataDir, "backups"))}).String()
 	}
+	sqlite := strings.HasPrefix(o.Store, "sqlite://")
+	unlock, err := lockDataDir(dataDir, sqlite)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if o.ID == "" {
+		host, _ := os.Hostname()
+		o.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
 	token, err := adminToken(filepath.Join(dataDir, "admin.token"))
 	if err != nil {
 		return err
@@ -193,7 +208,10 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if err != nil {
 		return err
 	}
-	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots, ScratchDir: filepath.Join(dataDir, "tmp")}, st, plat, log)
+	// With SQLite the data dir's lock makes this the only manager of the
+	// store, so a lease left by a previous run is taken over at once.
+	elector := leader.New(leader.Config{ID: o.ID, Exclusive: sqlite}, st, log)
+	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector}, st, plat, log)
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -204,11 +222,11 @@ func Serve(ctx context.Context, o Options, version string) error {
 		maxConns = defaultMaxConnections()
 	}
 	lim := newConnLimiter(ln, maxConns)
-	metrics := metricsHandler(st, lim)
+	metrics := metricsHandler(st, elector, lim)
 	if o.MetricsAuth {
 		metrics = requireToken(token, metrics)
 	}
-	srv := newHTTPServer(Handler(ctl, token, version, metrics, log), lim)
+	srv := newHTTPServer(Handler(ctl, elector, token, version, metrics, log), lim)
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"
@@ -224,14 +242,16 @@ func Serve(ctx context.Context, o Options, version string) error {
 	case err := <-ctlDone:
 		return err
 	}
+	shutDown := make(chan struct{})
 	go func() {
+		defer close(shutDown)
 		<-ctx.Done()
 		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
 		_ = srv.Shutdown(sctx)
 	}()
 	fmt.Fprintf(os.Stderr, "listening on %s://%s\n", scheme, ln.Addr())
-	log.Info("manager started", "version", version, "dataDir", dataDir, "store", redactDSN(o.Store), "portRange", o.PortRange,
+	log.Info("manager started", "id", o.ID, "version", version, "dataDir", dataDir, "store", redactDSN(o.Store), "portRange", o.PortRange,
 		"backupTarget", redactTarget(o.BackupTarget), "maxConnections", maxConns, "tls", o.TLSCert != "")
 	if tlsConfig != nil {
 		err = srv.ServeTLS(lim, "", "")
@@ -239,12 +259,48 @@ func Serve(ctx context.Context, o Options, version string) error {
 		err = srv.Serve(lim)
 	}
 	cancel()
+	// Requests in flight may still use the controller's connection pool,
+	// which Run closes once it returns: let them finish first.
+	<-shutDown
 	<-ctlDone
 	if errors.Is(err, http.ErrServerClosed) {
 		log.Info("manager stopped; instances keep running")
 		return nil
 	}
 	return err
+}
+
+// lockDataDir locks <dataDir>/manager.lock for as long as the manager
+// runs: exclusively with SQLite (one manager per data dir and database),
+// shared with MySQL (managers on one host share the data dir, where the
+// local instances live, and the database). The lock dies with the process.
+//
+// A POSIX record lock (fcntl), not flock: it belongs to this process and is
+// not inherited, so a child being forked (an instance starting) when the
+// manager is killed cannot keep it from a manager started right after.
+func lockDataDir(dataDir string, exclusive bool) (unlock func(), err error) {
+	path := filepath.Join(dataDir, "manager.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	lk := syscall.Flock_t{Type: syscall.F_RDLCK, Whence: 0, Start: 0, Len: 0}
+	if exclusive {
+		lk.Type = syscall.F_WRLCK
+	}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+			if exclusive {
+				return nil, fmt.Errorf("data dir %s is in use by another redis-manager (%s is locked): with the SQLite store only one manager may use a data dir; "+
+					"stop the other one, or run several managers on a shared MySQL/MariaDB store (--store mysql://...)", dataDir, path)
+			}
+			return nil, fmt.Errorf("data dir %s is in use by a redis-manager on the SQLite store (%s is locked exclusively); "+
+				"managers sharing a data dir must all use the same MySQL/MariaDB store", dataDir, path)
+		}
+		return nil, fmt.Errorf("lock data dir %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 func parseLevel(s string) slog.Level {

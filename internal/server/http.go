@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/controller"
+	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -64,14 +65,20 @@ func badRequest(field, format string, a ...any) error {
 // and wrap does the rest.
 type handler func(r *http.Request) (status int, body any, err error)
 
+// Leadership tells who leads, for the health endpoint.
+type Leadership interface {
+	Status() leader.Status
+}
+
 // Handler builds the API's HTTP handler.
-func Handler(svc Service, token, version string, metrics http.Handler, log *slog.Logger) http.Handler {
+func Handler(svc Service, lead Leadership, token, version string, metrics http.Handler, log *slog.Logger) http.Handler {
 	h := &apiHandler{svc: svc, log: log}
 	mux := http.NewServeMux()
 	route := func(pattern string, f handler) { mux.Handle(pattern, h.wrap(f)) }
 
 	route("GET /api/v1/health", func(*http.Request) (int, any, error) {
-		return 200, api.Health{Status: "ok", Leader: true, Version: version}, nil
+		st := lead.Status()
+		return 200, api.Health{Status: "ok", Leader: st.Leader, LeaderID: st.LeaderID, Epoch: st.Epoch, Version: version}, nil
 	})
 	route("POST /api/v1/clusters", h.createCluster)
 	route("GET /api/v1/clusters", func(r *http.Request) (int, any, error) {

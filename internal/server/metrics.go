@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
@@ -75,9 +76,39 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-func metricsHandler(st store.Store, lim *connLimiter) http.Handler {
+var (
+	descLeader  = prometheus.NewDesc("redis_manager_leader", "1 when this manager leads (holds the leader lease).", []string{"id"}, nil)
+	descEpoch   = prometheus.NewDesc("redis_manager_leader_epoch", "Epoch of the leader lease as this manager last read it.", nil, nil)
+	descActions = prometheus.NewDesc("redis_manager_leader_actions_total",
+		"Actions of leader work on Redis, Sentinel, the platform or the store: performed, or refused because this manager's term was over or its deadline passed.", []string{"result"}, nil)
+	descLastAction = prometheus.NewDesc("redis_manager_leader_last_action_seconds", "Unix time when the last performed leader action was allowed, right before it was sent (0 if none).", nil, nil)
+)
+
+// leaderCollector exports the elector's state and action counts.
+type leaderCollector struct{ e *leader.Elector }
+
+func (c leaderCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLeader, descEpoch, descActions, descLastAction} {
+		ch <- d
+	}
+}
+
+func (c leaderCollector) Collect(ch chan<- prometheus.Metric) {
+	st, n := c.e.Status(), c.e.Counters()
+	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, b2f(st.Leader), c.e.ID())
+	ch <- prometheus.MustNewConstMetric(descEpoch, prometheus.GaugeValue, float64(st.Epoch))
+	ch <- prometheus.MustNewConstMetric(descActions, prometheus.CounterValue, float64(n.Performed), "performed")
+	ch <- prometheus.MustNewConstMetric(descActions, prometheus.CounterValue, float64(n.Refused), "refused")
+	last := 0.0
+	if !n.LastAction.IsZero() {
+		last = float64(n.LastAction.UnixNano()) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(descLastAction, prometheus.GaugeValue, last)
+}
+
+func metricsHandler(st store.Store, e *leader.Elector, lim *connLimiter) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), statusCollector{store: st})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), statusCollector{store: st}, leaderCollector{e})
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "redis_manager_http_connections_open",
 			Help: "API connections held open now."}, func() float64 { return float64(lim.Open()) }),

@@ -138,7 +138,21 @@ var migrations = []migration{
 			){{table}}`,
 		},
 	},
-	// Version 3 is the leader lease (another branch).
+	{
+		version: 3,
+		name:    "leases",
+		common: []string{
+			// One row per named lease (the leader lease: "leader").
+			// expires_ms is by the database's clock (dialect.nowMs); epoch
+			// is the fencing token, see sql_lease.go.
+			`CREATE TABLE IF NOT EXISTS leases (
+				name VARCHAR(255) NOT NULL PRIMARY KEY,
+				holder VARCHAR(255) NOT NULL,
+				epoch BIGINT NOT NULL,
+				expires_ms BIGINT NOT NULL
+			){{table}}`,
+		},
+	},
 	{
 		version: 4,
 		name:    "instances: unique endpoint (host, port), platform handle instead of pid and data dir",
@@ -191,8 +205,6 @@ var migrations = []migration{
 		},
 	},
 	{
-		// Version 5 (3 and 4 are the leader lease and the platform's
-		// instance identity).
 		version: 5,
 		name:    "backups.repl_offset",
 		common: []string{

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -152,8 +153,23 @@ func mysqlConfig(dsn string) (*mysql.Config, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	// A manager paused or cut off in the middle of a transaction must not
+	// hold its row locks (the lease row above all: a standby's takeover
+	// waits on it) for longer than a lease lasts. The server closes a
+	// connection idle this long and rolls its transaction back; the store's
+	// transactions never wait on anything but the database.
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	if _, ok := cfg.Params["wait_timeout"]; !ok {
+		cfg.Params["wait_timeout"] = strconv.Itoa(int(idleSessionTimeout / time.Second))
+	}
 	return cfg, nil
 }
+
+// idleSessionTimeout is the MySQL session's wait_timeout (see mysqlConfig):
+// shorter than the leader lease's TTL (internal/leader).
+const idleSessionTimeout = 3 * time.Second
 
 func openMySQL(ctx context.Context, dsn string) (*sql.DB, dialect, string, error) {
 	cfg, err := mysqlConfig(dsn)
@@ -169,6 +185,9 @@ func openMySQL(ctx context.Context, dsn string) (*sql.DB, dialect, string, error
 	db.SetMaxOpenConns(20)
 	db.SetMaxIdleConns(5)
 	db.SetConnMaxLifetime(5 * time.Minute)
+	// Idle pooled connections are dropped before the server's wait_timeout
+	// closes them.
+	db.SetConnMaxIdleTime(idleSessionTimeout / 2)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		var me *mysql.MySQLError

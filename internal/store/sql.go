@@ -39,6 +39,13 @@ type dialect struct {
 	// lockMigrations serializes migrations between processes sharing the
 	// database. It returns the function that releases the lock.
 	lockMigrations func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)
+	// nowMs is the database's clock in milliseconds since the Unix epoch,
+	// as an SQL expression (leases).
+	nowMs string
+	// lockUpdate and lockShared end a SELECT that locks the row it reads
+	// until the transaction ends (SQLite's IMMEDIATE transactions already
+	// exclude every other writer).
+	lockUpdate, lockShared string
 }
 
 var sqliteDialect = dialect{
@@ -59,6 +66,7 @@ var sqliteDialect = dialect{
 	// Migrations run in IMMEDIATE transactions (see openSQLite), which
 	// already exclude every other writer of the file.
 	lockMigrations: func(context.Context, *sql.Conn) (func(), error) { return func() {}, nil },
+	nowMs:          "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)",
 }
 
 var mysqlDialect = dialect{
@@ -98,6 +106,10 @@ var mysqlDialect = dialect{
 			_, _ = conn.ExecContext(ctx, "DO RELEASE_LOCK("+name+")")
 		}, nil
 	},
+	nowMs:      "CAST(ROUND(UNIX_TIMESTAMP(NOW(6)) * 1000) AS SIGNED)",
+	lockUpdate: " FOR UPDATE",
+	// LOCK IN SHARE MODE, not FOR SHARE: MariaDB knows only this spelling.
+	lockShared: " LOCK IN SHARE MODE",
 }
 
 // sqlStore implements Store on database/sql for both engines.
@@ -177,8 +189,24 @@ func rowsAffected(res sql.Result, err error) (int64, error) {
 	return res.RowsAffected()
 }
 
-// inTx runs fn in a transaction and commits it when fn returns nil.
+// inTx runs fn in a transaction and commits it when fn returns nil. When
+// ctx carries a fence (WithFence), the transaction checks it first.
 func (s *sqlStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.inTxOp(ctx, "write", fn)
+}
+
+// inTxOp is inTx naming the operation for a refused fence.
+func (s *sqlStore) inTxOp(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	return s.inTxUnfenced(ctx, func(tx *sql.Tx) error {
+		if err := s.checkFence(ctx, tx, op); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// inTxUnfenced is inTx without the fence check (the lease itself).
+func (s *sqlStore) inTxUnfenced(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -351,14 +379,16 @@ func (s *sqlStore) updateClusterJSON(ctx context.Context, column, name string, v
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	n, err := rowsAffected(s.db.ExecContext(ctx, "UPDATE clusters SET "+column+" = ? WHERE name = ?", string(b), name))
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.write(ctx, "update cluster "+column, func(q execer) error {
+		n, err := rowsAffected(q.ExecContext(ctx, "UPDATE clusters SET "+column+" = ? WHERE name = ?", string(b), name))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
 }
 
 func (s *sqlStore) DeleteCluster(ctx context.Context, name string) error {
@@ -468,10 +498,13 @@ func (s *sqlStore) queryInstances(ctx context.Context, query string, args ...any
 // DeleteInstance returns ErrNotFound when there is no such record, like
 // DeleteCluster; callers that delete idempotently check for it.
 func (s *sqlStore) DeleteInstance(ctx context.Context, name string) error {
-	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM instances WHERE name = ?", name))
-	if err == nil && n == 0 {
-		err = ErrNotFound
-	}
+	err := s.write(ctx, "delete instance", func(q execer) error {
+		n, err := rowsAffected(q.ExecContext(ctx, "DELETE FROM instances WHERE name = ?", name))
+		if err == nil && n == 0 {
+			err = ErrNotFound
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("delete instance %q: %w", name, err)
 	}
@@ -566,10 +599,14 @@ func (s *sqlStore) UpdateJob(ctx context.Context, j Job) error {
 	steps, params, err := jobArgs(j)
 	if err == nil {
 		var n int64
-		n, err = rowsAffected(s.db.ExecContext(ctx,
-			"UPDATE jobs SET state = ?, active_cluster = ?, progress = ?, message = ?, steps = ?, error = ?, params = ?, started_at = ?, finished_at = ? WHERE id = ?",
-			j.State, activeCluster(j), j.Progress, j.Message, steps, j.Error, params,
-			nullTimeArg(j.StartedAt), nullTimeArg(j.FinishedAt), j.ID))
+		err = s.write(ctx, "update job", func(q execer) error {
+			var err error
+			n, err = rowsAffected(q.ExecContext(ctx,
+				"UPDATE jobs SET state = ?, active_cluster = ?, progress = ?, message = ?, steps = ?, error = ?, params = ?, started_at = ?, finished_at = ? WHERE id = ?",
+				j.State, activeCluster(j), j.Progress, j.Message, steps, j.Error, params,
+				nullTimeArg(j.StartedAt), nullTimeArg(j.FinishedAt), j.ID))
+			return err
+		})
 		switch {
 		case s.d.isDuplicate(err):
 			err = fmt.Errorf("cluster %q already has another unfinished job: %w", j.Cluster, ErrConflict)
@@ -675,9 +712,12 @@ func (s *sqlStore) AddEvent(ctx context.Context, e api.Event) error {
 		}
 		details = string(b)
 	}
-	_, err := s.db.ExecContext(ctx,
-		"INSERT INTO events (id, cluster, shard, type, at, message, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		e.ID, e.Cluster, e.Shard, e.Type, timeArg(e.At), e.Message, details)
+	err := s.write(ctx, "add event", func(q execer) error {
+		_, err := q.ExecContext(ctx,
+			"INSERT INTO events (id, cluster, shard, type, at, message, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			e.ID, e.Cluster, e.Shard, e.Type, timeArg(e.At), e.Message, details)
+		return err
+	})
 	if s.d.isDuplicate(err) {
 		err = fmt.Errorf("event id %q is taken: %w", e.ID, ErrConflict)
 	}

@@ -173,10 +173,13 @@ func (s *sqlStore) queryBackups(ctx context.Context, query string, args ...any) 
 }
 
 func (s *sqlStore) DeleteBackup(ctx context.Context, id string) error {
-	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM backups WHERE id = ?", id))
-	if err == nil && n == 0 {
-		err = ErrNotFound
-	}
+	err := s.write(ctx, "delete backup", func(q execer) error {
+		n, err := rowsAffected(q.ExecContext(ctx, "DELETE FROM backups WHERE id = ?", id))
+		if err == nil && n == 0 {
+			err = ErrNotFound
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("delete backup %q: %w", id, err)
 	}
@@ -258,10 +261,13 @@ func (s *sqlStore) querySchedules(ctx context.Context, query string, args ...any
 }
 
 func (s *sqlStore) DeleteBackupSchedule(ctx context.Context, cluster string) error {
-	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM backup_schedules WHERE cluster = ?", cluster))
-	if err == nil && n == 0 {
-		err = ErrNotFound
-	}
+	err := s.write(ctx, "delete backup schedule", func(q execer) error {
+		n, err := rowsAffected(q.ExecContext(ctx, "DELETE FROM backup_schedules WHERE cluster = ?", cluster))
+		if err == nil && n == 0 {
+			err = ErrNotFound
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("delete backup schedule of cluster %q: %w", cluster, err)
 	}

@@ -72,12 +72,15 @@ func (s *sqlStore) SetRotation(ctx context.Context, name, password string, r Rot
 	if err != nil {
 		return fmt.Errorf("set rotation of cluster %q: %w", name, err)
 	}
-	n, err := rowsAffected(s.db.ExecContext(ctx,
-		"UPDATE clusters SET password_enc = ?, next_password_enc = ?, old_password_enc = ?, rotation_ends_at = ? WHERE name = ?",
-		pw, nextEnc, oldEnc, nullTimeArg(r.EndsAt), name))
-	if err == nil && n == 0 {
-		err = ErrNotFound
-	}
+	err = s.write(ctx, "set rotation", func(q execer) error {
+		n, err := rowsAffected(q.ExecContext(ctx,
+			"UPDATE clusters SET password_enc = ?, next_password_enc = ?, old_password_enc = ?, rotation_ends_at = ? WHERE name = ?",
+			pw, nextEnc, oldEnc, nullTimeArg(r.EndsAt), name))
+		if err == nil && n == 0 {
+			err = ErrNotFound
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("set rotation of cluster %q: %w", name, err)
 	}

@@ -207,5 +207,8 @@ type Store interface {
 	// DeleteCluster removes the cluster's schedule too.
 	DeleteBackupSchedule(ctx context.Context, cluster string) error
 
+	// Leases are the leader lease and its fence (lease.go).
+	Leases
+
 	Close() error
 }

@@ -110,7 +110,8 @@ type Manager struct {
 	Token   string
 	Client  *api.Client
 
-	env []string // extra environment, kept for Restart
+	env     []string // extra environment, kept for Restart
+	logName string   // the log file's name in DataDir
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -122,6 +123,12 @@ type ManagerOptions struct {
 	Ports int      // size of the port range (default 40)
 	Args  []string // extra serve flags
 	Env   []string
+	// Share starts this manager on another one's data dir and port range
+	// (several managers on one host and one MySQL store); its log is
+	// manager-<ID>.log.
+	Share *Manager
+	// ID is passed as --id when set.
+	ID string
 }
 
 // StartManager starts `redis-manager serve` on a free port with its own
@@ -135,16 +142,26 @@ func StartManager(t testing.TB, o ManagerOptions) *Manager {
 	if o.Ports == 0 {
 		o.Ports = 40
 	}
-	lo, hi := PortRange(t, o.Ports)
-	m := &Manager{t: t, Bin: Binary(t), DataDir: t.TempDir(), env: o.Env}
-	m.Args = append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", m.DataDir,
-		"--port-range", fmt.Sprintf("%d-%d", lo, hi), "--log-level", "debug"}, o.Args...)
+	m := &Manager{t: t, Bin: Binary(t), env: o.Env, logName: "manager.log"}
+	var portRange string
+	if o.Share != nil {
+		m.DataDir, m.logName = o.Share.DataDir, "manager-"+o.ID+".log"
+		portRange = o.Share.portRange()
+	} else {
+		lo, hi := PortRange(t, o.Ports)
+		m.DataDir, portRange = t.TempDir(), fmt.Sprintf("%d-%d", lo, hi)
+	}
+	m.Args = []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", m.DataDir, "--port-range", portRange, "--log-level", "debug"}
+	if o.ID != "" {
+		m.Args = append(m.Args, "--id", o.ID)
+	}
+	m.Args = append(m.Args, o.Args...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			m.Dump()
 		}
 		m.Stop()
-		if b, _ := os.ReadFile(filepath.Join(m.DataDir, "manager.log")); strings.Contains(string(b), "WARNING: DATA RACE") {
+		if b, _ := os.ReadFile(m.LogPath()); strings.Contains(string(b), "WARNING: DATA RACE") {
 			t.Errorf("the manager reported a data race:\n%s", raceReport(string(b)))
 		}
 		KillInstances(m.DataDir)
@@ -153,9 +170,47 @@ func StartManager(t testing.TB, o ManagerOptions) *Manager {
 	return m
 }
 
+// portRange is the --port-range the manager was started with.
+func (m *Manager) portRange() string {
+	for i, a := range m.Args {
+		if a == "--port-range" && i+1 < len(m.Args) {
+			return m.Args[i+1]
+		}
+	}
+	return ""
+}
+
+// LogPath is the manager's log file.
+func (m *Manager) LogPath() string { return filepath.Join(m.DataDir, m.logName) }
+
+// Pid is the manager's process id (0 when it is not running).
+func (m *Manager) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
+// Pause stops the manager's process with SIGSTOP, as a long GC pause, a
+// frozen VM or a debugger would; Resume continues it (SIGCONT).
+func (m *Manager) Pause() { m.sendOnly(syscall.SIGSTOP) }
+
+// Resume continues a paused manager.
+func (m *Manager) Resume() { m.sendOnly(syscall.SIGCONT) }
+
+func (m *Manager) sendOnly(sig syscall.Signal) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd != nil {
+		_ = m.cmd.Process.Signal(sig)
+	}
+}
+
 func (m *Manager) start(env []string) {
 	m.t.Helper()
-	logf, err := os.OpenFile(filepath.Join(m.DataDir, "manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(m.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -219,6 +274,7 @@ func (m *Manager) signal(sig syscall.Signal) {
 		return
 	}
 	_ = cmd.Process.Signal(sig)
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused manager handles its signal only once continued
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	select {
@@ -240,12 +296,12 @@ func (m *Manager) Restart() {
 
 // LogTail returns the last n lines of the manager's log.
 func (m *Manager) LogTail(n int) string {
-	return tail(filepath.Join(m.DataDir, "manager.log"), n)
+	return tail(m.LogPath(), n)
 }
 
 // infoTail returns the last n lines of the manager's log above DEBUG.
 func (m *Manager) infoTail(n int) string {
-	b, _ := os.ReadFile(filepath.Join(m.DataDir, "manager.log"))
+	b, _ := os.ReadFile(m.LogPath())
 	var lines []string
 	for _, l := range strings.Split(string(b), "\n") {
 		if !strings.Contains(l, "level=DEBUG") {
@@ -284,8 +340,8 @@ func (m *Manager) Dump() {
 	}
 	m.t.Logf("manager log (INFO and above):\n%s", m.infoTail(150))
 	if dir := os.Getenv("REDIS_MANAGER_TEST_ARTIFACTS"); dir != "" {
-		dst := filepath.Join(dir, strings.ReplaceAll(m.t.Name(), "/", "_")+".manager.log")
-		if b, err := os.ReadFile(filepath.Join(m.DataDir, "manager.log")); err == nil && os.MkdirAll(dir, 0o755) == nil {
+		dst := filepath.Join(dir, strings.ReplaceAll(m.t.Name(), "/", "_")+"."+m.logName)
+		if b, err := os.ReadFile(m.LogPath()); err == nil && os.MkdirAll(dir, 0o755) == nil {
 			_ = os.WriteFile(dst, b, 0o644)
 			m.t.Logf("full manager log copied to %s", dst)
 		}
@@ -374,4 +430,21 @@ func raceReport(log string) string {
 		end = min(len(log)-i, 4000)
 	}
 	return log[i : i+end]
+}
+
+// StartManagers starts n managers on one MySQL/MariaDB store (dsn) that
+// share one data dir and port range, as managers on one host do; their ids
+// are m1 … mn. The first one starts first, so it normally leads.
+func StartManagers(t testing.TB, n int, dsn string, o ManagerOptions) []*Manager {
+	t.Helper()
+	o.Args = append(append([]string{}, o.Args...), "--store", dsn)
+	first := o
+	first.ID = "m1"
+	ms := []*Manager{StartManager(t, first)}
+	for i := 2; i <= n; i++ {
+		oi := o
+		oi.ID, oi.Share = fmt.Sprintf("m%d", i), ms[0]
+		ms = append(ms, StartManager(t, oi))
+	}
+	return ms
 }

@@ -436,3 +436,34 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// MariaDB is a throwaway MariaDB server started outside a test (a
+// benchmark); Stop shuts it down and removes its files.
+type MariaDB struct{ s *mariadbServer }
+
+// StartMariaDBServer starts a MariaDB server for a program that is not a
+// test (bench/takeover).
+func StartMariaDBServer() (*MariaDB, error) {
+	mariadbd, installDB, missing := findMariaDB()
+	if missing != "" {
+		return nil, errors.New(missing + "; install mariadb-server")
+	}
+	s, err := startMariaDB(mariadbd, installDB)
+	if err != nil {
+		return nil, err
+	}
+	return &MariaDB{s: s}, nil
+}
+
+// NewDatabase creates an empty database and returns its DSN.
+func (m *MariaDB) NewDatabase(name string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := m.s.root.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4"); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return fmt.Sprintf("mysql://%s:%s@127.0.0.1:%d/%s", mariadbUser, m.s.password, m.s.port, name), nil
+}
+
+// Stop shuts the server down.
+func (m *MariaDB) Stop() error { return m.s.stop() }
