@@ -78,7 +78,7 @@ func (c *Controller) RestoreBackup(ctx context.Context, id string, req api.Resto
 	}
 	job := newJob(api.JobRestore, req.Cluster, now)
 	job.Params, _ = json.Marshal(p)
-	if err := c.store.CreateClusterWithJob(ctx, cl, job); err != nil {
+	if err := c.store.Admit(ctx, &cl, job, c.admissionCheck(spec.InstanceCount(s))); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return api.Cluster{}, api.Job{}, conflict("cluster %q already exists; a restore creates a new cluster", req.Cluster)
 		}

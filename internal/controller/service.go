@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -35,7 +36,7 @@ func (c *Controller) CreateCluster(ctx context.Context, req api.CreateClusterReq
 		CreatedAt:        now,
 	}
 	job := newJob(api.JobCreate, req.Name, now)
-	if err := c.store.CreateClusterWithJob(ctx, cl, job); err != nil {
+	if err := c.store.Admit(ctx, &cl, job, c.admissionCheck(spec.InstanceCount(s))); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return api.Cluster{}, api.Job{}, conflict("cluster %q already exists", req.Name)
 		}
@@ -45,22 +46,82 @@ func (c *Controller) CreateCluster(ctx context.Context, req api.CreateClusterReq
 	return c.view(cl), job.Job, nil
 }
 
-// checkCapacity refuses a cluster the port range cannot hold.
+// checkCapacity refuses early a request that adds need instances the
+// platform has no room for (the authoritative check is admissionCheck,
+// run again by store.Admit in the transaction that stores the job).
 func (c *Controller) checkCapacity(ctx context.Context, need int) error {
-	insts, err := c.store.ListAllInstances(ctx)
+	var a store.Admission
+	var err error
+	if a.Instances, err = c.store.ListAllInstances(ctx); err != nil {
+		return err
+	}
+	if a.Unfinished, err = c.store.UnfinishedJobs(ctx); err != nil {
+		return err
+	}
+	cls, err := c.store.ListClusters(ctx)
 	if err != nil {
 		return err
 	}
-	taken := make([]platform.Endpoint, 0, len(insts))
-	for _, in := range insts {
-		taken = append(taken, endpoint(in))
+	a.Specs = map[string]api.ClusterSpec{}
+	for _, cl := range cls {
+		a.Specs[cl.Name] = cl.Spec
 	}
-	if cp := c.platform.Capacity(taken); need > cp.Free {
-		return &spec.FieldError{Kind: spec.Unprocessable, Field: "shards",
-			Message: fmt.Sprintf("the cluster needs %d %s (shards × (1 + replicas) + sentinels) but only %d of the %d in %s are free",
-				need, cp.Unit, cp.Free, cp.Total, cp.Limit)}
+	return c.admissionCheck(need)(a)
+}
+
+// admissionCheck refuses a job that adds need instances beyond what the
+// platform has left once every recorded instance and every instance an
+// unfinished job has still to add are counted: concurrent creates and
+// scales cannot be accepted past the platform's capacity and fail later.
+func (c *Controller) admissionCheck(need int) func(store.Admission) error {
+	return func(a store.Admission) error {
+		if need <= 0 {
+			return nil
+		}
+		taken := make([]platform.Endpoint, 0, len(a.Instances))
+		records := map[string]int{}
+		for _, in := range a.Instances {
+			taken = append(taken, endpoint(in))
+			records[in.Cluster]++
+		}
+		pending := 0
+		for _, j := range a.Unfinished {
+			pending += outstanding(j, a.Specs, records)
+		}
+		cp := c.platform.Capacity(taken)
+		if free := cp.Free - pending; need > free {
+			msg := fmt.Sprintf("the cluster needs %d %s (shards × (1 + replicas) + sentinels) but only %d of the %d in %s are free",
+				need, cp.Unit, max(free, 0), cp.Total, cp.Limit)
+			if pending > 0 {
+				msg += fmt.Sprintf(" (%d more are reserved by jobs in progress)", pending)
+			}
+			return &spec.FieldError{Kind: spec.Unprocessable, Field: "shards", Message: msg}
+		}
+		return nil
 	}
-	return nil
+}
+
+// outstanding is how many instances an unfinished job has still to add:
+// its target's count minus the records its cluster has. It is pure.
+func outstanding(j store.Job, specs map[string]api.ClusterSpec, records map[string]int) int {
+	var target api.ClusterSpec
+	switch j.Kind {
+	case api.JobCreate, api.JobRestore:
+		s, ok := specs[j.Cluster]
+		if !ok {
+			return 0
+		}
+		target = s
+	case api.JobScale:
+		var p scaleParams
+		if json.Unmarshal(j.Params, &p) != nil {
+			return 0
+		}
+		target = p.To
+	default:
+		return 0
+	}
+	return max(0, spec.InstanceCount(target)-records[j.Cluster])
 }
 
 // DeleteCluster stores a delete job for the cluster.

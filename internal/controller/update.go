@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -57,7 +58,15 @@ func (c *Controller) UpdateCluster(ctx context.Context, name string, req api.Upd
 	params, _ := json.Marshal(scaleParams{From: cl.Spec, To: to})
 	job := newJob(api.JobScale, name, time.Now().UTC())
 	job.Params = params
-	if err := c.createJob(ctx, job); err != nil {
+	err = c.store.Admit(ctx, nil, job, c.admissionCheck(spec.InstanceCount(to)-spec.InstanceCount(cl.Spec)))
+	if errors.Is(err, store.ErrConflict) {
+		if lerr := c.laneConflict(ctx, job); lerr != nil {
+			err = lerr
+		} else {
+			err = conflict("cluster %q already has a job in progress", name)
+		}
+	}
+	if err != nil {
 		return api.Cluster{}, api.Job{}, err
 	}
 	c.Kick()

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -330,4 +331,80 @@ func TestConcurrentCreates(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAdmissionCannotOverCommit: 8 concurrent creates needing 2 ports each
+// with room for 3 used to all be accepted, and 5 failed later with
+// "allocate-ports: no free port left". Exactly one fits: one is accepted,
+// the others are refused at once (422) naming what is missing, and the
+// accepted job succeeds. A scale racing a create for the last port is
+// admitted once.
+func TestAdmissionCannotOverCommit(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{Ports: 3})
+	ctx := context.Background()
+	type result struct {
+		job api.Job
+		err error
+	}
+	results := make(chan result, 8)
+	var start sync.WaitGroup
+	start.Add(1)
+	for i := 0; i < 8; i++ {
+		go func() {
+			start.Wait()
+			res, err := m.Client.CreateCluster(ctx, api.CreateClusterRequest{Name: fmt.Sprintf("adm-%d", i), Replicas: intp(0), Sentinels: intp(1)})
+			results <- result{res.Job, err}
+		}()
+	}
+	start.Done()
+	var accepted []api.Job
+	for i := 0; i < 8; i++ {
+		r := <-results
+		switch {
+		case r.err == nil:
+			accepted = append(accepted, r.job)
+		case isStatus(r.err, http.StatusUnprocessableEntity) && strings.Contains(r.err.Error(), "are free"):
+		default:
+			t.Errorf("create: %v, want 202 or 422 naming the free ports", r.err)
+		}
+	}
+	if len(accepted) != 1 {
+		t.Fatalf("%d creates accepted with room for one", len(accepted))
+	}
+	if j := m.WaitJob(ctx, accepted[0].ID); j.State != api.StateSucceeded {
+		t.Fatalf("the accepted create: %s %s", j.State, j.Error)
+	}
+	// One port left: a scale to one replica and a create of two race.
+	var wg sync.WaitGroup
+	var scaleErr, createErr error
+	var scaleJob api.Job
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, scaleJob, scaleErr = scaleCluster(ctx, m, accepted[0].Cluster, api.UpdateClusterRequest{Replicas: intp(1)})
+	}()
+	go func() {
+		defer wg.Done()
+		_, createErr = m.Client.CreateCluster(ctx, api.CreateClusterRequest{Name: "late", Replicas: intp(0), Sentinels: intp(1)})
+	}()
+	wg.Wait()
+	if scaleErr != nil || !isStatus(createErr, http.StatusUnprocessableEntity) {
+		t.Fatalf("scale: %v; create: %v; want the scale admitted and the create refused", scaleErr, createErr)
+	}
+	if j := m.WaitJob(ctx, scaleJob.ID); j.State != api.StateSucceeded {
+		t.Fatalf("scale: %s %s", j.State, j.Error)
+	}
+	// Full: a scale that needs one more port is refused too.
+	if _, _, err := scaleCluster(ctx, m, accepted[0].Cluster, api.UpdateClusterRequest{Replicas: intp(2)}); !isStatus(err, http.StatusUnprocessableEntity) {
+		t.Fatalf("scale past the range: %v, want 422", err)
+	}
+}
+
+func scaleCluster(ctx context.Context, m *testenv.Manager, name string, req api.UpdateClusterRequest) (api.Cluster, api.Job, error) {
+	res, err := m.Client.UpdateCluster(ctx, name, req)
+	if err != nil {
+		return api.Cluster{}, api.Job{}, err
+	}
+	return *res.Cluster, res.Job, nil
 }

@@ -220,6 +220,18 @@ var migrations = []migration{
 			`ALTER TABLE clusters ADD COLUMN rotation_ends_at {{time}} NULL`,
 		},
 	},
+	{
+		version: 7,
+		name:    "admission lock",
+		// One row that every admission (a job that adds instances, with
+		// its capacity check) locks, so concurrent creates and scales
+		// cannot be admitted past the platform's capacity.
+		common: []string{
+			`CREATE TABLE IF NOT EXISTS admission_lock (id INT NOT NULL PRIMARY KEY){{table}}`,
+		},
+		sqlite: []string{`INSERT OR IGNORE INTO admission_lock (id) VALUES (1)`},
+		mysql:  []string{`INSERT IGNORE INTO admission_lock (id) VALUES (1)`},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from

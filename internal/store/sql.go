@@ -258,33 +258,8 @@ func (s *sqlStore) checkKey(ctx context.Context) error {
 const clusterCols = "name, spec, status, password_enc, sentinel_password_enc, created_at, next_password_enc, old_password_enc, rotation_ends_at"
 
 func (s *sqlStore) CreateClusterWithJob(ctx context.Context, c Cluster, j Job) error {
-	if c.CreatedAt.IsZero() {
-		c.CreatedAt = now()
-	}
-	spec, err := json.Marshal(c.Spec)
-	if err != nil {
-		return fmt.Errorf("create cluster %q: encode spec: %w", c.Name, err)
-	}
-	status, err := json.Marshal(c.Status)
-	if err != nil {
-		return fmt.Errorf("create cluster %q: encode status: %w", c.Name, err)
-	}
-	pw, err := s.seal.seal(c.Password, secretPlace("password", c.Name))
-	if err != nil {
-		return fmt.Errorf("create cluster %q: %w", c.Name, err)
-	}
-	spw, err := s.seal.seal(c.SentinelPassword, secretPlace("sentinel password", c.Name))
-	if err != nil {
-		return fmt.Errorf("create cluster %q: %w", c.Name, err)
-	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			"INSERT INTO clusters (name, spec, status, password_enc, sentinel_password_enc, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-			c.Name, string(spec), string(status), pw, spw, timeArg(c.CreatedAt))
-		if s.d.isDuplicate(err) {
-			return fmt.Errorf("name is taken: %w", ErrConflict)
-		}
-		if err != nil {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.insertCluster(ctx, tx, c); err != nil {
 			return err
 		}
 		return s.insertJob(ctx, tx, j)
@@ -293,6 +268,36 @@ func (s *sqlStore) CreateClusterWithJob(ctx context.Context, c Cluster, j Job) e
 		return fmt.Errorf("create cluster %q: %w", c.Name, err)
 	}
 	return nil
+}
+
+// insertCluster inserts c; ErrConflict when the name is taken.
+func (s *sqlStore) insertCluster(ctx context.Context, tx *sql.Tx, c Cluster) error {
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now()
+	}
+	spec, err := json.Marshal(c.Spec)
+	if err != nil {
+		return fmt.Errorf("encode spec: %w", err)
+	}
+	status, err := json.Marshal(c.Status)
+	if err != nil {
+		return fmt.Errorf("encode status: %w", err)
+	}
+	pw, err := s.seal.seal(c.Password, secretPlace("password", c.Name))
+	if err != nil {
+		return err
+	}
+	spw, err := s.seal.seal(c.SentinelPassword, secretPlace("sentinel password", c.Name))
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx,
+		"INSERT INTO clusters (name, spec, status, password_enc, sentinel_password_enc, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+		c.Name, string(spec), string(status), pw, spw, timeArg(c.CreatedAt))
+	if s.d.isDuplicate(err) {
+		return fmt.Errorf("name is taken: %w", ErrConflict)
+	}
+	return err
 }
 
 func (s *sqlStore) scanCluster(row interface{ Scan(...any) error }) (Cluster, error) {
@@ -471,7 +476,16 @@ func (s *sqlStore) ListAllInstances(ctx context.Context) ([]Instance, error) {
 }
 
 func (s *sqlStore) queryInstances(ctx context.Context, query string, args ...any) ([]Instance, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	return s.queryInstancesIn(ctx, s.db, query, args...)
+}
+
+// querier is what both *sql.DB and *sql.Tx offer for reads.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (s *sqlStore) queryInstancesIn(ctx context.Context, q querier, query string, args ...any) ([]Instance, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -657,7 +671,11 @@ func (s *sqlStore) UnfinishedJobs(ctx context.Context) ([]Job, error) {
 }
 
 func (s *sqlStore) queryJobs(ctx context.Context, query string, args ...any) ([]Job, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	return s.queryJobsIn(ctx, s.db, query, args...)
+}
+
+func (s *sqlStore) queryJobsIn(ctx context.Context, q querier, query string, args ...any) ([]Job, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

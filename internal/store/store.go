@@ -31,6 +31,13 @@ type Cluster struct {
 	Rotation Rotation
 }
 
+// Admission is what an admission check sees (Store.Admit).
+type Admission struct {
+	Instances  []Instance                 // every instance record
+	Unfinished []Job                      // pending and running jobs, with their parameters
+	Specs      map[string]api.ClusterSpec // every cluster's spec
+}
+
 // Rotation is the state of a password rotation. Next is set when it is
 // asked for and applied to every instance by a job, which then makes it the
 // Password and keeps the previous one as Old, accepted until EndsAt (or
@@ -148,6 +155,13 @@ type Store interface {
 	ListClusters(ctx context.Context) ([]Cluster, error)
 	UpdateClusterSpec(ctx context.Context, name string, spec api.ClusterSpec) error
 	UpdateClusterStatus(ctx context.Context, name string, status api.ClusterStatus) error
+	// Admit runs check on the instances, unfinished jobs and cluster specs
+	// as they are and, when it passes, stores the cluster (nil: none) and
+	// the job, in one transaction that no other Admit runs beside: an
+	// admission check and what it admits cannot interleave with another's.
+	// check's error is returned (wrapped) and nothing is stored; otherwise
+	// as CreateClusterWithJob and CreateJob.
+	Admit(ctx context.Context, c *Cluster, j Job, check func(Admission) error) error
 	// StartRotation stores next as the cluster's next password and the job
 	// that applies it, in one transaction. ErrConflict when a rotation is
 	// already under way or the job conflicts (see CreateJob).

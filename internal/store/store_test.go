@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +60,7 @@ var storeTests = []struct {
 	{"duplicate cluster name", testDuplicateCluster},
 	{"passwords encrypted at rest", testPasswordsEncrypted},
 	{"password rotation", testRotation},
+	{"admission serializes", testAdmit},
 	{"instances", testInstances},
 	{"one unfinished job per cluster", testJobConflict},
 	{"concurrent CreateJob", testConcurrentCreateJob},
@@ -363,6 +365,68 @@ func testRotation(t *testing.T, e *env) {
 		t.Fatalf("SetRotation of an unknown cluster: %v", err)
 	}
 }
+
+func testAdmit(t *testing.T, e *env) {
+	ctx := t.Context()
+	// Ten concurrent admissions, each allowed only while no unfinished job
+	// exists: exactly one is stored.
+	var wg sync.WaitGroup
+	var admitted atomic.Int32
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := testCluster(fmt.Sprintf("adm%d", i))
+			err := e.s.Admit(ctx, &c, testJob(fmt.Sprintf("adm-%d", i), c.Name, api.JobCreate, base), func(a Admission) error {
+				if len(a.Unfinished) > 0 {
+					return errFull
+				}
+				return nil
+			})
+			switch {
+			case err == nil:
+				admitted.Add(1)
+			case !errors.Is(err, errFull):
+				t.Errorf("Admit: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != 1 {
+		t.Fatalf("%d admissions passed a check that allows one", n)
+	}
+	cls, err := e.s.ListClusters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := e.s.UnfinishedJobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cls) != 1 || len(jobs) != 1 || jobs[0].Cluster != cls[0].Name {
+		t.Fatalf("stored %d clusters and %d jobs, want the one admitted", len(cls), len(jobs))
+	}
+	// The check sees instances, jobs with their parameters, and specs.
+	if err := e.s.PutInstance(ctx, Instance{Name: "x-0-0", Cluster: cls[0].Name, Kind: KindRedis, Host: "127.0.0.1", Port: 7000, CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	j := testJob("scale-1", cls[0].Name, api.JobScale, base)
+	j.Params = json.RawMessage(`{"to":{"shards":1}}`)
+	err = e.s.Admit(ctx, nil, j, func(a Admission) error {
+		if len(a.Instances) != 1 || len(a.Unfinished) != 1 || a.Unfinished[0].ID != jobs[0].ID {
+			return fmt.Errorf("admission saw %d instances, %d jobs", len(a.Instances), len(a.Unfinished))
+		}
+		if _, ok := a.Specs[cls[0].Name]; !ok {
+			return fmt.Errorf("no spec of %s", cls[0].Name)
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("a second job in the cluster's lane: %v, want ErrConflict after the check", err)
+	}
+}
+
+var errFull = errors.New("full")
 
 func testInstances(t *testing.T, e *env) {
 	ctx := t.Context()
