@@ -126,6 +126,7 @@ type Credentials struct {
 	// PreviousPassword is, during a rotation's grace period, the password
 	// the cluster still accepts until PreviousPasswordValidUntil.
 	PreviousPassword           string     `json:"previousPassword,omitempty"`
+	PreviousSentinelPassword   string     `json:"previousSentinelPassword,omitempty"`
 	PreviousPasswordValidUntil *time.Time `json:"previousPasswordValidUntil,omitempty"`
 }
 

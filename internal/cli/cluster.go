@@ -292,6 +292,9 @@ func newClusterCredentialsCommand(a *app) *cobra.Command {
 			row(t, "Sentinel password:", cred.SentinelPassword)
 			if cred.PreviousPassword != "" {
 				row(t, "Previous password:", cred.PreviousPassword+" (accepted until "+timestamp(cred.PreviousPasswordValidUntil)+")")
+				if cred.PreviousSentinelPassword != "" {
+					row(t, "Previous Sentinel password:", cred.PreviousSentinelPassword)
+				}
 			}
 			return t.Flush()
 		}),

@@ -95,7 +95,7 @@ func (c *Controller) instancesOf(ctx context.Context, cluster string) (redis, se
 func (c *Controller) ensureSentinel(ctx context.Context, cl store.Cluster, in store.Instance) error {
 	pi, err := c.platform.Ensure(ctx, platform.InstanceSpec{
 		ID: id(in), Kind: platform.KindSentinel, Endpoint: endpoint(in),
-		Sentinel: &spec.SentinelConfig{Password: cl.SentinelPassword},
+		Sentinel: &spec.SentinelConfig{Password: cl.SentinelPassword, ExtraPasswords: cl.SentinelAccepted()[1:]},
 	})
 	if err != nil {
 		return err

@@ -54,7 +54,7 @@ func (c *Controller) RotateCredentials(ctx context.Context, name string, req api
 	}
 	job := newJob(api.JobRotateCredentials, name, time.Now().UTC())
 	job.Params, _ = json.Marshal(rotateParams{GraceMs: grace})
-	if err := c.store.StartRotation(ctx, name, randomSecret(), job); err != nil {
+	if err := c.store.StartRotation(ctx, name, randomSecret(), randomSecret(), job); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			if err := c.laneConflict(ctx, job); err != nil {
 				return api.Job{}, err
@@ -66,6 +66,11 @@ func (c *Controller) RotateCredentials(ctx context.Context, name string, req api
 	c.Kick()
 	return job.Job, nil
 }
+
+// sentinelPw is the password that reaches the Sentinels during the rotate
+// job: the new one once the add-sentinel-password step has run on all of
+// them is not known here, and the current one is accepted throughout.
+func sentinelPw(cl store.Cluster) string { return cl.SentinelPassword }
 
 func endsAt(r store.Rotation) string {
 	if r.EndsAt == nil {
@@ -173,6 +178,25 @@ func rotateSteps() []step {
 				})
 			})
 		}},
+		{"add-sentinel-password", func(ctx context.Context, r *jobRun) error {
+			return r.withInstances(ctx, func(cl store.Cluster, _, sentinels []store.Instance) error {
+				if cl.Rotation.NextSentinel == "" {
+					return nil // switched before a restart
+				}
+				return r.c.forEachRunning(ctx, sentinels, func(s store.Instance) error {
+					sc := r.c.pool.Redis(addr(s), cl.SentinelPassword)
+					// Clients and the other Sentinels may use either from now.
+					if err := sc.Do(ctx, "acl", "setuser", "default", "on", ">"+cl.Rotation.NextSentinel).Err(); err != nil {
+						return fmt.Errorf("add the new Sentinel password: %w", err)
+					}
+					// It talks to the other Sentinels with the new one, which
+					// they accept once this step is done on each of them; until
+					// then a hello may be refused, and is sent again a second
+					// later.
+					return sentinel.SetSentinelPass(ctx, sc, cl.Rotation.NextSentinel)
+				})
+			})
+		}},
 		{"set-sentinel-auth", func(ctx context.Context, r *jobRun) error {
 			return r.withInstances(ctx, func(cl store.Cluster, _, sentinels []store.Instance) error {
 				pw := cl.Rotation.Next
@@ -186,7 +210,7 @@ func rotateSteps() []step {
 						}
 						continue // re-registered with the current password when it is repaired
 					}
-					sc := r.c.pool.Redis(addr(s), cl.SentinelPassword)
+					sc := r.c.pool.Redis(addr(s), sentinelPw(cl))
 					for shard := 0; shard < cl.Spec.Shards; shard++ {
 						if err := sentinel.SetAuthPass(ctx, sc, spec.MasterName(cl.Name, shard), pw); err != nil && !sentinel.IsNoSuchMaster(err) {
 							return fmt.Errorf("%s: %w", s.Name, err)
@@ -209,7 +233,12 @@ func rotateSteps() []step {
 				return fmt.Errorf("read job parameters: %w", err)
 			}
 			ends := time.Now().UTC().Add(time.Duration(p.GraceMs) * time.Millisecond).Truncate(time.Millisecond)
-			if err := r.c.store.SetRotation(ctx, cl.Name, cl.Rotation.Next, store.Rotation{Old: cl.Password, EndsAt: &ends}); err != nil {
+			rot := store.Rotation{Old: cl.Password, EndsAt: &ends}
+			spw := cl.SentinelPassword
+			if cl.Rotation.NextSentinel != "" {
+				rot.OldSentinel, spw = cl.SentinelPassword, cl.Rotation.NextSentinel
+			}
+			if err := r.c.store.SetRotation(ctx, cl.Name, cl.Rotation.Next, spw, rot); err != nil {
 				return err
 			}
 			r.c.event(ctx, cl.Name, nil, "credentials-rotated",
@@ -236,6 +265,20 @@ func finishRotationSteps() []step {
 				})
 			})
 		}},
+		{"remove-old-sentinel-password", func(ctx context.Context, r *jobRun) error {
+			return r.withInstances(ctx, func(cl store.Cluster, _, sentinels []store.Instance) error {
+				if cl.Rotation.OldSentinel == "" || cl.Rotation.OldSentinel == cl.SentinelPassword {
+					return nil
+				}
+				return r.c.forEachRunning(ctx, sentinels, func(s store.Instance) error {
+					sc := r.c.pool.Redis(addr(s), cl.SentinelPassword)
+					if err := sc.Do(ctx, "acl", "setuser", "default", "<"+cl.Rotation.OldSentinel).Err(); err != nil {
+						return fmt.Errorf("remove the old Sentinel password: %w", err)
+					}
+					return sentinel.FlushConfig(ctx, sc)
+				})
+			})
+		}},
 		{"forget-old-password", func(ctx context.Context, r *jobRun) error {
 			cl, err := r.c.getCluster(ctx, r.job.Cluster)
 			if err != nil {
@@ -244,10 +287,10 @@ func finishRotationSteps() []step {
 			if cl.Rotation.Old == "" {
 				return nil
 			}
-			if err := r.c.store.SetRotation(ctx, cl.Name, cl.Password, store.Rotation{}); err != nil {
+			if err := r.c.store.SetRotation(ctx, cl.Name, cl.Password, cl.SentinelPassword, store.Rotation{}); err != nil {
 				return err
 			}
-			r.c.event(ctx, cl.Name, nil, "credentials-rotation-finished", "the old password is no longer accepted", nil)
+			r.c.event(ctx, cl.Name, nil, "credentials-rotation-finished", "the old passwords are no longer accepted", nil)
 			return nil
 		}},
 	}

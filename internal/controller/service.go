@@ -201,6 +201,7 @@ func (c *Controller) Credentials(ctx context.Context, name string) (api.Credenti
 	out := api.Credentials{Password: cl.Password, SentinelPassword: cl.SentinelPassword}
 	if cl.Rotation.Old != "" {
 		out.PreviousPassword, out.PreviousPasswordValidUntil = cl.Rotation.Old, cl.Rotation.EndsAt
+		out.PreviousSentinelPassword = cl.Rotation.OldSentinel
 	}
 	return out, nil
 }

@@ -104,9 +104,20 @@ func TestRotateCredentialsWithoutDowntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	if after.Password == before.Password || after.PreviousPassword != before.Password || after.PreviousPasswordValidUntil == nil ||
-		after.SentinelPassword != before.SentinelPassword {
-		t.Fatalf("credentials after the switch: new=%v previous=%v until %v", after.Password != before.Password,
-			after.PreviousPassword == before.Password, after.PreviousPasswordValidUntil)
+		after.SentinelPassword == before.SentinelPassword || after.PreviousSentinelPassword != before.SentinelPassword {
+		t.Fatalf("credentials after the switch: new=%v previous=%v until %v; sentinel new=%v previous=%v", after.Password != before.Password,
+			after.PreviousPassword == before.Password, after.PreviousPasswordValidUntil,
+			after.SentinelPassword != before.SentinelPassword, after.PreviousSentinelPassword == before.SentinelPassword)
+	}
+	// During the grace period the Sentinels accept both of their passwords,
+	// and a Sentinel-aware client finds the master with either.
+	for _, spw := range []string{before.SentinelPassword, after.SentinelPassword} {
+		fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "rot-0", SentinelAddrs: sentinelAddrs(cl),
+			SentinelPassword: spw, Password: after.Password})
+		if err := fc.Set(ctx, "via-sentinel", "x", 0).Err(); err != nil {
+			t.Errorf("write through Sentinels with the %s Sentinel password during the grace period: %v", map[bool]string{true: "old", false: "new"}[spw == before.SentinelPassword], err)
+		}
+		fc.Close()
 	}
 	if _, err := m.Client.RotateCredentials(ctx, "rot", nil); !isStatus(err, http.StatusConflict) {
 		t.Errorf("a second rotation during the grace period: %v, want 409", err)
@@ -192,8 +203,20 @@ func TestRotateCredentialsWithoutDowntime(t *testing.T) {
 		}
 		cur.Close()
 	}
+	for _, sa := range sentinelAddrs(cl) {
+		old := redis.NewSentinelClient(&redis.Options{Addr: sa, Password: before.SentinelPassword, MaxRetries: -1})
+		if err := old.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+			t.Errorf("Sentinel %s: PING with the old Sentinel password after the finish = %v, want WRONGPASS", sa, err)
+		}
+		old.Close()
+		cur := redis.NewSentinelClient(&redis.Options{Addr: sa, Password: after.SentinelPassword})
+		if err := cur.Ping(ctx).Err(); err != nil {
+			t.Errorf("Sentinel %s: PING with the new Sentinel password: %v", sa, err)
+		}
+		cur.Close()
+	}
 	final, _ := m.Client.Credentials(ctx, "rot")
-	if final.PreviousPassword != "" || final.Password != after.Password {
+	if final.PreviousPassword != "" || final.PreviousSentinelPassword != "" || final.Password != after.Password {
 		t.Errorf("credentials after the finish still show a previous password")
 	}
 	now := testenv.InstancePids(m.DataDir)
@@ -247,12 +270,25 @@ func TestRotationGraceEnds(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	evs, _ := m.Client.ClusterEvents(ctx, "grace")
+	// The finish job records its event once the passwords are removed.
 	var types []string
-	for _, e := range evs {
-		types = append(types, e.Type)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		evs, _ := m.Client.ClusterEvents(ctx, "grace")
+		types = types[:0]
+		for _, e := range evs {
+			types = append(types, e.Type)
+		}
+		if slices.Contains(types, "credentials-rotated") && slices.Contains(types, "credentials-rotation-finished") {
+			return
+		}
 	}
-	if !slices.Contains(types, "credentials-rotated") || !slices.Contains(types, "credentials-rotation-finished") {
-		t.Errorf("events %v, want credentials-rotated and credentials-rotation-finished", types)
+	t.Errorf("events %v, want credentials-rotated and credentials-rotation-finished", types)
+}
+
+func sentinelAddrs(cl api.Cluster) []string {
+	var out []string
+	for _, s := range cl.Status.Sentinels {
+		out = append(out, s.Address)
 	}
+	return out
 }

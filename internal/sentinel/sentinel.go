@@ -109,6 +109,24 @@ func SetAuthPass(ctx context.Context, sc Conn, name, password string) error {
 	return nil
 }
 
+// SetSentinelPass sets the password the Sentinel authenticates to the other
+// Sentinels with (SENTINEL CONFIG SET sentinel-pass) and saves its config.
+func SetSentinelPass(ctx context.Context, sc Conn, password string) error {
+	if err := do(ctx, sc, "config", "set", "sentinel-pass", password).Err(); err != nil {
+		return fmt.Errorf("set sentinel-pass: %w", err)
+	}
+	return FlushConfig(ctx, sc)
+}
+
+// FlushConfig makes the Sentinel write its configuration file now
+// (SENTINEL FLUSHCONFIG), e.g. after an ACL change.
+func FlushConfig(ctx context.Context, sc Conn) error {
+	if err := do(ctx, sc, "flushconfig").Err(); err != nil {
+		return fmt.Errorf("flush config: %w", err)
+	}
+	return nil
+}
+
 // Unregister makes the Sentinel forget name (SENTINEL REMOVE). Forgetting an
 // unknown name is not an error.
 func Unregister(ctx context.Context, sc Conn, name string) error {

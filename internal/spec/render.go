@@ -80,13 +80,7 @@ func RenderRedis(c RedisConfig) string {
 	if len(c.ExtraPasswords) == 0 {
 		line("requirepass", quote(c.Password))
 	} else {
-		// The default user with every password accepted now: what
-		// requirepass gives, with more than one password.
-		rule := []string{"user", "default", "on", quote(">" + c.Password)}
-		for _, p := range c.ExtraPasswords {
-			rule = append(rule, quote(">"+p))
-		}
-		line(append(rule, "~*", "&*", "+@all")...)
+		line(defaultUser(c.Password, c.ExtraPasswords)...)
 	}
 	line("masterauth", quote(c.Password))
 	line("replica-announce-ip", c.Host)
@@ -126,6 +120,9 @@ type SentinelConfig struct {
 	Port     int
 	Dir      string
 	Password string // the Sentinels' own password, shared by the set
+	// ExtraPasswords are accepted besides Password while a password
+	// rotation runs.
+	ExtraPasswords []string
 }
 
 // RenderSentinel renders the initial sentinel.conf. Shards are registered
@@ -144,9 +141,23 @@ func RenderSentinel(c SentinelConfig) string {
 	line("logfile", quote(c.Dir+"/redis.log"))
 	line("sentinel announce-ip", c.Host)
 	line("sentinel resolve-hostnames no")
-	line("requirepass", quote(c.Password))
+	if len(c.ExtraPasswords) == 0 {
+		line("requirepass", quote(c.Password))
+	} else {
+		line(defaultUser(c.Password, c.ExtraPasswords)...)
+	}
 	line("sentinel sentinel-pass", quote(c.Password))
 	return b.String()
+}
+
+// defaultUser is the directive of the default user with every password
+// accepted now: what requirepass gives, with more than one password.
+func defaultUser(password string, extra []string) []string {
+	rule := []string{"user", "default", "on", quote(">" + password)}
+	for _, p := range extra {
+		rule = append(rule, quote(">"+p))
+	}
+	return append(rule, "~*", "&*", "+@all")
 }
 
 // quote renders a redis.conf string argument in double quotes with escapes,

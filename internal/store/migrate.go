@@ -218,6 +218,8 @@ var migrations = []migration{
 			`ALTER TABLE clusters ADD COLUMN next_password_enc TEXT NULL`,
 			`ALTER TABLE clusters ADD COLUMN old_password_enc TEXT NULL`,
 			`ALTER TABLE clusters ADD COLUMN rotation_ends_at {{time}} NULL`,
+			`ALTER TABLE clusters ADD COLUMN next_sentinel_password_enc TEXT NULL`,
+			`ALTER TABLE clusters ADD COLUMN old_sentinel_password_enc TEXT NULL`,
 		},
 	},
 	{

@@ -255,7 +255,7 @@ func (s *sqlStore) checkKey(ctx context.Context) error {
 
 // Clusters.
 
-const clusterCols = "name, spec, status, password_enc, sentinel_password_enc, created_at, next_password_enc, old_password_enc, rotation_ends_at"
+const clusterCols = "name, spec, status, password_enc, sentinel_password_enc, created_at, next_password_enc, old_password_enc, rotation_ends_at, next_sentinel_password_enc, old_sentinel_password_enc"
 
 func (s *sqlStore) CreateClusterWithJob(ctx context.Context, c Cluster, j Job) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -307,12 +307,13 @@ func (s *sqlStore) scanCluster(row interface{ Scan(...any) error }) (Cluster, er
 		pwEnc, spwEnc string
 		created       dbTime
 		next, old     sql.NullString
+		nextS, oldS   sql.NullString
 		endsAt        dbTime
 	)
-	if err := row.Scan(&c.Name, &spec, &status, &pwEnc, &spwEnc, &created, &next, &old, &endsAt); err != nil {
+	if err := row.Scan(&c.Name, &spec, &status, &pwEnc, &spwEnc, &created, &next, &old, &endsAt, &nextS, &oldS); err != nil {
 		return Cluster{}, err
 	}
-	if err := s.openRotation(&c, next, old, endsAt); err != nil {
+	if err := s.openRotation(&c, next, old, nextS, oldS, endsAt); err != nil {
 		return Cluster{}, err
 	}
 	if err := json.Unmarshal([]byte(spec), &c.Spec); err != nil {

@@ -9,8 +9,18 @@ import (
 // Password rotation. The next and previous passwords are sealed like the
 // cluster's password, each bound to its own place.
 
-func (s *sqlStore) openRotation(c *Cluster, next, old sql.NullString, endsAt dbTime) error {
+func (s *sqlStore) openRotation(c *Cluster, next, old, nextS, oldS sql.NullString, endsAt dbTime) error {
 	var err error
+	if nextS.Valid {
+		if c.Rotation.NextSentinel, err = s.seal.open(nextS.String, secretPlace("next sentinel password", c.Name)); err != nil {
+			return err
+		}
+	}
+	if oldS.Valid {
+		if c.Rotation.OldSentinel, err = s.seal.open(oldS.String, secretPlace("old sentinel password", c.Name)); err != nil {
+			return err
+		}
+	}
 	if next.Valid {
 		if c.Rotation.Next, err = s.seal.open(next.String, secretPlace("next password", c.Name)); err != nil {
 			return err
@@ -32,15 +42,19 @@ func (s *sqlStore) sealOptional(secret, place, name string) (any, error) {
 	return s.seal.seal(secret, secretPlace(place, name))
 }
 
-func (s *sqlStore) StartRotation(ctx context.Context, name, next string, j Job) error {
+func (s *sqlStore) StartRotation(ctx context.Context, name, next, nextSentinel string, j Job) error {
 	nextEnc, err := s.sealOptional(next, "next password", name)
+	if err != nil {
+		return fmt.Errorf("start rotation of cluster %q: %w", name, err)
+	}
+	nextSEnc, err := s.sealOptional(nextSentinel, "next sentinel password", name)
 	if err != nil {
 		return fmt.Errorf("start rotation of cluster %q: %w", name, err)
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx,
-			"UPDATE clusters SET next_password_enc = ? WHERE name = ? AND next_password_enc IS NULL AND old_password_enc IS NULL",
-			nextEnc, name))
+			"UPDATE clusters SET next_password_enc = ?, next_sentinel_password_enc = ? WHERE name = ? AND next_password_enc IS NULL AND old_password_enc IS NULL",
+			nextEnc, nextSEnc, name))
 		if err != nil {
 			return err
 		}
@@ -59,8 +73,20 @@ func (s *sqlStore) StartRotation(ctx context.Context, name, next string, j Job) 
 	return nil
 }
 
-func (s *sqlStore) SetRotation(ctx context.Context, name, password string, r Rotation) error {
+func (s *sqlStore) SetRotation(ctx context.Context, name, password, sentinelPassword string, r Rotation) error {
 	pw, err := s.seal.seal(password, secretPlace("password", name))
+	if err != nil {
+		return fmt.Errorf("set rotation of cluster %q: %w", name, err)
+	}
+	spw, err := s.seal.seal(sentinelPassword, secretPlace("sentinel password", name))
+	if err != nil {
+		return fmt.Errorf("set rotation of cluster %q: %w", name, err)
+	}
+	nextSEnc, err := s.sealOptional(r.NextSentinel, "next sentinel password", name)
+	if err != nil {
+		return fmt.Errorf("set rotation of cluster %q: %w", name, err)
+	}
+	oldSEnc, err := s.sealOptional(r.OldSentinel, "old sentinel password", name)
 	if err != nil {
 		return fmt.Errorf("set rotation of cluster %q: %w", name, err)
 	}
@@ -74,8 +100,9 @@ func (s *sqlStore) SetRotation(ctx context.Context, name, password string, r Rot
 	}
 	err = s.write(ctx, "set rotation", func(q execer) error {
 		n, err := rowsAffected(q.ExecContext(ctx,
-			"UPDATE clusters SET password_enc = ?, next_password_enc = ?, old_password_enc = ?, rotation_ends_at = ? WHERE name = ?",
-			pw, nextEnc, oldEnc, nullTimeArg(r.EndsAt), name))
+			"UPDATE clusters SET password_enc = ?, next_password_enc = ?, old_password_enc = ?, rotation_ends_at = ?, "+
+				"sentinel_password_enc = ?, next_sentinel_password_enc = ?, old_sentinel_password_enc = ? WHERE name = ?",
+			pw, nextEnc, oldEnc, nullTimeArg(r.EndsAt), spw, nextSEnc, oldSEnc, name))
 		if err == nil && n == 0 {
 			err = ErrNotFound
 		}

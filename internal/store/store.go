@@ -47,6 +47,10 @@ type Rotation struct {
 	Next   string
 	Old    string
 	EndsAt *time.Time
+	// NextSentinel and OldSentinel are the same for the Sentinels' own
+	// password, rotated with the cluster's.
+	NextSentinel string
+	OldSentinel  string
 }
 
 // Active reports whether a rotation is under way: asked for, or in grace.
@@ -55,9 +59,18 @@ func (r Rotation) Active() bool { return r.Next != "" || r.Old != "" }
 // Accepted lists every password an instance must accept now: the
 // cluster's, and the next or previous one of a rotation.
 func (c Cluster) Accepted() []string {
-	out := []string{c.Password}
-	for _, p := range []string{c.Rotation.Next, c.Rotation.Old} {
-		if p != "" && p != c.Password {
+	return accepted(c.Password, c.Rotation.Next, c.Rotation.Old)
+}
+
+// SentinelAccepted is Accepted for the Sentinels' own password.
+func (c Cluster) SentinelAccepted() []string {
+	return accepted(c.SentinelPassword, c.Rotation.NextSentinel, c.Rotation.OldSentinel)
+}
+
+func accepted(current string, others ...string) []string {
+	out := []string{current}
+	for _, p := range others {
+		if p != "" && p != current {
 			out = append(out, p)
 		}
 	}
@@ -162,12 +175,13 @@ type Store interface {
 	// check's error is returned (wrapped) and nothing is stored; otherwise
 	// as CreateClusterWithJob and CreateJob.
 	Admit(ctx context.Context, c *Cluster, j Job, check func(Admission) error) error
-	// StartRotation stores next as the cluster's next password and the job
-	// that applies it, in one transaction. ErrConflict when a rotation is
-	// already under way or the job conflicts (see CreateJob).
-	StartRotation(ctx context.Context, name, next string, j Job) error
-	// SetRotation stores the cluster's password and rotation state.
-	SetRotation(ctx context.Context, name, password string, r Rotation) error
+	// StartRotation stores next and nextSentinel as the cluster's next
+	// passwords and the job that applies them, in one transaction.
+	// ErrConflict when a rotation is already under way or the job
+	// conflicts (see CreateJob).
+	StartRotation(ctx context.Context, name, next, nextSentinel string, j Job) error
+	// SetRotation stores the cluster's passwords and rotation state.
+	SetRotation(ctx context.Context, name, password, sentinelPassword string, r Rotation) error
 	// DeleteCluster removes the cluster, its instance records and its
 	// backup schedule (jobs, events and backups stay as history).
 	// ErrNotFound when absent.

@@ -298,7 +298,8 @@ func testRotation(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	const next = "next-Qx7$secret"
-	if err := e.s.StartRotation(ctx, "rot", next, testJob("rot-1", "rot", api.JobRotateCredentials, base)); err != nil {
+	const nextS = "next-sentinel-Hj3%secret"
+	if err := e.s.StartRotation(ctx, "rot", next, nextS, testJob("rot-1", "rot", api.JobRotateCredentials, base)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.s.GetCluster(ctx, "rot")
@@ -306,44 +307,46 @@ func testRotation(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 	if got.Password != c.Password || got.Rotation.Next != next || got.Rotation.Old != "" || !got.Rotation.Active() ||
-		!reflect.DeepEqual(got.Accepted(), []string{c.Password, next}) {
+		!reflect.DeepEqual(got.Accepted(), []string{c.Password, next}) || got.Rotation.NextSentinel != nextS ||
+		!reflect.DeepEqual(got.SentinelAccepted(), []string{c.SentinelPassword, nextS}) {
 		t.Fatalf("after StartRotation: %+v", got.Rotation)
 	}
 	if _, err := e.s.GetJob(ctx, "rot-1"); err != nil {
 		t.Fatalf("the rotation's job was not stored with it: %v", err)
 	}
 	// A second start while one is under way: refused, nothing stored.
-	err = e.s.StartRotation(ctx, "rot", "other", testJob("rot-2", "rot", api.JobRotateCredentials, base))
+	err = e.s.StartRotation(ctx, "rot", "other", "other-s", testJob("rot-2", "rot", api.JobRotateCredentials, base))
 	if !errors.Is(err, ErrConflict) {
 		t.Fatalf("second StartRotation: %v, want ErrConflict", err)
 	}
 	if _, err := e.s.GetJob(ctx, "rot-2"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the refused rotation's job was stored: %v", err)
 	}
-	if err := e.s.StartRotation(ctx, "nope", "x", testJob("rot-3", "nope", api.JobRotateCredentials, base)); !errors.Is(err, ErrNotFound) {
+	if err := e.s.StartRotation(ctx, "nope", "x", "y", testJob("rot-3", "nope", api.JobRotateCredentials, base)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("StartRotation of an unknown cluster: %v, want ErrNotFound", err)
 	}
 	ends := base.Add(time.Hour)
-	if err := e.s.SetRotation(ctx, "rot", next, Rotation{Old: c.Password, EndsAt: &ends}); err != nil {
+	if err := e.s.SetRotation(ctx, "rot", next, nextS, Rotation{Old: c.Password, OldSentinel: c.SentinelPassword, EndsAt: &ends}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = e.s.GetCluster(ctx, "rot")
-	if got.Password != next || got.Rotation.Old != c.Password || got.Rotation.Next != "" || got.Rotation.EndsAt == nil || !got.Rotation.EndsAt.Equal(ends) {
+	if got.Password != next || got.Rotation.Old != c.Password || got.Rotation.Next != "" || got.Rotation.EndsAt == nil || !got.Rotation.EndsAt.Equal(ends) ||
+		got.SentinelPassword != nextS || got.Rotation.OldSentinel != c.SentinelPassword || got.Rotation.NextSentinel != "" {
 		t.Fatalf("after the switch: password %v, rotation %+v", got.Password == next, got.Rotation)
 	}
 	// No secret is in any column in clear.
-	rows, err := e.s.db.QueryContext(ctx, "SELECT password_enc, sentinel_password_enc, next_password_enc, old_password_enc, spec, status FROM clusters WHERE name = 'rot'")
+	rows, err := e.s.db.QueryContext(ctx, "SELECT password_enc, sentinel_password_enc, next_password_enc, old_password_enc, spec, status, next_sentinel_password_enc, old_sentinel_password_enc FROM clusters WHERE name = 'rot'")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var pw, spw, spec, status string
-		var nx, old sql.NullString
-		if err := rows.Scan(&pw, &spw, &nx, &old, &spec, &status); err != nil {
+		var nx, old, nxs, olds sql.NullString
+		if err := rows.Scan(&pw, &spw, &nx, &old, &spec, &status, &nxs, &olds); err != nil {
 			t.Fatal(err)
 		}
-		for _, v := range []string{pw, spw, nx.String, old.String, spec, status} {
-			for _, secret := range []string{c.Password, next} {
+		for _, v := range []string{pw, spw, nx.String, old.String, spec, status, nxs.String, olds.String} {
+			for _, secret := range []string{c.Password, next, c.SentinelPassword, nextS} {
 				if strings.Contains(v, secret) {
 					t.Errorf("a password is stored in clear: %q", v)
 				}
@@ -354,14 +357,14 @@ func testRotation(t *testing.T, e *env) {
 		}
 	}
 	rows.Close()
-	if err := e.s.SetRotation(ctx, "rot", next, Rotation{}); err != nil {
+	if err := e.s.SetRotation(ctx, "rot", next, nextS, Rotation{}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = e.s.GetCluster(ctx, "rot")
-	if got.Rotation.Active() || got.Rotation.EndsAt != nil || len(got.Accepted()) != 1 {
+	if got.Rotation.Active() || got.Rotation.EndsAt != nil || len(got.Accepted()) != 1 || len(got.SentinelAccepted()) != 1 {
 		t.Fatalf("after the finish: %+v", got.Rotation)
 	}
-	if err := e.s.SetRotation(ctx, "nope", "x", Rotation{}); !errors.Is(err, ErrNotFound) {
+	if err := e.s.SetRotation(ctx, "nope", "x", "y", Rotation{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("SetRotation of an unknown cluster: %v", err)
 	}
 }
