@@ -227,24 +227,7 @@ func checkNoLoss(t *testing.T, m *testenv.Manager, cluster string, creds api.Cre
 			redisProcs = append(redisProcs, in)
 		}
 	}
-	// The cluster's processes are those its passwords open, and whose INFO
-	// names the pid we found: the port really is that process's.
-	var sentinels []string
-	for _, in := range sentinelProcs {
-		c := redis.NewClient(&redis.Options{Addr: in.Addr, Password: creds.SentinelPassword, Protocol: 2, MaxRetries: -1})
-		info, err := c.Info(ctx, "server").Result()
-		c.Close()
-		if err != nil {
-			continue // another cluster's Sentinel
-		}
-		if pid := infoField(info, "process_id"); pid != strconv.Itoa(in.Pid) {
-			t.Fatalf("Sentinel on %s answers as pid %s, the process title said %d", in.Addr, pid, in.Pid)
-		}
-		sentinels = append(sentinels, in.Addr)
-	}
-	if len(sentinels) == 0 {
-		t.Fatalf("no Sentinel process of %s runs on this host", cluster)
-	}
+	sentinels := clusterSentinels(t, sentinelProcs, cluster, creds)
 	type replInfo struct{ role, master, link string }
 	members := map[string]replInfo{}
 	for _, in := range redisProcs {
@@ -335,6 +318,7 @@ func checkNoLoss(t *testing.T, m *testenv.Manager, cluster string, creds api.Cre
 		if err != nil || n < len(insts)-1 {
 			t.Fatalf("%s: WAIT %d on %s: %d %v", name, len(insts)-1, master, n, err)
 		}
+		bad := 0
 		for _, addr := range insts {
 			c := redis.NewClient(&redis.Options{Addr: addr, Password: creds.Password, Protocol: 2})
 			missing, wrong := 0, 0
@@ -367,13 +351,56 @@ func checkNoLoss(t *testing.T, m *testenv.Manager, cluster string, creds api.Cre
 				role = "master"
 			}
 			if missing > 0 || wrong > 0 {
+				bad++
 				t.Errorf("%s %s of %s: %d of %d acknowledged writes missing, %d with another value (first: %s)",
 					role, addr, name, missing, len(ck.Writes), wrong, firstWrong)
 			}
 		}
+		if bad > 0 {
+			continue
+		}
 		t.Logf("%s: %d acknowledged writes (%s after the fault) compared on master %s and replicas %v, all present with their values",
 			name, len(ck.Writes), afterCount(ck), master, insts[1:])
 	}
+}
+
+// hostSentinels returns the addresses of the Sentinel processes of a
+// cluster running on this host.
+func hostSentinels(t *testing.T, m *testenv.Manager, cluster string, creds api.Credentials) []string {
+	t.Helper()
+	var procs []hostInstance
+	for _, in := range hostInstances(t, m.DataDir) {
+		if in.Sentinel {
+			procs = append(procs, in)
+		}
+	}
+	return clusterSentinels(t, procs, cluster, creds)
+}
+
+// clusterSentinels keeps the Sentinel processes the cluster's Sentinel
+// password opens and whose INFO names the pid found: the port really is
+// that process's.
+func clusterSentinels(t *testing.T, procs []hostInstance, cluster string, creds api.Credentials) []string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	for _, in := range procs {
+		c := redis.NewClient(&redis.Options{Addr: in.Addr, Password: creds.SentinelPassword, Protocol: 2, MaxRetries: -1})
+		info, err := c.Info(ctx, "server").Result()
+		c.Close()
+		if err != nil {
+			continue // another cluster's Sentinel
+		}
+		if pid := infoField(info, "process_id"); pid != strconv.Itoa(in.Pid) {
+			t.Fatalf("Sentinel on %s answers as pid %s, the process title said %d", in.Addr, pid, in.Pid)
+		}
+		out = append(out, in.Addr)
+	}
+	if len(out) == 0 {
+		t.Fatalf("no Sentinel process of %s runs on this host", cluster)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func afterCount(ck lossCheck) string {
