@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -181,7 +182,7 @@ type hostInstance struct {
 // hostInstances lists the live redis-server processes working under the
 // manager's data dir, with the address each listens on (from its process
 // title, which Redis sets to "redis-server HOST:PORT [sentinel]").
-func hostInstances(t *testing.T, dataDir string) []hostInstance {
+func hostInstances(t testing.TB, dataDir string) []hostInstance {
 	t.Helper()
 	var out []hostInstance
 	for _, pid := range testenv.InstancePids(dataDir) {
@@ -214,7 +215,7 @@ func hostInstances(t *testing.T, dataDir string) []hostInstance {
 // host hold every acknowledged write with its value, that enough writes
 // were acknowledged, and that writes were acknowledged after the last
 // fault. The instances come from /proc and Sentinel, not from the manager.
-func checkNoLoss(t *testing.T, m *testenv.Manager, cluster string, creds api.Credentials, checks ...lossCheck) {
+func checkNoLoss(t testing.TB, m *testenv.Manager, cluster string, creds api.Credentials, checks ...lossCheck) {
 	t.Helper()
 	ctx := context.Background()
 	// Writers may still be connected to an instance that is going away;
@@ -366,7 +367,7 @@ func checkNoLoss(t *testing.T, m *testenv.Manager, cluster string, creds api.Cre
 
 // hostSentinels returns the addresses of the Sentinel processes of a
 // cluster running on this host.
-func hostSentinels(t *testing.T, m *testenv.Manager, cluster string, creds api.Credentials) []string {
+func hostSentinels(t testing.TB, m *testenv.Manager, cluster string, creds api.Credentials) []string {
 	t.Helper()
 	var procs []hostInstance
 	for _, in := range hostInstances(t, m.DataDir) {
@@ -380,7 +381,7 @@ func hostSentinels(t *testing.T, m *testenv.Manager, cluster string, creds api.C
 // clusterSentinels keeps the Sentinel processes the cluster's Sentinel
 // password opens and whose INFO names the pid found: the port really is
 // that process's.
-func clusterSentinels(t *testing.T, procs []hostInstance, cluster string, creds api.Credentials) []string {
+func clusterSentinels(t testing.TB, procs []hostInstance, cluster string, creds api.Credentials) []string {
 	t.Helper()
 	ctx := context.Background()
 	var out []string
@@ -423,4 +424,85 @@ func infoField(info, key string) string {
 		}
 	}
 	return ""
+}
+
+// failRecorder stands in for the test in TestCheckNoLossCatches: it
+// records failures instead of failing the test.
+type failRecorder struct {
+	testing.TB
+	msgs []string
+}
+
+func (r *failRecorder) Helper()                   {}
+func (r *failRecorder) Logf(string, ...any)       {}
+func (r *failRecorder) Errorf(f string, a ...any) { r.msgs = append(r.msgs, fmt.Sprintf(f, a...)) }
+func (r *failRecorder) Fatalf(f string, a ...any) {
+	r.Errorf(f, a...)
+	runtime.Goexit()
+}
+
+// failures runs checkNoLoss against a recorder and returns what it reported.
+func failures(t *testing.T, m *testenv.Manager, cluster string, creds api.Credentials, ck lossCheck) string {
+	r := &failRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checkNoLoss(r, m, cluster, creds, ck)
+	}()
+	<-done
+	return strings.Join(r.msgs, "\n")
+}
+
+// TestCheckNoLossCatches proves the shared check can fail: on a real
+// cluster it reports a changed value, a missing key, too few acknowledged
+// writes, no write after the fault, and a replica missing from this host,
+// and passes on the intact data.
+func TestCheckNoLossCatches(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "ck", Replicas: intp(1), Sentinels: intp(1)})
+	creds, _ := m.Client.Credentials(ctx, "ck")
+	master := cl.Status.Shards[0].Master.Address
+	before := writeAcked(t, master, creds.Password, "a", 0, 300)
+	fault := time.Now()
+	time.Sleep(10 * time.Millisecond)
+	writes := append(before, writeAcked(t, master, creds.Password, "a", 300, 300)...)
+	ok := lossCheck{Shard: 0, Writes: writes, Min: 600, Fault: fault, MinAfter: 300, Replicas: 1}
+	if got := failures(t, m, "ck", creds, ok); got != "" {
+		t.Fatalf("intact data reported:\n%s", got)
+	}
+
+	cases := []struct {
+		name, want string
+		ck         func() lossCheck
+		damage     func(c *redis.Client)
+	}{
+		{"too few writes", "only 600 writes acknowledged, want at least 601",
+			func() lossCheck { c := ok; c.Min = 601; return c }, nil},
+		{"no write after the fault", "writes did not resume",
+			func() lossCheck { c := ok; c.Writes = before; c.Min = 1; return c }, nil},
+		{"a replica missing", "1 replica processes of master",
+			func() lossCheck { c := ok; c.Replicas = 2; return c }, nil},
+		{"a changed value", "0 of 600 acknowledged writes missing, 1 with another value",
+			func() lossCheck { return ok }, func(c *redis.Client) { c.Set(ctx, writes[17].Key, "something else", 0) }},
+		{"a lost key", "2 of 600 acknowledged writes missing",
+			func() lossCheck { return ok }, func(c *redis.Client) { c.Del(ctx, writes[3].Key, writes[400].Key) }},
+	}
+	mc := redis.NewClient(&redis.Options{Addr: master, Password: creds.Password, Protocol: 2})
+	defer mc.Close()
+	for _, c := range cases {
+		if c.damage != nil {
+			c.damage(mc)
+		}
+		got := failures(t, m, "ck", creds, c.ck())
+		if !strings.Contains(got, c.want) {
+			t.Errorf("%s: check reported %q, want %q", c.name, got, c.want)
+		}
+		if c.damage != nil {
+			for _, w := range writes {
+				mc.Set(ctx, w.Key, w.Val, 0)
+			}
+		}
+	}
 }
