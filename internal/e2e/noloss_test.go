@@ -164,12 +164,13 @@ func (w *writer) waitResumed(t *testing.T, at time.Time, timeout time.Duration) 
 
 // lossCheck is what checkNoLoss asserts for one shard.
 type lossCheck struct {
-	Shard    int       // shard index: the Sentinel master name is <cluster>-<Shard>
-	Writes   []write   // every acknowledged write
-	Min      int       // at least this many writes must have been acknowledged
-	Fault    time.Time // the last fault; zero when the check follows none
-	MinAfter int       // at least this many acknowledged after Fault (default 1 when Fault is set)
-	Replicas int       // the replicas the shard must have on this host (-1: do not check)
+	Shard    int           // shard index: the Sentinel master name is <cluster>-<Shard>
+	Writes   []write       // every acknowledged write
+	Min      int           // at least this many writes must have been acknowledged
+	Fault    time.Time     // the last fault; zero when the check follows none
+	MinAfter int           // at least this many acknowledged after Fault (default 1 when Fault is set)
+	Replicas int           // the replicas the shard must have on this host (-1: do not check)
+	Settle   time.Duration // how long the shard may take to settle (default 30 s)
 }
 
 // hostInstance is a Redis or Sentinel process found on this host.
@@ -218,81 +219,31 @@ func hostInstances(t testing.TB, dataDir string) []hostInstance {
 func checkNoLoss(t testing.TB, m *testenv.Manager, cluster string, creds api.Credentials, checks ...lossCheck) {
 	t.Helper()
 	ctx := context.Background()
-	// Writers may still be connected to an instance that is going away;
-	// read a settled host.
-	var redisProcs, sentinelProcs []hostInstance
-	for _, in := range hostInstances(t, m.DataDir) {
-		if in.Sentinel {
-			sentinelProcs = append(sentinelProcs, in)
-		} else {
-			redisProcs = append(redisProcs, in)
-		}
-	}
-	sentinels := clusterSentinels(t, sentinelProcs, cluster, creds)
-	type replInfo struct{ role, master, link string }
-	members := map[string]replInfo{}
-	for _, in := range redisProcs {
-		c := redis.NewClient(&redis.Options{Addr: in.Addr, Password: creds.Password, Protocol: 2, MaxRetries: -1})
-		info, err := c.Info(ctx, "server", "replication").Result()
-		c.Close()
-		if err != nil {
-			continue // another cluster's instance, or one still loading
-		}
-		if pid := infoField(info, "process_id"); pid != strconv.Itoa(in.Pid) {
-			t.Fatalf("redis on %s answers as pid %s, the process title said %d", in.Addr, pid, in.Pid)
-		}
-		ri := replInfo{role: infoField(info, "role"), link: infoField(info, "master_link_status")}
-		if ri.role == "slave" {
-			ri.master = net.JoinHostPort(infoField(info, "master_host"), infoField(info, "master_port"))
-		}
-		members[in.Addr] = ri
-	}
-
 	for _, ck := range checks {
 		name := fmt.Sprintf("%s-%d", cluster, ck.Shard)
-		// Every Sentinel names the same master, and it is not down.
-		master := ""
-		for _, s := range sentinels {
-			sc := redis.NewClient(&redis.Options{Addr: s, Password: creds.SentinelPassword, Protocol: 2})
-			ms, err := sc.Do(ctx, "sentinel", "masters").Slice()
-			sc.Close()
-			if err != nil {
-				t.Fatalf("SENTINEL MASTERS on %s: %v", s, err)
-			}
-			got := ""
-			for _, mm := range ms {
-				p := pairs(mm)
-				if p["name"] != name {
-					continue
-				}
-				if strings.Contains(p["flags"], "s_down") || strings.Contains(p["flags"], "o_down") {
-					t.Fatalf("Sentinel %s sees master %s of %s down: %s", s, net.JoinHostPort(p["ip"], p["port"]), name, p["flags"])
-				}
-				got = net.JoinHostPort(p["ip"], p["port"])
-			}
-			if got == "" {
-				t.Fatalf("Sentinel %s does not monitor %s", s, name)
-			}
-			if master != "" && got != master {
-				t.Fatalf("Sentinels disagree on the master of %s: %s and %s", name, master, got)
-			}
-			master = got
+		// Wait until the shard has settled (a failover may still run after
+		// the manager reports Ready): every Sentinel names the same master,
+		// none sees it down or is failing it over, it is a master process
+		// here, and its replicas here are linked.
+		var master string
+		var insts []string
+		var problem string
+		waited := time.Now()
+		settle := ck.Settle
+		if settle == 0 {
+			settle = 30 * time.Second
 		}
-		if ri, ok := members[master]; !ok || ri.role != "master" {
-			t.Fatalf("the master Sentinels name for %s, %s, is not a master process of %s on this host (%+v)", name, master, cluster, ri)
-		}
-		insts := []string{master}
-		for addr, ri := range members {
-			if ri.role == "slave" && ri.master == master {
-				if ri.link != "up" {
-					t.Fatalf("replica %s of %s: master link %s", addr, name, ri.link)
-				}
-				insts = append(insts, addr)
+		for deadline := time.Now().Add(settle); ; time.Sleep(200 * time.Millisecond) {
+			master, insts, problem = shardTopology(t, m, cluster, name, creds, ck.Replicas)
+			if problem == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has not settled after %s: %s", name, settle, problem)
 			}
 		}
-		sort.Strings(insts[1:])
-		if ck.Replicas >= 0 && len(insts)-1 != ck.Replicas {
-			t.Fatalf("%s: %d replica processes of master %s on this host (%v), want %d", name, len(insts)-1, master, insts[1:], ck.Replicas)
+		if d := time.Since(waited); d > time.Second {
+			t.Logf("%s settled after %.1f s", name, d.Seconds())
 		}
 
 		// Enough writes, and writes after the fault.
@@ -363,6 +314,87 @@ func checkNoLoss(t testing.TB, m *testenv.Manager, cluster string, creds api.Cre
 		t.Logf("%s: %d acknowledged writes (%s after the fault) compared on master %s and replicas %v, all present with their values",
 			name, len(ck.Writes), afterCount(ck), master, insts[1:])
 	}
+}
+
+// shardTopology reads a shard's master and replicas from the Sentinel and
+// Redis processes on this host: the master every Sentinel names, then every
+// process of the cluster replicating from it. problem says what is not
+// settled yet ("" when all is).
+func shardTopology(t testing.TB, m *testenv.Manager, cluster, name string, creds api.Credentials, replicas int) (master string, insts []string, problem string) {
+	t.Helper()
+	ctx := context.Background()
+	var redisProcs, sentinelProcs []hostInstance
+	for _, in := range hostInstances(t, m.DataDir) {
+		if in.Sentinel {
+			sentinelProcs = append(sentinelProcs, in)
+		} else {
+			redisProcs = append(redisProcs, in)
+		}
+	}
+	sentinels := clusterSentinels(t, sentinelProcs, cluster, creds)
+	for _, s := range sentinels {
+		sc := redis.NewClient(&redis.Options{Addr: s, Password: creds.SentinelPassword, Protocol: 2})
+		ms, err := sc.Do(ctx, "sentinel", "masters").Slice()
+		sc.Close()
+		if err != nil {
+			return "", nil, fmt.Sprintf("SENTINEL MASTERS on %s: %v", s, err)
+		}
+		got := ""
+		for _, mm := range ms {
+			p := pairs(mm)
+			if p["name"] != name {
+				continue
+			}
+			got = net.JoinHostPort(p["ip"], p["port"])
+			for _, f := range []string{"s_down", "o_down", "failover_in_progress"} {
+				if strings.Contains(p["flags"], f) {
+					return "", nil, fmt.Sprintf("Sentinel %s: master %s flags %s", s, got, p["flags"])
+				}
+			}
+		}
+		if got == "" {
+			return "", nil, fmt.Sprintf("Sentinel %s does not monitor %s", s, name)
+		}
+		if master != "" && got != master {
+			return "", nil, fmt.Sprintf("Sentinels disagree on the master of %s: %s and %s", name, master, got)
+		}
+		master = got
+	}
+	type replInfo struct{ role, master, link string }
+	members := map[string]replInfo{}
+	for _, in := range redisProcs {
+		c := redis.NewClient(&redis.Options{Addr: in.Addr, Password: creds.Password, Protocol: 2, MaxRetries: -1})
+		info, err := c.Info(ctx, "server", "replication").Result()
+		c.Close()
+		if err != nil {
+			continue // another cluster's instance, or one still loading
+		}
+		if pid := infoField(info, "process_id"); pid != strconv.Itoa(in.Pid) {
+			t.Fatalf("redis on %s answers as pid %s, the process title said %d", in.Addr, pid, in.Pid)
+		}
+		ri := replInfo{role: infoField(info, "role"), link: infoField(info, "master_link_status")}
+		if ri.role == "slave" {
+			ri.master = net.JoinHostPort(infoField(info, "master_host"), infoField(info, "master_port"))
+		}
+		members[in.Addr] = ri
+	}
+	if ri, ok := members[master]; !ok || ri.role != "master" {
+		return "", nil, fmt.Sprintf("the master Sentinels name for %s, %s, is not a master process of %s on this host (%+v)", name, master, cluster, ri)
+	}
+	insts = []string{master}
+	for addr, ri := range members {
+		if ri.role == "slave" && ri.master == master {
+			if ri.link != "up" {
+				return "", nil, fmt.Sprintf("replica %s of %s: master link %s", addr, name, ri.link)
+			}
+			insts = append(insts, addr)
+		}
+	}
+	sort.Strings(insts[1:])
+	if replicas >= 0 && len(insts)-1 != replicas {
+		return "", nil, fmt.Sprintf("%d replica processes of master %s on this host (%v), want %d", len(insts)-1, master, insts[1:], replicas)
+	}
+	return master, insts, ""
 }
 
 // hostSentinels returns the addresses of the Sentinel processes of a
@@ -468,7 +500,7 @@ func TestCheckNoLossCatches(t *testing.T) {
 	fault := time.Now()
 	time.Sleep(10 * time.Millisecond)
 	writes := append(before, writeAcked(t, master, creds.Password, "a", 300, 300)...)
-	ok := lossCheck{Shard: 0, Writes: writes, Min: 600, Fault: fault, MinAfter: 300, Replicas: 1}
+	ok := lossCheck{Shard: 0, Writes: writes, Min: 600, Fault: fault, MinAfter: 300, Replicas: 1, Settle: time.Second}
 	if got := failures(t, m, "ck", creds, ok); got != "" {
 		t.Fatalf("intact data reported:\n%s", got)
 	}
