@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -51,26 +52,35 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	kills := map[string]int{}
 	var lastFault time.Time
+	var faults []string
 	end := time.Now().Add(duration)
 	for time.Now().Before(end) {
 		sh := cl.Status.Shards[rng.IntN(len(cl.Status.Shards))]
 		killedAt := time.Now()
-		switch victim := []string{"master", "replica", "sentinel", "manager"}[rng.IntN(4)]; victim {
+		victim := []string{"master", "replica", "sentinel", "manager"}[rng.IntN(4)]
+		what := victim
+		switch victim {
 		case "master":
+			what += " of shard " + strconv.Itoa(sh.Index)
 			kill9(t, sh.Master.Pid)
-			kills[victim]++
 		case "replica":
-			kill9(t, sh.Replicas[rng.IntN(len(sh.Replicas))].Pid)
-			kills[victim]++
+			i := rng.IntN(len(sh.Replicas))
+			what += fmt.Sprintf(" %d of shard %d", i, sh.Index)
+			kill9(t, sh.Replicas[i].Pid)
 		case "sentinel":
-			kill9(t, cl.Status.Sentinels[rng.IntN(len(cl.Status.Sentinels))].Pid)
-			kills[victim]++
+			i := rng.IntN(len(cl.Status.Sentinels))
+			what += " " + strconv.Itoa(i)
+			kill9(t, cl.Status.Sentinels[i].Pid)
 		case "manager":
+			pause := time.Duration(rng.IntN(1500)) * time.Millisecond
+			what += fmt.Sprintf(", down %d ms", pause.Milliseconds())
 			m.Kill()
-			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			time.Sleep(pause)
 			m.Restart()
-			kills[victim]++
 		}
+		kills[victim]++
+		t.Logf("fault %d: kill -9 %s", len(faults)+1, what)
+		faults = append(faults, what)
 		cl = waitSettled(t, m, "chaos", killedAt, 60*time.Second)
 		// Writes resume on every shard after every fault.
 		for _, w := range writers {
