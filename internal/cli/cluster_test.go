@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -459,6 +460,45 @@ func TestClusterListGetEventsCredentials(t *testing.T) {
 			t.Errorf("credentials table (err %v):\n%s", r.err, r.stdout)
 		}
 	})
+
+	t.Run("get with a replica and a Sentinel stopped", func(t *testing.T) {
+		// Last: a stopped Sentinel enters TILT mode when resumed and
+		// refuses failovers for 30 s.
+		// SIGSTOP: the processes live on, so the manager does not restart
+		// them, but they stop answering; the status shows them down.
+		cur := s.WaitPhase(t.Context(), "orders", api.PhaseReady, 20*time.Second)
+		rep, sen := cur.Status.Shards[0].Replicas[0], cur.Status.Sentinels[0]
+		for _, pid := range []int{rep.Pid, sen.Pid} {
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			defer syscall.Kill(pid, syscall.SIGCONT)
+		}
+		var cl api.Cluster
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			r := runCLIAt(t, now, false, "", append([]string{"cluster", "get", "orders"}, sflags...)...)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			cl = decode[api.Cluster](t, s.lastRequest(t, "GET", "/api/v1/clusters/orders").Response)
+			if want := clusterTable(cl, now); r.stdout != want {
+				t.Fatalf("table:\n%s\nwant:\n%s", r.stdout, want)
+			}
+			if !cl.Status.Shards[0].Replicas[0].Up && !cl.Status.Sentinels[0].Up {
+				for _, addr := range []string{rep.Address, sen.Address} {
+					for _, l := range strings.Split(r.stdout, "\n") {
+						if strings.Contains(l, addr+" ") && !strings.Contains(l, addr+"  no  ") {
+							t.Errorf("%s not shown as down:\n%s", addr, r.stdout)
+						}
+					}
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the stopped replica and Sentinel are still up in the status: %+v", cl.Status)
+			}
+		}
+	})
 	_ = other
 }
 
@@ -468,4 +508,38 @@ func TestUnknownOutputFormat(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.err.Error(), `unknown output format "yaml"`) {
 		t.Fatalf("err = %v", r.err)
 	}
+}
+
+// clusterTable is the text `cluster get` must print for the cluster the
+// server sent, whatever its state.
+func clusterTable(cl api.Cluster, now time.Time) string {
+	head := []string{"Name:\t" + cl.Name, "Phase:\t" + dash(cl.Status.Phase), "Reason:\t" + dash(cl.Status.Reason), "Spec:\t" + specSummary(cl.Spec)}
+	if o := cl.Status.ObservedAt; o != nil {
+		head = append(head, fmt.Sprintf("Observed:\t%s (%s ago)", o.UTC().Format(time.RFC3339), age(*o, now)))
+	}
+	head = append(head, "Sentinels:\t"+dash(strings.Join(cl.Connection.Sentinels, ",")),
+		"Master names:\t"+dash(strings.Join(cl.Connection.MasterNames, ",")), "Credentials:\tredis-manager cluster credentials "+cl.Name)
+	out := table(head...)
+	if len(cl.Status.Shards) > 0 {
+		rows := []string{"SHARD\tNAME\tROLE\tADDRESS\tUP\tLINK\tLAG\tKEYS"}
+		for _, sh := range cl.Status.Shards {
+			if m := sh.Master; m != nil {
+				rows = append(rows, fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t-\t-\t%d", sh.Index, m.Name, dash(m.Role), dash(m.Address), yesNo(m.Up), m.Keys))
+			} else {
+				rows = append(rows, fmt.Sprintf("%d\t(none)\tmaster\t-\tno\t-\t-\t-", sh.Index))
+			}
+			for _, r := range sh.Replicas {
+				rows = append(rows, fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d", sh.Index, r.Name, dash(r.Role), dash(r.Address), yesNo(r.Up), dash(r.MasterLinkStatus), r.LagBytes, r.Keys))
+			}
+		}
+		out += "\n" + table(rows...)
+	}
+	if len(cl.Status.Sentinels) > 0 {
+		rows := []string{"NAME\tADDRESS\tUP\tMONITORS"}
+		for _, s := range cl.Status.Sentinels {
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s", s.Name, dash(s.Address), yesNo(s.Up), dash(strings.Join(s.Monitors, ","))))
+		}
+		out += "\n" + table(rows...)
+	}
+	return out
 }
