@@ -127,6 +127,7 @@ func TestBadRequestRendersCodeMessageAndField(t *testing.T) {
 	if body.Error.Field != "shards" || body.Error.Message == "" || body.Error.Code == "" {
 		t.Fatalf("server answered %s", post.Response)
 	}
+	t.Logf("the server answered %d; the CLI printed %q", post.Status, r.stderr)
 	want := fmt.Sprintf("error: %s: %s (field \"shards\")\n", body.Error.Code, body.Error.Message)
 	if r.stderr != want {
 		t.Errorf("stderr = %q, want %q (and no usage text)", r.stderr, want)
