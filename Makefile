@@ -33,11 +33,14 @@ run: deps build ## build, install redis-server if missing, start the manager on 
 	@echo "  token: $(DATA_DIR)/admin.token   try: $(BIN) cluster create demo"
 	$(BIN) serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
-test: deps-test lint ## what CI runs: vet, gofmt, staticcheck, unit and end-to-end tests with real processes
-	CI=true $(GO) test -count=1 -timeout 15m ./...
+UNIT_PKGS = $$($(GO) list ./... | grep -v /internal/e2e)
 
-test-unit: ## the tests without the end-to-end package
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+test: deps-test lint ## what CI runs: vet, gofmt, staticcheck, unit tests with -race, end-to-end tests with real processes
+	CI=true $(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
+	CI=true $(GO) test -count=1 -timeout 15m ./internal/e2e/
+
+test-unit: ## the tests without the end-to-end package, with -race
+	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 test-race: deps-test ## unit tests with -race, and e2e with a -race manager that fails tests on any data race
 	CI=true REDIS_MANAGER_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m ./...

@@ -1,81 +1,135 @@
 package cli
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/testenv"
 )
+
+// jobTable is the text `job get` must print for a job, built from the
+// job the server sent.
+func jobTable(j api.Job, now time.Time) string {
+	ts := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	rows := []string{
+		"ID:\t" + j.ID, "Kind:\t" + j.Kind, "Cluster:\t" + j.Cluster, "State:\t" + j.State,
+		fmt.Sprintf("Progress:\t%d%%", int(j.Progress*100+0.5)), "Message:\t" + dash(j.Message),
+	}
+	if j.Error != "" {
+		rows = append(rows, "Error:\t"+j.Error)
+	}
+	rows = append(rows, "Created:\t"+ts(&j.CreatedAt), "Started:\t"+ts(j.StartedAt), "Finished:\t"+ts(j.FinishedAt))
+	if j.StartedAt != nil && j.FinishedAt != nil {
+		rows = append(rows, "Duration:\t"+duration(j.FinishedAt.Sub(*j.StartedAt)))
+	}
+	out := table(rows...)
+	steps := []string{"STEP\tSTATE\tSTARTED\tDURATION"}
+	for _, s := range j.Steps {
+		d := "-"
+		switch {
+		case s.StartedAt != nil && s.FinishedAt != nil:
+			d = duration(s.FinishedAt.Sub(*s.StartedAt))
+		case s.StartedAt != nil:
+			d = duration(now.Sub(*s.StartedAt)) + "+"
+		}
+		steps = append(steps, fmt.Sprintf("%s\t%s\t%s\t%s", s.Name, s.State, ts(s.StartedAt), d))
+	}
+	return out + "\n" + table(steps...)
+}
 
 func TestJobGetOutput(t *testing.T) {
 	t.Parallel()
-	f, srv := newFakeAPI(t, "secret")
-	created := testNow.Add(-2 * time.Minute)
-	s1, f1, s2 := created.Add(time.Second), created.Add(31*time.Second), created.Add(31*time.Second)
-	f.jobs["j_1"] = []api.Job{{
-		ID: "j_1", Kind: api.JobScale, Cluster: "orders", State: api.StateRunning, Progress: 0.5,
-		Message: "waiting for orders-1-1 to sync", CreatedAt: created, StartedAt: &s1,
-		Steps: []api.Step{
-			{Name: "start-instances", State: api.StateSucceeded, StartedAt: &s1, FinishedAt: &f1},
-			{Name: "wait-sync", State: api.StateRunning, StartedAt: &s2},
-			{Name: "register-sentinels", State: api.StatePending},
-		},
-	}}
-
-	r := runCLI(t, false, "", "job", "get", "j_1", "--server", srv.URL, "--token", "secret")
-	if r.err != nil {
-		t.Fatal(r.err)
+	s := startServer(t, testenv.ManagerOptions{})
+	res, err := s.Client.CreateCluster(t.Context(), api.CreateClusterRequest{Name: "orders", Shards: ptr(2), Replicas: ptr(1), Sentinels: ptr(1)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	want := `ID:        j_1
-Kind:      scale
-Cluster:   orders
-State:     running
-Progress:  50%
-Message:   waiting for orders-1-1 to sync
-Created:   2026-11-25T02:58:00Z
-Started:   2026-11-25T02:58:01Z
-Finished:  -
-
-STEP                STATE      STARTED               DURATION
-start-instances     succeeded  2026-11-25T02:58:01Z  30s
-wait-sync           running    2026-11-25T02:58:31Z  1m29s+
-register-sentinels  pending    -                     -
-`
-	if r.stdout != want {
-		t.Errorf("table:\n%s\nwant:\n%s", r.stdout, want)
+	id := res.Job.ID
+	// While the job runs: a running step, pending ones after it.
+	now := time.Now().Add(2 * time.Minute)
+	sawRunning := false
+	for i := 0; i < 200 && !sawRunning; i++ {
+		r := runCLIAt(t, now, false, "", "job", "get", id, "--server", s.URL, "--token", s.Token)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		j := decode[api.Job](t, s.lastRequest(t, "GET", "/api/v1/jobs/"+id).Response)
+		if want := jobTable(j, now); r.stdout != want {
+			t.Fatalf("table:\n%s\nwant:\n%s", r.stdout, want)
+		}
+		if j.State == api.StateRunning && strings.Contains(r.stdout, "running") && strings.Contains(r.stdout, "pending") && strings.Contains(r.stdout, "+\n") {
+			sawRunning = true
+		}
+		if j.Done() {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !sawRunning {
+		t.Errorf("never saw the job running with a pending step")
+	}
+	j := s.WaitJob(t.Context(), id)
+	r := runCLIAt(t, now, false, "", "job", "get", id, "--server", s.URL, "--token", s.Token)
+	if want := jobTable(j, now); r.err != nil || r.stdout != want {
+		t.Errorf("finished job (err %v):\n%s\nwant:\n%s", r.err, r.stdout, want)
+	}
+	if !strings.Contains(r.stdout, "State:     succeeded\n") || !strings.Contains(r.stdout, "Progress:  100%\n") {
+		t.Errorf("finished job:\n%s", r.stdout)
 	}
 
-	r = runCLI(t, false, "", "job", "get", "j_1", "-o", "json", "--server", srv.URL, "--token", "secret")
-	if served := f.rawGet(t, srv.URL+"/api/v1/jobs/j_1"); r.err != nil || !jsonEqual(t, r.stdout, served) {
+	r = runCLI(t, false, "", "job", "get", id, "-o", "json", "--server", s.URL, "--token", s.Token)
+	if served := s.lastRequest(t, "GET", "/api/v1/jobs/"+id).Response; r.err != nil || !jsonEqual(t, r.stdout, string(served)) {
 		t.Errorf("-o json (err %v):\n%s\nwant:\n%s", r.err, r.stdout, served)
 	}
 }
 
 func TestJobListOutput(t *testing.T) {
 	t.Parallel()
-	f, srv := newFakeAPI(t, "secret")
-	f.jobs["j_1"] = []api.Job{{ID: "j_1", Kind: api.JobCreate, Cluster: "orders", State: api.StateFailed, Progress: 0.3,
-		Message: "starting", Error: "port in use", CreatedAt: testNow.Add(-10 * time.Minute)}}
+	s := startServer(t, testenv.ManagerOptions{Args: []string{"--redis-server", "/nonexistent/redis-server"}})
+	res, err := s.Client.CreateCluster(t.Context(), api.CreateClusterRequest{Name: "orders", Replicas: ptr(0), Sentinels: ptr(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	j, _ := s.Client.WaitJob(ctx, res.Job.ID, nil)
+	if j.State != api.StateFailed || j.Error == "" {
+		t.Fatalf("job %+v", j)
+	}
+	if _, err := s.Client.CreateCluster(ctx, api.CreateClusterRequest{Name: "other", Replicas: ptr(0), Sentinels: ptr(1)}); err != nil {
+		t.Fatal(err)
+	}
+	now := j.CreatedAt.Add(10*time.Minute + time.Second)
 
-	r := runCLI(t, false, "", "job", "list", "--cluster", "orders", "--server", srv.URL, "--token", "secret")
+	r := runCLIAt(t, now, false, "", "job", "list", "--cluster", "orders", "--server", s.URL, "--token", s.Token)
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	if q := f.lastRequest(t, "GET").Query; q != "cluster=orders" {
+	if q := s.lastRequest(t, "GET").Query; q != "cluster=orders" {
 		t.Errorf("query = %q, want cluster=orders", q)
 	}
-	want := `ID   KIND    CLUSTER  STATE   PROGRESS  AGE  MESSAGE
-j_1  create  orders   failed  30%       10m  port in use
-`
+	want := table("ID\tKIND\tCLUSTER\tSTATE\tPROGRESS\tAGE\tMESSAGE",
+		fmt.Sprintf("%s\tcreate\torders\tfailed\t%d%%\t10m\t%s", j.ID, int(j.Progress*100+0.5), j.Error))
 	if r.stdout != want {
 		t.Errorf("table:\n%s\nwant:\n%s", r.stdout, want)
 	}
 
-	r = runCLI(t, false, "", "job", "list", "-o", "json", "--server", srv.URL, "--token", "secret")
-	if served := f.rawGet(t, srv.URL+"/api/v1/jobs"); r.err != nil || !jsonEqual(t, r.stdout, served) {
-		t.Errorf("-o json (err %v):\n%s\nwant:\n%s", r.err, r.stdout, served)
+	r = runCLI(t, false, "", "job", "list", "-o", "json", "--server", s.URL, "--token", s.Token)
+	last := s.lastRequest(t, "GET")
+	if r.err != nil || !jsonEqual(t, r.stdout, string(last.Response)) {
+		t.Errorf("-o json (err %v):\n%s\nwant:\n%s", r.err, r.stdout, last.Response)
 	}
-	if q := f.lastRequest(t, "GET").Query; q != "" {
-		t.Errorf("query without --cluster = %q, want none", q)
+	if last.Query != "" {
+		t.Errorf("query without --cluster = %q, want none", last.Query)
+	}
+	if all := decode[struct{ Jobs []api.Job }](t, last.Response).Jobs; len(all) != 2 {
+		t.Errorf("%d jobs listed without --cluster, want 2", len(all))
 	}
 }

@@ -2,70 +2,84 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/testenv"
 )
 
 // These tests set environment variables, so they do not run in parallel.
 
 func TestTokenSources(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, TokenFile), []byte("from-file\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s := startServer(t, testenv.ManagerOptions{})
+	real := s.Token
 	tests := []struct {
-		name string
-		env  map[string]string
-		args []string
-		want string
+		name    string
+		fileTok string
+		env     map[string]string
+		args    func(dir string) []string
 	}{
-		{"--token wins", map[string]string{EnvToken: "from-env"}, []string{"--token", "from-flag", "--data-dir", dir}, "from-flag"},
-		{"env before file", map[string]string{EnvToken: "from-env"}, []string{"--data-dir", dir}, "from-env"},
-		{"file in --data-dir", nil, []string{"--data-dir", dir}, "from-file"},
-		{"file in $" + EnvDataDir, map[string]string{EnvDataDir: dir}, nil, "from-file"},
+		{"--token wins", "wrong-file", map[string]string{EnvToken: "wrong-env"}, func(dir string) []string { return []string{"--token", real, "--data-dir", dir} }},
+		{"env before file", "wrong-file", map[string]string{EnvToken: real}, func(dir string) []string { return []string{"--data-dir", dir} }},
+		{"file in --data-dir", real, nil, func(dir string) []string { return []string{"--data-dir", dir} }},
+		{"file in $" + EnvDataDir, real, map[string]string{EnvDataDir: "DIR"}, func(string) []string { return nil }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, TokenFile), []byte(tt.fileTok+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			t.Setenv(EnvToken, "")
 			t.Setenv(EnvDataDir, "")
 			for k, v := range tt.env {
-				t.Setenv(k, v)
+				t.Setenv(k, strings.ReplaceAll(v, "DIR", dir))
 			}
-			f, srv := newFakeAPI(t, tt.want)
-			r := runCLI(t, false, "", append([]string{"cluster", "list", "--server", srv.URL}, tt.args...)...)
+			r := runCLI(t, false, "", append([]string{"cluster", "list", "--server", s.URL}, tt.args(dir)...)...)
 			if r.err != nil {
 				t.Fatalf("list: %v", r.err)
 			}
-			if got := f.lastRequest(t, "GET").Auth; got != "Bearer "+tt.want {
-				t.Errorf("Authorization = %q, want Bearer %s", got, tt.want)
+			last := s.lastRequest(t, "GET")
+			if last.Auth != "Bearer "+real || last.Status != 200 {
+				t.Errorf("Authorization = %q (answer %d), want Bearer <the server's token>", last.Auth, last.Status)
 			}
 		})
 	}
 }
 
 func TestServerFromEnv(t *testing.T) {
-	t.Setenv(EnvToken, "secret")
-	f, srv := newFakeAPI(t, "secret")
-	t.Setenv(EnvServer, srv.URL)
-	if r := runCLI(t, false, "", "cluster", "list"); r.err != nil {
+	s := startServer(t, testenv.ManagerOptions{})
+	t.Setenv(EnvToken, s.Token)
+	t.Setenv(EnvServer, s.URL)
+	r := runCLI(t, false, "", "cluster", "list")
+	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	if f.count("GET") != 1 {
-		t.Error("the server of $" + EnvServer + " got no request")
+	if s.count("GET") != 1 || r.stdout != "NAME  PHASE  SHARDS  REPLICAS  SENTINELS  AGE\n" {
+		t.Errorf("the server of $"+EnvServer+" got %d requests; stdout %q", s.count("GET"), r.stdout)
 	}
 }
 
 func TestMissingTokenHint(t *testing.T) {
 	t.Setenv(EnvToken, "")
 	t.Setenv(EnvDataDir, "")
-	_, srv := newFakeAPI(t, "secret")
-	r := runCLI(t, false, "", "cluster", "list", "--server", srv.URL, "--data-dir", t.TempDir())
+	s := startServer(t, testenv.ManagerOptions{})
+	r := runCLI(t, false, "", "cluster", "list", "--server", s.URL, "--data-dir", t.TempDir())
 	if r.err == nil || !strings.Contains(r.err.Error(), "unauthorized") || !strings.Contains(r.err.Error(), "--token") {
 		t.Fatalf("err = %v, want the 401 with a hint", r.err)
+	}
+	if last := s.lastRequest(t, "GET"); last.Status != 401 {
+		t.Errorf("the server answered %d, want 401", last.Status)
+	}
+	var apiErr *api.Error
+	if !errors.As(r.err, &apiErr) || apiErr.StatusCode != 401 {
+		t.Errorf("err = %#v, want the server's 401", r.err)
 	}
 }
 
@@ -108,10 +122,10 @@ func TestDataDirForExtraCommands(t *testing.T) {
 
 func TestConnectionRefusedHint(t *testing.T) {
 	t.Parallel()
-	_, srv := newFakeAPI(t, "secret")
-	url := srv.URL
-	srv.Close()
-	r := runCLI(t, false, "", "cluster", "list", "--server", url, "--token", "secret")
+	s := startServer(t, testenv.ManagerOptions{})
+	url := s.Manager.URL
+	s.Stop()
+	r := runCLI(t, false, "", "cluster", "list", "--server", url, "--token", s.Token)
 	if r.err == nil || !strings.Contains(r.err.Error(), "is the server running at "+url) {
 		t.Fatalf("err = %v, want a hint naming the server", r.err)
 	}

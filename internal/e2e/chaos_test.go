@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -31,39 +33,75 @@ func TestChaos(t *testing.T) {
 		startWriterWait(t, cl, creds, 0, "s0", 1),
 		startWriterWait(t, cl, creds, 1, "s1", 1),
 	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("REDIS_MANAGER_CHAOS_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("REDIS_MANAGER_CHAOS_SEED=%q: not an unsigned integer", v)
+		}
+		seed = n
+	}
+	// Printed first, so a failed run can be replayed with the same choices
+	// of victim and timing (the timing of the processes themselves differs).
+	t.Logf("chaos seed %d (replay: REDIS_MANAGER_CHAOS_SEED=%d)", seed, seed)
+	defer func() {
+		if t.Failed() {
+			t.Logf("chaos failed with seed %d; replay: REDIS_MANAGER_CHAOS_SEED=%d REDIS_MANAGER_CHAOS_DURATION=%s go test -count=1 -run 'TestChaos$' -v ./internal/e2e/", seed, seed, duration)
+		}
+	}()
+	rng := rand.New(rand.NewPCG(seed, 7))
 	kills := map[string]int{}
+	var lastFault time.Time
+	var faults []string
 	end := time.Now().Add(duration)
 	for time.Now().Before(end) {
 		sh := cl.Status.Shards[rng.IntN(len(cl.Status.Shards))]
 		killedAt := time.Now()
-		switch victim := []string{"master", "replica", "sentinel", "manager"}[rng.IntN(4)]; victim {
+		victim := []string{"master", "replica", "sentinel", "manager"}[rng.IntN(4)]
+		what := victim
+		switch victim {
 		case "master":
+			what += " of shard " + strconv.Itoa(sh.Index)
 			kill9(t, sh.Master.Pid)
-			kills[victim]++
 		case "replica":
-			kill9(t, sh.Replicas[rng.IntN(len(sh.Replicas))].Pid)
-			kills[victim]++
+			i := rng.IntN(len(sh.Replicas))
+			what += fmt.Sprintf(" %d of shard %d", i, sh.Index)
+			kill9(t, sh.Replicas[i].Pid)
 		case "sentinel":
-			kill9(t, cl.Status.Sentinels[rng.IntN(len(cl.Status.Sentinels))].Pid)
-			kills[victim]++
+			i := rng.IntN(len(cl.Status.Sentinels))
+			what += " " + strconv.Itoa(i)
+			kill9(t, cl.Status.Sentinels[i].Pid)
 		case "manager":
+			pause := time.Duration(rng.IntN(1500)) * time.Millisecond
+			what += fmt.Sprintf(", down %d ms", pause.Milliseconds())
 			m.Kill()
-			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			time.Sleep(pause)
 			m.Restart()
-			kills[victim]++
 		}
+		kills[victim]++
+		t.Logf("fault %d: kill -9 %s", len(faults)+1, what)
+		faults = append(faults, what)
 		cl = waitSettled(t, m, "chaos", killedAt, 60*time.Second)
+		// Writes resume on every shard after every fault.
+		for _, w := range writers {
+			w.waitResumed(t, killedAt, 15*time.Second)
+		}
+		lastFault = killedAt
 		time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
 	}
+	if lastFault.IsZero() {
+		t.Fatal("no fault injected")
+	}
+	cl = waitSettled(t, m, "chaos", time.Now(), 60*time.Second)
 	total := 0
+	var checks []lossCheck
 	for i, w := range writers {
 		acked, errs := w.Stop()
 		total += len(acked)
 		t.Logf("shard %d: %d writes acknowledged with WAIT 1, %d failed during failures", i, len(acked), len(errs))
-		checkKeys(t, cl.Status.Shards[i], creds, acked)
+		checks = append(checks, lossCheck{Shard: i, Writes: acked, Min: 100, Fault: lastFault, MinAfter: 10, Replicas: 2})
 	}
-	cl = waitSettled(t, m, "chaos", time.Now(), 60*time.Second)
+	checkNoLoss(t, m, "chaos", creds, checks...)
 	checkStatus(t, cl, 2, 2, 3)
 	checkSentinelsExact(t, cl, creds)
 	t.Logf("chaos for %s: kills %v; %d acknowledged writes checked on every instance, 0 lost", duration, kills, total)

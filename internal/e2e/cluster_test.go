@@ -97,13 +97,16 @@ func TestCreateWriteReadDelete(t *testing.T) {
 	if err != nil || len(creds.Password) < 32 || creds.SentinelPassword == "" || creds.Password == creds.SentinelPassword {
 		t.Fatalf("credentials %v %+v", err, creds)
 	}
-	// The password is never stored in plain text in the database file.
-	db, err := os.ReadFile(filepath.Join(m.DataDir, "manager.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(db, []byte(creds.Password)) {
-		t.Fatal("cluster password found in plain text in manager.db")
+	// The password is never stored in plain text in the database files
+	// (TestSecretsAtRest looks everywhere else too).
+	for _, f := range []string{"manager.db", "manager.db-wal"} {
+		db, err := os.ReadFile(filepath.Join(m.DataDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(db, []byte(creds.Password)) {
+			t.Fatalf("cluster password found in plain text in %s", f)
+		}
 	}
 
 	for shard, masterName := range cl.Connection.MasterNames {

@@ -79,10 +79,11 @@ func TestKillMasterUnderWrites(t *testing.T) {
 	if !back {
 		t.Fatalf("old master %s is not a replica now", old.Address)
 	}
+	w.waitResumed(t, killedAt, 10*time.Second)
 	time.Sleep(300 * time.Millisecond) // writes resumed on the new master
 	acked, errs := w.Stop()
 	t.Logf("replica count back to spec %.1fs after the kill; %d writes acknowledged with WAIT 1, %d failed during the failover", restored.Seconds(), len(acked), len(errs))
-	checkKeys(t, cl.Status.Shards[0], creds, acked)
+	checkNoLoss(t, m, "km", creds, lossCheck{Shard: 0, Writes: acked, Min: 50, Fault: killedAt, MinAfter: 20, Replicas: 2})
 	checkSentinelsExact(t, cl, creds)
 	waitEvent(t, m, "km", "instance-replaced", killedAt, 5*time.Second)
 }
@@ -186,12 +187,7 @@ func TestOldMasterWithEmptyDataDir(t *testing.T) {
 	cl := createReady(t, m, api.CreateClusterRequest{Name: "em", Replicas: intp(1), Sentinel: &api.SentinelRequest{DownAfterMs: intp(1000)}})
 	creds, _ := m.Client.Credentials(ctx, "em")
 	old := *cl.Status.Shards[0].Master
-	mc := redis.NewClient(&redis.Options{Addr: old.Address, Password: creds.Password, Protocol: 2})
-	for i := 0; i < 1000; i++ {
-		mc.Set(ctx, fmt.Sprintf("k%d", i), i, 0)
-	}
-	mc.Do(ctx, "WAIT", 1, 2000)
-	mc.Close()
+	writes := writeAcked(t, old.Address, creds.Password, "k", 0, 1000)
 
 	m.Kill()
 	kill9(t, old.Pid)
@@ -217,23 +213,49 @@ func TestOldMasterWithEmptyDataDir(t *testing.T) {
 	if n, _ := nc.DBSize(ctx).Result(); n != 1000 {
 		t.Fatalf("new master holds %d keys, want 1000: the empty old master wiped data", n)
 	}
-	checkKeys(t, cl.Status.Shards[0], creds, keysK(1000))
+	fault := time.Now()
+	writes = append(writes, writeAcked(t, newMaster, creds.Password, "k", 1000, 100)...)
+	checkNoLoss(t, m, "em", creds, lossCheck{Shard: 0, Writes: writes, Min: 1100, Fault: fault, MinAfter: 100, Replicas: 1})
 
 	// Now the manager itself restarts the old master with an empty dir.
 	kill9(t, cl.Status.Shards[0].Replicas[0].Pid)
 	time.Sleep(100 * time.Millisecond)
 	os.Remove(filepath.Join(dir, "dump.rdb"))
 	cl = waitRecovered(t, m, "em", cl)
-	if n, _ := nc.DBSize(ctx).Result(); n != 1000 {
-		t.Fatalf("new master holds %d keys after the restart, want 1000", n)
+	if n, _ := nc.DBSize(ctx).Result(); n != 1100 {
+		t.Fatalf("new master holds %d keys after the restart, want 1100", n)
 	}
-	checkKeys(t, cl.Status.Shards[0], creds, keysK(1000))
+	fault = time.Now()
+	writes = append(writes, writeAcked(t, newMaster, creds.Password, "k", 1100, 100)...)
+	checkNoLoss(t, m, "em", creds, lossCheck{Shard: 0, Writes: writes, Min: 1200, Fault: fault, MinAfter: 100, Replicas: 1})
 }
 
-func keysK(n int) []string {
-	out := make([]string, n)
+// writeAcked writes keys prefix:from .. prefix:from+n-1 with unique values
+// to a master, waits until a replica has them (WAIT 1), and returns them as
+// acknowledged writes.
+func writeAcked(t *testing.T, addr, password, prefix string, from, n int) []write {
+	t.Helper()
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, Protocol: 2})
+	defer c.Close()
+	out := make([]write, 0, n)
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := from; i < from+n; i++ {
+			w := write{Key: fmt.Sprintf("%s%d", prefix, i), Val: uniqueValue(prefix, i)}
+			p.Set(ctx, w.Key, w.Val, 0)
+			out = append(out, w)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("write to %s: %v", addr, err)
+	}
+	if got, err := c.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || got < 1 {
+		t.Fatalf("WAIT 1 on %s: %d %v", addr, got, err)
+	}
+	now := time.Now()
 	for i := range out {
-		out[i] = fmt.Sprintf("k%d", i)
+		out[i].At = now
 	}
 	return out
 }
@@ -311,7 +333,15 @@ func TestKillMasterUnderPipelinedWriters(t *testing.T) {
 	creds, _ := m.Client.Credentials(ctx, "pw")
 
 	var mu sync.Mutex
-	var acked []string
+	var acked []write
+	lastAck := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(acked) == 0 {
+			return time.Time{}
+		}
+		return acked[len(acked)-1].At
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
@@ -330,11 +360,11 @@ func TestKillMasterUnderPipelinedWriters(t *testing.T) {
 					return
 				default:
 				}
-				keys := make([]string, 50)
+				ws := make([]write, 50)
 				cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-					for i := range keys {
-						keys[i] = fmt.Sprintf("w%d:%d:%d", w, batch, i)
-						p.Set(ctx, keys[i], i, 0)
+					for i := range ws {
+						ws[i] = write{Key: fmt.Sprintf("w%d:%d:%d", w, batch, i), Val: uniqueValue(fmt.Sprintf("w%d:%d", w, batch), i)}
+						p.Set(ctx, ws[i].Key, ws[i].Val, 0)
 					}
 					p.Do(ctx, "WAIT", 1, 1000)
 					return nil
@@ -344,23 +374,36 @@ func TestKillMasterUnderPipelinedWriters(t *testing.T) {
 					continue
 				}
 				if n, _ := cmds[len(cmds)-1].(*redis.Cmd).Int(); n >= 1 {
+					now := time.Now()
 					mu.Lock()
-					acked = append(acked, keys...)
+					for i := range ws {
+						ws[i].At = now
+					}
+					acked = append(acked, ws...)
 					mu.Unlock()
 				}
 				time.Sleep(5 * time.Millisecond) // bounded key count: the check reads them all back
 			}
 		}()
 	}
+	var killedAt time.Time
 	for kill := 0; kill < 3; kill++ {
 		time.Sleep(700 * time.Millisecond)
-		killedAt := time.Now()
+		killedAt = time.Now()
 		kill9(t, cl.Status.Shards[0].Master.Pid)
 		cl = waitSettled(t, m, "pw", killedAt, 60*time.Second)
+		// Writes resumed before the next kill.
+		for deadline := time.Now().Add(10 * time.Second); !lastAck().After(killedAt); {
+			if time.Now().After(deadline) {
+				t.Fatalf("kill %d: no write acknowledged within 10s after the cluster settled", kill+1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
+	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
-	checkKeys(t, cl.Status.Shards[0], creds, acked)
+	checkNoLoss(t, m, "pw", creds, lossCheck{Shard: 0, Writes: acked, Min: 1000, Fault: killedAt, MinAfter: 100, Replicas: 2})
 	checkSentinelsExact(t, cl, creds)
 	log := m.LogTail(100000)
 	t.Logf("3 kills under 4 pipelined writers: %d acknowledged writes checked on every instance, 0 lost; fast failover forced %d times, declined (left to Sentinel) %d times",

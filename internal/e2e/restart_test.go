@@ -123,11 +123,15 @@ func TestRestartKeepsInstances(t *testing.T) {
 	if len(before) != 5 {
 		t.Fatalf("%d processes, want 5", len(before))
 	}
+	// Writes go on through both restarts; none acknowledged may be lost.
+	w := startWriterWait(t, cl, creds, 0, "w", 1)
+	var restarted time.Time
 	for _, crash := range []bool{false, true} {
 		if crash {
 			m.Kill()
 		}
 		m.Restart()
+		restarted = time.Now()
 		cl = m.WaitPhase(ctx, "keep", api.PhaseReady, 10*time.Second)
 		checkStatus(t, cl, 1, 1, 3)
 		if after := sortedPids(m.DataDir); fmt.Sprint(after) != fmt.Sprint(before) {
@@ -139,5 +143,12 @@ func TestRestartKeepsInstances(t *testing.T) {
 		if v, err := master.Get(ctx, "survives").Result(); err != nil || v != "restart" {
 			t.Fatalf("data after restart: %q %v", v, err)
 		}
+		w.waitResumed(t, restarted, 10*time.Second)
 	}
+	time.Sleep(500 * time.Millisecond)
+	acked, errs := w.Stop()
+	if len(errs) > 0 {
+		t.Errorf("%d write errors across manager restarts (the instances never stopped), first: %s", len(errs), errs[0])
+	}
+	checkNoLoss(t, m, "keep", creds, lossCheck{Shard: 0, Writes: acked, Min: 50, Fault: restarted, MinAfter: 20, Replicas: 1})
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,92 +15,6 @@ import (
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/testenv"
 )
-
-// writer writes keys to one shard through a Sentinel-aware client and
-// remembers which writes were acknowledged.
-type writer struct {
-	client       *redis.Client
-	prefix       string
-	waitReplicas int
-
-	mu     sync.Mutex
-	acked  []string
-	errors []string
-	stop   chan struct{}
-	done   chan struct{}
-}
-
-func startWriter(t *testing.T, cl api.Cluster, creds api.Credentials, shard int, prefix string) *writer {
-	return startWriterWait(t, cl, creds, shard, prefix, 0)
-}
-
-// startWriterWait is startWriter with each write acknowledged only after
-// WAIT confirms waitReplicas replicas have it.
-func startWriterWait(t *testing.T, cl api.Cluster, creds api.Credentials, shard int, prefix string, waitReplicas int) *writer {
-	w := &writer{
-		waitReplicas: waitReplicas,
-		client: redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName: cl.Connection.MasterNames[shard], SentinelAddrs: cl.Connection.Sentinels,
-			Password: creds.Password, SentinelPassword: creds.SentinelPassword, Protocol: 2,
-			DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: -1,
-		}),
-		prefix: prefix,
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
-	}
-	go func() {
-		defer close(w.done)
-		ctx := context.Background()
-		for i := 0; ; i++ {
-			select {
-			case <-w.stop:
-				return
-			default:
-			}
-			k := fmt.Sprintf("%s:%d", prefix, i)
-			var err error
-			if w.waitReplicas > 0 {
-				// Acknowledged only once WAIT says a replica has it too.
-				var cmds []redis.Cmder
-				cmds, err = w.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-					p.Set(ctx, k, k, 0)
-					p.Do(ctx, "WAIT", w.waitReplicas, 1000)
-					return nil
-				})
-				if err == nil {
-					if n, _ := cmds[1].(*redis.Cmd).Int(); n < w.waitReplicas {
-						err = fmt.Errorf("WAIT: %d replicas", n)
-					}
-				}
-			} else {
-				err = w.client.Set(ctx, k, k, 0).Err()
-			}
-			w.mu.Lock()
-			if err != nil {
-				w.errors = append(w.errors, fmt.Sprintf("%s: %v", time.Now().Format("15:04:05.000"), err))
-			} else {
-				w.acked = append(w.acked, k)
-			}
-			w.mu.Unlock()
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	t.Cleanup(func() { w.Stop(); w.client.Close() })
-	return w
-}
-
-// Stop ends the writes and returns the acknowledged keys and the errors.
-func (w *writer) Stop() ([]string, []string) {
-	select {
-	case <-w.stop:
-	default:
-		close(w.stop)
-	}
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.acked, w.errors
-}
 
 // checkSentinelsExact asserts every Sentinel monitors exactly the shards
 // of the status, lists exactly its replicas and knows exactly the other
@@ -197,39 +110,6 @@ func scaleTo(t *testing.T, m *testenv.Manager, name string, req api.UpdateCluste
 	return m.WaitPhase(ctx, name, api.PhaseReady, 20*time.Second)
 }
 
-// checkKeys asserts every acknowledged key is on the shard's master and on
-// each replica.
-func checkKeys(t *testing.T, sh api.ShardStatus, creds api.Credentials, keys []string) {
-	t.Helper()
-	ctx := context.Background()
-	insts := append([]api.InstanceStatus{*sh.Master}, sh.Replicas...)
-	mc := redis.NewClient(&redis.Options{Addr: sh.Master.Address, Password: creds.Password, Protocol: 2})
-	defer mc.Close()
-	if err := mc.Do(ctx, "WAIT", len(sh.Replicas), 5000).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range insts {
-		c := redis.NewClient(&redis.Options{Addr: in.Address, Password: creds.Password, Protocol: 2})
-		missing := 0
-		for i := 0; i < len(keys); i += 500 {
-			batch := keys[i:min(i+500, len(keys))]
-			vals, err := c.MGet(ctx, batch...).Result()
-			if err != nil {
-				t.Fatalf("%s: %v", in.Name, err)
-			}
-			for _, v := range vals {
-				if v == nil {
-					missing++
-				}
-			}
-		}
-		c.Close()
-		if missing > 0 {
-			t.Errorf("%s (%s) misses %d of %d acknowledged keys", in.Name, in.Role, missing, len(keys))
-		}
-	}
-}
-
 func TestScaleUnderWriteLoad(t *testing.T) {
 	t.Parallel()
 	for _, kill := range []bool{false, true} {
@@ -259,6 +139,7 @@ func TestScaleUnderWriteLoad(t *testing.T) {
 				cl = scaleTo(t, m, "sc", s.req, s.killAt)
 				s.check(cl)
 				checkSentinelsExact(t, cl, creds)
+				w0.waitResumed(t, time.Now(), 10*time.Second)
 			}
 			w1 := startWriter(t, cl, creds, 1, "s1")
 			time.Sleep(300 * time.Millisecond)
@@ -270,16 +151,15 @@ func TestScaleUnderWriteLoad(t *testing.T) {
 			cl = scaleTo(t, m, "sc", api.UpdateClusterRequest{Shards: intp(1), Force: true}, killAt("remove-shards"))
 			checkStatus(t, cl, 1, 1, 3)
 			checkSentinelsExact(t, cl, creds)
+			lastScale := time.Now()
+			w0.waitResumed(t, lastScale, 10*time.Second)
+			time.Sleep(200 * time.Millisecond)
 
 			acked, errs := w0.Stop()
 			if len(errs) > 0 {
 				t.Errorf("%d write errors on shard 0 while scaling, first: %s", len(errs), errs[0])
 			}
-			if len(acked) < 100 {
-				t.Fatalf("only %d writes acknowledged", len(acked))
-			}
-			checkKeys(t, cl.Status.Shards[0], creds, acked)
-			t.Logf("%d acknowledged writes checked on every instance of shard 0", len(acked))
+			checkNoLoss(t, m, "sc", creds, lossCheck{Shard: 0, Writes: acked, Min: 100, Fault: lastScale, MinAfter: 10, Replicas: 1})
 			evs, _ := m.Client.ClusterEvents(ctx, "sc")
 			scaled := 0
 			for _, e := range evs {
@@ -338,9 +218,12 @@ func TestScaleSentinelsWithFailover(t *testing.T) {
 	if cl.Status.Shards[0].Master.Address != oldMaster {
 		t.Fatalf("second failover: master %s, want %s back", cl.Status.Shards[0].Master.Address, oldMaster)
 	}
+	fault := time.Now()
+	w.waitResumed(t, fault, 10*time.Second)
+	time.Sleep(200 * time.Millisecond)
 	acked, errs := w.Stop()
 	t.Logf("%d writes acknowledged, %d errors around the two failovers", len(acked), len(errs))
-	checkKeys(t, cl.Status.Shards[0], creds, acked)
+	checkNoLoss(t, m, "sf", creds, lossCheck{Shard: 0, Writes: acked, Min: 100, Fault: fault, MinAfter: 10, Replicas: 1})
 	evs, _ := m.Client.ClusterEvents(ctx, "sf")
 	failovers := 0
 	for _, e := range evs {

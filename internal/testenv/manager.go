@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -62,42 +60,6 @@ func CleanupBinary() {
 	if buildPath != "" {
 		os.RemoveAll(filepath.Dir(buildPath))
 	}
-}
-
-var portBlock atomic.Int32
-
-// PortRange returns a range of n ports no other test of this process uses,
-// with every port free now. Blocks start at REDIS_MANAGER_TEST_PORT_BASE
-// (default 21000) so parallel test packages can be kept apart.
-func PortRange(t testing.TB, n int) (lo, hi int) {
-	t.Helper()
-	base := 21000
-	if v, err := strconv.Atoi(os.Getenv("REDIS_MANAGER_TEST_PORT_BASE")); err == nil {
-		base = v
-	}
-	for tries := 0; tries < 200; tries++ {
-		// A cursor, not block index × n: ranges of different sizes must
-		// not overlap.
-		lo = base + int(portBlock.Add(int32(n))) - n
-		hi = lo + n - 1
-		if hi > 65000 {
-			t.Fatal("out of test ports")
-		}
-		free := true
-		for p := lo; p <= hi && free; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				free = false
-				continue
-			}
-			l.Close()
-		}
-		if free {
-			return lo, hi
-		}
-	}
-	t.Fatal("no free block of test ports")
-	return 0, 0
 }
 
 // Manager is a redis-manager server process started by a test.
