@@ -192,7 +192,7 @@ func CountKeys(ctx context.Context, dir, redisServer string, timeout time.Durati
 	for {
 		select {
 		case <-exited:
-			return 0, fmt.Errorf("%w: redis-server refused the file: %s", platform.ErrRefuted, logTail(filepath.Join(dir, "redis.log"), 3))
+			return 0, fmt.Errorf("%w: redis-server refused the file: %s", platform.ErrRefuted, LogTail(3, filepath.Join(dir, "redis.log")))
 		default:
 		}
 		info, err := redisclient.GetInfo(ctx, conn, "persistence", "keyspace")
@@ -218,13 +218,17 @@ func CountKeys(ctx context.Context, dir, redisServer string, timeout time.Durati
 	}
 }
 
-// logTail returns the last n non-empty lines of a file, joined.
-func logTail(path string, n int) string {
-	b, _ := os.ReadFile(path)
+// LogTail returns the last n non-empty lines of the files, in order,
+// joined with " | " ("no log output" when there is none): a process's last
+// words for an error message.
+func LogTail(n int, paths ...string) string {
 	var lines []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
+	for _, path := range paths {
+		b, _ := os.ReadFile(path)
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
+			}
 		}
 	}
 	if len(lines) > n {

@@ -305,22 +305,7 @@ func (p *Platform) start(ctx context.Context, s platform.InstanceSpec, dir, conf
 
 // lastLines returns the last n lines of an instance's logs, for errors.
 func lastLines(dir string, n int) string {
-	var lines []string
-	for _, f := range []string{"stdout.log", "redis.log"} {
-		b, _ := os.ReadFile(filepath.Join(dir, f))
-		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				lines = append(lines, l)
-			}
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if len(lines) == 0 {
-		return "no log output"
-	}
-	return strings.Join(lines, " | ")
+	return instance.LogTail(n, filepath.Join(dir, "stdout.log"), filepath.Join(dir, "redis.log"))
 }
 
 // watch reports the exit of a process that is not our child (adopted after a
