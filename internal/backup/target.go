@@ -156,13 +156,24 @@ func checkKey(key string) error {
 	return nil
 }
 
-const keyTimeLayout = "2006-01-02T150405Z"
+const (
+	keyTimeLayout   = "2006-01-02T150405Z"
+	keyTimeLayoutMs = "2006-01-02T150405.000Z"
+)
 
 // ObjectKey is where a backup of one shard taken at t goes:
 // <cluster>/<shard>/<2006-01-02T150405Z>.rdb (UTC). Two backups of one shard
-// started in the same second share a key; the caller runs one at a time.
+// started in the same second would share it: the caller then uses
+// ObjectKeyMs.
 func ObjectKey(cluster string, shard int, t time.Time) string {
 	return fmt.Sprintf("%s/%d/%s.rdb", cluster, shard, t.UTC().Format(keyTimeLayout))
+}
+
+// ObjectKeyMs is ObjectKey with milliseconds
+// (<cluster>/<shard>/<2006-01-02T150405.000Z>.rdb), for a second backup of a
+// shard within the same second.
+func ObjectKeyMs(cluster string, shard int, t time.Time) string {
+	return fmt.Sprintf("%s/%d/%s.rdb", cluster, shard, t.UTC().Format(keyTimeLayoutMs))
 }
 
 // ParseObjectKey reverses ObjectKey; ok is false for any other key (a
@@ -176,9 +187,12 @@ func ParseObjectKey(key string) (cluster string, shard int, t time.Time, ok bool
 	if err != nil || shard < 0 {
 		return "", 0, time.Time{}, false
 	}
-	t, err = time.Parse(keyTimeLayout, strings.TrimSuffix(parts[2], ".rdb"))
+	stamp := strings.TrimSuffix(parts[2], ".rdb")
+	t, err = time.Parse(keyTimeLayout, stamp)
 	if err != nil {
-		return "", 0, time.Time{}, false
+		if t, err = time.Parse(keyTimeLayoutMs, stamp); err != nil {
+			return "", 0, time.Time{}, false
+		}
 	}
 	return parts[0], shard, t, true
 }

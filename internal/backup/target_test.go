@@ -53,6 +53,11 @@ func TestObjectKey(t *testing.T) {
 	if key != "shop/2/2025-03-09T130507Z.rdb" {
 		t.Fatalf("key %q", key)
 	}
+	if k := ObjectKeyMs("shop", 2, time.Date(2025, 3, 9, 13, 5, 7, 123456789, time.UTC)); k != "shop/2/2025-03-09T130507.123Z.rdb" {
+		t.Errorf("ObjectKeyMs = %q", k)
+	} else if c, sh, at, ok := ParseObjectKey(k); !ok || c != "shop" || sh != 2 || at.Nanosecond() != 123000000 {
+		t.Errorf("ParseObjectKey(%q) = %s %d %v %v", k, c, sh, at, ok)
+	}
 	if SidecarKey(key) != "shop/2/2025-03-09T130507Z.json" {
 		t.Fatalf("sidecar %q", SidecarKey(key))
 	}

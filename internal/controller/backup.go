@@ -408,7 +408,10 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 			failures = append(failures, fmt.Sprintf("attempt %d from %s: %v", attempt, src.Name, err))
 			continue
 		}
-		key := backup.ObjectKey(cl.Name, b.Shard, time.Now())
+		key, err := c.freshObjectKey(ctx, cl.Name, b.Shard, b.ID, time.Now())
+		if err != nil {
+			return err
+		}
 		b.ObjectKey, b.SourceInstance, b.ReplOffset = key, src.Name, offset
 		if err := c.putBackup(ctx, b); err != nil {
 			return err
@@ -432,6 +435,29 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 	pr.fail(b.Shard)
 	c.failBackups(ctx, []store.Backup{b}, err)
 	return err
+}
+
+// freshObjectKey is the object key of a new snapshot of a shard taken at
+// now: ObjectKey, or, when another backup record of the shard already has
+// that key (two backups in one second), ObjectKeyMs, so that the second
+// never overwrites the first.
+func (c *Controller) freshObjectKey(ctx context.Context, cluster string, shard int, self string, now time.Time) (string, error) {
+	recs, err := c.store.ListBackups(ctx, cluster)
+	if err != nil {
+		return "", err
+	}
+	taken := map[string]bool{}
+	for _, r := range recs {
+		if r.ID != self && r.Shard == shard {
+			taken[r.ObjectKey] = true
+		}
+	}
+	key := backup.ObjectKey(cluster, shard, now)
+	for taken[key] {
+		key = backup.ObjectKeyMs(cluster, shard, now)
+		now = now.Add(time.Millisecond)
+	}
+	return key, nil
 }
 
 // catchUpTimeout bounds the wait for a replica source to reach the

@@ -124,3 +124,45 @@ func infoInt(info, field string) int64 {
 	}
 	return -1
 }
+
+// TestBackupsInOneSecondKeepBoth: two backups of a shard taken within the
+// same second used to get the same object key; the second overwrote the
+// first, whose verify then failed on its CRC. Each now has its own object,
+// and both verify.
+func TestBackupsInOneSecondKeepBoth(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "twice", Replicas: intp(1), Sentinels: intp(1)})
+	ctx := context.Background()
+	creds, _ := m.Client.Credentials(ctx, "twice")
+	master := redis.NewClient(&redis.Options{Addr: cl.Status.Shards[0].Master.Address, Password: creds.Password})
+	defer master.Close()
+	var ids []string
+	var targets []string
+	for i := 0; i < 3; i++ {
+		if err := master.Set(ctx, fmt.Sprintf("k%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.Client.CreateBackup(ctx, "twice", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j := m.WaitJob(ctx, res.Job.ID); j.State != api.StateSucceeded {
+			t.Fatalf("backup %d: %s %s", i, j.State, j.Error)
+		}
+		b, _ := m.Client.GetBackup(ctx, res.Backups[0].ID)
+		ids, targets = append(ids, b.ID), append(targets, b.Target)
+	}
+	if targets[0] == targets[1] || targets[1] == targets[2] || targets[0] == targets[2] {
+		t.Fatalf("backups share objects: %q", targets)
+	}
+	for i, id := range ids {
+		vj, err := m.Client.VerifyBackup(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j := m.WaitJob(ctx, vj.ID); j.State != api.StateSucceeded {
+			t.Errorf("verify of backup %d (%s): %s %s", i, targets[i], j.State, j.Error)
+		}
+	}
+}
