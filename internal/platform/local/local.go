@@ -182,9 +182,31 @@ func (p *Platform) Ensure(ctx context.Context, s platform.InstanceSpec) (platfor
 	}
 	pid, err := p.start(ctx, s, dir, conf)
 	if err != nil {
+		// A manager killed right after it forked an instance leaves a
+		// process that binds and writes its pid file only now: ours then
+		// lost the port to it. That one is the instance: adopt it.
+		if pid, ok := p.lateStarter(ctx, dir); ok {
+			p.log.Info("adopting an instance a previous manager started", "instance", s.ID.Name, "pid", pid)
+			return adopt(pid), nil
+		}
 		return inst, err
 	}
 	return p.instance(s.ID, s.Kind, s.Endpoint, pid, true), nil
+}
+
+// lateStarter waits up to two seconds for an instance process of dir that
+// another manager started to write its pid file.
+func (p *Platform) lateStarter(ctx context.Context, dir string) (int, bool) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if pid, ok := runningPid(dir); ok {
+			return pid, true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return 0, false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // render renders the config of a boot. A redis-server's boot role is
