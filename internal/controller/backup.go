@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -15,180 +14,14 @@ import (
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/backup"
 	"github.com/redis-manager/redis-manager/internal/catalog"
+	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
-	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
 // backupAttempts is how many snapshots of one shard a backup job tries,
 // each from the best instance not tried yet, before it gives up.
 const backupAttempts = 3
-
-// backupParams is what a backup job remembers: the records it fills in.
-type backupParams struct {
-	Backups []string `json:"backups"`
-}
-
-// backupRefParams names the one backup a verify or delete job works on.
-type backupRefParams struct {
-	Backup string `json:"backup"`
-}
-
-// CreateBackup stores a backup job for one shard, or (Shard nil) every
-// shard, with one record per shard in state running, in one transaction.
-func (c *Controller) CreateBackup(ctx context.Context, name string, req api.CreateBackupRequest) (api.Job, []api.Backup, error) {
-	cl, err := c.getCluster(ctx, name)
-	if err != nil {
-		return api.Job{}, nil, err
-	}
-	var shards []int
-	if req.Shard != nil {
-		if *req.Shard < 0 || *req.Shard >= cl.Spec.Shards {
-			return api.Job{}, nil, &spec.FieldError{Kind: spec.Unprocessable, Field: "shard",
-				Message: fmt.Sprintf("cluster %q has shards 0 to %d, got %d", name, cl.Spec.Shards-1, *req.Shard)}
-		}
-		shards = []int{*req.Shard}
-	} else {
-		for i := 0; i < cl.Spec.Shards; i++ {
-			shards = append(shards, i)
-		}
-	}
-	busy, err := c.notBackupable(ctx, name)
-	if err != nil {
-		return api.Job{}, nil, err
-	}
-	if busy != "" {
-		return api.Job{}, nil, conflict("%s; back it up once that job has finished", busy)
-	}
-	job, recs, err := c.startBackup(ctx, cl, shards, nil)
-	if err != nil {
-		return api.Job{}, nil, err
-	}
-	c.Kick()
-	return job.Job, backupViews(recs), nil
-}
-
-// notBackupable names the job that keeps a cluster from being backed up
-// (it is being created, restored or deleted), or returns "".
-func (c *Controller) notBackupable(ctx context.Context, name string) (string, error) {
-	jobs, err := c.store.ListJobs(ctx, name)
-	if err != nil {
-		return "", fmt.Errorf("list jobs of %s: %w", name, err)
-	}
-	for _, j := range jobs {
-		if !j.Done() && (j.Kind == api.JobCreate || j.Kind == api.JobRestore || j.Kind == api.JobDelete) {
-			return fmt.Sprintf("cluster %q has a %s job in progress (%s)", name, j.Kind, j.ID), nil
-		}
-	}
-	return "", nil
-}
-
-// startBackup stores a backup job and its records (and, for a scheduled
-// run, the slot) in one transaction.
-func (c *Controller) startBackup(ctx context.Context, cl store.Cluster, shards []int, slot *time.Time) (store.Job, []store.Backup, error) {
-	if c.cfg.BackupTarget == "" {
-		return store.Job{}, nil, &spec.FieldError{Kind: spec.Unprocessable, Field: "",
-			Message: "no backup target is configured (serve --backup-target)"}
-	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	job := newJob(api.JobBackup, cl.Name, now)
-	src := cl.Spec
-	recs := make([]store.Backup, 0, len(shards))
-	var p backupParams
-	for _, sh := range shards {
-		b := store.Backup{
-			Backup: api.Backup{ID: NewID("b"), Cluster: cl.Name, Shard: sh, State: api.StateRunning,
-				StartedAt: now, Job: job.ID, ScheduledFor: slot},
-			TargetURL:  c.cfg.BackupTarget,
-			SourceSpec: &src,
-		}
-		recs = append(recs, b)
-		p.Backups = append(p.Backups, b.ID)
-	}
-	job.Params, _ = json.Marshal(p)
-	err := c.store.CreateBackupJob(ctx, job, recs, slot)
-	if errors.Is(err, store.ErrConflict) {
-		if holder := c.lockHolder(ctx, job); holder != "" {
-			return store.Job{}, nil, conflict("cluster %q already has a backup in progress (%s); wait for it to finish", cl.Name, holder)
-		}
-		return store.Job{}, nil, &Error{Kind: store.ErrConflict, Msg: err.Error()}
-	}
-	if err != nil {
-		return store.Job{}, nil, err
-	}
-	return job, recs, nil
-}
-
-// lockHolder names the unfinished job that holds the lock job needs, or "".
-func (c *Controller) lockHolder(ctx context.Context, job store.Job) string {
-	lock := store.JobLock(job.Kind, job.Cluster)
-	jobs, err := c.store.ListJobs(ctx, job.Cluster)
-	if err != nil {
-		return ""
-	}
-	for _, j := range jobs {
-		if !j.Done() && store.JobLock(j.Kind, j.Cluster) == lock {
-			return fmt.Sprintf("%s job %s, %s", j.Kind, j.ID, j.State)
-		}
-	}
-	return ""
-}
-
-// ListBackups returns a cluster's backups, newest first. The backups of a
-// deleted cluster stay listed under its name.
-func (c *Controller) ListBackups(ctx context.Context, name string) ([]api.Backup, error) {
-	bs, err := c.store.ListBackups(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if len(bs) == 0 {
-		if _, err := c.getCluster(ctx, name); err != nil {
-			return nil, err
-		}
-	}
-	return backupViews(bs), nil
-}
-
-// GetBackup returns one backup record.
-func (c *Controller) GetBackup(ctx context.Context, id string) (api.Backup, error) {
-	b, err := c.getBackup(ctx, id)
-	return b.Backup, err
-}
-
-func (c *Controller) getBackup(ctx context.Context, id string) (store.Backup, error) {
-	b, err := c.store.GetBackup(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return b, notFound("backup %q not found", id)
-	}
-	return b, err
-}
-
-func backupViews(bs []store.Backup) []api.Backup {
-	out := make([]api.Backup, 0, len(bs))
-	for _, b := range bs {
-		out = append(out, b.Backup)
-	}
-	return out
-}
-
-// DeleteBackup stores a job that removes a backup's object, its sidecar
-// and its record.
-func (c *Controller) DeleteBackup(ctx context.Context, id string) (api.Job, error) {
-	b, err := c.getBackup(ctx, id)
-	if err != nil {
-		return api.Job{}, err
-	}
-	if b.State == api.StateRunning {
-		return api.Job{}, conflict("backup %s is still running (job %s); delete it once it has finished", id, b.Job)
-	}
-	job := newJob(api.JobBackupDelete, b.Cluster, time.Now().UTC())
-	job.Params, _ = json.Marshal(backupRefParams{Backup: id})
-	if err := c.createJob(ctx, job); err != nil {
-		return api.Job{}, err
-	}
-	c.Kick()
-	return job.Job, nil
-}
 
 // backupSteps is the plan of a backup job: a verified snapshot of each
 // shard streamed to the target, then retention for scheduled runs.
@@ -201,7 +34,7 @@ func backupSteps() []step {
 
 // jobBackups loads the records a backup job fills in.
 func (c *Controller) jobBackups(ctx context.Context, r *jobRun) ([]store.Backup, error) {
-	var p backupParams
+	var p jobspec.BackupParams
 	if err := json.Unmarshal(r.job.Params, &p); err != nil {
 		return nil, fmt.Errorf("read job parameters: %w", err)
 	}
@@ -680,7 +513,7 @@ func (c *Controller) removeBackup(ctx context.Context, targets map[string]backup
 // sidecar first, the record last, so a retry finds what is left.
 func backupDeleteSteps() []step {
 	load := func(ctx context.Context, r *jobRun) (store.Backup, error) {
-		var p backupRefParams
+		var p jobspec.BackupRefParams
 		if err := json.Unmarshal(r.job.Params, &p); err != nil {
 			return store.Backup{}, fmt.Errorf("read job parameters: %w", err)
 		}
@@ -737,70 +570,6 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// ImportBackups creates records for the backups stored in a target, from
-// their sidecars: an empty store (a new manager, a lost database) gets its
-// backups back. Objects that already have a record are counted, not
-// imported again.
-func (c *Controller) ImportBackups(ctx context.Context, req api.ImportBackupsRequest) (api.ImportBackupsResult, error) {
-	res := api.ImportBackupsResult{Imported: []api.Backup{}, Skipped: []string{}}
-	if strings.TrimSpace(req.Target) == "" {
-		return res, &spec.FieldError{Kind: spec.Invalid, Field: "target", Message: "is required: a file:// or s3:// target URL"}
-	}
-	allowed := append([]string{c.cfg.BackupTarget}, c.cfg.ImportRoots...)
-	if err := catalog.CheckImportSource(req.Target, allowed, filepath.EvalSymlinks); err != nil {
-		return res, &spec.FieldError{Kind: spec.Unprocessable, Field: "target", Message: err.Error()}
-	}
-	t, err := backup.OpenTarget(ctx, req.Target, backup.ReadOnly())
-	if err != nil {
-		return res, &spec.FieldError{Kind: spec.Unprocessable, Field: "target", Message: err.Error()}
-	}
-	objs, err := t.List(ctx, "")
-	if err != nil {
-		return res, &spec.FieldError{Kind: spec.Unprocessable, Field: "target", Message: err.Error()}
-	}
-	existing, err := c.store.ListBackups(ctx, "")
-	if err != nil {
-		return res, err
-	}
-	known, ids := map[string]bool{}, map[string]bool{}
-	for _, b := range existing {
-		known[b.Target] = true
-		ids[b.ID] = true
-	}
-	for _, o := range objs {
-		cluster, shard, _, ok := backup.ParseObjectKey(o.Key)
-		if !ok {
-			continue
-		}
-		u := catalog.ObjectURL(req.Target, o.Key)
-		if known[u] {
-			res.Known++
-			continue
-		}
-		sc, err := catalog.ReadSidecar(ctx, t, o.Key)
-		if err == nil {
-			err = catalog.ValidateSidecar(sc, cluster, shard)
-		}
-		if err != nil {
-			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %v", o.Key, err))
-			continue
-		}
-		b := catalog.ImportedBackup(sc, cluster, shard, req.Target, o.Key, u)
-		if b.ID == "" || ids[b.ID] {
-			b.ID = NewID("b")
-		}
-		if err := c.store.PutBackup(ctx, b); err != nil {
-			return res, err
-		}
-		ids[b.ID], known[u] = true, true
-		res.Imported = append(res.Imported, b.Backup)
-	}
-	if len(res.Imported) > 0 {
-		c.log.Info("imported backups", "target", req.Target, "count", len(res.Imported))
-	}
-	return res, nil
 }
 
 // transferProgress turns the byte counts of parallel transfers (one per

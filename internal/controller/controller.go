@@ -2,11 +2,13 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
@@ -20,9 +22,6 @@ type Config struct {
 	SentinelReady time.Duration // how long to wait for Sentinels to agree
 	// BackupTarget is the file:// or s3:// URL new backups go to.
 	BackupTarget string
-	// ImportRoots are target URLs, besides BackupTarget, that imports may
-	// read under (serve --import-root).
-	ImportRoots []string
 	// ScratchDir holds the temporary copies of backups being verified.
 	ScratchDir string
 	// Leader elects this manager among those sharing the store; nil
@@ -72,7 +71,7 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 		cfg.SentinelReady = 60 * time.Second
 	}
 	if cfg.Leader == nil {
-		cfg.Leader = leader.New(leader.Config{ID: NewID("manager")}, st, log)
+		cfg.Leader = leader.New(leader.Config{ID: jobspec.NewID("manager")}, st, log)
 	}
 	pool := redisclient.NewPool()
 	pool.SetGate(cfg.Leader.Gate, "redis-manager:"+cfg.Leader.ID())
@@ -94,23 +93,25 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	}
 }
 
-// Error is an error the API shows to users as is. Kind is store.ErrNotFound
-// or store.ErrConflict, so callers map it with errors.Is.
-type Error struct {
-	Kind error
-	Msg  string
+func (c *Controller) getCluster(ctx context.Context, name string) (store.Cluster, error) {
+	cl, err := c.store.GetCluster(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return cl, jobspec.NotFound("cluster %q not found", name)
+	}
+	return cl, err
 }
 
-func (e *Error) Error() string { return e.Msg }
-func (e *Error) Unwrap() error { return e.Kind }
-
-func notFound(format string, a ...any) error {
-	return &Error{Kind: store.ErrNotFound, Msg: fmt.Sprintf(format, a...)}
+func (c *Controller) getBackup(ctx context.Context, id string) (store.Backup, error) {
+	b, err := c.store.GetBackup(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return b, jobspec.NotFound("backup %q not found", id)
+	}
+	return b, err
 }
 
-func conflict(format string, a ...any) error {
-	return &Error{Kind: store.ErrConflict, Msg: fmt.Sprintf(format, a...)}
-}
+// newJob returns a pending job (jobspec.New) for leader work that stores
+// one itself: healing and the end of a password rotation's grace period.
+func newJob(kind, cluster string, now time.Time) store.Job { return jobspec.New(kind, cluster, now) }
 
 // Run serves until ctx ends: it competes for leadership and, while this
 // manager leads, runs the leader's work (lead). ready is closed once the

@@ -7,40 +7,11 @@ import (
 	"net"
 	"time"
 
-	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
-
-// failoverParams name the shard of a planned failover.
-type failoverParams struct {
-	Shard int `json:"shard"`
-}
-
-// Failover stores a planned failover job for one shard.
-func (c *Controller) Failover(ctx context.Context, name string, req api.FailoverRequest) (api.Job, error) {
-	cl, err := c.getCluster(ctx, name)
-	if err != nil {
-		return api.Job{}, err
-	}
-	if req.Shard < 0 || req.Shard >= cl.Spec.Shards {
-		return api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "shard",
-			Message: fmt.Sprintf("cluster %q has shards 0 to %d, got %d", name, cl.Spec.Shards-1, req.Shard)}
-	}
-	if cl.Spec.Replicas == 0 {
-		return api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "shard", Message: "the shard has no replica to promote"}
-	}
-	params, _ := json.Marshal(failoverParams{Shard: req.Shard})
-	job := newJob(api.JobFailover, name, time.Now().UTC())
-	job.Params = params
-	if err := c.createJob(ctx, job); err != nil {
-		return api.Job{}, err
-	}
-	c.Kick()
-	return job.Job, nil
-}
 
 // failoverState is what a planned failover job remembers between steps.
 type failoverState struct {

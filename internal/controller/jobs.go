@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -233,7 +234,7 @@ func (r *jobRun) save(ctx context.Context, force bool) error {
 
 // event records an event of the job's cluster.
 func (c *Controller) event(ctx context.Context, cluster string, shard *int, typ, msg string, details map[string]any) {
-	ev := api.Event{ID: NewID("e"), Cluster: cluster, Shard: shard, Type: typ, At: time.Now().UTC(), Message: msg, Details: details}
+	ev := api.Event{ID: jobspec.NewID("e"), Cluster: cluster, Shard: shard, Type: typ, At: time.Now().UTC(), Message: msg, Details: details}
 	if err := c.store.AddEvent(context.WithoutCancel(ctx), ev); err != nil {
 		c.log.Error("record event", "type", typ, "err", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -24,82 +25,10 @@ import (
 // An instance that boots meanwhile renders every password the cluster
 // accepts (spec.RedisConfig.ExtraPasswords).
 
-const (
-	// DefaultRotationGraceMs is how long the old password stays valid.
-	DefaultRotationGraceMs = 3600000
-	maxRotationGraceMs     = 30 * 24 * 3600000
-)
-
-type rotateParams struct {
-	GraceMs int64 `json:"graceMs"`
-}
-
-// RotateCredentials starts a password rotation of the cluster.
-func (c *Controller) RotateCredentials(ctx context.Context, name string, req api.RotateCredentialsRequest) (api.Job, error) {
-	cl, err := c.getCluster(ctx, name)
-	if err != nil {
-		return api.Job{}, err
-	}
-	grace := int64(DefaultRotationGraceMs)
-	if req.GraceMs != nil {
-		grace = *req.GraceMs
-	}
-	if grace < 0 || grace > maxRotationGraceMs {
-		return api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "graceMs",
-			Message: fmt.Sprintf("must be between 0 and %d (30 days), got %d", int64(maxRotationGraceMs), grace)}
-	}
-	if cl.Rotation.Active() {
-		return api.Job{}, conflict("cluster %q is rotating its password already (the old one is accepted until %s); finish that rotation first: POST /api/v1/clusters/%s/credentials/rotate/finish",
-			name, endsAt(cl.Rotation), name)
-	}
-	job := newJob(api.JobRotateCredentials, name, time.Now().UTC())
-	job.Params, _ = json.Marshal(rotateParams{GraceMs: grace})
-	if err := c.store.StartRotation(ctx, name, randomSecret(), randomSecret(), job); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			if err := c.laneConflict(ctx, job); err != nil {
-				return api.Job{}, err
-			}
-			return api.Job{}, conflict("cluster %q is rotating its password already", name)
-		}
-		return api.Job{}, err
-	}
-	c.Kick()
-	return job.Job, nil
-}
-
 // sentinelPw is the password that reaches the Sentinels during the rotate
 // job: the new one once the add-sentinel-password step has run on all of
 // them is not known here, and the current one is accepted throughout.
 func sentinelPw(cl store.Cluster) string { return cl.SentinelPassword }
-
-func endsAt(r store.Rotation) string {
-	if r.EndsAt == nil {
-		return "the rotation job ends"
-	}
-	return r.EndsAt.UTC().Format(time.RFC3339)
-}
-
-// FinishRotation removes the old password now instead of at the end of the
-// grace period.
-func (c *Controller) FinishRotation(ctx context.Context, name string) (api.Job, error) {
-	cl, err := c.getCluster(ctx, name)
-	if err != nil {
-		return api.Job{}, err
-	}
-	if cl.Rotation.Old == "" {
-		why := "no password rotation is in its grace period"
-		if cl.Rotation.Next != "" {
-			why = "the rotation is still being applied; wait for its job"
-		}
-		return api.Job{}, conflict("cluster %q: %s", name, why)
-	}
-	job := newJob(api.JobFinishRotation, name, time.Now().UTC())
-	if err := c.createJob(ctx, job); err != nil {
-		return api.Job{}, err
-	}
-	c.Kick()
-	return job.Job, nil
-}
 
 // finishDueRotations stores a finish job for every rotation whose grace
 // period is over. A busy lane is tried again at the next tick.
@@ -228,7 +157,7 @@ func rotateSteps() []step {
 			if cl.Rotation.Next == "" {
 				return nil
 			}
-			var p rotateParams
+			var p jobspec.RotateParams
 			if err := json.Unmarshal(r.job.Params, &p); err != nil {
 				return fmt.Errorf("read job parameters: %w", err)
 			}

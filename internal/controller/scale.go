@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -39,26 +40,26 @@ func scaleSteps() []step {
 
 // scaleFunc is one step of a scale job: the cluster carries the target
 // spec, p the spec it started from.
-type scaleFunc func(c *Controller, ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error
+type scaleFunc func(c *Controller, ctx context.Context, r *jobRun, cl store.Cluster, p jobspec.ScaleParams, redis, sentinels []store.Instance) error
 
 // scaleStep runs f with the job's target and the cluster's instances.
 func scaleStep(f scaleFunc) func(ctx context.Context, r *jobRun) error {
 	return func(ctx context.Context, r *jobRun) error {
-		return r.scale(ctx, func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+		return r.scale(ctx, func(cl store.Cluster, p jobspec.ScaleParams, redis, sentinels []store.Instance) error {
 			return f(r.c, ctx, r, cl, p, redis, sentinels)
 		})
 	}
 }
 
 // allocateScale records ports for every instance the target adds.
-func (c *Controller) allocateScale(ctx context.Context, _ *jobRun, cl store.Cluster, _ scaleParams, _, _ []store.Instance) error {
+func (c *Controller) allocateScale(ctx context.Context, _ *jobRun, cl store.Cluster, _ jobspec.ScaleParams, _, _ []store.Instance) error {
 	_, err := c.allocate(ctx, cl)
 	return err
 }
 
 // scale loads the cluster with the job's target spec and its instances.
-func (r *jobRun) scale(ctx context.Context, f func(cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error) error {
-	var p scaleParams
+func (r *jobRun) scale(ctx context.Context, f func(cl store.Cluster, p jobspec.ScaleParams, redis, sentinels []store.Instance) error) error {
+	var p jobspec.ScaleParams
 	if err := json.Unmarshal(r.job.Params, &p); err != nil {
 		return fmt.Errorf("read job parameters: %w", err)
 	}
@@ -71,7 +72,7 @@ func (r *jobRun) scale(ctx context.Context, f func(cl store.Cluster, p scalePara
 // addSentinels starts the Sentinels the target adds, registers every
 // running shard in them, waits until all Sentinels know each other, and
 // only then sets the target quorum everywhere.
-func (c *Controller) addSentinels(ctx context.Context, _ *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+func (c *Controller) addSentinels(ctx context.Context, _ *jobRun, cl store.Cluster, p jobspec.ScaleParams, redis, sentinels []store.Instance) error {
 	if p.To.Sentinels <= p.From.Sentinels {
 		return nil
 	}
@@ -110,7 +111,7 @@ func (c *Controller) addSentinels(ctx context.Context, _ *jobRun, cl store.Clust
 }
 
 // addShards creates the shards the target adds, like a create does.
-func (c *Controller) addShards(ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+func (c *Controller) addShards(ctx context.Context, r *jobRun, cl store.Cluster, p jobspec.ScaleParams, redis, sentinels []store.Instance) error {
 	if p.To.Shards <= p.From.Shards {
 		return nil
 	}
@@ -142,7 +143,7 @@ func (c *Controller) addShards(ctx context.Context, r *jobRun, cl store.Cluster,
 // addReplicas starts the replicas the target adds to existing shards as
 // replicas of the master Sentinel names now, and waits until they are in
 // sync and every Sentinel lists them.
-func (c *Controller) addReplicas(ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+func (c *Controller) addReplicas(ctx context.Context, r *jobRun, cl store.Cluster, p jobspec.ScaleParams, redis, sentinels []store.Instance) error {
 	shards := min(p.From.Shards, p.To.Shards)
 	var members []store.Instance
 	for _, in := range redis {
@@ -187,7 +188,7 @@ func (c *Controller) addReplicas(ctx context.Context, r *jobRun, cl store.Cluste
 // applyConfig applies memory and config changes online: CONFIG SET on
 // every instance, replicas first and the master last, then CONFIG REWRITE so
 // the file it boots from agrees; Sentinel options with SENTINEL SET.
-func (c *Controller) applyConfig(ctx context.Context, _ *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+func (c *Controller) applyConfig(ctx context.Context, _ *jobRun, cl store.Cluster, p jobspec.ScaleParams, redis, sentinels []store.Instance) error {
 	if changes := topology.ConfigChanges(p.From, p.To); len(changes) > 0 {
 		for shard := 0; shard < min(p.From.Shards, p.To.Shards); shard++ {
 			master := c.currentMaster(ctx, cl, shard, redis, sentinels)
@@ -226,7 +227,7 @@ func (c *Controller) applyConfig(ctx context.Context, _ *jobRun, cl store.Cluste
 // removeReplicas stops the replicas the target no longer has room for
 // (highest ordinals, never the master), then makes the Sentinels forget
 // them one Sentinel at a time.
-func (c *Controller) removeReplicas(ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+func (c *Controller) removeReplicas(ctx context.Context, r *jobRun, cl store.Cluster, p jobspec.ScaleParams, redis, sentinels []store.Instance) error {
 	shards := min(p.From.Shards, p.To.Shards)
 	masters := map[int]string{}
 	var members []store.Instance
@@ -249,7 +250,7 @@ func (c *Controller) removeReplicas(ctx context.Context, r *jobRun, cl store.Clu
 
 // removeShards makes every Sentinel forget the shards beyond the target
 // (highest first), then removes their instances.
-func (c *Controller) removeShards(ctx context.Context, _ *jobRun, cl store.Cluster, p scaleParams, redis, sentinels []store.Instance) error {
+func (c *Controller) removeShards(ctx context.Context, _ *jobRun, cl store.Cluster, p jobspec.ScaleParams, redis, sentinels []store.Instance) error {
 	var victims []store.Instance
 	for _, in := range redis {
 		if in.Shard >= p.To.Shards {
@@ -277,7 +278,7 @@ func (c *Controller) removeShards(ctx context.Context, _ *jobRun, cl store.Clust
 // removeSentinels removes the Sentinels beyond the target (highest
 // ordinals), sets the target quorum on the rest, and cleans the rest's
 // memory of the removed ones one Sentinel at a time.
-func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cluster, _ scaleParams, redis, sentinels []store.Instance) error {
+func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cluster, _ jobspec.ScaleParams, redis, sentinels []store.Instance) error {
 	victims := topology.PlanRemovals(cl.Spec, sentinels, nil)
 	if len(victims) == 0 {
 		return nil
@@ -387,7 +388,7 @@ func staleEntries(ctx context.Context, conn sentinel.Conn, name string, live map
 
 // finishScale waits until the cluster is Ready under the target spec, then
 // records the target as the cluster's spec and the change as an event.
-func (c *Controller) finishScale(ctx context.Context, r *jobRun, cl store.Cluster, p scaleParams, _, _ []store.Instance) error {
+func (c *Controller) finishScale(ctx context.Context, r *jobRun, cl store.Cluster, p jobspec.ScaleParams, _, _ []store.Instance) error {
 	if err := c.waitReady(ctx, r, cl); err != nil {
 		return err
 	}

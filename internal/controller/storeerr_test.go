@@ -36,8 +36,6 @@ type failingStore struct {
 	unfinishedDown  atomic.Bool
 	getClusterFails atomic.Int32 // fail this many GetCluster calls, then answer
 	getClusterCalls atomic.Int32
-	listJobsDown    atomic.Bool
-	getJobDown      atomic.Bool
 }
 
 func (s *failingStore) UnfinishedJobs(ctx context.Context) ([]store.Job, error) {
@@ -53,20 +51,6 @@ func (s *failingStore) GetCluster(ctx context.Context, name string) (store.Clust
 		return store.Cluster{}, errStoreDown
 	}
 	return s.Store.GetCluster(ctx, name)
-}
-
-func (s *failingStore) ListJobs(ctx context.Context, cluster string) ([]store.Job, error) {
-	if s.listJobsDown.Load() {
-		return nil, errStoreDown
-	}
-	return s.Store.ListJobs(ctx, cluster)
-}
-
-func (s *failingStore) GetJob(ctx context.Context, id string) (store.Job, error) {
-	if s.getJobDown.Load() {
-		return store.Job{}, errStoreDown
-	}
-	return s.Store.GetJob(ctx, id)
 }
 
 // failingPlatform is the local platform whose List fails.
@@ -335,47 +319,5 @@ func TestOnExitRetriesTheStore(t *testing.T) {
 	f.c.onExit(ctx, platform.InstanceEvent{Type: "exited", ID: platform.ID{Cluster: "gone", Name: "gone-0-0"}, Certain: true, At: lostAt})
 	if n := f.st.getClusterCalls.Load(); n != 1 {
 		t.Fatalf("GetCluster called %d times for a deleted cluster, want 1", n)
-	}
-}
-
-// A failed job list must not let a backup start beside a create, restore
-// or delete: it is an error, not "not busy".
-func TestNotBackupableNeedsTheJobs(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t, "")
-	f.st.listJobsDown.Store(true)
-	if busy, err := f.c.notBackupable(context.Background(), "orders"); err == nil {
-		t.Fatalf("notBackupable with the store down = %q, nil; want an error", busy)
-	}
-	f.st.listJobsDown.Store(false)
-	if busy, err := f.c.notBackupable(context.Background(), "orders"); err != nil || busy != "" {
-		t.Fatalf("notBackupable = %q, %v; want not busy", busy, err)
-	}
-}
-
-// A restore set is completed from the backup job's parameters; a failed
-// read of the job must not make an incomplete set look complete.
-func TestRestoreSetNeedsTheJob(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	f := newFixture(t, "")
-	job := newJob(api.JobBackup, "orders", time.Now().UTC())
-	b0 := store.Backup{Backup: api.Backup{ID: "b0", Cluster: "orders", Shard: 0, State: api.StateSucceeded, StartedAt: time.Now().UTC(), Job: job.ID}}
-	b1 := b0
-	b1.ID, b1.Shard = "b1", 1
-	job.Params = []byte(`{"backups":["b0","b1"]}`)
-	if err := f.st.CreateBackupJob(ctx, job, []store.Backup{b0, b1}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.st.DeleteBackup(ctx, "b1"); err != nil {
-		t.Fatal(err)
-	}
-	f.st.getJobDown.Store(true)
-	if set, err := f.c.restoreSet(ctx, b0, false); err == nil {
-		t.Fatalf("restoreSet with the job unreadable = %d backups, nil; want an error", len(set))
-	}
-	f.st.getJobDown.Store(false)
-	if _, err := f.c.restoreSet(ctx, b0, false); err == nil || !strings.Contains(err.Error(), "incomplete") {
-		t.Fatalf("restoreSet of a set missing b1: %v, want incomplete", err)
 	}
 }

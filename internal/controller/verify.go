@@ -9,33 +9,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/backup"
+	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/platform"
-	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
-
-// VerifyBackup stores a job that downloads a backup (checking its CRC64
-// and structure against the record) and loads it into a throwaway
-// redis-server, comparing the key count with the record.
-func (c *Controller) VerifyBackup(ctx context.Context, id string) (api.Job, error) {
-	b, err := c.getBackup(ctx, id)
-	if err != nil {
-		return api.Job{}, err
-	}
-	if b.State != api.StateSucceeded {
-		return api.Job{}, &spec.FieldError{Kind: spec.Unprocessable, Field: "",
-			Message: fmt.Sprintf("backup %s is %s; only a succeeded backup has an object to verify", id, b.State)}
-	}
-	job := newJob(api.JobBackupVerify, b.Cluster, time.Now().UTC())
-	job.Params, _ = json.Marshal(backupRefParams{Backup: id})
-	if err := c.createJob(ctx, job); err != nil {
-		return api.Job{}, err
-	}
-	c.Kick()
-	return job.Job, nil
-}
 
 // errVerify marks a verification that refuted the backup (as opposed to a
 // target that could not be reached).
@@ -80,7 +58,7 @@ func verifySteps() []step {
 }
 
 func (c *Controller) verifyTarget(ctx context.Context, r *jobRun) (store.Backup, error) {
-	var p backupRefParams
+	var p jobspec.BackupRefParams
 	if err := json.Unmarshal(r.job.Params, &p); err != nil {
 		return store.Backup{}, fmt.Errorf("read job parameters: %w", err)
 	}

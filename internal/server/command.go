@@ -28,6 +28,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/platform/local"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/service"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
@@ -211,7 +212,10 @@ func Serve(ctx context.Context, o Options, version string) error {
 	// With SQLite the data dir's lock makes this the only manager of the
 	// store, so a lease left by a previous run is taken over at once.
 	elector := leader.New(leader.Config{ID: o.ID, Exclusive: sqlite}, st, log)
-	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector}, st, plat, log)
+	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector}, st, plat, log)
+	// The API's use cases: they store intent and wake the controller's job
+	// runner; every manager serves them, leader or standby.
+	svc := service.New(service.Config{BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots}, st, plat, ctl, ctl, log)
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -226,7 +230,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if o.MetricsAuth {
 		metrics = requireToken(token, metrics)
 	}
-	srv := newHTTPServer(Handler(ctl, elector, token, version, metrics, log), lim)
+	srv := newHTTPServer(Handler(svc, elector, token, version, metrics, log), lim)
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"

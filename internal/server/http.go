@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
-	"github.com/redis-manager/redis-manager/internal/controller"
+	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
@@ -219,7 +219,7 @@ func (h *apiHandler) wrap(f handler) http.Handler {
 func (h *apiHandler) mapError(err error) (int, api.ErrorDetail) {
 	var he *httpError
 	var fe *spec.FieldError
-	var ce *controller.Error
+	var ce *jobspec.Error
 	switch {
 	case errors.As(err, &he):
 		return he.status, he.detail

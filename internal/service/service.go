@@ -1,4 +1,4 @@
-package controller
+package service
 
 import (
 	"context"
@@ -7,23 +7,75 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"log/slog"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
+// Config holds the service's settings.
+type Config struct {
+	// BackupTarget is the file:// or s3:// URL new backups go to.
+	BackupTarget string
+	// ImportRoots are target URLs, besides BackupTarget, that imports may
+	// read under (serve --import-root).
+	ImportRoots []string
+}
+
+// Capacity is what admission asks of the platform: how much room is left
+// once taken is counted (platform.Platform has it).
+type Capacity interface {
+	Capacity(taken []platform.Endpoint) platform.Capacity
+}
+
+// Live is what a spec change asks of the running cluster (the controller
+// implements it): a change must not race a failover, and without force it
+// must not drop keys or set maxmemory under what a master uses.
+type Live interface {
+	// FailingOver names a shard of the cluster that is failing over
+	// (topology.FailingOver), from a fresh observation.
+	FailingOver(ctx context.Context, cl store.Cluster) (shard int, ok bool, err error)
+	// MasterInfo reads the INFO sections of a shard's current master;
+	// master is "" (and err nil) when no master is known.
+	MasterInfo(ctx context.Context, cl store.Cluster, shard int, sections ...string) (master string, info redisclient.Info, err error)
+}
+
+// Runner is told when a job was stored, so it starts it now rather than at
+// its next poll (the controller's job runner; on a standby nobody listens).
+type Runner interface {
+	Kick()
+}
+
+// Service is the API's use cases: it validates a request, stores its
+// intent (a cluster, a job, a schedule) and wakes the job runner. It never
+// changes a running instance itself.
+type Service struct {
+	cfg      Config
+	store    store.Store
+	platform Capacity
+	live     Live
+	runner   Runner
+	log      *slog.Logger
+}
+
+// New assembles the service.
+func New(cfg Config, st store.Store, capacity Capacity, live Live, runner Runner, log *slog.Logger) *Service {
+	return &Service{cfg: cfg, store: st, platform: capacity, live: live, runner: runner, log: log}
+}
+
 // CreateCluster validates a create request, stores the cluster and its
 // create job in one transaction and hands the job to the runner.
-func (c *Controller) CreateCluster(ctx context.Context, req api.CreateClusterRequest) (api.Cluster, api.Job, error) {
+func (svc *Service) CreateCluster(ctx context.Context, req api.CreateClusterRequest) (api.Cluster, api.Job, error) {
 	s, err := spec.FromCreateRequest(req)
 	if err != nil {
 		return api.Cluster{}, api.Job{}, err
 	}
-	if err := c.checkCapacity(ctx, spec.InstanceCount(s)); err != nil {
+	if err := svc.checkCapacity(ctx, spec.InstanceCount(s)); err != nil {
 		return api.Cluster{}, api.Job{}, err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond) // what the store keeps
@@ -35,30 +87,30 @@ func (c *Controller) CreateCluster(ctx context.Context, req api.CreateClusterReq
 		SentinelPassword: randomSecret(),
 		CreatedAt:        now,
 	}
-	job := newJob(api.JobCreate, req.Name, now)
-	if err := c.store.Admit(ctx, &cl, job, c.admissionCheck(spec.InstanceCount(s))); err != nil {
+	job := jobspec.New(api.JobCreate, req.Name, now)
+	if err := svc.store.Admit(ctx, &cl, job, svc.admissionCheck(spec.InstanceCount(s))); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return api.Cluster{}, api.Job{}, conflict("cluster %q already exists", req.Name)
+			return api.Cluster{}, api.Job{}, jobspec.Conflict("cluster %q already exists", req.Name)
 		}
 		return api.Cluster{}, api.Job{}, err
 	}
-	c.Kick()
-	return c.view(cl), job.Job, nil
+	svc.runner.Kick()
+	return svc.view(cl), job.Job, nil
 }
 
 // checkCapacity refuses early a request that adds need instances the
 // platform has no room for (the authoritative check is admissionCheck,
 // run again by store.Admit in the transaction that stores the job).
-func (c *Controller) checkCapacity(ctx context.Context, need int) error {
+func (svc *Service) checkCapacity(ctx context.Context, need int) error {
 	var a store.Admission
 	var err error
-	if a.Instances, err = c.store.ListAllInstances(ctx); err != nil {
+	if a.Instances, err = svc.store.ListAllInstances(ctx); err != nil {
 		return err
 	}
-	if a.Unfinished, err = c.store.UnfinishedJobs(ctx); err != nil {
+	if a.Unfinished, err = svc.store.UnfinishedJobs(ctx); err != nil {
 		return err
 	}
-	cls, err := c.store.ListClusters(ctx)
+	cls, err := svc.store.ListClusters(ctx)
 	if err != nil {
 		return err
 	}
@@ -66,14 +118,14 @@ func (c *Controller) checkCapacity(ctx context.Context, need int) error {
 	for _, cl := range cls {
 		a.Specs[cl.Name] = cl.Spec
 	}
-	return c.admissionCheck(need)(a)
+	return svc.admissionCheck(need)(a)
 }
 
 // admissionCheck refuses a job that adds need instances beyond what the
 // platform has left once every recorded instance and every instance an
 // unfinished job has still to add are counted: concurrent creates and
 // scales cannot be accepted past the platform's capacity and fail later.
-func (c *Controller) admissionCheck(need int) func(store.Admission) error {
+func (svc *Service) admissionCheck(need int) func(store.Admission) error {
 	return func(a store.Admission) error {
 		if need <= 0 {
 			return nil
@@ -81,14 +133,14 @@ func (c *Controller) admissionCheck(need int) func(store.Admission) error {
 		taken := make([]platform.Endpoint, 0, len(a.Instances))
 		records := map[string]int{}
 		for _, in := range a.Instances {
-			taken = append(taken, endpoint(in))
+			taken = append(taken, platform.Endpoint{Host: in.Host, Port: in.Port})
 			records[in.Cluster]++
 		}
 		pending := 0
 		for _, j := range a.Unfinished {
 			pending += outstanding(j, a.Specs, records)
 		}
-		cp := c.platform.Capacity(taken)
+		cp := svc.platform.Capacity(taken)
 		if free := cp.Free - pending; need > free {
 			msg := fmt.Sprintf("the cluster needs %d %s (shards × (1 + replicas) + sentinels) but only %d of the %d in %s are free",
 				need, cp.Unit, max(free, 0), cp.Total, cp.Limit)
@@ -113,7 +165,7 @@ func outstanding(j store.Job, specs map[string]api.ClusterSpec, records map[stri
 		}
 		target = s
 	case api.JobScale:
-		var p scaleParams
+		var p jobspec.ScaleParams
 		if json.Unmarshal(j.Params, &p) != nil {
 			return 0
 		}
@@ -125,76 +177,76 @@ func outstanding(j store.Job, specs map[string]api.ClusterSpec, records map[stri
 }
 
 // DeleteCluster stores a delete job for the cluster.
-func (c *Controller) DeleteCluster(ctx context.Context, name string) (api.Job, error) {
-	if _, err := c.getCluster(ctx, name); err != nil {
+func (svc *Service) DeleteCluster(ctx context.Context, name string) (api.Job, error) {
+	if _, err := svc.getCluster(ctx, name); err != nil {
 		return api.Job{}, err
 	}
-	job := newJob(api.JobDelete, name, time.Now().UTC())
-	if err := c.createJob(ctx, job); err != nil {
+	job := jobspec.New(api.JobDelete, name, time.Now().UTC())
+	if err := svc.createJob(ctx, job); err != nil {
 		return api.Job{}, err
 	}
-	c.Kick()
+	svc.runner.Kick()
 	return job.Job, nil
 }
 
 // createJob stores a job, explaining a conflict with the job in the way.
-func (c *Controller) createJob(ctx context.Context, job store.Job) error {
-	err := c.store.CreateJob(ctx, job)
+func (svc *Service) createJob(ctx context.Context, job store.Job) error {
+	err := svc.store.CreateJob(ctx, job)
 	if !errors.Is(err, store.ErrConflict) {
 		return err
 	}
-	if err := c.laneConflict(ctx, job); err != nil {
+	if err := svc.laneConflict(ctx, job); err != nil {
 		return err
 	}
-	return conflict("cluster %q already has a job in progress", job.Cluster)
+	return jobspec.Conflict("cluster %q already has a job in progress", job.Cluster)
 }
 
 // laneConflict names the unfinished job that holds job's lane, if any.
-func (c *Controller) laneConflict(ctx context.Context, job store.Job) error {
+func (svc *Service) laneConflict(ctx context.Context, job store.Job) error {
 	lock := store.JobLock(job.Kind, job.Cluster)
-	if jobs, err := c.store.ListJobs(ctx, job.Cluster); err == nil {
+	if jobs, err := svc.store.ListJobs(ctx, job.Cluster); err == nil {
 		for _, j := range jobs {
 			if !j.Done() && store.JobLock(j.Kind, j.Cluster) == lock {
-				return conflict("cluster %q already has a %s job in progress (%s, %s); wait for it to finish", job.Cluster, j.Kind, j.ID, j.State)
+				return jobspec.Conflict("cluster %q already has a %s job in progress (%s, %s); wait for it to finish", job.Cluster, j.Kind, j.ID, j.State)
 			}
 		}
 	}
 	return nil
 }
 
-func (c *Controller) getCluster(ctx context.Context, name string) (store.Cluster, error) {
-	cl, err := c.store.GetCluster(ctx, name)
+func (svc *Service) getCluster(ctx context.Context, name string) (store.Cluster, error) {
+	cl, err := svc.store.GetCluster(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return cl, notFound("cluster %q not found", name)
+		return cl, jobspec.NotFound("cluster %q not found", name)
 	}
 	return cl, err
 }
 
 // GetCluster returns the API view of a cluster.
-func (c *Controller) GetCluster(ctx context.Context, name string) (api.Cluster, error) {
-	cl, err := c.getCluster(ctx, name)
+func (svc *Service) GetCluster(ctx context.Context, name string) (api.Cluster, error) {
+	cl, err := svc.getCluster(ctx, name)
 	if err != nil {
 		return api.Cluster{}, err
 	}
-	return c.view(cl), nil
+	return svc.view(cl), nil
 }
 
 // ListClusters returns every cluster.
-func (c *Controller) ListClusters(ctx context.Context) ([]api.Cluster, error) {
-	cls, err := c.store.ListClusters(ctx)
+func (svc *Service) ListClusters(ctx context.Context) ([]api.Cluster, error) {
+	cls, err := svc.store.ListClusters(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]api.Cluster, 0, len(cls))
 	for _, cl := range cls {
-		out = append(out, c.view(cl))
+		out = append(out, svc.view(cl))
 	}
 	return out, nil
 }
 
 // Credentials returns a cluster's passwords.
-func (c *Controller) Credentials(ctx context.Context, name string) (api.Credentials, error) {
-	cl, err := c.getCluster(ctx, name)
+func (svc *Service) Credentials(ctx context.Context, name string) (api.Credentials, error) {
+	cl, err := svc.getCluster(ctx, name)
 	if err != nil {
 		return api.Credentials{}, err
 	}
@@ -209,12 +261,12 @@ func (c *Controller) Credentials(ctx context.Context, name string) (api.Credenti
 // Events returns a cluster's events, newest first. While the cluster
 // exists, only its own: a deleted cluster of the same name keeps its history,
 // shown once no cluster has the name.
-func (c *Controller) Events(ctx context.Context, name string) ([]api.Event, error) {
-	evs, err := c.store.ListEvents(ctx, name, 1000)
+func (svc *Service) Events(ctx context.Context, name string) ([]api.Event, error) {
+	evs, err := svc.store.ListEvents(ctx, name, 1000)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := c.getCluster(ctx, name)
+	cl, err := svc.getCluster(ctx, name)
 	if err != nil {
 		if len(evs) > 0 {
 			return evs, nil
@@ -231,17 +283,17 @@ func (c *Controller) Events(ctx context.Context, name string) ([]api.Event, erro
 }
 
 // GetJob returns a job.
-func (c *Controller) GetJob(ctx context.Context, id string) (api.Job, error) {
-	j, err := c.store.GetJob(ctx, id)
+func (svc *Service) GetJob(ctx context.Context, id string) (api.Job, error) {
+	j, err := svc.store.GetJob(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return api.Job{}, notFound("job %q not found", id)
+		return api.Job{}, jobspec.NotFound("job %q not found", id)
 	}
 	return j.Job, err
 }
 
 // ListJobs returns jobs newest first, of one cluster or ("") all.
-func (c *Controller) ListJobs(ctx context.Context, cluster string) ([]api.Job, error) {
-	js, err := c.store.ListJobs(ctx, cluster)
+func (svc *Service) ListJobs(ctx context.Context, cluster string) ([]api.Job, error) {
+	js, err := svc.store.ListJobs(ctx, cluster)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +305,7 @@ func (c *Controller) ListJobs(ctx context.Context, cluster string) ([]api.Job, e
 }
 
 // view turns a stored cluster into its API form.
-func (c *Controller) view(cl store.Cluster) api.Cluster {
+func (svc *Service) view(cl store.Cluster) api.Cluster {
 	conn := api.Connection{Sentinels: []string{}, MasterNames: []string{},
 		PasswordRef: "GET /api/v1/clusters/" + cl.Name + "/credentials"}
 	for i := 0; i < cl.Spec.Shards; i++ {
@@ -271,13 +323,6 @@ func (c *Controller) view(cl store.Cluster) api.Cluster {
 	return api.Cluster{Name: cl.Name, Spec: cl.Spec, Status: cl.Status, Connection: conn, CreatedAt: cl.CreatedAt}
 }
 
-func newJob(kind, cluster string, now time.Time) store.Job {
-	return store.Job{Job: api.Job{
-		ID: NewID("j"), Kind: kind, Cluster: cluster, State: api.StatePending,
-		Message: "waiting to start", Steps: []api.Step{}, CreatedAt: now,
-	}}
-}
-
 // randomSecret returns a 256-bit hex password.
 func randomSecret() string {
 	b := make([]byte, 32)
@@ -285,22 +330,4 @@ func randomSecret() string {
 		panic(err) // crypto/rand never fails on Linux
 	}
 	return hex.EncodeToString(b)
-}
-
-// NewID returns a sortable unique id: prefix, millisecond time, randomness,
-// in Crockford base32 like a ULID.
-func NewID(prefix string) string {
-	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-	var b strings.Builder
-	b.WriteString(prefix + "_")
-	ms := uint64(time.Now().UnixMilli())
-	for i := 9; i >= 0; i-- {
-		b.WriteByte(alphabet[(ms>>(uint(i)*5))&31])
-	}
-	r := make([]byte, 10)
-	_, _ = rand.Read(r)
-	for _, x := range r {
-		b.WriteByte(alphabet[x&31])
-	}
-	return b.String()
 }
