@@ -105,8 +105,16 @@ func TestRunSourceKilled(t *testing.T) {
 			ctx := context.Background()
 			src := startRedis(t, "", "repl-diskless-sync "+diskless)
 			src.Do(ctx, "DEBUG", "POPULATE", 1_000_000, "key", 100)
+			tgt := targets[name].tgt
+			if diskless == "no" {
+				// The disk-based form sends a finished file: a reader as fast
+				// as ours can drain all of it (35 MB) within one 100 ms
+				// progress tick, before the kill. A consumer at most
+				// 64 MB/s keeps most of it on the source's side.
+				tgt = slowTarget{tgt}
+			}
 			var once sync.Once
-			res, err := Run(ctx, src.Addr, testPassword, targets[name].tgt, ObjectKey("big", 0, time.Now()), 200<<20, func(n int64) {
+			res, err := Run(ctx, src.Addr, testPassword, tgt, ObjectKey("big", 0, time.Now()), 200<<20, func(n int64) {
 				if n > 8<<20 {
 					once.Do(src.Kill)
 				}
@@ -123,6 +131,20 @@ func TestRunSourceKilled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slowTarget reads what it stores at most 64 KiB per millisecond.
+type slowTarget struct{ Target }
+
+func (s slowTarget) Put(ctx context.Context, key string, r io.Reader, sizeHint int64) (string, error) {
+	return s.Target.Put(ctx, key, slowReader{r}, sizeHint)
+}
+
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	return s.r.Read(p[:min(len(p), 64<<10)])
 }
 
 // flakyTarget fails the way a full disk or a refused upload does.
