@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -186,5 +189,47 @@ func TestRunTargetFails(t *testing.T) {
 				t.Fatalf("left behind: %+v", objs)
 			}
 		})
+	}
+}
+
+// A file target whose writes fail mid-stream (a full disk; here the file
+// size limit, in a child process so nothing else is limited): Run, which
+// writes a file target from the reading goroutine, says the put failed
+// and why, and leaves no file behind.
+func TestRunFileTargetWriteFails(t *testing.T) {
+	if dir := os.Getenv("BACKUP_TEST_FSIZE_DIR"); dir != "" {
+		// The child: EFBIG past 1 MiB (Go ignores SIGXFSZ).
+		lim := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		ft, err := OpenTarget(context.Background(), "file://"+dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Run(context.Background(), os.Getenv("BACKUP_TEST_FSIZE_ADDR"), testPassword, ft, "c/0/x.rdb", 0, nil)
+		fmt.Printf("RUN ERROR: %v\n", err)
+		return
+	}
+	t.Parallel()
+	src := startRedis(t, "", "repl-diskless-sync yes")
+	src.Do(context.Background(), "DEBUG", "POPULATE", 100_000, "key", 100)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRunFileTargetWriteFails$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "BACKUP_TEST_FSIZE_DIR="+dir, "BACKUP_TEST_FSIZE_ADDR="+src.Addr)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	_, line, _ := strings.Cut(string(out), "RUN ERROR: ")
+	line, _, _ = strings.Cut(line, "\n")
+	if !strings.Contains(line, "put file://"+dir+"/c/0/x.rdb: write ") || !strings.Contains(line, "file too large") ||
+		strings.Contains(line, testPassword) {
+		t.Fatalf("child says %q", out)
+	}
+	t.Log(line)
+	left, err := filepath.Glob(filepath.Join(dir, "c", "0", "*"))
+	if err != nil || len(left) != 0 {
+		t.Fatalf("left behind: %v %v", left, err)
 	}
 }
