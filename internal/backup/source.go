@@ -41,7 +41,8 @@ const eofMarkLen = 40
 // accepts both the size-prefixed (disk-based) and the EOF-marked (diskless)
 // transfer.
 //
-// Memory stays bounded whatever the dataset size: a few buffers of 256 KiB.
+// Memory stays bounded whatever the dataset size: the payload is read
+// straight into one 256 KiB buffer (plus 16 KiB for the replies before it).
 // progress, when not nil, gets the number of bytes written so far, at most
 // every 100 ms and once at the end. Cancelling ctx closes the connection.
 //
