@@ -136,6 +136,37 @@ func TestRunSourceKilled(t *testing.T) {
 	}
 }
 
+// A backup cancelled mid-stream returns the context's error and leaves
+// nothing behind, on both paths (a file written from the reading
+// goroutine, S3 through the pipe).
+func TestRunCancelled(t *testing.T) {
+	t.Parallel()
+	targets := openTargets(t)
+	// About 15 MB, a few seconds to send (each key waits at least
+	// 1 µs, in practice tens); cancelled past one S3 part.
+	src := startRedis(t, "", "repl-diskless-sync yes", "rdb-key-save-delay 1", "rdbcompression no")
+	src.Do(context.Background(), "DEBUG", "POPULATE", 60_000, "key", 250)
+	for name, tc := range targets {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			// sizeHint 1 MiB: 5 MiB parts, so S3 has a multipart upload to abort.
+			res, err := Run(ctx, src.Addr, testPassword, tc.tgt, ObjectKey("gone", 0, time.Now()), 1<<20, func(n int64) {
+				if n > 6<<20 {
+					cancel()
+				}
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v after %d bytes", err, res.Bytes)
+			}
+			t.Logf("after %d bytes: %v", res.Bytes, err)
+			if left := tc.leftover(); len(left) != 0 {
+				t.Fatalf("left behind: %v", left)
+			}
+		})
+	}
+}
+
 // slowTarget reads what it stores at most 64 KiB per millisecond.
 type slowTarget struct{ Target }
 
