@@ -54,11 +54,13 @@ lint: ## go vet, gofmt and staticcheck
 	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	$(STATICCHECK) ./...
 
-bench: deps-test build ## benchmarks, each next to the plain tool: create, replica sync (1 GB), failover (20 kills), backup engine and through the manager (600 MB), restore, API under 1000 slow connections; and leader takeover (5 kills)
+bench: deps-test build ## benchmarks, each next to the plain tool: create, replica sync (1 GB), failover (20 kills), backup engine and through the manager (600 MB; diskless vs redis-cli --rdb in 5 alternating pairs at 150 MB and 1 GB), restore, API under 1000 slow connections; and leader takeover (5 kills)
 	$(GO) run ./bench/create -bin $(BIN) -runs 5
 	$(GO) run ./bench/replica -bin $(BIN) -gb 1
 	$(GO) run ./bench/failover -bin $(BIN) -runs 20
 	$(GO) run ./bench/backup -size-mb 600 -runs 3
+	$(GO) run ./bench/backup -size-mb 150 -pairs 5
+	$(GO) run ./bench/backup -size-mb 1000 -pairs 5
 	$(GO) run ./bench/restore -bin $(BIN) -mb 600
 	$(GO) run ./bench/connections -bin $(BIN) -n 1000
 	$(GO) run ./bench/takeover -bin $(BIN) -runs 5

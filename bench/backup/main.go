@@ -12,6 +12,14 @@
 // another child (-s3-server) and keeps its objects in memory there. The
 // runs of each form rotate the order of the methods; the table shows the
 // median run.
+//
+//	go run ./bench/backup -size-mb 150 -pairs 5
+//
+// -pairs N measures only what the engine is held to: the diskless form
+// (what managed instances use) to file://, against `redis-cli --rdb FILE`
+// of the same server, in N alternating pairs (ours, then redis-cli); it
+// prints every pair and the median of the per-pair ratios (pairs.go).
+// -profile-dir DIR adds a CPU profile of each of our backups.
 package main
 
 import (
@@ -59,6 +67,8 @@ func main() {
 	hint := flag.Int64("size-hint", 0, "internal: size hint for -child")
 	cpuprofile := flag.String("cpuprofile", "", "internal: write a CPU profile of -child here")
 	s3server := flag.Bool("s3-server", false, "internal: serve S3 on loopback until stdin closes")
+	pairs := flag.Int("pairs", 0, "compare only the diskless form to file:// with redis-cli --rdb, in this many alternating pairs (ours, redis-cli, ours, ...); prints every pair and the medians")
+	profileDir := flag.String("profile-dir", "", "with -pairs: write a CPU profile of each of our backups into this directory")
 	flag.Parse()
 	var err error
 	switch {
@@ -66,6 +76,8 @@ func main() {
 		err = serveS3()
 	case *child != "":
 		err = runChild(*child, *addr, *hint, *cpuprofile)
+	case *pairs > 0:
+		err = runPairs(*sizeMB, *pairs, *profileDir)
 	default:
 		err = run(*sizeMB, *runs)
 	}
@@ -289,8 +301,9 @@ func redisCLI(addr, password, file string) (measurement, error) {
 func cpuOf(ps *os.ProcessState) float64 { return (ps.UserTime() + ps.SystemTime()).Seconds() }
 
 // childBackup runs one backup.Run in a fresh process and reads its report.
-func childBackup(self, target, addr, password string, sizeHint int64) (measurement, error) {
-	cmd := exec.Command(self, "-child", target, "-addr", addr, "-size-hint", strconv.FormatInt(sizeHint, 10))
+func childBackup(self, target, addr, password string, sizeHint int64, extra ...string) (measurement, error) {
+	args := append([]string{"-child", target, "-addr", addr, "-size-hint", strconv.FormatInt(sizeHint, 10)}, extra...)
+	cmd := exec.Command(self, args...)
 	cmd.Env = append(os.Environ(), passwordEnv+"="+password,
 		"AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench", "AWS_REGION=us-east-1")
 	cmd.Stderr = os.Stderr

@@ -11,13 +11,28 @@
 //	res, err := backup.Run(ctx, addr, password, t, key, usedMemory, progress)
 //	// res: Bytes, CRC64, Keys, RDBVersion, Duration, Object (URL)
 //
-// Run pipes StreamRDB into Target.Put. Bytes go from the socket to the
-// target as they arrive; memory is bounded by the target's buffers (three
-// S3 parts of PartSize(sizeHint), at least 5 MiB each; 1 MiB for a file),
-// never by the dataset, and nothing is staged on local disk. Then the
-// sidecar SidecarKey(key) (Metadata, JSON) is written, so a bucket can be
-// re-imported into an empty store: List the target, ParseObjectKey each
-// .rdb key, ReadMetadata.
+// Run streams the RDB into the target. Bytes go from the socket to the
+// target as they arrive; memory is bounded by the buffers (three S3 parts
+// of PartSize(sizeHint), at least 5 MiB each; for a file, the 256 KiB the
+// stream is read into), never by the dataset, and nothing is staged on
+// local disk. Then the sidecar SidecarKey(key) (Metadata, JSON) is written,
+// so a bucket can be re-imported into an empty store: List the target,
+// ParseObjectKey each .rdb key, ReadMetadata.
+//
+// # The fast path (file targets)
+//
+// A backup runs at the speed of `redis-cli --rdb` or faster only if it
+// costs little more CPU than copying the bytes: on a busy host the source's
+// fork and our process share the cores. So for a file:// target Run does
+// not pipe into Put: the goroutine that reads the socket writes each read
+// to the temporary file itself (streamToFile, fileObject), with no second
+// goroutine and no hand-off. Each read lands straight in the buffer the
+// structure walk reads from (the diskless form's markReader only holds back
+// the 40-byte tail that may be the end mark), is summed, written, walked,
+// and never copied in user space. The file's writeback is started every
+// 8 MiB (sync_file_range on Linux), so the fsync before the rename has
+// little left to write instead of the whole object. Other targets (S3) get
+// the same stream through an io.Pipe into Put.
 //
 // # Source
 //
@@ -35,7 +50,10 @@
 // # Verification
 //
 // Every byte that passes is summed with CRC-64/Jones (Redis' crc64.c) and
-// compared with the 8-byte trailer after the EOF opcode; the header
+// compared with the 8-byte trailer after the EOF opcode (on amd64 by
+// carry-less multiplication, crc64_amd64.s: 64-byte blocks folded with
+// PCLMULQDQ, about 16 GB/s against 2 GB/s for the slicing-by-8 tables used
+// elsewhere and for the ends of each chunk); the header
 // (REDIS00xx) is checked; and the stream is parsed as it passes: opcodes,
 // AUX fields and every value of every type Redis 7.2 writes are walked by
 // their lengths (nothing is decoded or decompressed), so the key count is

@@ -57,53 +57,98 @@ func (f *fileTarget) url(key string) string {
 // into place once r has reached EOF and the data is synced, so a reader
 // never sees a partial object and a failure leaves nothing behind.
 func (f *fileTarget) Put(ctx context.Context, key string, r io.Reader, _ int64) (string, error) {
-	if err := checkKey(key); err != nil {
-		return "", fmt.Errorf("put %s: %w", key, err)
+	o, err := f.create(key)
+	if err != nil {
+		return "", err
 	}
-	if err := f.put(ctx, f.path(key), r); err != nil {
-		return "", fmt.Errorf("put %s: %w", f.url(key), err)
+	// fileObject has no ReadFrom, so the copy uses our 1 MiB buffer
+	// rather than File.ReadFrom's 32 KiB one.
+	if _, err := io.CopyBuffer(o, ctxReader{ctx, r}, make([]byte, 1<<20)); err != nil {
+		o.abort()
+		return "", fmt.Errorf("put %s: %w", o.url, err)
 	}
-	return f.url(key), nil
+	return o.commit(ctx)
 }
 
-func (f *fileTarget) put(ctx context.Context, dst string, r io.Reader) (err error) {
-	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+// fileObject is an object being written: a temporary file next to its
+// destination. Run writes a snapshot into it straight from the stream (no
+// pipe, no second goroutine); Put copies a reader into it.
+//
+// Writeback starts as the data comes (every writebackEvery bytes) instead
+// of waiting for the final fsync: a large backup would otherwise sit dirty
+// in the page cache and the fsync would write all of it at the end.
+type fileObject struct {
+	f       *os.File
+	dst     string
+	url     string
+	written int64 // bytes written
+	flushed int64 // bytes handed to writeback
+}
+
+// writebackEvery is how much data is written before its writeback starts.
+const writebackEvery = 8 << 20
+
+// create starts an object: nothing is visible under key until commit.
+func (f *fileTarget) create(key string) (*fileObject, error) {
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("put %s: %w", key, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+tempMarker+"*")
+	dst := f.path(key)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return nil, fmt.Errorf("put %s: %w", f.url(key), err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+tempMarker+"*")
 	if err != nil {
+		return nil, fmt.Errorf("put %s: %w", f.url(key), err)
+	}
+	return &fileObject{f: tmp, dst: dst, url: f.url(key)}, nil
+}
+
+func (o *fileObject) Write(p []byte) (int, error) {
+	n, err := o.f.Write(p)
+	o.written += int64(n)
+	if o.written-o.flushed >= writebackEvery {
+		startWriteback(o.f, o.flushed, o.written-o.flushed)
+		o.flushed = o.written
+	}
+	return n, err
+}
+
+// commit syncs the file and renames it into place, unless ctx ended; on
+// failure it aborts.
+func (o *fileObject) commit(ctx context.Context) (string, error) {
+	if err := o.finish(ctx); err != nil {
+		o.abort()
+		return "", fmt.Errorf("put %s: %w", o.url, err)
+	}
+	return o.url, nil
+}
+
+func (o *fileObject) finish(ctx context.Context) error {
+	if err := o.f.Sync(); err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// A plain writer (not *os.File) so the copy uses our 1 MiB buffer
-	// rather than File.ReadFrom's 32 KiB one.
-	if _, err := io.CopyBuffer(struct{ io.Writer }{tmp}, ctxReader{ctx, r}, make([]byte, 1<<20)); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
+	if err := o.f.Close(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	if err := os.Rename(o.f.Name(), o.dst); err != nil {
 		return err
 	}
 	// Make the rename durable; a failure here does not undo the object.
-	if d, err := os.Open(dir); err == nil {
+	if d, err := os.Open(filepath.Dir(o.dst)); err == nil {
 		d.Sync()
 		d.Close()
 	}
 	return nil
+}
+
+// abort removes the temporary file.
+func (o *fileObject) abort() {
+	o.f.Close()
+	os.Remove(o.f.Name())
 }
 
 func (f *fileTarget) Get(ctx context.Context, key string) (io.ReadCloser, error) {

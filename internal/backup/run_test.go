@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,8 +108,16 @@ func TestRunSourceKilled(t *testing.T) {
 			ctx := context.Background()
 			src := startRedis(t, "", "repl-diskless-sync "+diskless)
 			src.Do(ctx, "DEBUG", "POPULATE", 1_000_000, "key", 100)
+			tgt := targets[name].tgt
+			if diskless == "no" {
+				// The disk-based form sends a finished file: a reader as fast
+				// as ours can drain all of it (35 MB) within one 100 ms
+				// progress tick, before the kill. A consumer at most
+				// 64 MB/s keeps most of it on the source's side.
+				tgt = slowTarget{tgt}
+			}
 			var once sync.Once
-			res, err := Run(ctx, src.Addr, testPassword, targets[name].tgt, ObjectKey("big", 0, time.Now()), 200<<20, func(n int64) {
+			res, err := Run(ctx, src.Addr, testPassword, tgt, ObjectKey("big", 0, time.Now()), 200<<20, func(n int64) {
 				if n > 8<<20 {
 					once.Do(src.Kill)
 				}
@@ -123,6 +134,51 @@ func TestRunSourceKilled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A backup cancelled mid-stream returns the context's error and leaves
+// nothing behind, on both paths (a file written from the reading
+// goroutine, S3 through the pipe).
+func TestRunCancelled(t *testing.T) {
+	t.Parallel()
+	targets := openTargets(t)
+	// About 15 MB, a few seconds to send (each key waits at least
+	// 1 µs, in practice tens); cancelled past one S3 part.
+	src := startRedis(t, "", "repl-diskless-sync yes", "rdb-key-save-delay 1", "rdbcompression no")
+	src.Do(context.Background(), "DEBUG", "POPULATE", 60_000, "key", 250)
+	for name, tc := range targets {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			// sizeHint 1 MiB: 5 MiB parts, so S3 has a multipart upload to abort.
+			res, err := Run(ctx, src.Addr, testPassword, tc.tgt, ObjectKey("gone", 0, time.Now()), 1<<20, func(n int64) {
+				if n > 6<<20 {
+					cancel()
+				}
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v after %d bytes", err, res.Bytes)
+			}
+			t.Logf("after %d bytes: %v", res.Bytes, err)
+			if left := tc.leftover(); len(left) != 0 {
+				t.Fatalf("left behind: %v", left)
+			}
+		})
+	}
+}
+
+// slowTarget reads what it stores at most 64 KiB per millisecond.
+type slowTarget struct{ Target }
+
+func (s slowTarget) Put(ctx context.Context, key string, r io.Reader, sizeHint int64) (string, error) {
+	return s.Target.Put(ctx, key, slowReader{r}, sizeHint)
+}
+
+type slowReader struct{ r io.Reader }
+
+func (s slowReader) Read(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	return s.r.Read(p[:min(len(p), 64<<10)])
 }
 
 // flakyTarget fails the way a full disk or a refused upload does.
@@ -164,5 +220,47 @@ func TestRunTargetFails(t *testing.T) {
 				t.Fatalf("left behind: %+v", objs)
 			}
 		})
+	}
+}
+
+// A file target whose writes fail mid-stream (a full disk; here the file
+// size limit, in a child process so nothing else is limited): Run, which
+// writes a file target from the reading goroutine, says the put failed
+// and why, and leaves no file behind.
+func TestRunFileTargetWriteFails(t *testing.T) {
+	if dir := os.Getenv("BACKUP_TEST_FSIZE_DIR"); dir != "" {
+		// The child: EFBIG past 1 MiB (Go ignores SIGXFSZ).
+		lim := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		ft, err := OpenTarget(context.Background(), "file://"+dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Run(context.Background(), os.Getenv("BACKUP_TEST_FSIZE_ADDR"), testPassword, ft, "c/0/x.rdb", 0, nil)
+		fmt.Printf("RUN ERROR: %v\n", err)
+		return
+	}
+	t.Parallel()
+	src := startRedis(t, "", "repl-diskless-sync yes")
+	src.Do(context.Background(), "DEBUG", "POPULATE", 100_000, "key", 100)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRunFileTargetWriteFails$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "BACKUP_TEST_FSIZE_DIR="+dir, "BACKUP_TEST_FSIZE_ADDR="+src.Addr)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	_, line, _ := strings.Cut(string(out), "RUN ERROR: ")
+	line, _, _ = strings.Cut(line, "\n")
+	if !strings.Contains(line, "put file://"+dir+"/c/0/x.rdb: write ") || !strings.Contains(line, "file too large") ||
+		strings.Contains(line, testPassword) {
+		t.Fatalf("child says %q", out)
+	}
+	t.Log(line)
+	left, err := filepath.Glob(filepath.Join(dir, "c", "0", "*"))
+	if err != nil || len(left) != 0 {
+		t.Fatalf("left behind: %v %v", left, err)
 	}
 }

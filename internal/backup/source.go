@@ -41,7 +41,8 @@ const eofMarkLen = 40
 // accepts both the size-prefixed (disk-based) and the EOF-marked (diskless)
 // transfer.
 //
-// Memory stays bounded whatever the dataset size: a few buffers of 256 KiB.
+// Memory stays bounded whatever the dataset size: the payload is read
+// straight into one 256 KiB buffer (plus 16 KiB for the replies before it).
 // progress, when not nil, gets the number of bytes written so far, at most
 // every 100 ms and once at the end. Cancelling ctx closes the connection.
 //
@@ -73,7 +74,9 @@ func streamRDB(ctx context.Context, addr, password string, w io.Writer, progress
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	br := bufio.NewReaderSize(conn, 256<<10)
+	// Replies and the preamble only: the payload is read from conn
+	// directly (afterPreamble).
+	br := bufio.NewReaderSize(conn, 16<<10)
 	if password != "" {
 		if err := command(conn, br, "AUTH", password); err != nil {
 			return Result{}, fmt.Errorf("auth: %w", err)
@@ -91,7 +94,7 @@ func streamRDB(ctx context.Context, addr, password string, w io.Writer, progress
 	if _, err := conn.Write(resp("SYNC")); err != nil {
 		return Result{}, fmt.Errorf("send sync: %w", err)
 	}
-	payload, err := syncPreamble(br)
+	payload, err := syncPreamble(br, afterPreamble{br, conn})
 	if err != nil {
 		return Result{}, err
 	}
@@ -140,7 +143,8 @@ func readLine(br *bufio.Reader) (string, error) {
 // While the fork runs, Redis sends bare newlines as keepalives; then comes
 // `$<len>` (the RDB was written to disk first) or `$EOF:<40 bytes>`
 // (diskless: the same 40 bytes follow the RDB).
-func syncPreamble(br *bufio.Reader) (io.Reader, error) {
+// The payload is read from rest, which starts where br is.
+func syncPreamble(br *bufio.Reader, rest io.Reader) (io.Reader, error) {
 	for {
 		b, err := br.ReadByte()
 		if err != nil {
@@ -167,13 +171,13 @@ func syncPreamble(br *bufio.Reader) (io.Reader, error) {
 				if len(mark) != eofMarkLen {
 					return nil, fmt.Errorf("sync: EOF mark of %d bytes, want %d", len(mark), eofMarkLen)
 				}
-				return newMarkReader(br, []byte(mark)), nil
+				return newMarkReader(rest, []byte(mark)), nil
 			}
 			n, err := strconv.ParseInt(line, 10, 64)
 			if err != nil || n < 0 {
 				return nil, fmt.Errorf("sync: bad bulk length %q", truncate(line, 100))
 			}
-			return &sizedReader{r: br, left: n, size: n}, nil
+			return &sizedReader{r: rest, left: n, size: n}, nil
 		default:
 			return nil, fmt.Errorf("sync: unexpected reply %q", truncate(string(b)+line, 200))
 		}
@@ -210,36 +214,59 @@ func (s *sizedReader) Read(p []byte) (int, error) {
 // until more come, so the mark is never passed on. Like Redis' own replica,
 // it compares the tail after each read; a random 40-byte mark landing on a
 // read boundary inside the payload is not a practical concern.
+//
+// The bytes are read straight into the caller's buffer, behind the tail
+// held back from the previous read: only those 40 bytes are ever copied.
 type markReader struct {
-	r    io.Reader
-	mark []byte
-	buf  []byte // buf[:held] is data received but not yet released
-	held int
-	out  []byte // released data not yet returned
-	n    int64
-	done bool
+	r       io.Reader
+	mark    []byte
+	tail    [eofMarkLen]byte // tail[:held]: received, not yet released
+	held    int
+	n       int64
+	done    bool
+	scratch []byte // for reads into buffers too small to hold the tail
+	pending []byte // released bytes of scratch not yet returned
 }
 
 func newMarkReader(r io.Reader, mark []byte) *markReader {
-	return &markReader{r: r, mark: mark, buf: make([]byte, 256<<10)}
+	return &markReader{r: r, mark: mark}
 }
 
 func (m *markReader) Read(p []byte) (int, error) {
-	for len(m.out) == 0 {
+	if len(m.pending) > 0 {
+		n := copy(p, m.pending)
+		m.pending = m.pending[n:]
+		return n, nil
+	}
+	if len(p) <= 2*eofMarkLen {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if m.scratch == nil {
+			m.scratch = make([]byte, 4<<10)
+		}
+		n, err := m.Read(m.scratch)
+		if n == 0 {
+			return 0, err
+		}
+		c := copy(p, m.scratch[:n])
+		m.pending = m.scratch[c:n]
+		return c, nil
+	}
+	for {
 		if m.done {
 			return 0, io.EOF
 		}
-		// Keep the unreleased tail (at most 40 bytes) at the front.
-		copy(m.buf, m.buf[m.held-min(m.held, eofMarkLen):m.held])
-		m.held = min(m.held, eofMarkLen)
-		n, err := m.r.Read(m.buf[m.held:])
-		m.held += n
+		h := copy(p, m.tail[:m.held])
+		n, err := m.r.Read(p[h:])
 		m.n += int64(n)
-		if m.held >= eofMarkLen && bytes.Equal(m.buf[m.held-eofMarkLen:m.held], m.mark) {
-			m.done = true
-			m.out = m.buf[:m.held-eofMarkLen]
-			m.held = 0
-			break
+		t := h + n
+		if t >= eofMarkLen && bytes.Equal(p[t-eofMarkLen:t], m.mark) {
+			m.done, m.held = true, 0
+			if t == eofMarkLen {
+				return 0, io.EOF
+			}
+			return t - eofMarkLen, nil
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -247,15 +274,27 @@ func (m *markReader) Read(p []byte) (int, error) {
 			}
 			return 0, fmt.Errorf("connection lost after %d bytes, before the end mark: %w", m.n, err)
 		}
-		if m.held > eofMarkLen {
-			// Released bytes are consumed from out before the next read
-			// moves the tail to the front.
-			m.out = m.buf[:m.held-eofMarkLen]
+		keep := min(t, eofMarkLen)
+		m.held = copy(m.tail[:], p[t-keep:t])
+		if t > keep {
+			return t - keep, nil
 		}
 	}
-	n := copy(p, m.out)
-	m.out = m.out[n:]
-	return n, nil
+}
+
+// afterPreamble reads what the preamble's buffered reader already holds,
+// then the connection directly, so the payload is not copied through that
+// buffer.
+type afterPreamble struct {
+	br   *bufio.Reader
+	conn io.Reader
+}
+
+func (a afterPreamble) Read(p []byte) (int, error) {
+	if a.br.Buffered() > 0 {
+		return a.br.Read(p)
+	}
+	return a.conn.Read(p)
 }
 
 // idleConn sets a read deadline before every read, so a silent source is

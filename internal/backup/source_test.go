@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -262,6 +264,65 @@ func TestStreamRDBProtocol(t *testing.T) {
 				t.Fatalf("res %+v, err %v, %d bytes written", res, err, buf.Len())
 			}
 		})
+	}
+}
+
+// chunkedReader hands out its data in reads of random sizes up to max.
+type chunkedReader struct {
+	data []byte
+	max  int
+	rnd  *rand.Rand
+}
+
+func (c *chunkedReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 1+c.rnd.IntN(c.max))], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// markReader releases exactly the bytes before the mark, whatever the
+// sizes of the reads it gets and of the buffers it is read into (smaller
+// than the mark included), and reports a stream that ends without the mark.
+func TestMarkReader(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	mark := []byte(strings.Repeat("abcdefghij", 4))
+	for _, size := range []int{0, 1, 39, 40, 41, 79, 80, 81, 1000, 100000} {
+		payload := make([]byte, size)
+		for i := range payload {
+			payload[i] = byte(rnd.Uint32())
+		}
+		for _, maxChunk := range []int{1, 7, 40, 41, 4096, 1 << 20} {
+			for _, bufSize := range []int{1, 3, 40, 80, 81, 128, 4096, 300000} {
+				for _, withMark := range []bool{true, false} {
+					data := append([]byte(nil), payload...)
+					if withMark {
+						data = append(data, mark...)
+					}
+					m := newMarkReader(&chunkedReader{data: data, max: maxChunk, rnd: rnd}, mark)
+					var got []byte
+					buf := make([]byte, bufSize)
+					var err error
+					for {
+						var n int
+						n, err = m.Read(buf)
+						got = append(got, buf[:n]...)
+						if err != nil {
+							break
+						}
+					}
+					if withMark && (err != io.EOF || !bytes.Equal(got, payload)) {
+						t.Fatalf("size %d chunks ≤%d buffer %d: %d bytes, err %v", size, maxChunk, bufSize, len(got), err)
+					}
+					if !withMark && (err == nil || err == io.EOF || !strings.Contains(err.Error(), "before the end mark") ||
+						!errors.Is(err, io.ErrUnexpectedEOF) || len(got) > size) {
+						t.Fatalf("no mark, size %d chunks ≤%d buffer %d: %d bytes, err %v", size, maxChunk, bufSize, len(got), err)
+					}
+				}
+			}
+		}
 	}
 }
 
