@@ -2,8 +2,12 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,18 +19,21 @@ import (
 )
 
 // fastFailover asks Sentinel to fail a shard over at once when the master
-// process is dead, instead of waiting down-after-milliseconds.
+// process is dead, instead of waiting down-after-milliseconds, then speeds
+// up what Sentinel waits for (docs/recovery.md, "Fast failover").
 //
 // Sentinel picks the replica to promote from its cached INFO of each
 // replica (priority, then offset). A forced failover with a stale cache
 // could promote a replica that is behind another and lose acknowledged
 // writes. So the manager reads every replica's real offset (they no longer
-// move: the master is dead), computes the replica this Sentinel would pick
-// from its own SENTINEL REPLICAS view, and forces the failover only when
-// that replica holds the highest offset. Sentinel refreshes the cache every
-// SentinelInfoPeriodMs, so this normally holds within a second; if it does
-// not within fastFailoverWait, the manager stays out and Sentinel fails over
-// on its own after down-after-milliseconds, with fresh data.
+// move: the master is dead), computes the replica each Sentinel would pick
+// from its own SENTINEL REPLICAS view, and forces the failover only on a
+// Sentinel whose pick holds the highest offset, and only when that offset
+// reaches what the shard's previous fast failover promoted (ackFloor).
+// Sentinel refreshes the cache every SentinelInfoPeriodMs, so this
+// normally holds within a second; if it does not within fastFailoverWait,
+// the manager stays out and Sentinel fails over on its own after
+// down-after-milliseconds, with fresh data.
 func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead store.Instance, redis, sentinels []store.Instance) {
 	name := spec.MasterName(cl.Name, dead.Shard)
 	if !c.claimFailover(name) {
@@ -53,49 +60,284 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 		return
 	}
 
+	reps := c.replicaStates(ctx, cl, dead)
 	offsets := map[string]int64{}
 	var best int64 = -1
-	for _, in := range redis {
-		if in.Shard != dead.Shard || in.Name == dead.Name {
-			continue
-		}
-		info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication")
-		if err != nil || info["role"] != "slave" {
-			continue
-		}
-		off := info.Int("slave_repl_offset")
-		offsets[addr(in)] = off
-		best = max(best, off)
+	for a, r := range reps {
+		offsets[a] = r.offset
+		best = max(best, r.offset)
 	}
 	if len(offsets) == 0 {
 		log.Info("fast failover declined: no replica reachable")
 		return
 	}
+	if f, ok := c.ackFloorOf(name); ok {
+		for a, r := range reps {
+			if r.offset == best && f.applies(r.replid) && best < f.offset {
+				// The last fast failover promoted a replica at f.offset:
+				// writes up to there may have been acknowledged by it alone,
+				// and no replica left holds them.
+				log.Warn("fast failover declined: no replica left holds every acknowledged write; Sentinel fails over after down-after-milliseconds", "best", a, "offset", best, "floor", f.offset)
+				return
+			}
+		}
+	}
 	deadline := time.Now().Add(fastFailoverWait)
 	for time.Now().Before(deadline) {
-		for _, s := range sentinels {
-			view, err := sentinel.Replicas(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), name)
-			if err != nil {
-				continue
-			}
-			choice := topology.SentinelChoice(view, time.Duration(SentinelInfoPeriodMs)*3*time.Millisecond)
-			if choice == "" || offsets[choice] != best {
-				continue
-			}
+		cands, choices := c.forceCandidates(ctx, cl, name, dead, sentinels, offsets, best)
+		for _, fc := range topology.OrderForcing(cands) {
 			c.tracker.update(name, func(t *failoverTrack) { t.ForcedAt = time.Now().UTC() })
-			err = sentinel.Failover(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), name)
+			err := sentinel.Failover(ctx, c.pool.Sentinel(fc.Addr, cl.SentinelPassword), name)
 			if err != nil && !sentinel.IsFailoverInProgress(err) {
-				log.Warn("fast failover: SENTINEL FAILOVER refused", "sentinel", s.Name, "err", err)
+				log.Warn("fast failover: SENTINEL FAILOVER refused", "sentinel", fc.Addr, "err", err)
 				continue
 			}
-			log.Info("fast failover requested", "sentinel", s.Name, "promote", choice, "offset", best)
+			promote := choices[fc.Addr]
+			log.Info("fast failover requested", "sentinel", fc.Addr, "promote", promote, "offset", best,
+				"expectedPromotionMs", topology.ExpectedPromotion(fc.InfoDue).Milliseconds())
+			c.setAckFloor(name, ackFloor{offset: best, replids: []string{reps[promote].replid}, at: time.Now()})
+			c.followFailover(ctx, cl, name, fc.Addr, promote, best, dead, redis, sentinels)
 			return
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
 			return
 		}
 	}
 	log.Warn("fast failover declined: no Sentinel would promote the most up-to-date replica in time; Sentinel fails over after down-after-milliseconds", "offsets", offsets)
+}
+
+// replicaState is what a replica of a dead master says of itself.
+type replicaState struct {
+	offset int64
+	replid string // the replication history it follows (master_replid)
+}
+
+// replicaStates reads the offset of every replica of dead's shard that
+// answers as a replica and is not in the middle of a full sync (its data
+// would be whatever the sync left).
+func (c *Controller) replicaStates(ctx context.Context, cl store.Cluster, dead store.Instance) map[string]replicaState {
+	redis, _, err := c.instancesOf(ctx, cl.Name)
+	if err != nil {
+		return nil
+	}
+	var mu sync.Mutex
+	out := map[string]replicaState{}
+	var wg sync.WaitGroup
+	for _, in := range redis {
+		if in.Shard != dead.Shard || in.Name == dead.Name {
+			continue
+		}
+		wg.Add(1)
+		go func(in store.Instance) {
+			defer wg.Done()
+			info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication")
+			if err != nil || info["role"] != "slave" || info["master_sync_in_progress"] == "1" {
+				return
+			}
+			mu.Lock()
+			out[addr(in)] = replicaState{offset: info.Int("slave_repl_offset"), replid: info["master_replid"]}
+			mu.Unlock()
+		}(in)
+	}
+	wg.Wait()
+	return out
+}
+
+// forceCandidates asks every Sentinel at once whether it may run the fast
+// failover: it names the dead instance master and is not failing it over
+// already (the Sentinel that ran the previous failover may still be
+// reconfiguring replicas, and answers INPROG), and the replica it would
+// promote holds the highest offset. It returns the candidates and, per
+// Sentinel, the replica it would promote.
+func (c *Controller) forceCandidates(ctx context.Context, cl store.Cluster, name string, dead store.Instance, sentinels []store.Instance, offsets map[string]int64, best int64) ([]topology.ForceCandidate, map[string]string) {
+	var mu sync.Mutex
+	var cands []topology.ForceCandidate
+	choices := map[string]string{}
+	var wg sync.WaitGroup
+	for i, s := range sentinels {
+		wg.Add(1)
+		go func(i int, s store.Instance) {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			sc := c.pool.Sentinel(addr(s), cl.SentinelPassword)
+			m, err := sentinel.GetMaster(sctx, sc, name)
+			if err != nil || m.Addr != addr(dead) || slices.Contains(m.Flags, "failover_in_progress") {
+				return
+			}
+			view, err := sentinel.Replicas(sctx, sc, name)
+			if err != nil {
+				return
+			}
+			readAt := time.Now()
+			choice := topology.SentinelChoice(view, time.Duration(SentinelInfoPeriodMs)*3*time.Millisecond)
+			if choice == "" || offsets[choice] != best {
+				return
+			}
+			var age time.Duration
+			for _, r := range view {
+				if r.Addr == choice {
+					age = r.InfoRefresh
+				}
+			}
+			due := time.Duration(SentinelInfoPeriodMs)*time.Millisecond - age - time.Since(readAt)
+			mu.Lock()
+			cands = append(cands, topology.ForceCandidate{Addr: addr(s), Index: i, InfoDue: due})
+			choices[addr(s)] = choice
+			mu.Unlock()
+		}(i, s)
+	}
+	wg.Wait()
+	return cands, choices
+}
+
+// followFailover speeds up what the Sentinel running a forced failover
+// waits for, once it has promoted the replica (its GET-MASTER-ADDR-BY-NAME
+// names it, which it does from the moment INFO showed role:master):
+//   - the other Sentinels get a copy of the hello the Sentinel broadcasts
+//     right after the promotion (same sender, same configuration epoch,
+//     same address), so they switch without waiting for its next timer
+//     tick;
+//   - the remaining replicas are pointed at the new master (REPLICAOF, what
+//     Sentinel sends them next, one parallel-syncs batch at a time), so
+//     they resync at once and the running Sentinel sees them reconfigured
+//     in its next INFO of each and ends the failover (only then does its
+//     SENTINEL MASTERS name the new master). A replica ahead of the
+//     promoted one is left alone.
+//
+// REPLICAOF NO ONE stays Sentinel's: the manager never promotes.
+func (c *Controller) followFailover(ctx context.Context, cl store.Cluster, name, runner, promote string, promotedOffset int64, dead store.Instance, redis, sentinels []store.Instance) {
+	log := c.log.With("cluster", cl.Name, "shard", name)
+	sc := c.pool.Sentinel(runner, cl.SentinelPassword)
+	deadline := time.Now().Add(time.Duration(max(cl.Spec.Sentinel.FailoverTimeoutMs, 1000)) * time.Millisecond)
+	for {
+		a, err := sentinel.GetMasterAddrByName(ctx, sc, name)
+		if err == nil && a != addr(dead) {
+			if a != promote {
+				log.Warn("fast failover: the Sentinel promoted another replica than expected", "promoted", a, "expected", promote)
+			}
+			promote = a
+			break
+		}
+		if time.Now().After(deadline) {
+			log.Warn("fast failover: no promotion seen in time; Sentinel carries on alone", "sentinel", runner)
+			return
+		}
+		if sleep(ctx, 5*time.Millisecond) != nil {
+			return
+		}
+	}
+	seen := time.Now().UTC()
+	var wg sync.WaitGroup
+	// The hello, from what the runner says of itself and of the shard.
+	if hello, err := c.helloOf(ctx, cl, runner, name, promote, sentinels); err != nil {
+		log.Info("fast failover: no hello copy for the other Sentinels", "err", err)
+	} else {
+		for _, s := range sentinels {
+			if addr(s) == runner {
+				continue
+			}
+			wg.Add(1)
+			go func(s store.Instance) {
+				defer wg.Done()
+				if err := sentinel.SendHello(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), hello); err != nil {
+					log.Info("fast failover: hello copy not delivered", "sentinel", s.Name, "err", err)
+				}
+			}(s)
+		}
+	}
+	host, port, _ := net.SplitHostPort(promote)
+	for _, in := range redis {
+		if in.Shard != dead.Shard || in.Name == dead.Name || addr(in) == promote {
+			continue
+		}
+		wg.Add(1)
+		go func(in store.Instance) {
+			defer wg.Done()
+			rc := c.pool.Redis(addr(in), cl.Password)
+			info, err := redisclient.GetInfo(ctx, rc, "replication")
+			if err != nil || info["role"] != "slave" {
+				return
+			}
+			if net.JoinHostPort(info["master_host"], info["master_port"]) == promote {
+				return
+			}
+			if off := info.Int("slave_repl_offset"); off > promotedOffset {
+				log.Warn("fast failover: a replica is ahead of the promoted one; left to Sentinel", "replica", in.Name, "offset", off, "promoted", promotedOffset)
+				return
+			}
+			if err := rc.Do(ctx, "replicaof", host, port).Err(); err != nil {
+				log.Info("fast failover: replica not re-pointed; Sentinel will", "replica", in.Name, "err", err)
+			}
+		}(in)
+	}
+	wg.Wait()
+	// The new master's replicas follow its new replication id: the floor
+	// holds for them too.
+	if info, err := redisclient.GetInfo(ctx, c.pool.Redis(promote, cl.Password), "replication"); err == nil && info["role"] == "master" {
+		c.mu.Lock()
+		if f, ok := c.floors[name]; ok {
+			f.replids = append(f.replids, info["master_replid"])
+			c.floors[name] = f
+		}
+		c.mu.Unlock()
+	}
+	log.Info("fast failover: promotion seen; other Sentinels told, replicas re-pointed", "promoted", promote, "seenAt", seen, "tookMs", time.Since(seen).Milliseconds())
+}
+
+// helloOf builds the hello the Sentinel at runner broadcasts about name
+// once it has promoted newMaster: its own address and run id, and the
+// shard's new configuration epoch (set at the promotion).
+func (c *Controller) helloOf(ctx context.Context, cl store.Cluster, runner, name, newMaster string, sentinels []store.Instance) (sentinel.Hello, error) {
+	sc := c.pool.Sentinel(runner, cl.SentinelPassword)
+	id, err := sentinel.MyID(ctx, sc)
+	if err != nil {
+		return sentinel.Hello{}, err
+	}
+	m, err := sentinel.GetMaster(ctx, sc, name)
+	if err != nil {
+		return sentinel.Hello{}, err
+	}
+	for _, s := range sentinels {
+		if addr(s) == runner {
+			return sentinel.Hello{From: sentinel.Peer{Host: s.Host, Port: strconv.Itoa(s.Port), ID: id},
+				Name: name, MasterAddr: newMaster, ConfigEpoch: m.ConfigEpoch, CurrentEpoch: m.ConfigEpoch}, nil
+		}
+	}
+	return sentinel.Hello{}, fmt.Errorf("sentinel %s not found", runner)
+}
+
+// ackFloor is the offset a shard's last fast failover promoted: every
+// acknowledged write up to it may live on the promoted replica alone.
+type ackFloor struct {
+	offset  int64
+	replids []string // the promoted replica's replication history (master_replid)
+	at      time.Time
+}
+
+// ackFloorFor is how long a floor counts: the rule is for failovers in
+// quick succession.
+const ackFloorFor = 10 * time.Minute
+
+// applies tells whether a replica following replid shares the history the
+// floor was measured in (offsets of unrelated histories do not compare).
+// After the promotion, the new master's replicas follow its new replication
+// id, so the new one is added once read (see setAckFloor's callers).
+func (f ackFloor) applies(replid string) bool {
+	return time.Since(f.at) < ackFloorFor && (replid == "" || slices.Contains(f.replids, replid) || len(f.replids) == 0)
+}
+
+func (c *Controller) ackFloorOf(name string) (ackFloor, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.floors[name]
+	return f, ok
+}
+
+func (c *Controller) setAckFloor(name string, f ackFloor) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.floors[name] = f
 }
 
 // fastFailoverWait bounds how long the fast path waits for a Sentinel's

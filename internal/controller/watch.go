@@ -31,7 +31,7 @@ type failoverTrack struct {
 type tracker struct {
 	mu       sync.Mutex
 	shards   map[string]*failoverTrack
-	recorded map[string]time.Time // "<name> <new master>" of recorded switches
+	recorded map[string]time.Time // "<name> <old master> <new master>" of recorded switches
 }
 
 func newTracker() *tracker {
@@ -52,10 +52,10 @@ func (t *tracker) update(name string, f func(*failoverTrack)) {
 
 // finish returns and forgets the track of a switch, once per switch: every
 // Sentinel announces the same +switch-master.
-func (t *tracker) finish(name, newMaster string) (failoverTrack, bool) {
+func (t *tracker) finish(name, oldMaster, newMaster string) (failoverTrack, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	key := name + " " + newMaster
+	key := name + " " + oldMaster + " " + newMaster
 	if at, ok := t.recorded[key]; ok && time.Since(at) < time.Minute {
 		return failoverTrack{}, false
 	}
@@ -169,16 +169,81 @@ func (c *Controller) sentinelEvent(ctx context.Context, cl store.Cluster, s stor
 	c.Wake()
 }
 
-// recordSwitch records a failover event once per switch.
+// recordSwitch records a failover event once per switch. The event waits
+// (on a task of its own, so the watcher goes on reading events) until every
+// Sentinel answers the new master both to GET-MASTER-ADDR-BY-NAME (go-redis,
+// ioredis) and in SENTINEL MASTER(S) (redis-py), up to everySentinelWait:
+// that moment, not the first +switch-master, is when a Sentinel-aware
+// client can no longer be sent to the old master, whichever Sentinel it
+// asks.
 func (c *Controller) recordSwitch(ctx context.Context, cl store.Cluster, name, oldMaster, newMaster string, at time.Time) {
-	t, first := c.tracker.finish(name, newMaster)
+	t, first := c.tracker.finish(name, oldMaster, newMaster)
 	if !first || t.Planned {
 		return
 	}
+	c.goTask(func() {
+		everyAt, answers := c.waitEverySentinel(ctx, cl, name, newMaster)
+		c.writeSwitch(ctx, cl, name, oldMaster, newMaster, at, t, everyAt, answers)
+	})
+}
+
+// everySentinelWait bounds how long a failover event waits for every
+// Sentinel to name the new master.
+const everySentinelWait = 10 * time.Second
+
+// waitEverySentinel polls every Sentinel of the cluster (every 5 ms) until
+// each names newMaster in GET-MASTER-ADDR-BY-NAME and in SENTINEL MASTER. It
+// returns when that was first seen (zero if not within everySentinelWait)
+// and the last answers otherwise.
+func (c *Controller) waitEverySentinel(ctx context.Context, cl store.Cluster, name, newMaster string) (time.Time, map[string]string) {
+	_, sentinels, err := c.instancesOf(ctx, cl.Name)
+	if err != nil {
+		return time.Time{}, nil
+	}
+	deadline := time.Now().Add(everySentinelWait)
+	for {
+		answers := map[string]string{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, s := range sentinels {
+			wg.Add(1)
+			go func(s store.Instance) {
+				defer wg.Done()
+				sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				defer cancel()
+				sc := c.pool.Sentinel(addr(s), cl.SentinelPassword)
+				got := "?"
+				if a, err := sentinel.GetMasterAddrByName(sctx, sc, name); err == nil {
+					got = a
+					if m, err := sentinel.GetMaster(sctx, sc, name); err == nil && m.Addr != a {
+						got = a + " (SENTINEL MASTER: " + m.Addr + ")"
+					}
+				}
+				mu.Lock()
+				answers[s.Name] = got
+				mu.Unlock()
+			}(s)
+		}
+		wg.Wait()
+		all := true
+		for _, a := range answers {
+			all = all && a == newMaster
+		}
+		if all {
+			return time.Now().UTC(), nil
+		}
+		if time.Now().After(deadline) || sleep(ctx, 5*time.Millisecond) != nil {
+			return time.Time{}, answers
+		}
+	}
+}
+
+// writeSwitch writes the failover event.
+func (c *Controller) writeSwitch(ctx context.Context, cl store.Cluster, name, oldMaster, newMaster string, at time.Time, t failoverTrack, everyAt time.Time, answers map[string]string) {
 	shard := shardOf(cl.Name, name)
 	details := map[string]any{"oldMaster": oldMaster, "newMaster": newMaster, "switchedAt": at, "fast": !t.ForcedAt.IsZero()}
 	start := t.DetectedAt
-	for k, v := range map[string]time.Time{"lostAt": t.LostAt, "detectedAt": t.DetectedAt, "forcedAt": t.ForcedAt, "promotedAt": t.PromotedAt} {
+	for k, v := range map[string]time.Time{"lostAt": t.LostAt, "detectedAt": t.DetectedAt, "forcedAt": t.ForcedAt, "promotedAt": t.PromotedAt, "everySentinelAt": everyAt} {
 		if !v.IsZero() {
 			details[k] = v
 		}
@@ -189,7 +254,17 @@ func (c *Controller) recordSwitch(ctx context.Context, cl store.Cluster, name, o
 	msg := fmt.Sprintf("failover of %s: %s → %s", name, oldMaster, newMaster)
 	if !start.IsZero() {
 		details["writeUnavailableMs"] = at.Sub(start).Milliseconds()
-		msg += fmt.Sprintf(" (writes unavailable about %d ms)", at.Sub(start).Milliseconds())
+		msg += fmt.Sprintf(" (writes unavailable about %d ms", at.Sub(start).Milliseconds())
+		if !everyAt.IsZero() {
+			// What a Sentinel-aware client sees: from the death until no
+			// Sentinel names the old master any more.
+			details["clientsRedirectedMs"] = everyAt.Sub(start).Milliseconds()
+			msg += fmt.Sprintf(", every Sentinel names the new master after %d ms", everyAt.Sub(start).Milliseconds())
+		}
+		msg += ")"
+	}
+	if everyAt.IsZero() && answers != nil {
+		details["sentinelAnswers"] = answers
 	}
 	c.event(ctx, cl.Name, shard, "failover", msg, details)
 	c.log.Info("failover recorded", "cluster", cl.Name, "shard", name, "old", oldMaster, "new", newMaster)
@@ -247,13 +322,14 @@ func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 			t.LostAt = ev.At
 		}
 	})
+	dead := *in
+	c.goTask(func() { c.noteMasterDeath(ctx, cl, dead, ev.At) })
 	if ok, why := forceOnDeath(ev, cl.Spec); !ok {
 		if why != "" {
 			c.log.Info("fast failover declined: "+why, "cluster", cl.Name, "shard", name, "instance", in.Name)
 		}
 		return
 	}
-	dead := *in
 	c.goTask(func() { c.fastFailover(ctx, cl, dead, redis, sentinels) })
 }
 
