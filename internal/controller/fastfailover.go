@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -84,8 +83,9 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 	}
 	deadline := time.Now().Add(fastFailoverWait)
 	for time.Now().Before(deadline) {
-		cands, choices := c.forceCandidates(ctx, cl, name, dead, sentinels, offsets, best)
+		cands, choices, epochs := c.forceCandidates(ctx, cl, name, dead, sentinels, offsets, best)
 		for _, fc := range topology.OrderForcing(cands) {
+			c.tracker.resetRun(name, fc.Addr)
 			c.tracker.update(name, func(t *failoverTrack) { t.ForcedAt = time.Now().UTC() })
 			err := sentinel.Failover(ctx, c.pool.Sentinel(fc.Addr, cl.SentinelPassword), name)
 			if err != nil && !sentinel.IsFailoverInProgress(err) {
@@ -96,7 +96,7 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 			log.Info("fast failover requested", "sentinel", fc.Addr, "promote", promote, "offset", best,
 				"expectedPromotionMs", topology.ExpectedPromotion(fc.InfoDue).Milliseconds())
 			c.setAckFloor(name, ackFloor{offset: best, replids: []string{reps[promote].replid}, at: time.Now()})
-			c.followFailover(ctx, cl, name, fc.Addr, promote, best, dead, redis, sentinels)
+			c.followFailover(ctx, cl, name, fc.Addr, promote, best, epochs[fc.Addr], dead, redis, sentinels)
 			return
 		}
 		if err := sleep(ctx, 20*time.Millisecond); err != nil {
@@ -149,10 +149,11 @@ func (c *Controller) replicaStates(ctx context.Context, cl store.Cluster, dead s
 // reconfiguring replicas, and answers INPROG), and the replica it would
 // promote holds the highest offset. It returns the candidates and, per
 // Sentinel, the replica it would promote.
-func (c *Controller) forceCandidates(ctx context.Context, cl store.Cluster, name string, dead store.Instance, sentinels []store.Instance, offsets map[string]int64, best int64) ([]topology.ForceCandidate, map[string]string) {
+func (c *Controller) forceCandidates(ctx context.Context, cl store.Cluster, name string, dead store.Instance, sentinels []store.Instance, offsets map[string]int64, best int64) ([]topology.ForceCandidate, map[string]string, map[string]int64) {
 	var mu sync.Mutex
 	var cands []topology.ForceCandidate
 	choices := map[string]string{}
+	epochs := map[string]int64{}
 	var wg sync.WaitGroup
 	for i, s := range sentinels {
 		wg.Add(1)
@@ -184,67 +185,116 @@ func (c *Controller) forceCandidates(ctx context.Context, cl store.Cluster, name
 			mu.Lock()
 			cands = append(cands, topology.ForceCandidate{Addr: addr(s), Index: i, InfoDue: due})
 			choices[addr(s)] = choice
+			epochs[addr(s)] = m.ConfigEpoch
 			mu.Unlock()
 		}(i, s)
 	}
 	wg.Wait()
-	return cands, choices
+	return cands, choices, epochs
 }
 
-// followFailover speeds up what the Sentinel running a forced failover
-// waits for, once it has promoted the replica (its GET-MASTER-ADDR-BY-NAME
-// names it, which it does from the moment INFO showed role:master):
-//   - the other Sentinels get a copy of the hello the Sentinel broadcasts
-//     right after the promotion (same sender, same configuration epoch,
-//     same address), so they switch without waiting for its next timer
-//     tick;
-//   - the remaining replicas are pointed at the new master (REPLICAOF, what
-//     Sentinel sends them next, one parallel-syncs batch at a time), so
-//     they resync at once and the running Sentinel sees them reconfigured
-//     in its next INFO of each and ends the failover (only then does its
-//     SENTINEL MASTERS name the new master). A replica ahead of the
-//     promoted one is left alone.
+// followFailover makes every Sentinel learn the promotion as soon as the
+// replica runs as master, and points the remaining replicas at it.
 //
-// REPLICAOF NO ONE stays Sentinel's: the manager never promotes.
-func (c *Controller) followFailover(ctx context.Context, cl store.Cluster, name, runner, promote string, promotedOffset int64, dead store.Instance, redis, sentinels []store.Instance) {
+// The Sentinel running a forced failover (the runner) sends REPLICAOF NO
+// ONE on the third tick of its timer, then sees the promotion only in its
+// next INFO of the replica, which it sends once a second during a failover
+// (sentinel.c hard-wires 1000 ms there): up to a second in which the
+// replica already is a master and every Sentinel still names the dead one.
+// Only then does the runner set the shard's configuration epoch to the
+// failover's epoch and broadcast it in a hello, on which the others switch.
+//
+// The manager watches for the same facts the runner waits for: the runner
+// announced the epoch it took (+new-epoch before +try-failover) and the
+// replica it selected (+selected-slave), and that replica answers
+// role:master (only the runner's REPLICAOF NO ONE makes it one: the manager
+// never promotes). Then it hands every Sentinel the hello the runner would
+// send: the new master at the failover's epoch, as the runner (to the
+// runner itself, as another Sentinel: a Sentinel takes a hello from itself
+// for a new peer). Each switches on it (+config-update-from,
+// +switch-master), the runner too, which ends its failover there. If the
+// events are missing (no subscription to the runner), the manager waits
+// for the runner to see the promotion itself (GET-MASTER-ADDR-BY-NAME) and
+// sends the others a copy of its hello, as before.
+//
+// The remaining replicas are pointed at the new master (REPLICAOF, what the
+// runner would send them next, one parallel-syncs batch at a time), so they
+// resync at once; a replica ahead of the promoted one is left alone.
+func (c *Controller) followFailover(ctx context.Context, cl store.Cluster, name, runner, promote string, promotedOffset, prevEpoch int64, dead store.Instance, redis, sentinels []store.Instance) {
 	log := c.log.With("cluster", cl.Name, "shard", name)
 	sc := c.pool.Sentinel(runner, cl.SentinelPassword)
+	peers := c.sentinelPeers(ctx, cl, sentinels)
 	deadline := time.Now().Add(time.Duration(max(cl.Spec.Sentinel.FailoverTimeoutMs, 1000)) * time.Millisecond)
+	var epoch int64 // the failover's epoch, when the manager announces the promotion
 	for {
-		a, err := sentinel.GetMasterAddrByName(ctx, sc, name)
-		if err == nil && a != addr(dead) {
-			if a != promote {
-				log.Warn("fast failover: the Sentinel promoted another replica than expected", "promoted", a, "expected", promote)
+		if r := c.tracker.run(name, runner); r.Selected != "" && r.Epoch > prevEpoch {
+			info, err := redisclient.GetInfo(ctx, c.pool.Redis(r.Selected, cl.Password), "replication")
+			if err == nil && info["role"] == "master" {
+				if r.Selected != promote {
+					log.Warn("fast failover: the Sentinel selected another replica than expected", "selected", r.Selected, "expected", promote)
+				}
+				promote, epoch = r.Selected, r.Epoch
+				break
 			}
-			promote = a
+		}
+		if a, err := sentinel.GetMasterAddrByName(ctx, sc, name); err == nil && a != addr(dead) {
+			promote = a // the runner saw the promotion first
 			break
 		}
 		if time.Now().After(deadline) {
 			log.Warn("fast failover: no promotion seen in time; Sentinel carries on alone", "sentinel", runner)
 			return
 		}
-		if sleep(ctx, 5*time.Millisecond) != nil {
+		if sleep(ctx, 2*time.Millisecond) != nil {
 			return
 		}
 	}
 	seen := time.Now().UTC()
-	var wg sync.WaitGroup
-	// The hello, from what the runner says of itself and of the shard.
-	if hello, err := c.helloOf(ctx, cl, runner, name, promote, sentinels); err != nil {
-		log.Info("fast failover: no hello copy for the other Sentinels", "err", err)
-	} else {
+	c.tracker.update(name, func(t *failoverTrack) {
+		if t.PromotedAt.IsZero() {
+			t.PromotedAt = seen
+		}
+	})
+	var hellos []sentinel.Hello // one per Sentinel, in the order of sentinels
+	if epoch > 0 {
 		for _, s := range sentinels {
+			from, ok := peers[runner]
 			if addr(s) == runner {
+				ok = false
+				for a, p := range peers {
+					if a != runner {
+						from, ok = p, true
+						break
+					}
+				}
+			}
+			if !ok {
+				hellos = append(hellos, sentinel.Hello{})
 				continue
 			}
-			wg.Add(1)
-			go func(s store.Instance) {
-				defer wg.Done()
-				if err := sentinel.SendHello(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), hello); err != nil {
-					log.Info("fast failover: hello copy not delivered", "sentinel", s.Name, "err", err)
-				}
-			}(s)
+			hellos = append(hellos, sentinel.Hello{From: from, CurrentEpoch: epoch, Name: name, MasterAddr: promote, ConfigEpoch: epoch})
 		}
+	} else if m, err := sentinel.GetMaster(ctx, sc, name); err == nil && peers[runner].ID != "" {
+		for _, s := range sentinels {
+			h := sentinel.Hello{}
+			if addr(s) != runner {
+				h = sentinel.Hello{From: peers[runner], CurrentEpoch: m.ConfigEpoch, Name: name, MasterAddr: promote, ConfigEpoch: m.ConfigEpoch}
+			}
+			hellos = append(hellos, h)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, h := range hellos {
+		if h.Name == "" {
+			continue
+		}
+		wg.Add(1)
+		go func(s store.Instance, h sentinel.Hello) {
+			defer wg.Done()
+			if err := sentinel.SendHello(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), h); err != nil {
+				log.Info("fast failover: hello not delivered", "sentinel", s.Name, "err", err)
+			}
+		}(sentinels[i], h)
 	}
 	host, port, _ := net.SplitHostPort(promote)
 	for _, in := range redis {
@@ -282,29 +332,33 @@ func (c *Controller) followFailover(ctx context.Context, cl store.Cluster, name,
 		}
 		c.mu.Unlock()
 	}
-	log.Info("fast failover: promotion seen; other Sentinels told, replicas re-pointed", "promoted", promote, "seenAt", seen, "tookMs", time.Since(seen).Milliseconds())
+	log.Info("fast failover: promotion seen; Sentinels told, replicas re-pointed", "promoted", promote, "epoch", epoch, "announced", epoch > 0, "seenAt", seen, "tookMs", time.Since(seen).Milliseconds())
 }
 
-// helloOf builds the hello the Sentinel at runner broadcasts about name
-// once it has promoted newMaster: its own address and run id, and the
-// shard's new configuration epoch (set at the promotion).
-func (c *Controller) helloOf(ctx context.Context, cl store.Cluster, runner, name, newMaster string, sentinels []store.Instance) (sentinel.Hello, error) {
-	sc := c.pool.Sentinel(runner, cl.SentinelPassword)
-	id, err := sentinel.MyID(ctx, sc)
-	if err != nil {
-		return sentinel.Hello{}, err
-	}
-	m, err := sentinel.GetMaster(ctx, sc, name)
-	if err != nil {
-		return sentinel.Hello{}, err
-	}
+// sentinelPeers returns each Sentinel's identity as its hello gives it
+// (address as recorded, SENTINEL MYID), by address; those that do not
+// answer are left out.
+func (c *Controller) sentinelPeers(ctx context.Context, cl store.Cluster, sentinels []store.Instance) map[string]sentinel.Peer {
+	var mu sync.Mutex
+	out := map[string]sentinel.Peer{}
+	var wg sync.WaitGroup
 	for _, s := range sentinels {
-		if addr(s) == runner {
-			return sentinel.Hello{From: sentinel.Peer{Host: s.Host, Port: strconv.Itoa(s.Port), ID: id},
-				Name: name, MasterAddr: newMaster, ConfigEpoch: m.ConfigEpoch, CurrentEpoch: m.ConfigEpoch}, nil
-		}
+		wg.Add(1)
+		go func(s store.Instance) {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			id, err := sentinel.MyID(sctx, c.pool.Sentinel(addr(s), cl.SentinelPassword))
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			out[addr(s)] = sentinel.Peer{Host: s.Host, Port: strconv.Itoa(s.Port), ID: id}
+			mu.Unlock()
+		}(s)
 	}
-	return sentinel.Hello{}, fmt.Errorf("sentinel %s not found", runner)
+	wg.Wait()
+	return out
 }
 
 // ackFloor is the offset a shard's last fast failover promoted: every

@@ -31,11 +31,13 @@ type failoverTrack struct {
 type tracker struct {
 	mu       sync.Mutex
 	shards   map[string]*failoverTrack
+	epochs   map[string]int64     // Sentinel address -> epoch of its last +new-epoch
+	runs     map[string]forcedRun // "<name>@<Sentinel address>" -> what that Sentinel said of its failover
 	recorded map[string]time.Time // "<name> <old master> <new master>" of recorded switches
 }
 
 func newTracker() *tracker {
-	return &tracker{shards: map[string]*failoverTrack{}, recorded: map[string]time.Time{}}
+	return &tracker{shards: map[string]*failoverTrack{}, recorded: map[string]time.Time{}, epochs: map[string]int64{}, runs: map[string]forcedRun{}}
 }
 
 // update changes the track of a shard under the lock.
@@ -48,6 +50,29 @@ func (t *tracker) update(name string, f func(*failoverTrack)) {
 		t.shards[name] = tr
 	}
 	f(tr)
+}
+
+// forcedRun is what one Sentinel announced of a failover it runs: the
+// epoch it took (+new-epoch right before +try-failover, both from
+// sentinelStartFailover) and the replica it selected (+selected-slave).
+type forcedRun struct {
+	Epoch    int64
+	Selected string
+}
+
+// resetRun forgets what a Sentinel said of a shard's failover, before the
+// manager asks it for a new one.
+func (t *tracker) resetRun(name, sentinelAddr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.runs, name+"@"+sentinelAddr)
+}
+
+// run returns what a Sentinel said of the failover of a shard it runs.
+func (t *tracker) run(name, sentinelAddr string) forcedRun {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.runs[name+"@"+sentinelAddr]
 }
 
 // finish returns and forgets the track of a switch, once per switch: every
@@ -155,6 +180,34 @@ func (c *Controller) sentinelEvent(ctx context.Context, cl store.Cluster, s stor
 				}
 			})
 		}
+	case "+new-epoch":
+		// "<epoch>": the Sentinel took (or learnt) a new current epoch.
+		if len(f) == 1 {
+			if e, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				c.tracker.mu.Lock()
+				c.tracker.epochs[addr(s)] = e
+				c.tracker.mu.Unlock()
+			}
+		}
+	case "+try-failover":
+		// "master <name> <ip> <port>", right after the +new-epoch of the
+		// epoch this failover runs in.
+		if len(f) >= 2 && f[0] == "master" {
+			c.tracker.mu.Lock()
+			r := c.tracker.runs[f[1]+"@"+addr(s)]
+			r.Epoch = c.tracker.epochs[addr(s)]
+			c.tracker.runs[f[1]+"@"+addr(s)] = r
+			c.tracker.mu.Unlock()
+		}
+	case "+selected-slave":
+		// "slave <ip:port> <ip> <port> @ <name> <mip> <mport>"
+		if len(f) >= 6 && f[4] == "@" {
+			c.tracker.mu.Lock()
+			r := c.tracker.runs[f[5]+"@"+addr(s)]
+			r.Selected = net.JoinHostPort(f[2], f[3])
+			c.tracker.runs[f[5]+"@"+addr(s)] = r
+			c.tracker.mu.Unlock()
+		}
 	case "+promoted-slave":
 		// "slave <ip:port> <ip> <port> @ <name> <mip> <mport>"
 		if len(f) >= 6 {
@@ -171,19 +224,17 @@ func (c *Controller) sentinelEvent(ctx context.Context, cl store.Cluster, s stor
 
 // recordSwitch records a failover event once per switch. The event waits
 // (on a task of its own, so the watcher goes on reading events) until every
-// Sentinel answers the new master both to GET-MASTER-ADDR-BY-NAME (go-redis,
-// ioredis) and in SENTINEL MASTER(S) (redis-py), up to everySentinelWait:
-// that moment, not the first +switch-master, is when a Sentinel-aware
-// client can no longer be sent to the old master, whichever Sentinel it
-// asks.
+// Sentinel answers the new master, up to everySentinelWait: that moment,
+// not the first +switch-master, is when a Sentinel-aware client can no
+// longer be sent to the old master, whichever Sentinel it asks.
 func (c *Controller) recordSwitch(ctx context.Context, cl store.Cluster, name, oldMaster, newMaster string, at time.Time) {
 	t, first := c.tracker.finish(name, oldMaster, newMaster)
 	if !first || t.Planned {
 		return
 	}
 	c.goTask(func() {
-		everyAt, answers := c.waitEverySentinel(ctx, cl, name, newMaster)
-		c.writeSwitch(ctx, cl, name, oldMaster, newMaster, at, t, everyAt, answers)
+		agree := c.waitEverySentinel(ctx, cl, name, newMaster)
+		c.writeSwitch(ctx, cl, name, oldMaster, newMaster, at, t, agree)
 	})
 }
 
@@ -191,14 +242,25 @@ func (c *Controller) recordSwitch(ctx context.Context, cl store.Cluster, name, o
 // Sentinel to name the new master.
 const everySentinelWait = 10 * time.Second
 
-// waitEverySentinel polls every Sentinel of the cluster (every 5 ms) until
-// each names newMaster in GET-MASTER-ADDR-BY-NAME and in SENTINEL MASTER. It
-// returns when that was first seen (zero if not within everySentinelWait)
-// and the last answers otherwise.
-func (c *Controller) waitEverySentinel(ctx context.Context, cl store.Cluster, name, newMaster string) (time.Time, map[string]string) {
+// sentinelAgreement is when every Sentinel of a cluster first named a new
+// master: in GET-MASTER-ADDR-BY-NAME (what go-redis and ioredis ask; the
+// Sentinel running the failover answers the promoted replica from the
+// promotion on), and also in SENTINEL MASTER(S) (what redis-py reads; the
+// Sentinel running the failover shows the old address there until the
+// failover ends).
+type sentinelAgreement struct {
+	AddrAt    time.Time         // every GET-MASTER-ADDR-BY-NAME
+	MastersAt time.Time         // every SENTINEL MASTER too
+	Answers   map[string]string // the last answers, when they never all agreed
+}
+
+// waitEverySentinel polls every Sentinel of the cluster every 5 ms until
+// each names newMaster both ways, within everySentinelWait.
+func (c *Controller) waitEverySentinel(ctx context.Context, cl store.Cluster, name, newMaster string) sentinelAgreement {
+	var out sentinelAgreement
 	_, sentinels, err := c.instancesOf(ctx, cl.Name)
 	if err != nil {
-		return time.Time{}, nil
+		return out
 	}
 	deadline := time.Now().Add(everySentinelWait)
 	for {
@@ -215,7 +277,7 @@ func (c *Controller) waitEverySentinel(ctx context.Context, cl store.Cluster, na
 				got := "?"
 				if a, err := sentinel.GetMasterAddrByName(sctx, sc, name); err == nil {
 					got = a
-					if m, err := sentinel.GetMaster(sctx, sc, name); err == nil && m.Addr != a {
+					if m, err := sentinel.GetMaster(sctx, sc, name); err != nil || m.Addr != a {
 						got = a + " (SENTINEL MASTER: " + m.Addr + ")"
 					}
 				}
@@ -225,25 +287,33 @@ func (c *Controller) waitEverySentinel(ctx context.Context, cl store.Cluster, na
 			}(s)
 		}
 		wg.Wait()
-		all := true
+		now := time.Now().UTC()
+		addrs, masters := true, true
 		for _, a := range answers {
-			all = all && a == newMaster
+			addrs = addrs && strings.HasPrefix(a, newMaster)
+			masters = masters && a == newMaster
 		}
-		if all {
-			return time.Now().UTC(), nil
+		if addrs && out.AddrAt.IsZero() {
+			out.AddrAt = now
+		}
+		if masters {
+			out.MastersAt = now
+			return out
 		}
 		if time.Now().After(deadline) || sleep(ctx, 5*time.Millisecond) != nil {
-			return time.Time{}, answers
+			out.Answers = answers
+			return out
 		}
 	}
 }
 
 // writeSwitch writes the failover event.
-func (c *Controller) writeSwitch(ctx context.Context, cl store.Cluster, name, oldMaster, newMaster string, at time.Time, t failoverTrack, everyAt time.Time, answers map[string]string) {
+func (c *Controller) writeSwitch(ctx context.Context, cl store.Cluster, name, oldMaster, newMaster string, at time.Time, t failoverTrack, agree sentinelAgreement) {
 	shard := shardOf(cl.Name, name)
 	details := map[string]any{"oldMaster": oldMaster, "newMaster": newMaster, "switchedAt": at, "fast": !t.ForcedAt.IsZero()}
 	start := t.DetectedAt
-	for k, v := range map[string]time.Time{"lostAt": t.LostAt, "detectedAt": t.DetectedAt, "forcedAt": t.ForcedAt, "promotedAt": t.PromotedAt, "everySentinelAt": everyAt} {
+	for k, v := range map[string]time.Time{"lostAt": t.LostAt, "detectedAt": t.DetectedAt, "forcedAt": t.ForcedAt, "promotedAt": t.PromotedAt,
+		"everySentinelAt": agree.AddrAt, "everySentinelMastersAt": agree.MastersAt} {
 		if !v.IsZero() {
 			details[k] = v
 		}
@@ -255,16 +325,20 @@ func (c *Controller) writeSwitch(ctx context.Context, cl store.Cluster, name, ol
 	if !start.IsZero() {
 		details["writeUnavailableMs"] = at.Sub(start).Milliseconds()
 		msg += fmt.Sprintf(" (writes unavailable about %d ms", at.Sub(start).Milliseconds())
-		if !everyAt.IsZero() {
+		if !agree.AddrAt.IsZero() {
 			// What a Sentinel-aware client sees: from the death until no
-			// Sentinel names the old master any more.
-			details["clientsRedirectedMs"] = everyAt.Sub(start).Milliseconds()
-			msg += fmt.Sprintf(", every Sentinel names the new master after %d ms", everyAt.Sub(start).Milliseconds())
+			// Sentinel hands out the old master any more.
+			details["clientsRedirectedMs"] = agree.AddrAt.Sub(start).Milliseconds()
+			msg += fmt.Sprintf("; every Sentinel names the new master after %d ms", agree.AddrAt.Sub(start).Milliseconds())
+		}
+		if !agree.MastersAt.IsZero() {
+			details["sentinelMastersMs"] = agree.MastersAt.Sub(start).Milliseconds()
+			msg += fmt.Sprintf(", in SENTINEL MASTERS too after %d ms", agree.MastersAt.Sub(start).Milliseconds())
 		}
 		msg += ")"
 	}
-	if everyAt.IsZero() && answers != nil {
-		details["sentinelAnswers"] = answers
+	if agree.MastersAt.IsZero() && agree.Answers != nil {
+		details["sentinelAnswers"] = agree.Answers
 	}
 	c.event(ctx, cl.Name, shard, "failover", msg, details)
 	c.log.Info("failover recorded", "cluster", cl.Name, "shard", name, "old", oldMaster, "new", newMaster)
