@@ -250,7 +250,7 @@ func (c *Controller) followFailover(ctx context.Context, cl store.Cluster, name,
 		}
 	}
 	seen := time.Now().UTC()
-	c.tracker.update(name, func(t *failoverTrack) {
+	c.tracker.updateIfTracked(name, func(t *failoverTrack) {
 		if t.PromotedAt.IsZero() {
 			t.PromotedAt = seen
 		}

@@ -52,6 +52,16 @@ func (t *tracker) update(name string, f func(*failoverTrack)) {
 	f(tr)
 }
 
+// updateIfTracked changes the track of a shard's failover only if one is
+// in progress (a late update must not start the next one's track).
+func (t *tracker) updateIfTracked(name string, f func(*failoverTrack)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tr, ok := t.shards[name]; ok {
+		f(tr)
+	}
+}
+
 // forcedRun is what one Sentinel announced of a failover it runs: the
 // epoch it took (+new-epoch right before +try-failover, both from
 // sentinelStartFailover) and the replica it selected (+selected-slave).

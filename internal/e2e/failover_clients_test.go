@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -45,16 +46,12 @@ func sentinelClients(t *testing.T) ([]string, testenv.Runtimes) {
 	case err == nil:
 		rt.Node, rt.NodeModules = node, mods
 		clients = append(clients, testenv.IORedis)
-	case errorsIsNoRuntime(err):
+	case errors.Is(err, testenv.ErrNoRuntime):
 		t.Logf("SKIPPING the ioredis client: %v", err)
 	default:
 		t.Fatalf("ioredis: %v", err)
 	}
 	return clients, rt
-}
-
-func errorsIsNoRuntime(err error) bool {
-	return err != nil && strings.Contains(err.Error(), testenv.ErrNoRuntime.Error())
 }
 
 // startClientWriters starts one writer per client and waits until each has
@@ -401,4 +398,3 @@ func fcEvent(t *testing.T, m *testenv.Manager, cluster, typ string, since time.T
 	t.Fatalf("no %s event within %s", typ, timeout)
 	return api.Event{}
 }
-

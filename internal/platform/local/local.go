@@ -552,4 +552,3 @@ func (p *Platform) LogTail(_ context.Context, id platform.ID, limit int) ([]byte
 	}
 	return buf[:n], nil
 }
-
