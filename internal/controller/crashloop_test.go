@@ -3,6 +3,7 @@ package controller
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 // The report in testdata is a real one: redis-server 7.0 with
@@ -37,5 +38,22 @@ func TestParseCrashReport(t *testing.T) {
 	}
 	if _, ok := ParseCrashReport([]byte("1:M * Ready to accept connections\n")); ok {
 		t.Fatal("a report found in a log without one")
+	}
+}
+
+func TestAckFloorApplies(t *testing.T) {
+	t.Parallel()
+	f := ackFloor{offset: 100, replids: []string{"old", "new"}, at: time.Now()}
+	for _, c := range []struct {
+		replid string
+		want   bool
+	}{{"old", true}, {"new", true}, {"", true}, {"other", false}} {
+		if got := f.applies(c.replid); got != c.want {
+			t.Errorf("applies(%q) = %v, want %v", c.replid, got, c.want)
+		}
+	}
+	f.at = time.Now().Add(-ackFloorFor - time.Second)
+	if f.applies("old") {
+		t.Error("an expired floor applies")
 	}
 }
