@@ -1,6 +1,6 @@
 // Command failover measures how long Sentinel-aware clients cannot write
-// after kill -9 of a master: from the kill to the first write sent after it
-// that a replica acknowledged (SET + WAIT 1), for go-redis
+// after kill -9 of a master: from the kill to the first write sent after the
+// process was gone that a replica acknowledged (SET + WAIT 1), for go-redis
 // (NewFailoverClient), redis-py (Sentinel(...).master_for, Debian's
 // python3-redis) and ioredis ({sentinels, name}, from npm, installed into
 // a cache directory), each with its library's default settings and all
@@ -136,9 +136,9 @@ func run(bin string, runs, succRuns, base int, skipPlain bool, want []string) er
 		}
 		cfg := testenv.WriterConfig{Sentinels: cl.Connection.Sentinels, MasterName: "fo-0", Password: creds.Password, SentinelPassword: creds.SentinelPassword}
 		var killed time.Time
-		g, err := measure(clients, rt, cfg, func() (time.Time, error) {
+		g, err := measure(clients, rt, cfg, func() (time.Time, int, error) {
 			killed = time.Now()
-			return killed, kill(cl.Status.Shards[0].Master.Pid)
+			return killed, cl.Status.Shards[0].Master.Pid, kill(cl.Status.Shards[0].Master.Pid)
 		})
 		ours.add(g)
 		if err != nil {
@@ -183,7 +183,7 @@ func run(bin string, runs, succRuns, base int, skipPlain bool, want []string) er
 		}
 	}
 
-	fmt.Printf("\nwrite gap after kill -9 of the master (kill → first write sent after it and acknowledged with WAIT 1), 1 master, 2 replicas, 3 Sentinels, redis-server %s\n", benchenv.RedisVersion())
+	fmt.Printf("\nwrite gap after kill -9 of the master (kill → first write sent after the process was gone and acknowledged with WAIT 1), 1 master, 2 replicas, 3 Sentinels, redis-server %s\n", benchenv.RedisVersion())
 	fmt.Printf("%-56s %-9s %5s %8s %8s %8s\n", "setup", "client", "runs", "median", "worst", "best")
 	for _, r := range append(results, first, succ, succWrite) {
 		for _, cname := range clients {
@@ -255,17 +255,43 @@ func stopAll(ws []*testenv.Writer) {
 }
 
 // measure runs every client's writer, kills, and returns each client's gap.
-func measure(clients []string, rt testenv.Runtimes, cfg testenv.WriterConfig, kill func() (time.Time, error)) (map[string]time.Duration, error) {
+func measure(clients []string, rt testenv.Runtimes, cfg testenv.WriterConfig, kill func() (time.Time, int, error)) (map[string]time.Duration, error) {
 	ws, err := startAll(clients, rt, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer stopAll(ws)
-	killed, err := kill()
+	killed, pid, err := kill()
 	if err != nil {
 		return nil, err
 	}
-	return gapsAfter(ws, killed, func(w *testenv.Writer) (time.Duration, error) { return w.FirstAckAfter(killed, 60*time.Second) })
+	dead := waitDead(pid)
+	return gapsAfter(ws, killed, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed, dead) })
+}
+
+// waitDead returns when the process is gone (or a zombie): SIGKILL takes
+// effect when the process next runs, and on a busy host a dying master may
+// still answer a write or two after kill(2) returned.
+func waitDead(pid int) time.Time {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			break
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
+			break
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return time.Now()
+}
+
+// ackGap is the time from the kill to the first write sent after the
+// process was gone that a replica acknowledged.
+func ackGap(w *testenv.Writer, killed, dead time.Time) (time.Duration, error) {
+	d, err := w.FirstAckAfter(dead, 60*time.Second)
+	return d + dead.Sub(killed), err
 }
 
 func gapsAfter(ws []*testenv.Writer, t time.Time, f func(*testenv.Writer) (time.Duration, error)) (map[string]time.Duration, error) {
@@ -295,11 +321,12 @@ func successor(ctx context.Context, clients []string, rt testenv.Runtimes, cfg t
 	if err := kill(cl.Status.Shards[0].Master.Pid); err != nil {
 		return nil, nil, nil, time.Time{}, err
 	}
+	dead1 := waitDead(cl.Status.Shards[0].Master.Pid)
 	// As soon as it serves: the first acknowledged write of any client.
 	deadline := time.Now().Add(60 * time.Second)
 	for serving := false; !serving; {
 		for _, w := range ws {
-			if _, err := w.FirstAckAfter(killed1, 0); err == nil {
+			if _, err := w.FirstAckAfter(dead1, 0); err == nil {
 				serving = true
 			}
 		}
@@ -316,9 +343,13 @@ func successor(ctx context.Context, clients []string, rt testenv.Runtimes, cfg t
 	if err := kill(pid); err != nil {
 		return nil, nil, nil, time.Time{}, fmt.Errorf("kill %s: %w", next, err)
 	}
-	g1, err1 := gapsAfter(ws, killed1, func(w *testenv.Writer) (time.Duration, error) { return w.FirstAckAfter(killed1, 60*time.Second) })
-	g2, err2 := gapsAfter(ws, killed2, func(w *testenv.Writer) (time.Duration, error) { return w.FirstAckAfter(killed2, 60*time.Second) })
-	w2, err3 := gapsAfter(ws, killed2, func(w *testenv.Writer) (time.Duration, error) { return w.FirstWriteAfter(killed2, 60*time.Second) })
+	dead2 := waitDead(pid)
+	g1, err1 := gapsAfter(ws, killed1, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed1, dead1) })
+	g2, err2 := gapsAfter(ws, killed2, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed2, dead2) })
+	w2, err3 := gapsAfter(ws, killed2, func(w *testenv.Writer) (time.Duration, error) {
+		d, err := w.FirstWriteAfter(dead2, 60*time.Second)
+		return d + dead2.Sub(killed2), err
+	})
 	return g1, g2, w2, killed2, errors.Join(err1, err2, err3)
 }
 
@@ -546,11 +577,12 @@ func (p *plain) killMaster(ctx context.Context, clients []string, rt testenv.Run
 	if err != nil {
 		return nil, err
 	}
-	gaps, err := measure(clients, rt, testenv.WriterConfig{Sentinels: p.sentAddrs, MasterName: "plain", Password: plainPass}, func() (time.Time, error) {
+	gaps, err := measure(clients, rt, testenv.WriterConfig{Sentinels: p.sentAddrs, MasterName: "plain", Password: plainPass}, func() (time.Time, int, error) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		killed := time.Now()
 		err := p.redis[mp].Process.Kill()
-		return time.Now(), err
+		return killed, p.redis[mp].Process.Pid, err
 	})
 	if err != nil {
 		return gaps, err

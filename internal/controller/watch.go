@@ -48,6 +48,14 @@ func (t *tracker) update(name string, f func(*failoverTrack)) {
 	if !ok {
 		tr = &failoverTrack{}
 		t.shards[name] = tr
+		// A new failover of the shard: its switch is recorded even if it
+		// goes between the same two instances as a recent one (a master
+		// and its successor killed over and over).
+		for k := range t.recorded {
+			if strings.HasPrefix(k, name+" ") {
+				delete(t.recorded, k)
+			}
+		}
 	}
 	f(tr)
 }
