@@ -59,51 +59,63 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 		return
 	}
 
-	reps := c.replicaStates(ctx, cl, dead)
-	offsets := map[string]int64{}
-	var best int64 = -1
-	for a, r := range reps {
-		offsets[a] = r.offset
-		best = max(best, r.offset)
-	}
-	if len(offsets) == 0 {
-		log.Info("fast failover declined: no replica reachable")
-		return
-	}
-	if f, ok := c.ackFloorOf(name); ok {
+	// Offsets are read again on every round: a replica busy when the
+	// master died may not have applied the last bytes in its socket buffer
+	// yet, and a Sentinel whose cached INFO picks it is safe once it has.
+	// Offsets only grow now, so a later read never makes a choice unsafe.
+	deadline := time.Now().Add(fastFailoverWait)
+	for round := 0; ; round++ {
+		reps := c.replicaStates(ctx, cl, dead)
+		offsets := map[string]int64{}
+		var best int64 = -1
 		for a, r := range reps {
-			if r.offset == best && f.applies(r.replid) && best < f.offset {
-				// The last fast failover promoted a replica at f.offset:
-				// writes up to there may have been acknowledged by it alone,
-				// and no replica left holds them.
-				log.Warn("fast failover declined: no replica left holds every acknowledged write; Sentinel fails over after down-after-milliseconds", "best", a, "offset", best, "floor", f.offset)
+			offsets[a] = r.offset
+			best = max(best, r.offset)
+		}
+		if len(offsets) == 0 && round == 0 {
+			log.Info("fast failover declined: no replica reachable")
+			return
+		}
+		// The last fast failover of the shard promoted a replica at
+		// floor.offset: writes up to there may have been acknowledged by it
+		// alone; a replica below it does not hold them all.
+		floor, hasFloor := c.ackFloorOf(name)
+		belowFloor := false
+		for _, r := range reps {
+			if hasFloor && r.offset == best && floor.applies(r.replid) && best < floor.offset {
+				belowFloor = true
+			}
+		}
+		if !belowFloor && len(offsets) > 0 {
+			cands, choices, epochs := c.forceCandidates(ctx, cl, name, dead, sentinels, offsets, best)
+			for _, fc := range topology.OrderForcing(cands) {
+				c.tracker.resetRun(name, fc.Addr)
+				c.tracker.update(name, func(t *failoverTrack) { t.ForcedAt = time.Now().UTC() })
+				err := sentinel.Failover(ctx, c.pool.Sentinel(fc.Addr, cl.SentinelPassword), name)
+				if err != nil && !sentinel.IsFailoverInProgress(err) {
+					log.Warn("fast failover: SENTINEL FAILOVER refused", "sentinel", fc.Addr, "err", err)
+					continue
+				}
+				promote := choices[fc.Addr]
+				log.Info("fast failover requested", "sentinel", fc.Addr, "promote", promote, "offset", best, "round", round,
+					"expectedPromotionMs", topology.ExpectedPromotion(fc.InfoDue).Milliseconds())
+				c.setAckFloor(name, ackFloor{offset: best, replids: []string{reps[promote].replid}, at: time.Now()})
+				c.followFailover(ctx, cl, name, fc.Addr, promote, best, epochs[fc.Addr], dead, redis, sentinels)
 				return
 			}
 		}
-	}
-	deadline := time.Now().Add(fastFailoverWait)
-	for time.Now().Before(deadline) {
-		cands, choices, epochs := c.forceCandidates(ctx, cl, name, dead, sentinels, offsets, best)
-		for _, fc := range topology.OrderForcing(cands) {
-			c.tracker.resetRun(name, fc.Addr)
-			c.tracker.update(name, func(t *failoverTrack) { t.ForcedAt = time.Now().UTC() })
-			err := sentinel.Failover(ctx, c.pool.Sentinel(fc.Addr, cl.SentinelPassword), name)
-			if err != nil && !sentinel.IsFailoverInProgress(err) {
-				log.Warn("fast failover: SENTINEL FAILOVER refused", "sentinel", fc.Addr, "err", err)
-				continue
+		if time.Now().After(deadline) {
+			if belowFloor {
+				log.Warn("fast failover declined: no replica left holds every acknowledged write; Sentinel fails over after down-after-milliseconds", "offsets", offsets, "floor", floor.offset)
+			} else {
+				log.Warn("fast failover declined: no Sentinel would promote the most up-to-date replica in time; Sentinel fails over after down-after-milliseconds", "offsets", offsets)
 			}
-			promote := choices[fc.Addr]
-			log.Info("fast failover requested", "sentinel", fc.Addr, "promote", promote, "offset", best,
-				"expectedPromotionMs", topology.ExpectedPromotion(fc.InfoDue).Milliseconds())
-			c.setAckFloor(name, ackFloor{offset: best, replids: []string{reps[promote].replid}, at: time.Now()})
-			c.followFailover(ctx, cl, name, fc.Addr, promote, best, epochs[fc.Addr], dead, redis, sentinels)
 			return
 		}
 		if err := sleep(ctx, 20*time.Millisecond); err != nil {
 			return
 		}
 	}
-	log.Warn("fast failover declined: no Sentinel would promote the most up-to-date replica in time; Sentinel fails over after down-after-milliseconds", "offsets", offsets)
 }
 
 // replicaState is what a replica of a dead master says of itself.
