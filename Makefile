@@ -23,10 +23,14 @@ deps: ## install redis-server from Debian's packages when missing
 		echo "installing redis-server (apt-get)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server redis-tools >/dev/null; }
 
-deps-test: deps ## install what the tests need: redis-server, mariadb-server
+deps-test: deps ## install what the tests need: redis-server, mariadb-server, python3-redis, nodejs and npm (ioredis comes from npm at test time)
 	@command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { \
 		echo "installing mariadb-server (apt-get)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mariadb-server >/dev/null; }
+	@need=""; /usr/bin/python3 -c 'import redis.sentinel' 2>/dev/null || need="$$need python3-redis"; \
+		command -v node >/dev/null || need="$$need nodejs"; command -v npm >/dev/null || need="$$need npm"; \
+		[ -z "$$need" ] || { echo "installing$$need (apt-get)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$need >/dev/null; }
 
 run: deps build ## build, install redis-server if missing, start the manager on the embedded defaults
 	@echo "starting redis-manager: REST API at http://$(LISTEN)/api/v1, data in $(DATA_DIR)"
@@ -54,10 +58,10 @@ lint: ## go vet, gofmt and staticcheck
 	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	$(STATICCHECK) ./...
 
-bench: deps-test build ## benchmarks, each next to the plain tool: create, replica sync (1 GB), failover (20 kills), backup engine and through the manager (600 MB; diskless vs redis-cli --rdb in 5 alternating pairs at 150 MB and 1 GB), restore, API under 1000 slow connections; and leader takeover (5 kills)
+bench: deps-test build ## benchmarks, each next to the plain tool: create, replica sync (1 GB), failover (10 kills × go-redis, redis-py, ioredis; plain Sentinel at 5000 and 1000 ms; 5 master-then-successor kills), backup engine and through the manager (600 MB; diskless vs redis-cli --rdb in 5 alternating pairs at 150 MB and 1 GB), restore, API under 1000 slow connections; and leader takeover (5 kills)
 	$(GO) run ./bench/create -bin $(BIN) -runs 5
 	$(GO) run ./bench/replica -bin $(BIN) -gb 1
-	$(GO) run ./bench/failover -bin $(BIN) -runs 20
+	$(GO) run ./bench/failover -bin $(BIN) -runs 10 -successor-runs 5
 	$(GO) run ./bench/backup -size-mb 600 -runs 3
 	$(GO) run ./bench/backup -size-mb 150 -pairs 5
 	$(GO) run ./bench/backup -size-mb 1000 -pairs 5

@@ -1,16 +1,21 @@
-// Command failover measures write unavailability after kill -9 of a master:
-// from the kill to the first write acknowledged with WAIT 1 on the new
-// master, through a Sentinel-aware client, over N runs, for plain Sentinel
-// (processes and Sentinels set up by hand, down-after 5000 ms, no manager)
-// and for Redis Manager (same settings, fast failover on), in the same run.
-// For the manager it also measures the time until the replica count is back
-// to spec (the cluster is Ready again).
+// Command failover measures how long Sentinel-aware clients cannot write
+// after kill -9 of a master: from the kill to the first write sent after the
+// process was gone that a replica acknowledged (SET + WAIT 1), for go-redis
+// (NewFailoverClient), redis-py (Sentinel(...).master_for, Debian's
+// python3-redis) and ioredis ({sentinels, name}, from npm, installed into
+// a cache directory), each with its library's default settings and all
+// writing at once, over N kills, for plain Sentinel (processes and
+// Sentinels set up by hand, no manager) at down-after 5000 ms and at
+// 1000 ms, and for Redis Manager (down-after 5000 ms, fast failover on),
+// in the same run. Then, for the manager, the master and then its successor
+// killed as soon as it serves: the gap after the second kill.
 //
-//	go run ./bench/failover -bin bin/redis-manager -runs 20
+//	go run ./bench/failover -bin bin/redis-manager -runs 10 -successor-runs 5
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -21,57 +26,88 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/bench/benchenv"
+	"github.com/redis-manager/redis-manager/internal/testenv"
 )
 
 func main() {
 	bin := flag.String("bin", "bin/redis-manager", "redis-manager binary")
-	runs := flag.Int("runs", 20, "kills per setup")
+	runs := flag.Int("runs", 10, "kills per setup")
+	succ := flag.Int("successor-runs", 5, "master-then-successor kills (manager)")
 	base := flag.Int("port-base", 23400, "first port to use")
 	skipPlain := flag.Bool("skip-plain", false, "measure only redis-manager")
+	clientList := flag.String("clients", "go-redis,redis-py,ioredis", "clients to run")
 	flag.Parse()
 	redis.SetLogger(quiet{})
-	if err := run(*bin, *runs, *base, *skipPlain); err != nil {
+	if err := run(*bin, *runs, *succ, *base, *skipPlain, strings.Split(*clientList, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-const downAfterMs = 5000
+// result is one setup's gaps per client.
+type result struct {
+	name string
+	gaps map[string][]time.Duration
+}
 
-func run(bin string, runs, base int, skipPlain bool) error {
+func (r *result) add(g map[string]time.Duration) {
+	for c, d := range g {
+		r.gaps[c] = append(r.gaps[c], d)
+	}
+}
+
+func run(bin string, runs, succRuns, base int, skipPlain bool, want []string) error {
 	ctx := context.Background()
-	var plain []time.Duration
-	plainUnsettled := 0
-	if !skipPlain {
-		p, err := startPlain(ctx, base+100)
-		if err != nil {
-			return fmt.Errorf("plain setup: %w", err)
-		}
-		for i := 0; i < runs; i++ {
-			d, err := p.killMaster(ctx)
-			if d > 0 {
-				fmt.Fprintf(os.Stderr, "plain run %d: writes unavailable %.2fs\n", i+1, d.Seconds())
-				plain = append(plain, d)
-			}
+	var rt testenv.Runtimes
+	var clients []string
+	for _, c := range want {
+		switch c {
+		case testenv.RedisPy:
+			py, err := testenv.FindPython()
 			if err != nil {
-				// Plain Sentinel did not settle after the run (counted
-				// below); start a fresh setup for the next one.
-				fmt.Fprintf(os.Stderr, "plain run %d: %v; rebuilding the plain setup\n", i+1, err)
-				plainUnsettled++
-				p.stop()
-				if p, err = startPlain(ctx, base+100); err != nil {
-					return fmt.Errorf("plain setup: %w", err)
+				fmt.Fprintf(os.Stderr, "skipping redis-py: %v\n", err)
+				continue
+			}
+			rt.Python = py
+		case testenv.IORedis:
+			node, mods, err := testenv.EnsureIORedis()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "skipping ioredis: %v\n", err)
+				continue
+			}
+			rt.Node, rt.NodeModules = node, mods
+		}
+		clients = append(clients, c)
+	}
+	var results []*result
+	if !skipPlain {
+		for _, da := range []int{5000, 1000} {
+			r := &result{name: fmt.Sprintf("plain Sentinel, down-after %d ms", da), gaps: map[string][]time.Duration{}}
+			p, err := startPlain(ctx, base+100, da)
+			if err != nil {
+				return fmt.Errorf("plain setup: %w", err)
+			}
+			for i := 0; i < runs; i++ {
+				g, err := p.killMaster(ctx, clients, rt)
+				r.add(g)
+				fmt.Fprintf(os.Stderr, "%s, run %d: %s\n", r.name, i+1, fmtGaps(g))
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "  %v; rebuilding the plain setup\n", err)
+					p.stop()
+					if p, err = startPlain(ctx, base+100, da); err != nil {
+						return fmt.Errorf("plain setup: %w", err)
+					}
 				}
 			}
+			p.stop()
+			results = append(results, r)
 		}
-		p.stop()
 	}
 
 	m, err := benchenv.Start(bin, base, 40)
@@ -80,7 +116,7 @@ func run(bin string, runs, base int, skipPlain bool) error {
 	}
 	defer m.Stop()
 	c := m.Client
-	res, err := c.CreateCluster(ctx, api.CreateClusterRequest{Name: "fo", Sentinel: &api.SentinelRequest{DownAfterMs: benchenv.Int(downAfterMs)}})
+	res, err := c.CreateCluster(ctx, api.CreateClusterRequest{Name: "fo", Sentinel: &api.SentinelRequest{DownAfterMs: benchenv.Int(5000)}})
 	if err != nil {
 		return err
 	}
@@ -91,46 +127,272 @@ func run(bin string, runs, base int, skipPlain bool) error {
 	if err != nil {
 		return err
 	}
-	var ours, restored []time.Duration
+	ours := &result{name: "Redis Manager, down-after 5000 ms", gaps: map[string][]time.Duration{}}
+	var events, eventsMasters, restored []time.Duration
 	for i := 0; i < runs; i++ {
 		cl, err := waitReady(ctx, c, "fo", time.Time{})
 		if err != nil {
 			return err
 		}
-		w := startWriter(cl.Connection.Sentinels, "fo-0", creds.Password, creds.SentinelPassword)
-		time.Sleep(300 * time.Millisecond)
-		if err := syscall.Kill(cl.Status.Shards[0].Master.Pid, syscall.SIGKILL); err != nil {
-			return err
-		}
-		killed := time.Now()
-		d, err := w.firstAckAfter(killed, 60*time.Second)
-		w.stop()
+		cfg := testenv.WriterConfig{Sentinels: cl.Connection.Sentinels, MasterName: "fo-0", Password: creds.Password, SentinelPassword: creds.SentinelPassword}
+		var killed time.Time
+		g, err := measure(clients, rt, cfg, func() (time.Time, int, error) {
+			killed = time.Now()
+			return killed, cl.Status.Shards[0].Master.Pid, kill(cl.Status.Shards[0].Master.Pid)
+		})
+		ours.add(g)
 		if err != nil {
-			return fmt.Errorf("manager run %d: %w", i, err)
+			return fmt.Errorf("manager run %d: %w", i+1, err)
 		}
 		if _, err := waitReady(ctx, c, "fo", killed); err != nil {
 			return err
 		}
 		back := time.Since(killed)
-		fmt.Fprintf(os.Stderr, "manager run %d: writes unavailable %.2fs, replicas back to spec after %.2fs\n", i+1, d.Seconds(), back.Seconds())
-		ours = append(ours, d)
 		restored = append(restored, back)
+		ev := lastFailover(ctx, c, "fo", killed)
+		if v, ok := ev["clientsRedirectedMs"].(float64); ok {
+			events = append(events, time.Duration(v)*time.Millisecond)
+		}
+		if v, ok := ev["sentinelMastersMs"].(float64); ok {
+			eventsMasters = append(eventsMasters, time.Duration(v)*time.Millisecond)
+		}
+		fmt.Fprintf(os.Stderr, "%s, run %d: %s; event: every Sentinel %vms, SENTINEL MASTERS %vms, writeUnavailable %vms; replicas back to spec after %.2fs\n",
+			ours.name, i+1, fmtGaps(g), ev["clientsRedirectedMs"], ev["sentinelMastersMs"], ev["writeUnavailableMs"], back.Seconds())
+	}
+	results = append(results, ours)
+
+	succ := &result{name: "Redis Manager: successor killed as soon as it serves", gaps: map[string][]time.Duration{}}
+	succWrite := &result{name: "  same, first write taken (WAIT may return 0)", gaps: map[string][]time.Duration{}}
+	first := &result{name: "  same runs, the first kill", gaps: map[string][]time.Duration{}}
+	for i := 0; i < succRuns; i++ {
+		cl, err := waitReady(ctx, c, "fo", time.Time{})
+		if err != nil {
+			return err
+		}
+		cfg := testenv.WriterConfig{Sentinels: cl.Connection.Sentinels, MasterName: "fo-0", Password: creds.Password, SentinelPassword: creds.SentinelPassword}
+		g1, g2, w2, killed2, err := successor(ctx, clients, rt, cfg, cl, creds.Password, creds.SentinelPassword)
+		first.add(g1)
+		succ.add(g2)
+		succWrite.add(w2)
+		if err != nil {
+			return fmt.Errorf("successor run %d: %w", i+1, err)
+		}
+		fmt.Fprintf(os.Stderr, "successor run %d: first kill %s; second kill %s; first write taken after the second kill %s\n", i+1, fmtGaps(g1), fmtGaps(g2), fmtGaps(w2))
+		if _, err := waitReady(ctx, c, "fo", killed2); err != nil {
+			return err
+		}
 	}
 
-	fmt.Printf("\nwrite unavailability after kill -9 of the master, %d runs each, down-after %d ms (redis-server %s)\n", runs, downAfterMs, benchenv.RedisVersion())
-	fmt.Printf("%-44s %8s %8s %8s\n", "setup", "median", "worst", "best")
-	if len(plain) > 0 {
-		fmt.Printf("%-44s %7.2fs %7.2fs %7.2fs\n", "plain Sentinel (no manager)", med(plain), worst(plain), best(plain))
+	fmt.Printf("\nwrite gap after kill -9 of the master (kill → first write sent after the process was gone and acknowledged with WAIT 1), 1 master, 2 replicas, 3 Sentinels, redis-server %s\n", benchenv.RedisVersion())
+	fmt.Printf("%-56s %-9s %5s %8s %8s %8s\n", "setup", "client", "runs", "median", "worst", "best")
+	for _, r := range append(results, first, succ, succWrite) {
+		for _, cname := range clients {
+			ds := r.gaps[cname]
+			if len(ds) == 0 {
+				continue
+			}
+			fmt.Printf("%-56s %-9s %5d %7.3fs %7.3fs %7.3fs\n", r.name, cname, len(ds), med(ds), worst(ds), best(ds))
+		}
 	}
-	fmt.Printf("%-44s %7.2fs %7.2fs %7.2fs\n", "Redis Manager (fast failover)", med(ours), worst(ours), best(ours))
-	fmt.Printf("%-44s %7.2fs %7.2fs %7.2fs\n", "Redis Manager: replica count back to spec", med(restored), worst(restored), best(restored))
-	if len(plain) > 0 {
-		fmt.Printf("median speed-up: %.1fx\n", med(plain)/med(ours))
+	if len(events) > 0 {
+		fmt.Printf("%-56s %-9s %5d %7.3fs %7.3fs %7.3fs\n", "Redis Manager's event: every Sentinel names it", "-", len(events), med(events), worst(events), best(events))
 	}
-	if plainUnsettled > 0 {
-		fmt.Printf("plain Sentinel did not settle after %d of %d runs (the setup was rebuilt)\n", plainUnsettled, runs)
+	if len(eventsMasters) > 0 {
+		fmt.Printf("%-56s %-9s %5d %7.3fs %7.3fs %7.3fs\n", "Redis Manager's event: ... in SENTINEL MASTERS too", "-", len(eventsMasters), med(eventsMasters), worst(eventsMasters), best(eventsMasters))
 	}
+	fmt.Printf("%-56s %-9s %5d %7.3fs %7.3fs %7.3fs\n", "Redis Manager: replica count back to spec", "-", len(restored), med(restored), worst(restored), best(restored))
 	return nil
+}
+
+func fmtGaps(g map[string]time.Duration) string {
+	var parts []string
+	for _, c := range []string{testenv.GoRedis, testenv.RedisPy, testenv.IORedis} {
+		if d, ok := g[c]; ok {
+			parts = append(parts, fmt.Sprintf("%s %dms", c, d.Milliseconds()))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func kill(pid int) error {
+	if pid <= 0 {
+		return fmt.Errorf("bad pid %d", pid)
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
+}
+
+// startAll starts a writer per client and waits until each has written.
+func startAll(clients []string, rt testenv.Runtimes, cfg testenv.WriterConfig) ([]*testenv.Writer, error) {
+	var ws []*testenv.Writer
+	for _, c := range clients {
+		cfg := cfg
+		cfg.Prefix = fmt.Sprintf("bench:%s:%d", c, time.Now().UnixNano())
+		w, err := testenv.StartWriter(c, cfg, rt)
+		if err != nil {
+			stopAll(ws)
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	for _, w := range ws {
+		if _, err := w.FirstAckAfter(time.Now().Add(-time.Hour), 30*time.Second); err != nil {
+			stopAll(ws)
+			return nil, err
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	return ws, nil
+}
+
+func stopAll(ws []*testenv.Writer) {
+	for _, w := range ws {
+		w.Stop()
+	}
+}
+
+// measure runs every client's writer, kills, and returns each client's gap.
+func measure(clients []string, rt testenv.Runtimes, cfg testenv.WriterConfig, kill func() (time.Time, int, error)) (map[string]time.Duration, error) {
+	ws, err := startAll(clients, rt, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer stopAll(ws)
+	killed, pid, err := kill()
+	if err != nil {
+		return nil, err
+	}
+	dead := waitDead(pid)
+	return gapsAfter(ws, killed, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed, dead) })
+}
+
+// waitDead returns when the process is gone (or a zombie): SIGKILL takes
+// effect when the process next runs, and on a busy host a dying master may
+// still answer a write or two after kill(2) returned.
+func waitDead(pid int) time.Time {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			break
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
+			break
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return time.Now()
+}
+
+// ackGap is the time from the kill to the first write sent after the
+// process was gone that a replica acknowledged.
+func ackGap(w *testenv.Writer, killed, dead time.Time) (time.Duration, error) {
+	d, err := w.FirstAckAfter(dead, 60*time.Second)
+	return d + dead.Sub(killed), err
+}
+
+func gapsAfter(ws []*testenv.Writer, t time.Time, f func(*testenv.Writer) (time.Duration, error)) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	var errs []error
+	for _, w := range ws {
+		d, err := f(w)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[w.Client] = d
+	}
+	return out, errors.Join(errs...)
+}
+
+// successor kills the master, and its successor as soon as a client's
+// write was acknowledged after the first kill.
+func successor(ctx context.Context, clients []string, rt testenv.Runtimes, cfg testenv.WriterConfig, cl api.Cluster, password, sentinelPassword string) (g1, g2, w2 map[string]time.Duration, killed2 time.Time, err error) {
+	ws, err := startAll(clients, rt, cfg)
+	if err != nil {
+		return nil, nil, nil, time.Time{}, err
+	}
+	defer stopAll(ws)
+	old := cl.Status.Shards[0].Master.Address
+	killed1 := time.Now()
+	if err := kill(cl.Status.Shards[0].Master.Pid); err != nil {
+		return nil, nil, nil, time.Time{}, err
+	}
+	dead1 := waitDead(cl.Status.Shards[0].Master.Pid)
+	// As soon as it serves: the first acknowledged write of any client.
+	deadline := time.Now().Add(60 * time.Second)
+	for serving := false; !serving; {
+		for _, w := range ws {
+			if _, err := w.FirstAckAfter(dead1, 0); err == nil {
+				serving = true
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, nil, time.Time{}, fmt.Errorf("no write acknowledged after the first kill")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	next, pid, err := servingMaster(ctx, cfg.Sentinels, cfg.MasterName, old, password, sentinelPassword)
+	if err != nil {
+		return nil, nil, nil, time.Time{}, err
+	}
+	killed2 = time.Now()
+	if err := kill(pid); err != nil {
+		return nil, nil, nil, time.Time{}, fmt.Errorf("kill %s: %w", next, err)
+	}
+	dead2 := waitDead(pid)
+	g1, err1 := gapsAfter(ws, killed1, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed1, dead1) })
+	g2, err2 := gapsAfter(ws, killed2, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed2, dead2) })
+	w2, err3 := gapsAfter(ws, killed2, func(w *testenv.Writer) (time.Duration, error) {
+		d, err := w.FirstWriteAfter(dead2, 60*time.Second)
+		return d + dead2.Sub(killed2), err
+	})
+	return g1, g2, w2, killed2, errors.Join(err1, err2, err3)
+}
+
+// servingMaster finds the master the Sentinels name other than old, and
+// its pid (INFO server).
+func servingMaster(ctx context.Context, sentinels []string, name, old, password, sentinelPassword string) (string, int, error) {
+	for _, s := range sentinels {
+		sc := redis.NewSentinelClient(&redis.Options{Addr: s, Password: sentinelPassword, Protocol: 2})
+		res, err := sc.GetMasterAddrByName(ctx, name).Result()
+		sc.Close()
+		if err != nil || len(res) != 2 || net.JoinHostPort(res[0], res[1]) == old {
+			continue
+		}
+		a := net.JoinHostPort(res[0], res[1])
+		rc := redis.NewClient(&redis.Options{Addr: a, Password: password, Protocol: 2})
+		info, err := rc.Info(ctx, "server").Result()
+		rc.Close()
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "process_id:"); ok {
+				pid, _ := strconv.Atoi(v)
+				return a, pid, nil
+			}
+		}
+	}
+	return "", 0, fmt.Errorf("no Sentinel names a master other than %s", old)
+}
+
+// lastFailover returns the details of the failover event after since.
+func lastFailover(ctx context.Context, c *api.Client, name string, since time.Time) map[string]any {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		evs, _ := c.ClusterEvents(ctx, name)
+		for _, e := range evs {
+			if e.Type == "failover" && !e.At.Before(since) {
+				return e.Details
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return map[string]any{}
 }
 
 func sorted(ds []time.Duration) []time.Duration {
@@ -160,81 +422,6 @@ func waitReady(ctx context.Context, c *api.Client, name string, since time.Time)
 		time.Sleep(20 * time.Millisecond)
 	}
 	return api.Cluster{}, fmt.Errorf("%s not Ready", name)
-}
-
-// ack is one acknowledged write: when it was sent and when WAIT 1 returned.
-type ack struct{ issued, at time.Time }
-
-// writer writes with WAIT 1 through a Sentinel-aware client and records
-// when writes were acknowledged.
-type writer struct {
-	client *redis.Client
-	mu     sync.Mutex
-	acks   []ack
-	done   chan struct{}
-	wg     sync.WaitGroup
-}
-
-func startWriter(sentinels []string, master, password, sentinelPassword string) *writer {
-	w := &writer{
-		client: redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName: master, SentinelAddrs: sentinels, Password: password, SentinelPassword: sentinelPassword,
-			Protocol: 2, DialTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
-			WriteTimeout: 500 * time.Millisecond, MaxRetries: -1,
-		}),
-		done: make(chan struct{}),
-	}
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		ctx := context.Background()
-		for i := 0; ; i++ {
-			select {
-			case <-w.done:
-				return
-			default:
-			}
-			issued := time.Now()
-			cmds, err := w.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, "bench:"+strconv.Itoa(i), i, 0)
-				p.Do(ctx, "WAIT", 1, 500)
-				return nil
-			})
-			if err == nil {
-				if n, _ := cmds[1].(*redis.Cmd).Int(); n >= 1 {
-					w.mu.Lock()
-					w.acks = append(w.acks, ack{issued: issued, at: time.Now()})
-					w.mu.Unlock()
-					continue
-				}
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	return w
-}
-
-func (w *writer) firstAckAfter(t time.Time, timeout time.Duration) (time.Duration, error) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		w.mu.Lock()
-		for _, a := range w.acks {
-			// Sent after the kill, so the old master cannot have taken it.
-			if a.issued.After(t) {
-				w.mu.Unlock()
-				return a.at.Sub(t), nil
-			}
-		}
-		w.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-	}
-	return 0, fmt.Errorf("no acknowledged write within %s of the kill", timeout)
-}
-
-func (w *writer) stop() {
-	close(w.done)
-	w.wg.Wait()
-	w.client.Close()
 }
 
 // plain is a master, two replicas and three Sentinels set up by hand with
@@ -285,7 +472,7 @@ func waitPort(port int) error {
 	return fmt.Errorf("port %d not up", port)
 }
 
-func startPlain(ctx context.Context, port int) (*plain, error) {
+func startPlain(ctx context.Context, port, downAfterMs int) (*plain, error) {
 	dir, err := os.MkdirTemp("", "plain-sentinel-")
 	if err != nil {
 		return nil, err
@@ -382,33 +569,32 @@ func (p *plain) masterPort(ctx context.Context) (int, error) {
 	return 0, fmt.Errorf("the Sentinels do not agree on a running master: they name %v", names)
 }
 
-// killMaster kills the master, measures the write gap, then brings the old
-// master back by hand as a replica of the new one (the plain way) and waits
-// until the setup is healthy again.
-func (p *plain) killMaster(ctx context.Context) (time.Duration, error) {
+// killMaster kills the master while every client writes, measures each
+// client's gap, then brings the old master back by hand as a replica of the
+// new one (the plain way) and waits until the setup is healthy again.
+func (p *plain) killMaster(ctx context.Context, clients []string, rt testenv.Runtimes) (map[string]time.Duration, error) {
 	mp, err := p.masterPort(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	w := startWriter(p.sentAddrs, "plain", plainPass, "")
-	time.Sleep(300 * time.Millisecond)
-	p.mu.Lock()
-	_ = p.redis[mp].Process.Kill()
-	p.mu.Unlock()
-	killed := time.Now()
-	d, err := w.firstAckAfter(killed, 60*time.Second)
-	w.stop()
+	gaps, err := measure(clients, rt, testenv.WriterConfig{Sentinels: p.sentAddrs, MasterName: "plain", Password: plainPass}, func() (time.Time, int, error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		killed := time.Now()
+		err := p.redis[mp].Process.Kill()
+		return killed, p.redis[mp].Process.Pid, err
+	})
 	if err != nil {
-		return 0, err
+		return gaps, err
 	}
 	newPort, err := p.masterPort(ctx)
 	if err != nil {
-		return d, err
+		return gaps, err
 	}
 	if err := p.startRedis(mp, newPort); err != nil {
-		return d, err
+		return gaps, err
 	}
-	return d, p.waitHealthy(ctx, 2)
+	return gaps, p.waitHealthy(ctx, 2)
 }
 
 func (p *plain) stop() {

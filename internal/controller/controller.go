@@ -49,14 +49,17 @@ type Controller struct {
 	wake chan struct{}
 	kick chan struct{}
 
-	mu        sync.Mutex
-	running   map[string]bool      // job ids being run
-	watchers  map[string]*watcher  // Sentinel address -> event subscription
-	failovers map[string]bool      // shards with a fast failover in flight
-	lost      map[string]time.Time // instance -> when it was seen lost
-	tracker   *tracker
-	observed  map[string]time.Time // cluster -> start of the last stored observation
-	portMu    sync.Mutex           // serialises endpoint reservation and recording
+	mu         sync.Mutex
+	running    map[string]bool          // job ids being run
+	watchers   map[string]*watcher      // Sentinel address -> event subscription
+	failovers  map[string]bool          // shards with a fast failover in flight
+	floors     map[string]ackFloor      // shard -> offset its last fast failover promoted
+	deaths     map[string][]masterDeath // shard -> recent deaths of its master
+	crashLoops map[string]time.Time     // shard -> last crash-loop event
+	lost       map[string]time.Time     // instance -> when it was seen lost
+	tracker    *tracker
+	observed   map[string]time.Time // cluster -> start of the last stored observation
+	portMu     sync.Mutex           // serialises endpoint reservation and recording
 }
 
 // New assembles a controller. Run starts it.
@@ -76,20 +79,23 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	pool := redisclient.NewPool()
 	pool.SetGate(cfg.Leader.Gate, "redis-manager:"+cfg.Leader.ID())
 	return &Controller{
-		cfg:       cfg,
-		store:     st,
-		platform:  gatedPlatform{Platform: p, gate: cfg.Leader.Gate},
-		pool:      pool,
-		log:       log,
-		leader:    cfg.Leader,
-		wake:      make(chan struct{}, 1),
-		kick:      make(chan struct{}, 1),
-		running:   map[string]bool{},
-		watchers:  map[string]*watcher{},
-		failovers: map[string]bool{},
-		lost:      map[string]time.Time{},
-		tracker:   newTracker(),
-		observed:  map[string]time.Time{},
+		cfg:        cfg,
+		store:      st,
+		platform:   gatedPlatform{Platform: p, gate: cfg.Leader.Gate},
+		pool:       pool,
+		log:        log,
+		leader:     cfg.Leader,
+		wake:       make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
+		running:    map[string]bool{},
+		watchers:   map[string]*watcher{},
+		failovers:  map[string]bool{},
+		floors:     map[string]ackFloor{},
+		deaths:     map[string][]masterDeath{},
+		crashLoops: map[string]time.Time{},
+		lost:       map[string]time.Time{},
+		tracker:    newTracker(),
+		observed:   map[string]time.Time{},
 	}
 }
 

@@ -31,11 +31,13 @@ type failoverTrack struct {
 type tracker struct {
 	mu       sync.Mutex
 	shards   map[string]*failoverTrack
-	recorded map[string]time.Time // "<name> <new master>" of recorded switches
+	epochs   map[string]int64     // Sentinel address -> epoch of its last +new-epoch
+	runs     map[string]forcedRun // "<name>@<Sentinel address>" -> what that Sentinel said of its failover
+	recorded map[string]time.Time // "<name> <old master> <new master>" of recorded switches
 }
 
 func newTracker() *tracker {
-	return &tracker{shards: map[string]*failoverTrack{}, recorded: map[string]time.Time{}}
+	return &tracker{shards: map[string]*failoverTrack{}, recorded: map[string]time.Time{}, epochs: map[string]int64{}, runs: map[string]forcedRun{}}
 }
 
 // update changes the track of a shard under the lock.
@@ -46,16 +48,57 @@ func (t *tracker) update(name string, f func(*failoverTrack)) {
 	if !ok {
 		tr = &failoverTrack{}
 		t.shards[name] = tr
+		// A new failover of the shard: its switch is recorded even if it
+		// goes between the same two instances as a recent one (a master
+		// and its successor killed over and over).
+		for k := range t.recorded {
+			if strings.HasPrefix(k, name+" ") {
+				delete(t.recorded, k)
+			}
+		}
 	}
 	f(tr)
 }
 
-// finish returns and forgets the track of a switch, once per switch: every
-// Sentinel announces the same +switch-master.
-func (t *tracker) finish(name, newMaster string) (failoverTrack, bool) {
+// updateIfTracked changes the track of a shard's failover only if one is
+// in progress (a late update must not start the next one's track).
+func (t *tracker) updateIfTracked(name string, f func(*failoverTrack)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	key := name + " " + newMaster
+	if tr, ok := t.shards[name]; ok {
+		f(tr)
+	}
+}
+
+// forcedRun is what one Sentinel announced of a failover it runs: the
+// epoch it took (+new-epoch right before +try-failover, both from
+// sentinelStartFailover) and the replica it selected (+selected-slave).
+type forcedRun struct {
+	Epoch    int64
+	Selected string
+}
+
+// resetRun forgets what a Sentinel said of a shard's failover, before the
+// manager asks it for a new one.
+func (t *tracker) resetRun(name, sentinelAddr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.runs, name+"@"+sentinelAddr)
+}
+
+// run returns what a Sentinel said of the failover of a shard it runs.
+func (t *tracker) run(name, sentinelAddr string) forcedRun {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.runs[name+"@"+sentinelAddr]
+}
+
+// finish returns and forgets the track of a switch, once per switch: every
+// Sentinel announces the same +switch-master.
+func (t *tracker) finish(name, oldMaster, newMaster string) (failoverTrack, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	key := name + " " + oldMaster + " " + newMaster
 	if at, ok := t.recorded[key]; ok && time.Since(at) < time.Minute {
 		return failoverTrack{}, false
 	}
@@ -155,6 +198,34 @@ func (c *Controller) sentinelEvent(ctx context.Context, cl store.Cluster, s stor
 				}
 			})
 		}
+	case "+new-epoch":
+		// "<epoch>": the Sentinel took (or learnt) a new current epoch.
+		if len(f) == 1 {
+			if e, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				c.tracker.mu.Lock()
+				c.tracker.epochs[addr(s)] = e
+				c.tracker.mu.Unlock()
+			}
+		}
+	case "+try-failover":
+		// "master <name> <ip> <port>", right after the +new-epoch of the
+		// epoch this failover runs in.
+		if len(f) >= 2 && f[0] == "master" {
+			c.tracker.mu.Lock()
+			r := c.tracker.runs[f[1]+"@"+addr(s)]
+			r.Epoch = c.tracker.epochs[addr(s)]
+			c.tracker.runs[f[1]+"@"+addr(s)] = r
+			c.tracker.mu.Unlock()
+		}
+	case "+selected-slave":
+		// "slave <ip:port> <ip> <port> @ <name> <mip> <mport>"
+		if len(f) >= 6 && f[4] == "@" {
+			c.tracker.mu.Lock()
+			r := c.tracker.runs[f[5]+"@"+addr(s)]
+			r.Selected = net.JoinHostPort(f[2], f[3])
+			c.tracker.runs[f[5]+"@"+addr(s)] = r
+			c.tracker.mu.Unlock()
+		}
 	case "+promoted-slave":
 		// "slave <ip:port> <ip> <port> @ <name> <mip> <mport>"
 		if len(f) >= 6 {
@@ -169,16 +240,98 @@ func (c *Controller) sentinelEvent(ctx context.Context, cl store.Cluster, s stor
 	c.Wake()
 }
 
-// recordSwitch records a failover event once per switch.
+// recordSwitch records a failover event once per switch. The event waits
+// (on a task of its own, so the watcher goes on reading events) until every
+// Sentinel answers the new master, up to everySentinelWait: that moment,
+// not the first +switch-master, is when a Sentinel-aware client can no
+// longer be sent to the old master, whichever Sentinel it asks.
 func (c *Controller) recordSwitch(ctx context.Context, cl store.Cluster, name, oldMaster, newMaster string, at time.Time) {
-	t, first := c.tracker.finish(name, newMaster)
+	t, first := c.tracker.finish(name, oldMaster, newMaster)
 	if !first || t.Planned {
 		return
 	}
+	c.goTask(func() {
+		agree := c.waitEverySentinel(ctx, cl, name, newMaster)
+		c.writeSwitch(ctx, cl, name, oldMaster, newMaster, at, t, agree)
+	})
+}
+
+// everySentinelWait bounds how long a failover event waits for every
+// Sentinel to name the new master.
+const everySentinelWait = 10 * time.Second
+
+// sentinelAgreement is when every Sentinel of a cluster first named a new
+// master: in GET-MASTER-ADDR-BY-NAME (what go-redis and ioredis ask; the
+// Sentinel running the failover answers the promoted replica from the
+// promotion on), and also in SENTINEL MASTER(S) (what redis-py reads; the
+// Sentinel running the failover shows the old address there until the
+// failover ends).
+type sentinelAgreement struct {
+	AddrAt    time.Time         // every GET-MASTER-ADDR-BY-NAME
+	MastersAt time.Time         // every SENTINEL MASTER too
+	Answers   map[string]string // the last answers, when they never all agreed
+}
+
+// waitEverySentinel polls every Sentinel of the cluster every 5 ms until
+// each names newMaster both ways, within everySentinelWait.
+func (c *Controller) waitEverySentinel(ctx context.Context, cl store.Cluster, name, newMaster string) sentinelAgreement {
+	var out sentinelAgreement
+	_, sentinels, err := c.instancesOf(ctx, cl.Name)
+	if err != nil {
+		return out
+	}
+	deadline := time.Now().Add(everySentinelWait)
+	for {
+		answers := map[string]string{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, s := range sentinels {
+			wg.Add(1)
+			go func(s store.Instance) {
+				defer wg.Done()
+				sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				defer cancel()
+				sc := c.pool.Sentinel(addr(s), cl.SentinelPassword)
+				got := "?"
+				if a, err := sentinel.GetMasterAddrByName(sctx, sc, name); err == nil {
+					got = a
+					if m, err := sentinel.GetMaster(sctx, sc, name); err != nil || m.Addr != a {
+						got = a + " (SENTINEL MASTER: " + m.Addr + ")"
+					}
+				}
+				mu.Lock()
+				answers[s.Name] = got
+				mu.Unlock()
+			}(s)
+		}
+		wg.Wait()
+		now := time.Now().UTC()
+		addrs, masters := true, true
+		for _, a := range answers {
+			addrs = addrs && strings.HasPrefix(a, newMaster)
+			masters = masters && a == newMaster
+		}
+		if addrs && out.AddrAt.IsZero() {
+			out.AddrAt = now
+		}
+		if masters {
+			out.MastersAt = now
+			return out
+		}
+		if time.Now().After(deadline) || sleep(ctx, 5*time.Millisecond) != nil {
+			out.Answers = answers
+			return out
+		}
+	}
+}
+
+// writeSwitch writes the failover event.
+func (c *Controller) writeSwitch(ctx context.Context, cl store.Cluster, name, oldMaster, newMaster string, at time.Time, t failoverTrack, agree sentinelAgreement) {
 	shard := shardOf(cl.Name, name)
 	details := map[string]any{"oldMaster": oldMaster, "newMaster": newMaster, "switchedAt": at, "fast": !t.ForcedAt.IsZero()}
 	start := t.DetectedAt
-	for k, v := range map[string]time.Time{"lostAt": t.LostAt, "detectedAt": t.DetectedAt, "forcedAt": t.ForcedAt, "promotedAt": t.PromotedAt} {
+	for k, v := range map[string]time.Time{"lostAt": t.LostAt, "detectedAt": t.DetectedAt, "forcedAt": t.ForcedAt, "promotedAt": t.PromotedAt,
+		"everySentinelAt": agree.AddrAt, "everySentinelMastersAt": agree.MastersAt} {
 		if !v.IsZero() {
 			details[k] = v
 		}
@@ -189,7 +342,21 @@ func (c *Controller) recordSwitch(ctx context.Context, cl store.Cluster, name, o
 	msg := fmt.Sprintf("failover of %s: %s → %s", name, oldMaster, newMaster)
 	if !start.IsZero() {
 		details["writeUnavailableMs"] = at.Sub(start).Milliseconds()
-		msg += fmt.Sprintf(" (writes unavailable about %d ms)", at.Sub(start).Milliseconds())
+		msg += fmt.Sprintf(" (writes unavailable about %d ms", at.Sub(start).Milliseconds())
+		if !agree.AddrAt.IsZero() {
+			// What a Sentinel-aware client sees: from the death until no
+			// Sentinel hands out the old master any more.
+			details["clientsRedirectedMs"] = agree.AddrAt.Sub(start).Milliseconds()
+			msg += fmt.Sprintf("; every Sentinel names the new master after %d ms", agree.AddrAt.Sub(start).Milliseconds())
+		}
+		if !agree.MastersAt.IsZero() {
+			details["sentinelMastersMs"] = agree.MastersAt.Sub(start).Milliseconds()
+			msg += fmt.Sprintf(", in SENTINEL MASTERS too after %d ms", agree.MastersAt.Sub(start).Milliseconds())
+		}
+		msg += ")"
+	}
+	if agree.MastersAt.IsZero() && agree.Answers != nil {
+		details["sentinelAnswers"] = agree.Answers
 	}
 	c.event(ctx, cl.Name, shard, "failover", msg, details)
 	c.log.Info("failover recorded", "cluster", cl.Name, "shard", name, "old", oldMaster, "new", newMaster)
@@ -247,13 +414,14 @@ func (c *Controller) onExit(ctx context.Context, ev platform.InstanceEvent) {
 			t.LostAt = ev.At
 		}
 	})
+	dead := *in
+	c.goTask(func() { c.noteMasterDeath(ctx, cl, dead, ev.At) })
 	if ok, why := forceOnDeath(ev, cl.Spec); !ok {
 		if why != "" {
 			c.log.Info("fast failover declined: "+why, "cluster", cl.Name, "shard", name, "instance", in.Name)
 		}
 		return
 	}
-	dead := *in
 	c.goTask(func() { c.fastFailover(ctx, cl, dead, redis, sentinels) })
 }
 

@@ -273,3 +273,13 @@ type TaskRunner interface {
 	// ErrRefuted when the task found the data bad.
 	RunTask(ctx context.Context, t Task, progress func(TaskProgress)) (TaskResult, error)
 }
+
+// LogReader is what a platform may offer besides Platform: the end of an
+// instance's own log (redis.log), where Redis writes the crash report of a
+// crash (the command and key it was running). The controller uses it to
+// say what preceded a crash loop; a platform without it only loses that
+// detail.
+type LogReader interface {
+	// LogTail returns up to limit bytes from the end of the instance's log.
+	LogTail(ctx context.Context, id ID, limit int) ([]byte, error)
+}

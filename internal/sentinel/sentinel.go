@@ -380,3 +380,34 @@ func Introduce(ctx context.Context, master *redis.Client, name, masterAddr strin
 	}
 	return nil
 }
+
+// Hello is the message a Sentinel publishes about a master it monitors
+// (sentinelSendHello): who it is, its current epoch, and the master's name,
+// address and configuration epoch as it knows them.
+type Hello struct {
+	From         Peer
+	CurrentEpoch int64
+	Name         string
+	MasterAddr   string
+	ConfigEpoch  int64
+}
+
+// String is the hello's wire form: ip,port,runid,current_epoch,
+// master_name,master_ip,master_port,master_config_epoch.
+func (h Hello) String() string {
+	host, port, _ := net.SplitHostPort(h.MasterAddr)
+	return fmt.Sprintf("%s,%s,%s,%d,%s,%s,%s,%d", h.From.Host, h.From.Port, h.From.ID, h.CurrentEpoch, h.Name, host, port, h.ConfigEpoch)
+}
+
+// SendHello hands a hello straight to a Sentinel (its PUBLISH command
+// accepts only the hello channel and processes the message at once, as
+// Sentinels do with each other's hellos). A Sentinel that knows the sender
+// and sees a configuration epoch newer than its own switches to the
+// hello's master address (+config-update-from, +switch-master).
+func SendHello(ctx context.Context, sc Conn, h Hello) error {
+	cmd := redis.NewIntCmd(ctx, "publish", HelloChannel, h.String())
+	if err := sc.Process(ctx, cmd); err != nil {
+		return fmt.Errorf("hello to Sentinel about %s: %w", h.Name, err)
+	}
+	return nil
+}

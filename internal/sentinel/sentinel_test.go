@@ -317,3 +317,11 @@ func TestFailoverWithoutReplica(t *testing.T) {
 		t.Fatalf("Failover of an unknown name: %v; want no such master", err)
 	}
 }
+
+func TestHelloString(t *testing.T) {
+	t.Parallel()
+	h := Hello{From: Peer{Host: "127.0.0.1", Port: "26379", ID: "abc"}, CurrentEpoch: 7, Name: "orders-0", MasterAddr: "127.0.0.1:6380", ConfigEpoch: 7}
+	if got, want := h.String(), "127.0.0.1,26379,abc,7,orders-0,127.0.0.1,6380,7"; got != want {
+		t.Fatalf("hello %q, want %q", got, want)
+	}
+}

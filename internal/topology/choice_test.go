@@ -51,3 +51,42 @@ func TestSentinelChoice(t *testing.T) {
 		}
 	}
 }
+
+func TestOrderForcing(t *testing.T) {
+	t.Parallel()
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	// The next INFO comes after SLAVEOF NO ONE: promotion seen then.
+	if got := ExpectedPromotion(ms(600)); got != ms(600) {
+		t.Fatalf("600 ms → %v", got)
+	}
+	// It comes before: a whole period later.
+	if got := ExpectedPromotion(ms(50)); got != ms(50)+infoPeriodSlip {
+		t.Fatalf("50 ms → %v", got)
+	}
+	// Overdue: the INFO goes out at the next tick, before SLAVEOF NO ONE.
+	if got := ExpectedPromotion(ms(-30)); got != ms(-30)+infoPeriodSlip {
+		t.Fatalf("-30 ms → %v", got)
+	}
+	// In between, later is better than earlier, up to forceLeadMax.
+	if !(ExpectedPromotion(ms(250)) < ExpectedPromotion(ms(150))) || ExpectedPromotion(ms(300)) > ExpectedPromotion(ms(250)) {
+		t.Fatalf("race window not monotone: %v %v %v", ExpectedPromotion(ms(150)), ExpectedPromotion(ms(250)), ExpectedPromotion(ms(300)))
+	}
+	cands := []ForceCandidate{
+		{Addr: "s0", Index: 0, InfoDue: ms(400)}, // first in the clients' list: last resort
+		{Addr: "s1", Index: 1, InfoDue: ms(900)},
+		{Addr: "s2", Index: 2, InfoDue: ms(350)},
+	}
+	got := OrderForcing(cands)
+	if got[0].Addr != "s2" || got[1].Addr != "s1" || got[2].Addr != "s0" {
+		t.Fatalf("order %+v", got)
+	}
+	// Equal estimates: the one clients ask last first.
+	got = OrderForcing([]ForceCandidate{{Addr: "s1", Index: 1, InfoDue: ms(500)}, {Addr: "s2", Index: 2, InfoDue: ms(500)}})
+	if got[0].Addr != "s2" {
+		t.Fatalf("order %+v", got)
+	}
+	// Alone, the first Sentinel still runs it.
+	if got := OrderForcing(cands[:1]); len(got) != 1 || got[0].Addr != "s0" {
+		t.Fatalf("order %+v", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -536,4 +537,25 @@ func (p *Platform) Seed(ctx context.Context, id platform.ID, src platform.SeedSo
 		return fmt.Errorf("seed %s: %w", id.Name, err)
 	}
 	return nil
+}
+
+// LogTail implements platform.LogReader: the end of the instance's
+// redis.log.
+func (p *Platform) LogTail(_ context.Context, id platform.ID, limit int) ([]byte, error) {
+	f, err := os.Open(filepath.Join(p.dir(id.Cluster, id.Name), "redis.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := max(0, st.Size()-int64(limit))
+	buf := make([]byte, st.Size()-off)
+	n, err := f.ReadAt(buf, off)
+	if err != nil && n < len(buf) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:n], nil
 }
