@@ -49,17 +49,16 @@ type Controller struct {
 	wake chan struct{}
 	kick chan struct{}
 
-	mu         sync.Mutex
-	running    map[string]bool          // job ids being run
-	watchers   map[string]*watcher      // Sentinel address -> event subscription
-	failovers  map[string]bool          // shards with a fast failover in flight
-	floors     map[string]ackFloor      // shard -> offset its last fast failover promoted
-	deaths     map[string][]masterDeath // shard -> recent deaths of its master
-	crashLoops map[string]time.Time     // shard -> last crash-loop event
-	lost       map[string]time.Time     // instance -> when it was seen lost
+	running    locked[string, bool]          // job ids being run
+	watchers   locked[string, *watcher]      // Sentinel address -> event subscription
+	failovers  locked[string, bool]          // shards with a fast failover in flight
+	floors     locked[string, ackFloor]      // shard -> offset its last fast failover promoted
+	deaths     locked[string, []masterDeath] // shard -> recent deaths of its master
+	crashLoops locked[string, time.Time]     // shard -> last crash-loop event
+	lost       locked[string, time.Time]     // instance -> when it was seen lost
+	observed   locked[string, time.Time]     // cluster -> start of the last stored observation
 	tracker    *tracker
-	observed   map[string]time.Time // cluster -> start of the last stored observation
-	portMu     sync.Mutex           // serialises endpoint reservation and recording
+	portMu     sync.Mutex // serialises endpoint reservation and recording
 }
 
 // New assembles a controller. Run starts it.
@@ -79,23 +78,15 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	pool := redisclient.NewPool()
 	pool.SetGate(cfg.Leader.Gate, "redis-manager:"+cfg.Leader.ID())
 	return &Controller{
-		cfg:        cfg,
-		store:      st,
-		platform:   gatedPlatform{Platform: p, gate: cfg.Leader.Gate},
-		pool:       pool,
-		log:        log,
-		leader:     cfg.Leader,
-		wake:       make(chan struct{}, 1),
-		kick:       make(chan struct{}, 1),
-		running:    map[string]bool{},
-		watchers:   map[string]*watcher{},
-		failovers:  map[string]bool{},
-		floors:     map[string]ackFloor{},
-		deaths:     map[string][]masterDeath{},
-		crashLoops: map[string]time.Time{},
-		lost:       map[string]time.Time{},
-		tracker:    newTracker(),
-		observed:   map[string]time.Time{},
+		cfg:      cfg,
+		store:    st,
+		platform: gatedPlatform{Platform: p, gate: cfg.Leader.Gate},
+		pool:     pool,
+		log:      log,
+		leader:   cfg.Leader,
+		wake:     make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		tracker:  newTracker(),
 	}
 }
 
@@ -185,10 +176,8 @@ func (c *Controller) lead(ctx context.Context, events <-chan platform.InstanceEv
 	wg.Wait()
 	c.tasks.Wait()
 	// The next term starts its own watchers and failovers.
-	c.mu.Lock()
-	c.watchers = map[string]*watcher{}
-	c.failovers = map[string]bool{}
-	c.mu.Unlock()
+	c.watchers.reset()
+	c.failovers.reset()
 }
 
 // goTask runs f on a goroutine the current term waits for. Call it only

@@ -90,20 +90,23 @@ func (c *Controller) noteMasterDeath(ctx context.Context, cl store.Cluster, in s
 		d.Command, d.Key = rep.Command, rep.Key
 	}
 	name := spec.MasterName(cl.Name, in.Shard)
-	c.mu.Lock()
 	var recent []masterDeath
-	for _, old := range c.deaths[name] {
-		if at.Sub(old.At) < crashLoopWindow {
-			recent = append(recent, old)
+	c.deaths.with(func(deaths map[string][]masterDeath) {
+		for _, old := range deaths[name] {
+			if at.Sub(old.At) < crashLoopWindow {
+				recent = append(recent, old)
+			}
 		}
-	}
-	recent = append(recent, d)
-	c.deaths[name] = recent
-	emit := len(recent) >= crashLoopDeaths && at.Sub(c.crashLoops[name]) >= crashLoopWindow
-	if emit {
-		c.crashLoops[name] = at
-	}
-	c.mu.Unlock()
+		recent = append(recent, d)
+		deaths[name] = recent
+	})
+	var emit bool
+	c.crashLoops.with(func(last map[string]time.Time) {
+		emit = len(recent) >= crashLoopDeaths && at.Sub(last[name]) >= crashLoopWindow
+		if emit {
+			last[name] = at
+		}
+	})
 	if !emit {
 		return
 	}

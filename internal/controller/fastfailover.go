@@ -337,12 +337,12 @@ func (c *Controller) followFailover(ctx context.Context, cl store.Cluster, name,
 	// The new master's replicas follow its new replication id: the floor
 	// holds for them too.
 	if info, err := redisclient.GetInfo(ctx, c.pool.Redis(promote, cl.Password), "replication"); err == nil && info["role"] == "master" {
-		c.mu.Lock()
-		if f, ok := c.floors[name]; ok {
-			f.replids = append(f.replids, info["master_replid"])
-			c.floors[name] = f
-		}
-		c.mu.Unlock()
+		c.floors.with(func(floors map[string]ackFloor) {
+			if f, ok := floors[name]; ok {
+				f.replids = append(f.replids, info["master_replid"])
+				floors[name] = f
+			}
+		})
 	}
 	log.Info("fast failover: promotion seen; Sentinels told, replicas re-pointed", "promoted", promote, "epoch", epoch, "announced", epoch > 0, "seenAt", seen, "tookMs", time.Since(seen).Milliseconds())
 }
@@ -393,18 +393,9 @@ func (f ackFloor) applies(replid string) bool {
 	return time.Since(f.at) < ackFloorFor && (replid == "" || slices.Contains(f.replids, replid) || len(f.replids) == 0)
 }
 
-func (c *Controller) ackFloorOf(name string) (ackFloor, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f, ok := c.floors[name]
-	return f, ok
-}
+func (c *Controller) ackFloorOf(name string) (ackFloor, bool) { return c.floors.get(name) }
 
-func (c *Controller) setAckFloor(name string, f ackFloor) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.floors[name] = f
-}
+func (c *Controller) setAckFloor(name string, f ackFloor) { c.floors.set(name, f) }
 
 // fastFailoverWait bounds how long the fast path waits for a Sentinel's
 // view of the replicas to become current.
@@ -414,18 +405,6 @@ func isRefused(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), syscall.ECONNREFUSED.Error()))
 }
 
-func (c *Controller) claimFailover(name string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.failovers[name] {
-		return false
-	}
-	c.failovers[name] = true
-	return true
-}
+func (c *Controller) claimFailover(name string) bool { return c.failovers.claim(name, true) }
 
-func (c *Controller) releaseFailover(name string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.failovers, name)
-}
+func (c *Controller) releaseFailover(name string) { c.failovers.remove(name) }

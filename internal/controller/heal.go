@@ -56,13 +56,7 @@ func (c *Controller) heal(ctx context.Context, cl store.Cluster, obs topology.Ob
 
 // markLost records an instance-lost event once per loss.
 func (c *Controller) markLost(ctx context.Context, cl store.Cluster, in store.Instance) {
-	c.mu.Lock()
-	_, known := c.lost[in.Name]
-	if !known {
-		c.lost[in.Name] = time.Now().UTC()
-	}
-	c.mu.Unlock()
-	if known {
+	if !c.lost.claim(in.Name, time.Now().UTC()) {
 		return
 	}
 	var shard *int
@@ -198,10 +192,7 @@ func replaceSteps() []step {
 					return err
 				}
 				for _, in := range append(rs, ss...) {
-					r.c.mu.Lock()
-					lostAt, ok := r.c.lost[in.Name]
-					delete(r.c.lost, in.Name)
-					r.c.mu.Unlock()
+					lostAt, ok := r.c.lost.remove(in.Name)
 					details := map[string]any{"instance": in.Name, "address": addr(in)}
 					if ok {
 						details["lostAt"] = lostAt

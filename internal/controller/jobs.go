@@ -50,22 +50,14 @@ func (c *Controller) runJobs(ctx context.Context) {
 			c.log.Error("list unfinished jobs", "err", err)
 		}
 		for _, j := range jobs {
-			c.mu.Lock()
-			busy := c.running[j.ID]
-			if !busy {
-				c.running[j.ID] = true
-			}
-			c.mu.Unlock()
-			if busy {
-				continue
+			if !c.running.claim(j.ID, true) {
+				continue // already being run
 			}
 			wg.Add(1)
 			go func(j store.Job) {
 				defer wg.Done()
 				c.runJob(ctx, j)
-				c.mu.Lock()
-				delete(c.running, j.ID)
-				c.mu.Unlock()
+				c.running.remove(j.ID)
 				c.Wake()
 			}(j)
 		}

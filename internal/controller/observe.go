@@ -98,12 +98,13 @@ func (c *Controller) observeAndStore(ctx context.Context, cl store.Cluster, acti
 	}
 	// Observations run concurrently (the loop, jobs); one that started
 	// before the last stored must not overwrite it with older news.
-	c.mu.Lock()
-	stale := started.Before(c.observed[cl.Name])
-	if !stale {
-		c.observed[cl.Name] = started
-	}
-	c.mu.Unlock()
+	var stale bool
+	c.observed.with(func(observed map[string]time.Time) {
+		stale = started.Before(observed[cl.Name])
+		if !stale {
+			observed[cl.Name] = started
+		}
+	})
 	if stale {
 		return status, obs, true
 	}

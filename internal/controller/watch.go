@@ -138,23 +138,23 @@ func (c *Controller) syncWatchers(ctx context.Context, cls []store.Cluster) {
 			want[addr(in)], wantIn[addr(in)] = cl, in
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for a, w := range c.watchers {
-		if _, ok := want[a]; !ok {
-			w.cancel()
-			delete(c.watchers, a)
+	c.watchers.with(func(watchers map[string]*watcher) {
+		for a, w := range watchers {
+			if _, ok := want[a]; !ok {
+				w.cancel()
+				delete(watchers, a)
+			}
 		}
-	}
-	for a, cl := range want {
-		if _, ok := c.watchers[a]; ok {
-			continue
+		for a, cl := range want {
+			if _, ok := watchers[a]; ok {
+				continue
+			}
+			wctx, cancel := context.WithCancel(ctx)
+			watchers[a] = &watcher{cancel: cancel}
+			cl, s := cl, wantIn[a]
+			c.goTask(func() { c.watchSentinel(wctx, cl, s) })
 		}
-		wctx, cancel := context.WithCancel(ctx)
-		c.watchers[a] = &watcher{cancel: cancel}
-		cl, s := cl, wantIn[a]
-		c.goTask(func() { c.watchSentinel(wctx, cl, s) })
-	}
+	})
 }
 
 // watchSentinel subscribes to every event a Sentinel publishes and reacts:
