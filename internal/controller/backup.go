@@ -15,6 +15,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/backup"
 	"github.com/redis-manager/redis-manager/internal/catalog"
 	"github.com/redis-manager/redis-manager/internal/jobspec"
+	"github.com/redis-manager/redis-manager/internal/platform"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -252,7 +253,10 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 		hint := max(src.UsedMemory, 0)
 		pr.start(b.Shard, "from "+src.Name, attempt, hint)
 		log.Info("taking snapshot", "source", src.Name, "attempt", attempt, "key", key)
-		res, err := backup.Run(ctx, src.Addr, cl.Password, t, key, hint, func(n int64) { pr.update(ctx, b.Shard, n) })
+		// The transfer runs as a platform task (local: a child process of
+		// the manager; Kubernetes: a Job), next to the data.
+		res, err := c.snapshotTask(ctx, platform.SnapshotSource{Addr: src.Addr, Password: cl.Password,
+			TargetURL: b.TargetURL, Key: key, SizeHint: hint}, func(n int64) { pr.update(ctx, b.Shard, n) })
 		if err == nil {
 			c.backupSucceeded(ctx, r, b, t, res, failures)
 			pr.done(b.Shard, res.Bytes)
@@ -268,6 +272,19 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 	pr.fail(b.Shard)
 	c.failBackups(ctx, []store.Backup{b}, err)
 	return err
+}
+
+// snapshotTask runs a snapshot through the platform's task runner and
+// returns what backup.Run would have.
+func (c *Controller) snapshotTask(ctx context.Context, src platform.SnapshotSource, progress func(int64)) (backup.Result, error) {
+	res, err := c.platform.RunTask(ctx, platform.Task{Kind: platform.TaskSnapshot, Snapshot: src},
+		func(p platform.TaskProgress) { progress(p.Bytes) })
+	if err != nil {
+		return backup.Result{}, err
+	}
+	return backup.Result{Bytes: res.Bytes, CRC64: res.CRC64, NoChecksum: res.NoChecksum, RDBVersion: res.RDBVersion,
+		RedisVersion: res.RedisVersion, Keys: res.Keys, KeysCounted: res.KeysCounted, Object: res.Object,
+		Duration: time.Duration(res.DurationMs) * time.Millisecond}, nil
 }
 
 // freshObjectKey is the object key of a new snapshot of a shard taken at

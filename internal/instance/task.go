@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -74,8 +75,55 @@ func NewTaskCommand() *cobra.Command {
 	count.Flags().StringVar(&redisServer, "redis-server", "redis-server", "the redis-server binary")
 	count.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long loading may take")
 	_ = count.MarkFlagRequired("dir")
-	cmd.AddCommand(fetch, count)
+	var snap platform.SnapshotSource
+	snapshot := &cobra.Command{
+		Use:   platform.TaskSnapshot,
+		Short: "Stream an instance's RDB to a backup target (the password is read from stdin)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := json.NewEncoder(cmd.OutOrStdout())
+			pw, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+			if err != nil && pw == "" {
+				return finish(out, platform.TaskResult{}, fmt.Errorf("read the source's password from stdin: %w", err))
+			}
+			snap.Password = strings.TrimSuffix(pw, "\n")
+			var last time.Time
+			res, err := Snapshot(cmd.Context(), snap, func(n int64) {
+				// A line at most every 100 ms: the manager only shows it.
+				if now := time.Now(); now.Sub(last) >= 100*time.Millisecond {
+					last = now
+					_ = out.Encode(platform.TaskLine{Progress: &platform.TaskProgress{Bytes: n}})
+				}
+			})
+			return finish(out, res, err)
+		},
+	}
+	snapshot.Flags().StringVar(&dir, "dir", "", "scratch directory (unused)")
+	snapshot.Flags().StringVar(&snap.Addr, "source", "", "instance to read the RDB from, host:port (required)")
+	snapshot.Flags().StringVar(&snap.TargetURL, "target", "", "backup target URL (required)")
+	snapshot.Flags().StringVar(&snap.Key, "key", "", "object key (required)")
+	snapshot.Flags().Int64Var(&snap.SizeHint, "size-hint", 0, "expected size, for the upload's part size")
+	for _, f := range []string{"source", "target", "key"} {
+		_ = snapshot.MarkFlagRequired(f)
+	}
+	cmd.AddCommand(fetch, count, snapshot)
 	return cmd
+}
+
+// Snapshot streams the RDB of src.Addr to its target (backup.Run): the
+// snapshot task, in whatever process runs it.
+func Snapshot(ctx context.Context, src platform.SnapshotSource, progress func(int64)) (platform.TaskResult, error) {
+	t, err := backup.OpenTarget(ctx, src.TargetURL)
+	if err != nil {
+		return platform.TaskResult{}, err
+	}
+	res, err := backup.Run(ctx, src.Addr, src.Password, t, src.Key, src.SizeHint, progress)
+	if err != nil {
+		return platform.TaskResult{}, err
+	}
+	return platform.TaskResult{Bytes: res.Bytes, CRC64: res.CRC64, Keys: res.Keys, NoChecksum: res.NoChecksum,
+		RDBVersion: res.RDBVersion, RedisVersion: res.RedisVersion, KeysCounted: res.KeysCounted,
+		Object: res.Object, DurationMs: res.Duration.Milliseconds()}, nil
 }
 
 func fetchTask(ctx context.Context, dir string, seed platform.SeedSource) (platform.TaskResult, error) {

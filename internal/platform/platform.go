@@ -217,14 +217,29 @@ const (
 	// TaskCountKeys loads Task.Dir/dump.rdb into a throwaway redis-server
 	// and counts its keys.
 	TaskCountKeys = "count-keys"
+	// TaskSnapshot streams an instance's RDB to a backup target
+	// (backup.Run): Task.Snapshot says from where to where.
+	TaskSnapshot = "snapshot"
 )
+
+// SnapshotSource is what a snapshot task copies and where it goes.
+type SnapshotSource struct {
+	// Addr is the instance (host:port) the RDB is read from, Password its
+	// password (handed to the task out of band, never on a command line).
+	Addr, Password string
+	// TargetURL and Key are where the object goes.
+	TargetURL, Key string
+	// SizeHint sizes the upload's parts (the source's used_memory).
+	SizeHint int64
+}
 
 // Task is one piece of one-off work.
 type Task struct {
-	Kind string // TaskFetch | TaskCountKeys
+	Kind string // TaskFetch | TaskCountKeys | TaskSnapshot
 	// Dir is the task's scratch directory.
-	Dir  string
-	Seed SeedSource // TaskFetch
+	Dir      string
+	Seed     SeedSource     // TaskFetch
+	Snapshot SnapshotSource // TaskSnapshot
 }
 
 // TaskProgress is what a running task reports.
@@ -238,6 +253,13 @@ type TaskResult struct {
 	Bytes int64  `json:"bytes,omitempty"`
 	CRC64 string `json:"crc64,omitempty"`
 	Keys  int64  `json:"keys"`
+	// The rest of a snapshot's backup.Result.
+	NoChecksum   bool   `json:"noChecksum,omitempty"`
+	RDBVersion   int    `json:"rdbVersion,omitempty"`
+	RedisVersion string `json:"redisVersion,omitempty"`
+	KeysCounted  bool   `json:"keysCounted,omitempty"`
+	Object       string `json:"object,omitempty"`
+	DurationMs   int64  `json:"durationMs,omitempty"`
 }
 
 // Task error kinds, so callers can tell a refuted backup from a target out

@@ -381,6 +381,12 @@ func (p *Platform) RunTask(ctx context.Context, t platform.Task, progress func(p
 			return platform.TaskResult{}, fmt.Errorf("%w: %w", platform.ErrRefuted, err)
 		}
 		return platform.TaskResult{Bytes: res.Bytes, CRC64: res.CRC64, Keys: res.Keys}, nil
+	case platform.TaskSnapshot:
+		return instance.Snapshot(ctx, t.Snapshot, func(n int64) {
+			if progress != nil {
+				progress(platform.TaskProgress{Bytes: n})
+			}
+		})
 	}
 	return platform.TaskResult{}, fmt.Errorf("task %q: unknown kind", t.Kind)
 }

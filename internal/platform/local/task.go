@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/redis-manager/redis-manager/internal/instance"
 	"github.com/redis-manager/redis-manager/internal/platform"
@@ -30,11 +31,22 @@ func (p *Platform) RunTask(ctx context.Context, t platform.Task, progress func(p
 			"--size", strconv.FormatInt(t.Seed.Size, 10), "--crc64", t.Seed.CRC64)
 	case platform.TaskCountKeys:
 		args = append(args, "--redis-server", p.binary)
+	case platform.TaskSnapshot:
+		args = append(args, "--source", t.Snapshot.Addr, "--target", t.Snapshot.TargetURL, "--key", t.Snapshot.Key,
+			"--size-hint", strconv.FormatInt(t.Snapshot.SizeHint, 10))
 	default:
 		return platform.TaskResult{}, fmt.Errorf("task %q: unknown kind", t.Kind)
 	}
 	cmd := exec.CommandContext(ctx, p.opts.Self, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Cancelled: let it clean up (abort a multipart upload, remove a
+	// partial file) before it is killed.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	if t.Kind == platform.TaskSnapshot {
+		// The password goes in on stdin: a command line is public.
+		cmd.Stdin = strings.NewReader(t.Snapshot.Password + "\n")
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
