@@ -121,20 +121,12 @@ func run(sizeMB, runs int) error {
 	defer s3srv.stop()
 
 	password := randomHex(16)
-	rdb, stopRedis, err := startRedis(ctx, filepath.Join(dir, "redis"), password)
+	rdb, stopRedis, keys, err := startPopulated(ctx, filepath.Join(dir, "redis"), password, sizeMB)
 	if err != nil {
 		return err
 	}
 	defer stopRedis()
 	addr := rdb.Options().Addr
-	keys := int64(sizeMB) * 1_000_000 / (valueSize + 30)
-	fmt.Printf("loading %d keys of %d bytes (DEBUG POPULATE, rdbcompression no)...\n", keys, valueSize)
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	err = rdb.Do(lctx, "DEBUG", "POPULATE", keys, "key", valueSize).Err()
-	cancel()
-	if err != nil {
-		return fmt.Errorf("populate: %w", err)
-	}
 	mem, err := rdb.Info(ctx, "memory").Result()
 	if err != nil {
 		return err
@@ -531,4 +523,24 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// startPopulated starts the bench's redis-server and fills it with about
+// sizeMB of 1 KB values; it returns the client, the stop function and the
+// key count.
+func startPopulated(ctx context.Context, dir, password string, sizeMB int) (*redis.Client, func(), int64, error) {
+	rdb, stopRedis, err := startRedis(ctx, dir, password)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	keys := int64(sizeMB) * 1_000_000 / (valueSize + 30)
+	fmt.Printf("loading %d keys of %d bytes (DEBUG POPULATE, rdbcompression no)...\n", keys, valueSize)
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	err = rdb.Do(lctx, "DEBUG", "POPULATE", keys, "key", valueSize).Err()
+	cancel()
+	if err != nil {
+		stopRedis()
+		return nil, nil, 0, fmt.Errorf("populate: %w", err)
+	}
+	return rdb, stopRedis, keys, nil
 }

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"time"
 )
 
 // runPairs is the -pairs mode: the figure the backup engine is held to.
@@ -31,20 +30,12 @@ func runPairs(sizeMB, n int, profileDir string) error {
 		return err
 	}
 	password := randomHex(16)
-	rdb, stopRedis, err := startRedis(ctx, filepath.Join(dir, "redis"), password)
+	rdb, stopRedis, keys, err := startPopulated(ctx, filepath.Join(dir, "redis"), password, sizeMB)
 	if err != nil {
 		return err
 	}
 	defer stopRedis()
 	addr := rdb.Options().Addr
-	keys := int64(sizeMB) * 1_000_000 / (valueSize + 30)
-	fmt.Printf("loading %d keys of %d bytes (DEBUG POPULATE, rdbcompression no)...\n", keys, valueSize)
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	err = rdb.Do(lctx, "DEBUG", "POPULATE", keys, "key", valueSize).Err()
-	cancel()
-	if err != nil {
-		return fmt.Errorf("populate: %w", err)
-	}
 	if err := rdb.ConfigSet(ctx, "repl-diskless-sync", "yes").Err(); err != nil {
 		return err
 	}
