@@ -10,7 +10,7 @@ LISTEN   ?= 127.0.0.1:7800
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean
+.PHONY: help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ bench: deps-test build ## benchmarks, each next to the plain tool: create, repli
 
 chaos: deps build ## chaos test: random kills under write load for CHAOS_DURATION (default 5m)
 	REDIS_MANAGER_CHAOS_DURATION=$${CHAOS_DURATION:-5m} $(GO) test -count=1 -v -timeout 30m -run 'TestChaos$$' ./internal/e2e/
+
+k8s-node-up: ## build (cached) and start a one-node Kubernetes on this machine (root); prints KUBECONFIG=, IMAGE=, DNS= last (docs/kubernetes.md)
+	$(SUDO) hack/k8s-node/up
+
+k8s-node-down: ## stop and remove the node k8s-node-up started: processes, mounts, bridge, routes, rules, files
+	$(SUDO) hack/k8s-node/down
 
 clean: ## remove build output
 	rm -rf bin

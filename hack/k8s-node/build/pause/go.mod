@@ -1,0 +1,3 @@
+module github.com/redis-manager/redis-manager/hack/k8s-node/build/pause
+
+go 1.26.0
