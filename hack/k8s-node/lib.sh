@@ -23,11 +23,13 @@ API_PORT=${API_PORT:-${K8S_NODE_API_PORT:-16443}}
 ETCD_CLIENT_PORT=${ETCD_CLIENT_PORT:-${K8S_NODE_ETCD_PORT:-23790}}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-$((ETCD_CLIENT_PORT + 10))}
 WITH_DNS=${WITH_DNS:-${K8S_NODE_DNS:-1}}
+WITH_IMAGE=${WITH_IMAGE:-${K8S_NODE_IMAGE:-1}}
 
-# Our own iptables chains (filter table): forwarded and locally sent packets
-# of the pod and Service ranges may use the bridge and nothing else.
+# Our own iptables chains: forwarded and locally sent packets of the pod and
+# Service ranges may use the bridge and nothing else (filter FORWARD, mangle
+# POSTROUTING).
 FWD_CHAIN=RMK8S-FORWARD
-OUT_CHAIN=RMK8S-OUTPUT
+POST_CHAIN=RMK8S-POSTROUTING
 
 # Paths outside $ROOT that containerd, the CNI library or the kubelet create
 # whatever their configuration says; up records which of them existed before,
