@@ -31,6 +31,9 @@ func jobTable(j api.Job, now time.Time) string {
 		rows = append(rows, "Duration:\t"+duration(j.FinishedAt.Sub(*j.StartedAt)))
 	}
 	out := table(rows...)
+	if len(j.Steps) == 0 {
+		return out // a job the runner has not picked up yet has no steps to list
+	}
 	steps := []string{"STEP\tSTATE\tSTARTED\tDURATION"}
 	for _, s := range j.Steps {
 		d := "-"

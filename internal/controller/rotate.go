@@ -33,23 +33,21 @@ func sentinelPw(cl store.Cluster) string { return cl.SentinelPassword }
 // finishDueRotations stores a finish job for every rotation whose grace
 // period is over. A busy lane is tried again at the next tick.
 func (c *Controller) finishDueRotations(ctx context.Context, now time.Time) {
-	cls, err := c.store.ListClusters(ctx)
+	// One cheap query a second: no cluster's secrets are decrypted for it.
+	due, err := c.store.DueRotations(ctx, now)
 	if err != nil {
-		c.log.Error("list clusters for due password rotations", "err", err)
+		c.log.Error("list due password rotations", "err", err)
 		return
 	}
-	for _, cl := range cls {
-		if cl.Rotation.Old == "" || cl.Rotation.EndsAt == nil || cl.Rotation.EndsAt.After(now) {
-			continue
-		}
-		job := newJob(api.JobFinishRotation, cl.Name, now.UTC())
+	for _, name := range due {
+		job := newJob(api.JobFinishRotation, name, now.UTC())
 		if err := c.store.CreateJob(ctx, job); err != nil {
 			if !errors.Is(err, store.ErrConflict) {
-				c.log.Error("store the end of a password rotation", "cluster", cl.Name, "err", err)
+				c.log.Error("store the end of a password rotation", "cluster", name, "err", err)
 			}
 			continue
 		}
-		c.log.Info("grace period over: removing the old password", "cluster", cl.Name, "job", job.ID)
+		c.log.Info("grace period over: removing the old password", "cluster", name, "job", job.ID)
 		c.Kick()
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,43 +52,10 @@ func start(t *testing.T, sentinel bool, replicaOf string) server {
 			Sentinel: api.SentinelSettings{DownAfterMs: 5000, FailoverTimeoutMs: 10000, ParallelSyncs: 1}}
 		conf = spec.RenderRedis(spec.RedisConfig{Host: "127.0.0.1", Port: port, Dir: dir, Password: redisPassword, ReplicaOf: replicaOf, Spec: s})
 	}
-	path := filepath.Join(dir, file)
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+	if err := testenv.BootRedis(t, dir, file, conf, port, args...); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "stdout.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("redis-server", append([]string{path}, args...)...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		logf.Close()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return server{addr: addr, host: "127.0.0.1", port: port}
-		}
-		select {
-		case <-done:
-			out, _ := os.ReadFile(filepath.Join(dir, "stdout.log"))
-			t.Fatalf("redis-server exited at start: %s", out)
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server did not listen on %s", addr)
-		}
-	}
+	return server{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), host: "127.0.0.1", port: port}
 }
 
 func options(addr, password string) *redis.Options {

@@ -46,9 +46,6 @@ func (svc *Service) RestoreBackup(ctx context.Context, id string, req api.Restor
 		}
 		return api.Cluster{}, api.Job{}, err
 	}
-	if err := svc.checkCapacity(ctx, spec.InstanceCount(s)); err != nil {
-		return api.Cluster{}, api.Job{}, err
-	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	cl := store.Cluster{
 		Name:             req.Cluster,

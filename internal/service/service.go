@@ -75,9 +75,6 @@ func (svc *Service) CreateCluster(ctx context.Context, req api.CreateClusterRequ
 	if err != nil {
 		return api.Cluster{}, api.Job{}, err
 	}
-	if err := svc.checkCapacity(ctx, spec.InstanceCount(s)); err != nil {
-		return api.Cluster{}, api.Job{}, err
-	}
 	now := time.Now().UTC().Truncate(time.Microsecond) // what the store keeps
 	cl := store.Cluster{
 		Name:             req.Name,
@@ -98,9 +95,10 @@ func (svc *Service) CreateCluster(ctx context.Context, req api.CreateClusterRequ
 	return svc.view(cl), job.Job, nil
 }
 
-// checkCapacity refuses early a request that adds need instances the
-// platform has no room for (the authoritative check is admissionCheck,
-// run again by store.Admit in the transaction that stores the job).
+// checkCapacity refuses early a scale that adds need instances the platform
+// has no room for, before UpdateCluster asks the live cluster anything (the
+// authoritative check is admissionCheck, run by store.Admit in the
+// transaction that stores the job; create and restore rely on that alone).
 func (svc *Service) checkCapacity(ctx context.Context, need int) error {
 	var a store.Admission
 	var err error

@@ -3,7 +3,6 @@ package spec
 import (
 	"context"
 	"fmt"
-	"github.com/redis-manager/redis-manager/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis-manager/redis-manager/internal/testenv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -332,55 +333,7 @@ func requireRedisServer(t *testing.T) {
 // t.Cleanup. A server that exits at start gives an error with its output.
 func boot(t *testing.T, dir, file, conf string, port int, args ...string) error {
 	t.Helper()
-	path := filepath.Join(dir, file)
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "stdout.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("redis-server", append([]string{path}, args...)...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		logf.Close()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("redis-server exited at start: %s", output(dir))
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server did not listen on %s: %s", addr, output(dir))
-		}
-	}
-}
-
-// output is what a server wrote: config errors go to stdout, the rest to
-// its log file.
-func output(dir string) string {
-	var out []string
-	for _, f := range []string{"stdout.log", "redis.log"} {
-		if b, _ := os.ReadFile(filepath.Join(dir, f)); len(b) > 0 {
-			out = append(out, strings.TrimSpace(string(b)))
-		}
-	}
-	return strings.Join(out, "\n")
+	return testenv.BootRedis(t, dir, file, conf, port, args...)
 }
 
 func client(t *testing.T, port int, password string) *redis.Client {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 )
 
 // Password rotation. The next and previous passwords are sealed like the
@@ -71,6 +72,25 @@ func (s *sqlStore) StartRotation(ctx context.Context, name, next, nextSentinel s
 		return fmt.Errorf("start rotation of cluster %q: %w", name, err)
 	}
 	return nil
+}
+
+func (s *sqlStore) DueRotations(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx,
+		"SELECT name FROM clusters WHERE old_password_enc IS NOT NULL AND rotation_ends_at IS NOT NULL AND rotation_ends_at <= ? ORDER BY name",
+		timeArg(now))
+	if err != nil {
+		return nil, fmt.Errorf("list due rotations: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("list due rotations: %w", err)
+		}
+		out = append(out, name)
+	}
+	return out, rows.Err()
 }
 
 func (s *sqlStore) SetRotation(ctx context.Context, name, password, sentinelPassword string, r Rotation) error {

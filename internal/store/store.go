@@ -180,6 +180,9 @@ type Store interface {
 	// ErrConflict when a rotation is already under way or the job
 	// conflicts (see CreateJob).
 	StartRotation(ctx context.Context, name, next, nextSentinel string, j Job) error
+	// DueRotations lists the clusters whose rotation's grace period ended
+	// at or before now (no secret is read).
+	DueRotations(ctx context.Context, now time.Time) ([]string, error)
 	// SetRotation stores the cluster's passwords and rotation state.
 	SetRotation(ctx context.Context, name, password, sentinelPassword string, r Rotation) error
 	// DeleteCluster removes the cluster, its instance records and its

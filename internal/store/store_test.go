@@ -329,6 +329,14 @@ func testRotation(t *testing.T, e *env) {
 	if err := e.s.SetRotation(ctx, "rot", next, nextS, Rotation{Old: c.Password, OldSentinel: c.SentinelPassword, EndsAt: &ends}); err != nil {
 		t.Fatal(err)
 	}
+	for _, tc := range []struct {
+		at   time.Time
+		want []string
+	}{{ends.Add(-time.Second), nil}, {ends, []string{"rot"}}, {ends.Add(time.Hour), []string{"rot"}}} {
+		if due, err := e.s.DueRotations(ctx, tc.at); err != nil || !reflect.DeepEqual(due, tc.want) {
+			t.Errorf("DueRotations(%s) = %v, %v; want %v", tc.at, due, err, tc.want)
+		}
+	}
 	got, _ = e.s.GetCluster(ctx, "rot")
 	if got.Password != next || got.Rotation.Old != c.Password || got.Rotation.Next != "" || got.Rotation.EndsAt == nil || !got.Rotation.EndsAt.Equal(ends) ||
 		got.SentinelPassword != nextS || got.Rotation.OldSentinel != c.SentinelPassword || got.Rotation.NextSentinel != "" {
