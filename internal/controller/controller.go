@@ -57,8 +57,16 @@ type Controller struct {
 	crashLoops locked[string, time.Time]     // shard -> last crash-loop event
 	lost       locked[string, time.Time]     // instance -> when it was seen lost
 	observed   locked[string, time.Time]     // cluster -> start of the last stored observation
+	pointed    locked[string, string]        // shard master name -> instance the platform points clients at
 	tracker    *tracker
 	portMu     sync.Mutex // serialises endpoint reservation and recording
+
+	// ordered: the platform removes only the highest ordinals
+	// (platform.OrderedRemoval).
+	ordered bool
+	// pointer, when the platform has one, points clients that do not
+	// speak Sentinel at each shard's master (platform.MasterPointer).
+	pointer platform.MasterPointer
 }
 
 // New assembles a controller. Run starts it.
@@ -77,7 +85,17 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	}
 	pool := redisclient.NewPool()
 	pool.SetGate(cfg.Leader.Gate, "redis-manager:"+cfg.Leader.ID())
+	var ordered bool
+	if o, ok := p.(platform.OrderedRemoval); ok {
+		ordered = o.RemovesHighestOrdinalFirst()
+	}
+	var pointer platform.MasterPointer
+	if mp, ok := p.(platform.MasterPointer); ok {
+		pointer = gatedPointer{MasterPointer: mp, gate: cfg.Leader.Gate}
+	}
 	return &Controller{
+		ordered:  ordered,
+		pointer:  pointer,
 		cfg:      cfg,
 		store:    st,
 		platform: gatedPlatform{Platform: p, gate: cfg.Leader.Gate},
@@ -188,6 +206,19 @@ func (c *Controller) goTask(f func()) {
 		defer c.tasks.Done()
 		f()
 	}()
+}
+
+// gatedPointer passes the platform's master pointer through the leader's
+// gate, like every platform action.
+type gatedPointer struct {
+	platform.MasterPointer
+	gate func(ctx context.Context, what string, f func() error) error
+}
+
+func (g gatedPointer) PointMaster(ctx context.Context, cluster string, shard int, master platform.ID) error {
+	return g.gate(ctx, "platform point master "+master.Name, func() error {
+		return g.MasterPointer.PointMaster(ctx, cluster, shard, master)
+	})
 }
 
 // gatedPlatform passes every platform action of leader work through the

@@ -44,28 +44,7 @@ func failoverSteps() []step {
 				r.c.tracker.update(name, func(t *failoverTrack) { t.Planned = true })
 				r.job.Params, _ = json.Marshal(st)
 				r.save(ctx, true)
-				// Pause writes on the old master (it times out by itself if
-				// we crash) and let the replicas catch up, so the replica
-				// Sentinel promotes has every acknowledged write and no write
-				// lands on the old master after the promotion.
-				pause := time.Duration(cl.Spec.Sentinel.FailoverTimeoutMs) * time.Millisecond
-				if err := r.c.pauseAndDrain(ctx, cl, st.OldMaster, pause); err != nil {
-					r.c.log.Warn("failover without write pause", "shard", name, "err", err)
-				}
-				var lastErr error
-				for _, s := range sentinels {
-					err := sentinel.Failover(ctx, r.c.pool.Sentinel(addr(s), cl.SentinelPassword), name)
-					if err == nil || sentinel.IsFailoverInProgress(err) {
-						r.c.log.Info("failover requested", "shard", name, "sentinel", s.Name, "oldMaster", st.OldMaster)
-						return nil
-					}
-					lastErr = err
-					if sentinel.IsNoGoodReplica(err) {
-						break
-					}
-				}
-				r.c.unpause(ctx, cl, st.OldMaster)
-				return lastErr
+				return r.c.requestFailover(ctx, cl, name, st.OldMaster, sentinels)
 			})
 		}},
 		{"wait-switch", func(ctx context.Context, r *jobRun) error {
@@ -75,44 +54,7 @@ func failoverSteps() []step {
 					return err
 				}
 				name := spec.MasterName(cl.Name, st.Shard)
-				var newMaster string
-				var promotedAt time.Time
-				err := poll(ctx, time.Duration(cl.Spec.Sentinel.FailoverTimeoutMs)*time.Millisecond*3, 50*time.Millisecond, func() (bool, string, error) {
-					answers := r.c.sentinelMasterAnswers(ctx, cl, name, sentinels)
-					if len(answers) != len(sentinels) {
-						return false, fmt.Sprintf("%d of %d Sentinels answer", len(answers), len(sentinels)), nil
-					}
-					for _, a := range answers {
-						if a == st.OldMaster || a != answers[0] {
-							r.progress(ctx, 0.3, "waiting for every Sentinel to name the new master")
-							return false, fmt.Sprintf("Sentinels name %v", answers), nil
-						}
-					}
-					if promotedAt.IsZero() {
-						newMaster, promotedAt = answers[0], time.Now().UTC()
-					}
-					old := r.c.pool.Redis(st.OldMaster, cl.Password)
-					info, err := redisclient.GetInfo(ctx, old, "replication")
-					if err == nil && info["role"] == "master" {
-						// Sentinel's own REPLICAOF to the old master waits
-						// behind the write pause (it sends it in MULTI with
-						// CONFIG REWRITE); REPLICAOF alone is not paused, so
-						// the manager demotes it now and Sentinel's command
-						// later finds the work done.
-						h, p := hostPort(newMaster)
-						if err := old.Do(ctx, "replicaof", h, p).Err(); err != nil {
-							r.c.log.Warn("demote old master", "instance", st.OldMaster, "err", err)
-						}
-						r.c.unpause(ctx, cl, st.OldMaster)
-						return false, "old master " + st.OldMaster + " is being demoted", nil
-					}
-					if err != nil || info["role"] != "slave" || net.JoinHostPort(info["master_host"], info["master_port"]) != newMaster {
-						r.progress(ctx, 0.6, "waiting for the old master to replicate from "+newMaster)
-						return false, "old master " + st.OldMaster + " does not replicate from " + newMaster + " yet", nil
-					}
-					return true, "", nil
-				})
-				r.c.unpause(ctx, cl, st.OldMaster)
+				newMaster, promotedAt, err := r.c.waitSwitch(ctx, r, cl, name, st.OldMaster, sentinels)
 				if err != nil {
 					return err
 				}
@@ -133,6 +75,74 @@ func failoverSteps() []step {
 			})
 		}},
 	}
+}
+
+// requestFailover asks Sentinel for a failover of a shard that loses no
+// acknowledged write: writes on the old master are paused (the pause ends by
+// itself if the manager dies) until its replicas have its whole stream, so
+// the replica Sentinel promotes has every acknowledged write and no write
+// lands on the old master after the promotion.
+func (c *Controller) requestFailover(ctx context.Context, cl store.Cluster, name, oldMaster string, sentinels []store.Instance) error {
+	pause := time.Duration(cl.Spec.Sentinel.FailoverTimeoutMs) * time.Millisecond
+	if err := c.pauseAndDrain(ctx, cl, oldMaster, pause); err != nil {
+		c.log.Warn("failover without write pause", "shard", name, "err", err)
+	}
+	var lastErr error
+	for _, s := range sentinels {
+		err := sentinel.Failover(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), name)
+		if err == nil || sentinel.IsFailoverInProgress(err) {
+			c.log.Info("failover requested", "shard", name, "sentinel", s.Name, "oldMaster", oldMaster)
+			return nil
+		}
+		lastErr = err
+		if sentinel.IsNoGoodReplica(err) {
+			break
+		}
+	}
+	c.unpause(ctx, cl, oldMaster)
+	return lastErr
+}
+
+// waitSwitch waits until every Sentinel names a new master of the shard
+// and the old master replicates from it, demoting the old master itself
+// (Sentinel's own REPLICAOF waits behind the write pause).
+func (c *Controller) waitSwitch(ctx context.Context, r *jobRun, cl store.Cluster, name, oldMaster string, sentinels []store.Instance) (newMaster string, promotedAt time.Time, err error) {
+	err = poll(ctx, time.Duration(cl.Spec.Sentinel.FailoverTimeoutMs)*time.Millisecond*3, 50*time.Millisecond, func() (bool, string, error) {
+		answers := c.sentinelMasterAnswers(ctx, cl, name, sentinels)
+		if len(answers) != len(sentinels) {
+			return false, fmt.Sprintf("%d of %d Sentinels answer", len(answers), len(sentinels)), nil
+		}
+		for _, a := range answers {
+			if a == oldMaster || a != answers[0] {
+				r.progress(ctx, 0.3, "waiting for every Sentinel to name the new master")
+				return false, fmt.Sprintf("Sentinels name %v", answers), nil
+			}
+		}
+		if promotedAt.IsZero() {
+			newMaster, promotedAt = answers[0], time.Now().UTC()
+		}
+		old := c.pool.Redis(oldMaster, cl.Password)
+		info, err := redisclient.GetInfo(ctx, old, "replication")
+		if err == nil && info["role"] == "master" {
+			// Sentinel's own REPLICAOF to the old master waits behind the
+			// write pause (it sends it in MULTI with CONFIG REWRITE);
+			// REPLICAOF alone is not paused, so the manager demotes it now
+			// and Sentinel's command later finds the work done.
+			h, p := hostPort(newMaster)
+			if err := old.Do(ctx, "replicaof", h, p).Err(); err != nil {
+				c.log.Warn("demote old master", "instance", oldMaster, "err", err)
+			}
+			c.unpause(ctx, cl, oldMaster)
+			return false, "old master " + oldMaster + " is being demoted", nil
+		}
+		if err != nil || info["role"] != "slave" || net.JoinHostPort(info["master_host"], info["master_port"]) != newMaster {
+			r.progress(ctx, 0.6, "waiting for the old master to replicate from "+newMaster)
+			return false, "old master " + oldMaster + " does not replicate from " + newMaster + " yet", nil
+		}
+		return true, "", nil
+	})
+	c.unpause(ctx, cl, oldMaster)
+	return newMaster, promotedAt, err
 }
 
 // pauseAndDrain pauses writes on a master for at most d and waits until

@@ -3,12 +3,14 @@ package controller
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
+	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 	"github.com/redis-manager/redis-manager/internal/topology"
 )
@@ -111,7 +113,49 @@ func (c *Controller) observeAndStore(ctx context.Context, cl store.Cluster, acti
 	if err := c.store.UpdateClusterStatus(ctx, cl.Name, status); err != nil && ctx.Err() == nil {
 		c.log.Debug("store status", "cluster", cl.Name, "err", err)
 	}
+	c.pointMasters(ctx, cl, obs)
 	return status, obs, true
+}
+
+// pointMasters has the platform point clients that do not speak Sentinel
+// at each shard's master, as every answering Sentinel names it (a quorum of
+// them, all agreeing). The platform only acts where its pointer is wrong
+// (a switch, a new or recreated replica without its label).
+func (c *Controller) pointMasters(ctx context.Context, cl store.Cluster, obs topology.Observation) {
+	if c.pointer == nil {
+		return
+	}
+	for shard := 0; shard < cl.Spec.Shards; shard++ {
+		name := spec.MasterName(cl.Name, shard)
+		var answers []string
+		for _, so := range obs.Sentinels {
+			if m, ok := so.View[name]; so.Up && ok && m.Addr != "" {
+				answers = append(answers, m.Addr)
+			}
+		}
+		master := topology.Majority(answers)
+		if len(answers) < spec.Quorum(cl.Spec.Sentinels) || slices.ContainsFunc(answers, func(a string) bool { return a != master }) {
+			continue
+		}
+		redis := make([]store.Instance, 0, len(obs.Redis))
+		for _, ro := range obs.Redis {
+			redis = append(redis, ro.In)
+		}
+		c.pointMaster(ctx, cl, shard, master, redis)
+	}
+}
+
+// pointMaster points the shard's clients at the instance at address master.
+func (c *Controller) pointMaster(ctx context.Context, cl store.Cluster, shard int, master string, redis []store.Instance) {
+	for _, in := range redis {
+		if in.Shard != shard || addr(in) != master {
+			continue
+		}
+		if err := c.pointer.PointMaster(ctx, cl.Name, shard, id(in)); err != nil && ctx.Err() == nil {
+			c.log.Warn("point clients at the master", "cluster", cl.Name, "shard", shard, "master", in.Name, "err", err)
+		}
+		return
+	}
 }
 
 func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, sentinels []store.Instance) topology.Observation {

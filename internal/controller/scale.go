@@ -217,11 +217,30 @@ func (c *Controller) applyConfig(ctx context.Context, _ *jobRun, cl store.Cluste
 		}
 	}
 	if p.From.Sentinel != p.To.Sentinel {
-		return parallel(sentinels, func(s store.Instance) error {
+		err := parallel(sentinels, func(s store.Instance) error {
 			return c.registerShards(ctx, cl, s, 0, min(p.From.Shards, p.To.Shards), plannedMasters(redis), false)
 		})
+		if err != nil {
+			return err
+		}
 	}
-	return nil
+	if len(topology.ConfigChanges(p.From, p.To)) == 0 {
+		return nil
+	}
+	// The platform keeps what an instance boots with next time (Kubernetes:
+	// the ConfigMap, the pods' memory): Ensure of a running instance
+	// updates it and restarts nothing.
+	var kept []store.Instance
+	masters := map[int]string{}
+	for shard := 0; shard < min(p.From.Shards, p.To.Shards); shard++ {
+		masters[shard] = c.currentMaster(ctx, cl, shard, redis, sentinels)
+	}
+	for _, in := range redis {
+		if in.Shard < min(p.From.Shards, p.To.Shards) {
+			kept = append(kept, in)
+		}
+	}
+	return parallel(kept, func(in store.Instance) error { return c.ensureRedis(ctx, cl, in, masters[in.Shard], sentinels) })
 }
 
 // removeReplicas stops the replicas the target no longer has room for
@@ -239,13 +258,62 @@ func (c *Controller) removeReplicas(ctx context.Context, r *jobRun, cl store.Clu
 			members = append(members, in)
 		}
 	}
-	victims := topology.PlanRemovals(cl.Spec, members, masters)
+	victims := topology.PlanRemovals(cl.Spec, members, masters, c.ordered)
+	if err := c.moveMastersOff(ctx, r, cl, victims, masters, sentinels); err != nil {
+		return err
+	}
 	if err := c.removeInstances(ctx, cl.Name, victims); err != nil {
 		return err
 	}
 	view := cl
 	view.Spec.Shards = shards
 	return c.cleanSentinels(ctx, r, view, sentinels)
+}
+
+// moveMastersOff fails over every shard whose master is to be removed (a
+// platform that removes only the highest ordinals), the way a planned
+// failover does, losing no acknowledged write; the other instances to be
+// removed get replica-priority 0 first, so Sentinel promotes one that stays.
+func (c *Controller) moveMastersOff(ctx context.Context, r *jobRun, cl store.Cluster, victims []store.Instance, masters map[int]string, sentinels []store.Instance) error {
+	for shard, master := range masters {
+		var leaving []store.Instance
+		moving := false
+		for _, v := range victims {
+			if v.Shard != shard {
+				continue
+			}
+			if addr(v) == master {
+				moving = true
+			} else {
+				leaving = append(leaving, v)
+			}
+		}
+		if !moving {
+			continue
+		}
+		for _, v := range leaving {
+			if err := c.pool.Redis(addr(v), cl.Password).ConfigSet(ctx, "replica-priority", "0").Err(); err != nil {
+				return fmt.Errorf("keep %s from being promoted: %w", v.Name, err)
+			}
+		}
+		name := spec.MasterName(cl.Name, shard)
+		r.progress(ctx, 0.5, fmt.Sprintf("failing over %s: its master %s is removed", name, master))
+		c.tracker.update(name, func(t *failoverTrack) { t.Planned = true })
+		requested := time.Now().UTC()
+		if err := c.requestFailover(ctx, cl, name, master, sentinels); err != nil {
+			return fmt.Errorf("fail over %s before removing its master: %w", name, err)
+		}
+		newMaster, promotedAt, err := c.waitSwitch(ctx, r, cl, name, master, sentinels)
+		if err != nil {
+			return fmt.Errorf("fail over %s before removing its master: %w", name, err)
+		}
+		s := shard
+		c.event(ctx, cl.Name, &s, "failover", fmt.Sprintf("planned failover of %s before scaling in: %s → %s", name, master, newMaster),
+			map[string]any{"oldMaster": master, "newMaster": newMaster, "planned": true, "requestedAt": requested,
+				"promotedAt": promotedAt, "switchMs": promotedAt.Sub(requested).Milliseconds()})
+		masters[shard] = newMaster
+	}
+	return nil
 }
 
 // removeShards makes every Sentinel forget the shards beyond the target
@@ -279,7 +347,7 @@ func (c *Controller) removeShards(ctx context.Context, _ *jobRun, cl store.Clust
 // ordinals), sets the target quorum on the rest, and cleans the rest's
 // memory of the removed ones one Sentinel at a time.
 func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cluster, _ jobspec.ScaleParams, redis, sentinels []store.Instance) error {
-	victims := topology.PlanRemovals(cl.Spec, sentinels, nil)
+	victims := topology.PlanRemovals(cl.Spec, sentinels, nil, c.ordered)
 	if len(victims) == 0 {
 		return nil
 	}

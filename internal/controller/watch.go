@@ -235,6 +235,14 @@ func (c *Controller) sentinelEvent(ctx context.Context, cl store.Cluster, s stor
 		// "<name> <oldip> <oldport> <newip> <newport>"
 		if len(f) == 5 {
 			c.recordSwitch(ctx, cl, f[0], net.JoinHostPort(f[1], f[2]), net.JoinHostPort(f[3], f[4]), now)
+			if shard := shardOf(cl.Name, f[0]); shard != nil && c.pointer != nil {
+				master := net.JoinHostPort(f[3], f[4])
+				c.goTask(func() {
+					if redis, _, err := c.instancesOf(ctx, cl.Name); err == nil {
+						c.pointMaster(ctx, cl, *shard, master, redis)
+					}
+				})
+			}
 		}
 	}
 	c.Wake()

@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -8,10 +9,13 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/spec"
 )
 
 // EnvSentinelPassword carries the Sentinels' password to `instance run`:
@@ -56,18 +60,113 @@ config file and the decided replicaof. The Sentinels' password is read from
 	f.StringVar(&o.seed.TargetURL, "seed-target", "", "restore: the backup target, file://DIR or s3://BUCKET/PREFIX?…")
 	f.StringVar(&o.seed.Key, "seed-key", "", "restore: the object's key in --seed-target")
 	f.Int64Var(&o.seed.Size, "seed-size", 0, "restore: the object's recorded size in bytes (0: unchecked)")
+	f.StringSliceVar(&o.includes, "compose", nil, "write --config from these files (the shard's shared config, its passwords), then the announced name of --self (Kubernetes)")
 	f.StringVar(&o.seed.CRC64, "seed-crc64", "", "restore: the object's recorded CRC-64 (empty: unchecked)")
 	for _, req := range []string{"config", "self", "master-name"} {
 		_ = run.MarkFlagRequired(req)
 	}
-	cmd.AddCommand(run)
+	cmd.AddCommand(run, sentinelCommand(), probeCommand())
+	return cmd
+}
+
+// sentinelCommand is `instance sentinel`: the entrypoint of a Sentinel pod.
+func sentinelCommand() *cobra.Command {
+	var config, self, server string
+	var files []string
+	cmd := &cobra.Command{
+		Use:   "sentinel",
+		Short: "Write a Sentinel's first config (kept afterwards: Sentinel owns it), then exec redis-server --sentinel",
+		Long: `At the first boot, writes --config from the --compose files and the announced
+name of --self; afterwards the file is Sentinel's own (its id, its peers, the
+masters it monitors), kept as it is, so a restarted Sentinel keeps its
+identity. Then execs redis-server --sentinel.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			bin, err := exec.LookPath(server)
+			if err != nil {
+				return fmt.Errorf("redis-server: %w", err)
+			}
+			if err := compose(config, files, platform.KindSentinel, self, true); err != nil {
+				return fmt.Errorf("compose config: %w", err)
+			}
+			return syscall.Exec(bin, []string{bin, config, "--sentinel"}, os.Environ())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "redis-server", "redis-server", "the redis-server binary")
+	f.StringVar(&config, "config", "", "sentinel.conf on the Sentinel's volume (required)")
+	f.StringVar(&self, "self", "", "this Sentinel's address, HOST:PORT, as the others name it (required)")
+	f.StringSliceVar(&files, "compose", nil, "files the first config is made of")
+	_ = cmd.MarkFlagRequired("config")
+	_ = cmd.MarkFlagRequired("self")
+	return cmd
+}
+
+// EnvProbePassword is the password `instance probe` authenticates with.
+const EnvProbePassword = "REDIS_MANAGER_PASSWORD"
+
+// probeCommand is `instance probe`: a readiness probe that fails unless the
+// instance answers PING with PONG (not while it loads its dataset). It does
+// not fail under a BGSAVE: the fork leaves the main thread serving.
+func probeCommand() *cobra.Command {
+	var addr string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "probe",
+		Short: "Exit 0 when the instance answers PING with PONG",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			c := redis.NewClient(&redis.Options{Addr: addr, Password: os.Getenv(EnvProbePassword), Protocol: 2,
+				DisableIdentity: true, MaxRetries: -1, DialTimeout: timeout})
+			defer c.Close()
+			return c.Ping(ctx).Err()
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:6379", "the instance, HOST:PORT")
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for PONG")
 	return cmd
 }
 
 type runOptions struct {
 	redisServer, config, self, masterName, plannedMaster, dataDir string
-	sentinels                                                     []string
+	sentinels, includes                                           []string
 	seed                                                          platform.SeedSource
+}
+
+// compose writes config from the files given, in order, followed by the
+// announce lines of kind for self's host: the config a pod boots with,
+// made from the shard's ConfigMap and Secret. Written only when missing if
+// keep is set (Sentinel owns its file after the first boot).
+func compose(config string, files []string, kind, self string, keep bool) error {
+	if len(files) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(config); err == nil && keep {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(self)
+	if err != nil {
+		return fmt.Errorf("--self %q: %w", self, err)
+	}
+	var b strings.Builder
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		b.Write(body)
+		if len(body) > 0 && body[len(body)-1] != '\n' {
+			b.WriteByte('\n')
+		}
+	}
+	b.WriteString(spec.Announce(kind, host))
+	tmp := config + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, config)
 }
 
 func (o runOptions) run(cmd *cobra.Command) error {
@@ -79,6 +178,9 @@ func (o runOptions) run(cmd *cobra.Command) error {
 	bin, err := exec.LookPath(o.redisServer)
 	if err != nil {
 		return fmt.Errorf("redis-server: %w", err)
+	}
+	if err := compose(o.config, o.includes, platform.KindRedis, o.self, false); err != nil {
+		return fmt.Errorf("compose config: %w", err)
 	}
 	if _, err := os.Stat(o.config); err != nil {
 		return fmt.Errorf("config: %w", err)

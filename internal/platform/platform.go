@@ -305,3 +305,21 @@ type LogReader interface {
 	// LogTail returns up to limit bytes from the end of the instance's log.
 	LogTail(ctx context.Context, id ID, limit int) ([]byte, error)
 }
+
+// OrderedRemoval is what a platform implements when it can remove only the
+// highest ordinals of a shard or of the Sentinels (a Kubernetes
+// StatefulSet): scaling in then removes those, moving the master away first
+// when it is one of them.
+type OrderedRemoval interface {
+	RemovesHighestOrdinalFirst() bool
+}
+
+// MasterPointer is what a platform implements when it points something at
+// each shard's master for clients that do not speak Sentinel (Kubernetes:
+// the role label behind the <cluster>-<shard>-master Service). The
+// controller calls it whenever it learns a shard's master; it takes the
+// pointer off every other instance of the shard before putting it on the
+// master.
+type MasterPointer interface {
+	PointMaster(ctx context.Context, cluster string, shard int, master ID) error
+}

@@ -26,6 +26,8 @@ import (
 	"github.com/redis-manager/redis-manager/internal/controller"
 	"github.com/redis-manager/redis-manager/internal/instance"
 	"github.com/redis-manager/redis-manager/internal/leader"
+	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/platform/kubernetes"
 	"github.com/redis-manager/redis-manager/internal/platform/local"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/service"
@@ -56,6 +58,12 @@ type Options struct {
 	// ID names this manager among those sharing a store (the leader
 	// lease's holder); default <hostname>-<pid>.
 	ID string
+	// Kubernetes platform settings.
+	Kube kubernetes.Options
+	// ClusterDNS, when set, is the DNS server (HOST:PORT) the manager
+	// resolves every name with: a manager outside the Kubernetes cluster
+	// reaches pods by their cluster DNS names through it.
+	ClusterDNS string
 }
 
 // NewServeCommand returns `redis-manager serve`. Every flag also reads
@@ -91,6 +99,12 @@ func NewServeCommand(version string) *cobra.Command {
 	f.BoolVar(&o.MetricsAuth, "metrics-auth", false, "require the API token on GET /metrics (it carries no secret; off by default)")
 	f.IntVar(&o.MaxConnections, "max-connections", 0, "most API connections held open; idle and slow ones are closed first (default: half the file limit, at most 4096)")
 	f.StringVar(&o.ID, "id", "", "this manager's id among managers sharing a MySQL store (default <hostname>-<pid>)")
+	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "kubernetes platform: kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
+	f.StringVar(&o.Kube.Namespace, "namespace", "", `kubernetes platform: where clusters live (default: the manager's own, or "default")`)
+	f.StringVar(&o.Kube.Image, "image", "", "kubernetes platform: image with redis-server and redis-manager")
+	f.StringVar(&o.Kube.StorageClass, "storage-class", "", "kubernetes platform: for the PVCs (default: the cluster's default class)")
+	f.StringVar(&o.Kube.ClusterDomain, "cluster-domain", "cluster.local", "kubernetes platform: the cluster's DNS domain")
+	f.StringVar(&o.ClusterDNS, "cluster-dns", "", "kubernetes platform, manager outside the cluster: resolve names with this DNS server, HOST:PORT (the cluster DNS), to reach pods by name")
 	return cmd
 }
 
@@ -159,8 +173,13 @@ func Serve(ctx context.Context, o Options, version string) error {
 			return err
 		}
 	}
-	if o.Platform != "local" {
-		return fmt.Errorf("--platform %q: only the local platform is available in this version", o.Platform)
+	if o.Platform != "local" && o.Platform != "kubernetes" {
+		return fmt.Errorf("--platform %q: want local or kubernetes", o.Platform)
+	}
+	if o.ClusterDNS != "" {
+		if err := useDNS(o.ClusterDNS); err != nil {
+			return err
+		}
 	}
 	if err := checkBackupTarget(o.BackupTarget); err != nil {
 		return err
@@ -203,11 +222,23 @@ func Serve(ctx context.Context, o Options, version string) error {
 	// it stops, the platform may still boot until then.
 	askPool := redisclient.NewPool()
 	defer askPool.Close()
-	plat, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer,
-		local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}, Self: self},
-		log.With("platform", "local"))
-	if err != nil {
-		return err
+	var plat platform.Platform
+	if o.Platform == "kubernetes" {
+		kp, err := kubernetes.New(ctx, o.Kube, log.With("platform", "kubernetes"))
+		if err != nil {
+			return err
+		}
+		defer kp.Close()
+		log.Info("kubernetes platform", "namespace", kp.Namespace(), "image", o.Kube.Image, "storageClass", o.Kube.StorageClass)
+		plat = kp
+	} else {
+		lp, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer,
+			local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}, Self: self},
+			log.With("platform", "local"))
+		if err != nil {
+			return err
+		}
+		plat = lp
 	}
 	// With SQLite the data dir's lock makes this the only manager of the
 	// store, so a lease left by a previous run is taken over at once.
@@ -409,4 +440,18 @@ func loadTLS(certFile, keyFile string) (*tls.Config, error) {
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// useDNS makes every name lookup of the process go to the DNS server at
+// addr (files such as /etc/hosts first, as always): the cluster DNS, for a
+// manager outside the cluster that reaches pods by name.
+func useDNS(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("--cluster-dns %q: want HOST:PORT: %w", addr, err)
+	}
+	var d net.Dialer
+	net.DefaultResolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, addr)
+	}}
+	return nil
 }

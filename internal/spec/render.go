@@ -44,6 +44,45 @@ type RedisConfig struct {
 	ExtraPasswords []string
 	ReplicaOf      string // "host:port" of the master, "" to boot as master
 	Spec           api.ClusterSpec
+	// Shared renders the part every pod of a shard shares (Kubernetes): it
+	// listens on every address, logs to stdout, and leaves out the
+	// per-instance and secret lines (replica-announce-ip, passwords, pid
+	// file), which the pod's entrypoint adds (RenderRedisAuth, Announce).
+	Shared bool
+}
+
+// RenderRedisAuth renders the password directives of a redis.conf.
+func RenderRedisAuth(password string, extra []string) string {
+	var b strings.Builder
+	if len(extra) == 0 {
+		b.WriteString("requirepass " + quote(password) + "\n")
+	} else {
+		b.WriteString(strings.Join(defaultUser(password, extra), " ") + "\n")
+	}
+	b.WriteString("masterauth " + quote(password) + "\n")
+	return b.String()
+}
+
+// RenderSentinelAuth renders the password directives of a sentinel.conf.
+func RenderSentinelAuth(password string, extra []string) string {
+	var b strings.Builder
+	if len(extra) == 0 {
+		b.WriteString("requirepass " + quote(password) + "\n")
+	} else {
+		b.WriteString(strings.Join(defaultUser(password, extra), " ") + "\n")
+	}
+	b.WriteString("sentinel sentinel-pass " + quote(password) + "\n")
+	return b.String()
+}
+
+// Announce renders the lines that give a Shared config its instance's
+// name: what it announces to its master (redis) or to Sentinels and clients
+// (sentinel).
+func Announce(kind, host string) string {
+	if kind == "sentinel" {
+		return "sentinel announce-ip " + quote(host) + "\n"
+	}
+	return "replica-announce-ip " + quote(host) + "\n"
 }
 
 // PersistenceSettings maps the persistence field onto redis.conf
@@ -67,23 +106,27 @@ func RenderRedis(c RedisConfig) string {
 	line := func(parts ...string) { b.WriteString(strings.Join(parts, " ") + "\n") }
 	line("# Rendered by redis-manager; edits are overwritten at the next start.")
 	line("port", strconv.Itoa(c.Port))
-	line("bind", c.Host)
-	// Connections to the master leave from the instance's own address, so
-	// a packet filter on that address cuts the instance off both ways.
-	line("bind-source-addr", c.Host)
-	line("daemonize no")
-	line("dir", quote(c.Dir))
-	line("dbfilename dump.rdb")
-	line("appenddirname appendonly")
-	line("pidfile", quote(c.Dir+"/redis.pid"))
-	line("logfile", quote(c.Dir+"/redis.log"))
-	if len(c.ExtraPasswords) == 0 {
-		line("requirepass", quote(c.Password))
+	if c.Shared {
+		line("bind * -::*")
+		line("daemonize no")
+		line("dir", quote(c.Dir))
+		line("dbfilename dump.rdb")
+		line("appenddirname appendonly")
+		line(`logfile ""`)
 	} else {
-		line(defaultUser(c.Password, c.ExtraPasswords)...)
+		line("bind", c.Host)
+		// Connections to the master leave from the instance's own address, so
+		// a packet filter on that address cuts the instance off both ways.
+		line("bind-source-addr", c.Host)
+		line("daemonize no")
+		line("dir", quote(c.Dir))
+		line("dbfilename dump.rdb")
+		line("appenddirname appendonly")
+		line("pidfile", quote(c.Dir+"/redis.pid"))
+		line("logfile", quote(c.Dir+"/redis.log"))
+		b.WriteString(RenderRedisAuth(c.Password, c.ExtraPasswords))
+		line("replica-announce-ip", c.Host)
 	}
-	line("masterauth", quote(c.Password))
-	line("replica-announce-ip", c.Host)
 	// Diskless sync without delay: a new replica or a backup does not wait
 	// five seconds for others to join.
 	line("repl-diskless-sync yes")
@@ -123,6 +166,10 @@ type SentinelConfig struct {
 	// ExtraPasswords are accepted besides Password while a password
 	// rotation runs.
 	ExtraPasswords []string
+	// Shared renders what every Sentinel pod shares (Kubernetes): every
+	// address, stdout, Sentinels and masters named by DNS name; the
+	// entrypoint adds the announced name and the passwords.
+	Shared bool
 }
 
 // RenderSentinel renders the initial sentinel.conf. Shards are registered
@@ -133,6 +180,17 @@ func RenderSentinel(c SentinelConfig) string {
 	line := func(parts ...string) { b.WriteString(strings.Join(parts, " ") + "\n") }
 	line("# Rendered by redis-manager at first start; Sentinel rewrites this file.")
 	line("port", strconv.Itoa(c.Port))
+	if c.Shared {
+		line("bind * -::*")
+		line("daemonize no")
+		line("dir", quote(c.Dir))
+		line(`logfile ""`)
+		// Pods come back with new IP addresses: Sentinels name each other
+		// and the instances by their stable DNS names.
+		line("sentinel resolve-hostnames yes")
+		line("sentinel announce-hostnames yes")
+		return b.String()
+	}
 	line("bind", c.Host)
 	line("bind-source-addr", c.Host) // see RenderRedis
 	line("daemonize no")
@@ -141,12 +199,7 @@ func RenderSentinel(c SentinelConfig) string {
 	line("logfile", quote(c.Dir+"/redis.log"))
 	line("sentinel announce-ip", c.Host)
 	line("sentinel resolve-hostnames no")
-	if len(c.ExtraPasswords) == 0 {
-		line("requirepass", quote(c.Password))
-	} else {
-		line(defaultUser(c.Password, c.ExtraPasswords)...)
-	}
-	line("sentinel sentinel-pass", quote(c.Password))
+	b.WriteString(RenderSentinelAuth(c.Password, c.ExtraPasswords))
 	return b.String()
 }
 

@@ -51,8 +51,11 @@ func PlanAdditions(cl store.Cluster, existing []store.Instance) []Planned {
 // PlanRemovals lists the existing instances the spec no longer has room
 // for: Sentinels and replicas with the highest ordinals, never a shard's
 // current master (masters maps shard to its master's address), and every
-// member of shards beyond the spec. It is pure.
-func PlanRemovals(s api.ClusterSpec, existing []store.Instance, masters map[int]string) []store.Instance {
+// member of shards beyond the spec. With ordered (a platform that removes
+// only the highest ordinals, a StatefulSet) the highest ordinals go even
+// when the master is among them: the caller moves the master away first.
+// It is pure.
+func PlanRemovals(s api.ClusterSpec, existing []store.Instance, masters map[int]string, ordered bool) []store.Instance {
 	byShard := map[int][]store.Instance{}
 	for _, in := range existing {
 		byShard[in.Shard] = append(byShard[in.Shard], in)
@@ -72,7 +75,7 @@ func PlanRemovals(s api.ClusterSpec, existing []store.Instance, masters map[int]
 			if excess <= 0 {
 				break
 			}
-			if want > 0 && shard >= 0 && Addr(in) == masters[shard] {
+			if !ordered && want > 0 && shard >= 0 && Addr(in) == masters[shard] {
 				continue
 			}
 			out = append(out, in)

@@ -109,25 +109,30 @@ func TestPlanRemovals(t *testing.T) {
 		spec     api.ClusterSpec
 		existing []store.Instance
 		masters  map[int]string
+		ordered  bool
 		want     []string
 	}{
 		{"nothing beyond the spec", api.ClusterSpec{Shards: 1, Replicas: 2, Sentinels: 3}, shard0,
-			map[int]string{0: Addr(rec(0, 0))}, []string{}},
+			map[int]string{0: Addr(rec(0, 0))}, false, []string{}},
 		{"highest ordinal goes", api.ClusterSpec{Shards: 1, Replicas: 1, Sentinels: 3}, shard0,
-			map[int]string{0: Addr(rec(0, 0))}, []string{"orders-0-2"}},
+			map[int]string{0: Addr(rec(0, 0))}, false, []string{"orders-0-2"}},
 		{"never the current master (promoted replica kept)", api.ClusterSpec{Shards: 1, Replicas: 1, Sentinels: 3}, shard0,
-			map[int]string{0: Addr(rec(0, 2))}, []string{"orders-0-1"}},
+			map[int]string{0: Addr(rec(0, 2))}, false, []string{"orders-0-1"}},
 		{"down to no replica keeps only the master", api.ClusterSpec{Shards: 1, Replicas: 0, Sentinels: 3}, shard0,
-			map[int]string{0: Addr(rec(0, 1))}, []string{"orders-0-0", "orders-0-2"}},
+			map[int]string{0: Addr(rec(0, 1))}, false, []string{"orders-0-0", "orders-0-2"}},
 		{"a shard beyond the spec goes whole, master included", api.ClusterSpec{Shards: 1, Replicas: 2, Sentinels: 3},
 			append(append([]store.Instance{}, shard0...), rec(1, 0), rec(1, 1), rec(1, 2)),
-			map[int]string{0: Addr(rec(0, 0)), 1: Addr(rec(1, 0))}, []string{"orders-1-0", "orders-1-1", "orders-1-2"}},
+			map[int]string{0: Addr(rec(0, 0)), 1: Addr(rec(1, 0))}, false, []string{"orders-1-0", "orders-1-1", "orders-1-2"}},
 		{"Sentinels: highest ordinals", api.ClusterSpec{Shards: 1, Replicas: 2, Sentinels: 3},
 			[]store.Instance{rec(-1, 0), rec(-1, 1), rec(-1, 2), rec(-1, 3), rec(-1, 4)}, nil,
-			[]string{"orders-sentinel-3", "orders-sentinel-4"}},
+			false, []string{"orders-sentinel-3", "orders-sentinel-4"}},
+		{"ordered: the highest ordinals, the master too", api.ClusterSpec{Shards: 1, Replicas: 1, Sentinels: 3}, shard0,
+			map[int]string{0: Addr(rec(0, 2))}, true, []string{"orders-0-2"}},
+		{"ordered: down to no replica", api.ClusterSpec{Shards: 1, Replicas: 0, Sentinels: 3}, shard0,
+			map[int]string{0: Addr(rec(0, 1))}, true, []string{"orders-0-1", "orders-0-2"}},
 	}
 	for _, tc := range tests {
-		got := names(PlanRemovals(tc.spec, tc.existing, tc.masters))
+		got := names(PlanRemovals(tc.spec, tc.existing, tc.masters, tc.ordered))
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
 		}
