@@ -307,6 +307,24 @@ func (c *Controller) moveMastersOff(ctx context.Context, r *jobRun, cl store.Clu
 		if err != nil {
 			return fmt.Errorf("fail over %s before removing its master: %w", name, err)
 		}
+		// The Sentinel running the failover names the promoted replica
+		// before its failover ends; removing instances (or a RESET) before
+		// it ends would leave that Sentinel watching the removed master.
+		err = poll(ctx, time.Duration(cl.Spec.Sentinel.FailoverTimeoutMs)*time.Millisecond*3, 50*time.Millisecond, func() (bool, string, error) {
+			for _, s := range sentinels {
+				m, err := sentinel.GetMaster(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), name)
+				if err != nil {
+					return false, s.Name + ": " + err.Error(), nil
+				}
+				if m.Addr != newMaster || topology.SentinelFailingOver(m) {
+					return false, fmt.Sprintf("%s: master %s, flags %v", s.Name, m.Addr, m.Flags), nil
+				}
+			}
+			return true, "", nil
+		})
+		if err != nil {
+			return fmt.Errorf("failover of %s before removing its master did not end on every Sentinel: %w", name, err)
+		}
 		s := shard
 		c.event(ctx, cl.Name, &s, "failover", fmt.Sprintf("planned failover of %s before scaling in: %s → %s", name, master, newMaster),
 			map[string]any{"oldMaster": master, "newMaster": newMaster, "planned": true, "requestedAt": requested,
