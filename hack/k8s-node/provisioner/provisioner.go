@@ -195,7 +195,9 @@ func (p *Provisioner) syncClaim(ctx context.Context, key string, rec record.Even
 	if err := os.Chmod(dir, 0o777); err != nil {
 		return fmt.Errorf("claim %s: %w", key, err)
 	}
-	if _, err := p.client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := p.client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+		return nil // made by an earlier sync the cache has not seen yet
+	} else if err != nil {
 		return fmt.Errorf("create volume %s for claim %s: %w", pv.Name, key, err)
 	}
 	p.log.Info("provisioned", "claim", key, "volume", pv.Name, "path", dir, "node", node,
@@ -250,17 +252,19 @@ func (p *Provisioner) syncVolume(ctx context.Context, name string, rec record.Ev
 	return nil
 }
 
-// ownDir is the volume's directory if it is one this provisioner makes: a
-// direct child of the root, nothing else is ever removed.
+// ownDir is the volume's directory if it is one this provisioner made for
+// the volume's claim: directly under the root, named after the claim
+// (volumeFor); nothing else is ever removed.
 func (p *Provisioner) ownDir(pv *v1.PersistentVolume) (string, error) {
-	if pv.Spec.HostPath == nil {
-		return "", fmt.Errorf("volume %s has no hostPath", pv.Name)
+	if pv.Spec.HostPath == nil || pv.Spec.ClaimRef == nil {
+		return "", fmt.Errorf("volume %s has no hostPath or no claim", pv.Name)
 	}
-	dir := filepath.Clean(pv.Spec.HostPath.Path)
-	if filepath.Dir(dir) != p.root || dir == p.root {
-		return "", fmt.Errorf("volume %s: path %s is not a directory directly under %s", pv.Name, pv.Spec.HostPath.Path, p.root)
+	r := pv.Spec.ClaimRef
+	want := filepath.Join(p.root, r.Namespace+"-"+r.Name+"-"+string(r.UID))
+	if dir := filepath.Clean(pv.Spec.HostPath.Path); dir != want || filepath.Dir(dir) != p.root {
+		return "", fmt.Errorf("volume %s: path %s is not %s, the directory this provisioner makes for its claim", pv.Name, pv.Spec.HostPath.Path, want)
 	}
-	return dir, nil
+	return want, nil
 }
 
 // volumeFor is the PersistentVolume for claim: a directory under root

@@ -73,6 +73,10 @@ func TestVolumeFor(t *testing.T) {
 		t.Errorf("node affinity %+v", terms)
 	}
 
+	if dir, err := (&Provisioner{root: "/v"}).ownDir(pv); err != nil || dir != pv.Spec.HostPath.Path {
+		t.Errorf("ownDir of the volume volumeFor made: %q, %v", dir, err)
+	}
+
 	withRetain := *class
 	withRetain.ReclaimPolicy = &retain
 	if pv, err := volumeFor(claim(nil), &withRetain, "n1", "/v", DefaultName); err != nil || pv.Spec.PersistentVolumeReclaimPolicy != retain {
@@ -99,18 +103,24 @@ func TestVolumeFor(t *testing.T) {
 
 func TestOwnDir(t *testing.T) {
 	p := &Provisioner{root: "/v"}
+	ref := &v1.ObjectReference{Namespace: "ns", Name: "a", UID: "u"}
 	for path, ok := range map[string]bool{
-		"/v/ns-a-u": true, "/v/ns-a-u/": true, "/v": false, "/v/": false, "/": false,
-		"/v/x/y": false, "/v/../etc": false, "/w/ns-a-u": false, "/v/..": false,
+		"/v/ns-a-u": true, "/v/ns-a-u/": true, "/v/./ns-a-u": true,
+		"/v": false, "/v/": false, "/": false, "/v/ns-b-u": false, "/v/ns-a-u/x": false,
+		"/v/x/y": false, "/v/../etc": false, "/w/ns-a-u": false, "/v/..": false, "/v/../v/ns-a-u": true,
 	} {
-		pv := &v1.PersistentVolume{Spec: v1.PersistentVolumeSpec{PersistentVolumeSource: v1.PersistentVolumeSource{
+		pv := &v1.PersistentVolume{Spec: v1.PersistentVolumeSpec{ClaimRef: ref, PersistentVolumeSource: v1.PersistentVolumeSource{
 			HostPath: &v1.HostPathVolumeSource{Path: path}}}}
 		if _, err := p.ownDir(pv); (err == nil) != ok {
 			t.Errorf("%s: err %v, want ok=%v", path, err, ok)
 		}
 	}
-	if _, err := p.ownDir(&v1.PersistentVolume{}); err == nil {
+	if _, err := p.ownDir(&v1.PersistentVolume{Spec: v1.PersistentVolumeSpec{ClaimRef: ref}}); err == nil {
 		t.Error("no hostPath: no error")
+	}
+	if _, err := p.ownDir(&v1.PersistentVolume{Spec: v1.PersistentVolumeSpec{PersistentVolumeSource: v1.PersistentVolumeSource{
+		HostPath: &v1.HostPathVolumeSource{Path: "/v/ns-a-u"}}}}); err == nil {
+		t.Error("no claimRef: no error")
 	}
 }
 
