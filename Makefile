@@ -10,7 +10,7 @@ LISTEN   ?= 127.0.0.1:7800
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down
+.PHONY: help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,9 +39,10 @@ run: deps build ## build, install redis-server if missing, start the manager on 
 
 UNIT_PKGS = $$($(GO) list ./... | grep -v /internal/e2e)
 
-test: deps-test lint ## what CI runs: vet, gofmt, staticcheck, unit tests with -race, end-to-end tests with real processes
+test: deps-test lint ## what CI runs: vet, gofmt, staticcheck, unit tests with -race, end-to-end tests with real processes, then test-k8s
 	CI=true $(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
 	CI=true $(GO) test -count=1 -timeout 15m ./internal/e2e/
+	$(MAKE) test-k8s
 
 test-unit: ## the tests without the end-to-end package, with -race
 	$(GO) test -race -count=1 $(UNIT_PKGS)
@@ -72,8 +73,20 @@ bench: deps-test build ## benchmarks, each next to the plain tool: create, repli
 chaos: deps build ## chaos test: random kills under write load for CHAOS_DURATION (default 5m)
 	REDIS_MANAGER_CHAOS_DURATION=$${CHAOS_DURATION:-5m} $(GO) test -count=1 -v -timeout 30m -run 'TestChaos$$' ./internal/e2e/
 
+# The node's binaries are cached in the invoking user's cache (also under sudo).
+K8S_NODE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/redis-manager/k8s-node
+K8S_ENV := env PATH="$$PATH" K8S_NODE_CACHE=$(K8S_NODE_CACHE)
+
+test-k8s: ## Kubernetes tests (./internal/e2ek8s, ./hack/k8s-node/...) on the test node: reuses a node that is up (image rebuilt) or starts one and removes it after (root)
+	$(SUDO) $(K8S_ENV) CI=true REDIS_MANAGER_TEST_PORT_BASE="$$REDIS_MANAGER_TEST_PORT_BASE" \
+		REDIS_MANAGER_K8S_KUBECONFIG="$$REDIS_MANAGER_K8S_KUBECONFIG" REDIS_MANAGER_K8S_DNS="$$REDIS_MANAGER_K8S_DNS" \
+		hack/k8s-node/test
+
 k8s-node-up: ## build (cached) and start a one-node Kubernetes on this machine (root); prints KUBECONFIG=, IMAGE=, DNS= last (docs/kubernetes.md)
-	$(SUDO) hack/k8s-node/up
+	$(SUDO) $(K8S_ENV) hack/k8s-node/up
+
+k8s-node-image: ## rebuild the redis-manager image from this checkout and import it into the running node; prints IMAGE= last
+	$(SUDO) $(K8S_ENV) hack/k8s-node/image
 
 k8s-node-down: ## stop and remove the node k8s-node-up started: processes, mounts, bridge, routes, rules, files
 	$(SUDO) hack/k8s-node/down
