@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -141,6 +142,19 @@ func (c *Controller) runJob(ctx context.Context, j store.Job) {
 			return
 		}
 		err := s.run(ctx, r)
+		// Steps are idempotent: one that failed on a timeout talking to an
+		// instance or a Sentinel (a busy host, a process that stalled for
+		// a moment) runs again, a few times, before the job fails.
+		for try := 1; err != nil && try < stepTries && transient(err) && ctx.Err() == nil; try++ {
+			r.log.Warn("job step timed out; running it again", "step", s.name, "try", try+1, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(try) * time.Second):
+			}
+			if ctx.Err() == nil {
+				err = s.run(ctx, r)
+			}
+		}
 		if ctx.Err() != nil {
 			return // shutting down: the job stays running and resumes at next start
 		}
@@ -230,4 +244,14 @@ func (c *Controller) event(ctx context.Context, cluster string, shard *int, typ,
 	if err := c.store.AddEvent(context.WithoutCancel(ctx), ev); err != nil {
 		c.log.Error("record event", "type", typ, "err", err)
 	}
+}
+
+// stepTries is how many times a step that timed out runs.
+const stepTries = 3
+
+// transient tells a network timeout (an i/o deadline, a dial that timed
+// out) from a failure worth failing the job for.
+func transient(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, context.DeadlineExceeded)
 }

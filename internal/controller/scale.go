@@ -421,7 +421,18 @@ func (c *Controller) cleanSentinels(ctx context.Context, r *jobRun, cl store.Clu
 		conn := c.pool.Sentinel(addr(s), cl.SentinelPassword)
 		for shard := 0; shard < cl.Spec.Shards; shard++ {
 			name := spec.MasterName(cl.Name, shard)
-			stale, err := staleEntries(ctx, conn, name, live)
+			// A Sentinel may stall for a moment right after instances went
+			// away (with hostnames, it resolves their names in its event
+			// loop): asked again before the step fails.
+			var stale []string
+			err := poll(ctx, 15*time.Second, 250*time.Millisecond, func() (bool, string, error) {
+				var err error
+				stale, err = staleEntries(ctx, conn, name, live)
+				if err != nil {
+					return false, err.Error(), nil
+				}
+				return true, "", nil
+			})
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}
