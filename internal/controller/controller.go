@@ -64,6 +64,10 @@ type Controller struct {
 	// ordered: the platform removes only the highest ordinals
 	// (platform.OrderedRemoval).
 	ordered bool
+	// startTogether: the platform starts instances slowly (pods), so a
+	// create starts redis-servers and Sentinels at once
+	// (platform.SlowStart).
+	startTogether bool
 	// pointer, when the platform has one, points clients that do not
 	// speak Sentinel at each shard's master (platform.MasterPointer).
 	pointer platform.MasterPointer
@@ -85,6 +89,9 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	}
 	pool := redisclient.NewPool()
 	pool.SetGate(cfg.Leader.Gate, "redis-manager:"+cfg.Leader.ID())
+	if d, ok := p.(platform.Dialer); ok {
+		pool.SetDialer(d.DialContext)
+	}
 	var ordered bool
 	if o, ok := p.(platform.OrderedRemoval); ok {
 		ordered = o.RemovesHighestOrdinalFirst()
@@ -93,18 +100,20 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	if mp, ok := p.(platform.MasterPointer); ok {
 		pointer = gatedPointer{MasterPointer: mp, gate: cfg.Leader.Gate}
 	}
+	slow, _ := p.(platform.SlowStart)
 	return &Controller{
-		ordered:  ordered,
-		pointer:  pointer,
-		cfg:      cfg,
-		store:    st,
-		platform: gatedPlatform{Platform: p, gate: cfg.Leader.Gate},
-		pool:     pool,
-		log:      log,
-		leader:   cfg.Leader,
-		wake:     make(chan struct{}, 1),
-		kick:     make(chan struct{}, 1),
-		tracker:  newTracker(),
+		startTogether: slow != nil && slow.StartsSlowly(),
+		ordered:       ordered,
+		pointer:       pointer,
+		cfg:           cfg,
+		store:         st,
+		platform:      gatedPlatform{Platform: p, gate: cfg.Leader.Gate},
+		pool:          pool,
+		log:           log,
+		leader:        cfg.Leader,
+		wake:          make(chan struct{}, 1),
+		kick:          make(chan struct{}, 1),
+		tracker:       newTracker(),
 	}
 }
 

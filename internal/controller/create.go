@@ -30,7 +30,20 @@ func createSteps() []step {
 		}},
 		{"start-sentinels", func(ctx context.Context, r *jobRun) error {
 			return r.withInstances(ctx, func(cl store.Cluster, redis, sentinels []store.Instance) error {
-				return parallel(sentinels, func(in store.Instance) error { return r.c.ensureSentinel(ctx, cl, in) })
+				if !r.c.startTogether {
+					return parallel(sentinels, func(in store.Instance) error { return r.c.ensureSentinel(ctx, cl, in) })
+				}
+				// Where starting takes seconds (pods), the redis-servers start
+				// with the Sentinels: a new shard's boot decision falls back to
+				// the plan whether or not its Sentinels answer yet.
+				redisDone := make(chan error, 1)
+				go func() {
+					redisDone <- parallel(redis, func(in store.Instance) error {
+						return r.c.ensureRedis(ctx, cl, in, plannedMaster(redis, in.Shard), sentinels)
+					})
+				}()
+				err := parallel(sentinels, func(in store.Instance) error { return r.c.ensureSentinel(ctx, cl, in) })
+				return errors.Join(err, <-redisDone)
 			})
 		}},
 		{"start-redis", func(ctx context.Context, r *jobRun) error {

@@ -323,3 +323,18 @@ type OrderedRemoval interface {
 type MasterPointer interface {
 	PointMaster(ctx context.Context, cluster string, shard int, master ID) error
 }
+
+// Dialer is what a platform implements when it knows better than the
+// system resolver where its instances' names point (Kubernetes: pod DNS
+// names, from the pods it watches). The controller dials instances and
+// Sentinels with it.
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// SlowStart is what a platform implements when starting an instance takes
+// seconds (scheduling a pod, binding its volume): a create then starts the
+// redis-servers and the Sentinels at the same time.
+type SlowStart interface {
+	StartsSlowly() bool
+}

@@ -32,6 +32,24 @@ type Pool struct {
 
 	gate Gate
 	name string
+	// dial, when set, dials every connection (a platform that knows where
+	// its instances' names point).
+	dial DialFunc
+}
+
+// DialFunc dials addr ("host:port").
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// SetDialer makes every client the pool hands out from now on dial with d:
+// the Kubernetes platform resolves its pods' DNS names from what it
+// watches, so the manager needs no cluster DNS and never asks it for a
+// name before the pod exists (which the DNS would then deny for its
+// negative TTL, to every client). Call it before the first client is
+// handed out.
+func (p *Pool) SetDialer(d DialFunc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dial = d
 }
 
 // Gate runs one command (or pipeline) of ctx, or refuses it with an error
@@ -111,6 +129,10 @@ func NewPool() *Pool {
 
 func (p *Pool) options(addr, password string, dialFailed func(bool)) *redis.Options {
 	d := &net.Dialer{KeepAlive: 5 * time.Minute}
+	dial := d.DialContext
+	if p.dial != nil {
+		dial = p.dial
+	}
 	return &redis.Options{
 		ClientName:      p.name,
 		Addr:            addr,
@@ -126,7 +148,7 @@ func (p *Pool) options(addr, password string, dialFailed func(bool)) *redis.Opti
 		// attempts with back-off: the control loop observes again anyway.
 		DialerRetries: 1,
 		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
+			c, err := dial(ctx, network, addr)
 			dialFailed(err != nil)
 			return c, err
 		},

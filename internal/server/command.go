@@ -104,7 +104,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.Kube.Image, "image", "", "kubernetes platform: image with redis-server and redis-manager")
 	f.StringVar(&o.Kube.StorageClass, "storage-class", "", "kubernetes platform: for the PVCs (default: the cluster's default class)")
 	f.StringVar(&o.Kube.ClusterDomain, "cluster-domain", "cluster.local", "kubernetes platform: the cluster's DNS domain")
-	f.StringVar(&o.ClusterDNS, "cluster-dns", "", "kubernetes platform, manager outside the cluster: resolve names with this DNS server, HOST:PORT (the cluster DNS), to reach pods by name")
+	f.StringVar(&o.ClusterDNS, "cluster-dns", "", "kubernetes platform, manager outside the cluster: resolve names with this DNS server, HOST:PORT (the cluster DNS), and check that each new pod's name resolves (pods are dialed at the address the API server gives them either way)")
 	return cmd
 }
 
@@ -180,6 +180,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 		if err := useDNS(o.ClusterDNS); err != nil {
 			return err
 		}
+		o.Kube.CheckDNS = true
 	}
 	if err := checkBackupTarget(o.BackupTarget); err != nil {
 		return err

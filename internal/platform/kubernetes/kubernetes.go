@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +49,9 @@ type Options struct {
 	StorageClass string
 	// ClusterDomain is the cluster's DNS domain (default cluster.local).
 	ClusterDomain string
+	// CheckDNS makes Ensure also check that the pod's name resolves to it
+	// (the manager resolves with the cluster DNS).
+	CheckDNS bool
 	// ReadyTimeout bounds how long Ensure waits for a pod to be ready
 	// (default 5 minutes); a reason Kubernetes gives for not starting it
 	// (an image it cannot pull, a volume it cannot provision, a quota)
@@ -305,6 +309,9 @@ func (p *Platform) Ensure(ctx context.Context, s platform.InstanceSpec) (platfor
 		return in, nil
 	}
 	started := time.Now()
+	if s.Kind == platform.KindRedis {
+		p.waitPlannedMaster(ctx, m, s)
+	}
 	if err := p.ensureObjects(ctx, m, s, true); err != nil {
 		return platform.Instance{}, err
 	}
@@ -318,32 +325,94 @@ func (p *Platform) Ensure(ctx context.Context, s platform.InstanceSpec) (platfor
 	return p.instanceOf(s.ID, s.Kind, pod), nil
 }
 
-// waitName waits until the pod's DNS name answers its address. The name
-// is asked only once the headless Service's EndpointSlice lists the pod:
-// asked earlier, the cluster DNS would cache the "no such name" for its
-// negative TTL, and every client of the instance would wait that long.
+// DialContext implements platform.Dialer: a pod's DNS name
+// (<pod>.<service>.<namespace>.svc.<domain>) is dialed at the pod's
+// address as the informer knows it; any other address as usual. The
+// manager so never asks the cluster DNS for a pod before the pod is
+// published (the DNS would deny the name to every client for its negative
+// TTL), and needs no cluster DNS when it runs outside the cluster.
+func (p *Platform) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return d.DialContext(ctx, network, addr)
+	}
+	suffix := "." + p.opts.Namespace + ".svc." + p.opts.ClusterDomain
+	if rest, ok := strings.CutSuffix(host, suffix); ok {
+		if name, _, ok := strings.Cut(rest, "."); ok {
+			pod, err := p.pods.Pods(p.opts.Namespace).Get(name)
+			if err != nil || pod.Status.PodIP == "" || pod.DeletionTimestamp != nil {
+				return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no running pod " + name, Name: host, IsNotFound: true}}
+			}
+			return d.DialContext(ctx, network, net.JoinHostPort(pod.Status.PodIP, port))
+		}
+	}
+	return d.DialContext(ctx, network, addr)
+}
+
+// published tells whether the headless Service's EndpointSlices list the
+// pod with its address: what the cluster DNS answers its name from.
+func (p *Platform) published(ctx context.Context, svc string, pod *corev1.Pod) bool {
+	eps, err := p.cs.DiscoveryV1().EndpointSlices(p.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + svc})
+	if err != nil || pod.Status.PodIP == "" {
+		return false
+	}
+	for _, sl := range eps.Items {
+		for _, e := range sl.Endpoints {
+			if e.Hostname != nil && *e.Hostname == pod.Name && slices.Contains(e.Addresses, pod.Status.PodIP) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// waitPlannedMaster holds back the start of a replica of a new shard until
+// the cluster DNS serves its master's name: a replica that asked for it
+// earlier would be denied it for the DNS's negative TTL (and so would
+// everyone else who asks in that time, Sentinels included). Bounded: a
+// master that does not come stops nothing but the wait.
+func (p *Platform) waitPlannedMaster(ctx context.Context, m member, s platform.InstanceSpec) {
+	self := p.fqdn(m.Cluster, m.Set, m.Ordinal)
+	host, _, err := net.SplitHostPort(s.Boot.PlannedMaster)
+	if err != nil || host == self || !strings.HasPrefix(host, m.Set+"-") {
+		return
+	}
+	name, _, _ := strings.Cut(host, ".")
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		wake := p.changed.wait()
+		if pod, err := p.pods.Pods(p.opts.Namespace).Get(name); err == nil && p.published(ctx, headless(m.Cluster, m.Set), pod) {
+			return
+		}
+		select {
+		case <-wake:
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// waitName waits until the cluster DNS serves the pod's name: the headless
+// Service's EndpointSlice lists the pod with its address (the cluster DNS
+// answers from these). With cluster DNS reachable from the manager
+// (--cluster-dns, or in the cluster), it also checks the answer; the name
+// is asked only once the slice lists the pod: asked earlier, the cluster
+// DNS would deny it for its negative TTL, to every client.
 func (p *Platform) waitName(ctx context.Context, m member, pod *corev1.Pod) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	svc := headless(m.Cluster, m.Set)
-	listed := func() bool {
-		eps, err := p.cs.DiscoveryV1().EndpointSlices(p.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + svc})
-		if err != nil {
-			return false
-		}
-		for _, sl := range eps.Items {
-			for _, e := range sl.Endpoints {
-				if e.Hostname != nil && *e.Hostname == pod.Name && slices.Contains(e.Addresses, pod.Status.PodIP) {
-					return true
-				}
-			}
-		}
-		return false
-	}
+	listed := func() bool { return p.published(ctx, svc, pod) }
 	name := p.fqdn(m.Cluster, m.Set, m.Ordinal)
 	var last error
 	for {
 		if listed() {
+			if !p.opts.CheckDNS {
+				return nil
+			}
 			addrs, err := net.DefaultResolver.LookupHost(ctx, name)
 			if err == nil && slices.Contains(addrs, pod.Status.PodIP) {
 				return nil
@@ -591,6 +660,16 @@ func (p *Platform) waitReady(ctx context.Context, m member, name, kind string, s
 		if err == nil && ready(pod, kind) {
 			return pod, nil
 		}
+		// Ready for the manager as soon as it listens: the readiness
+		// probe's period is not waited for.
+		tick := time.Second
+		if err == nil && running(pod, kind) && pod.Status.PodIP != "" {
+			tick = 100 * time.Millisecond
+			if c, err := net.DialTimeout("tcp", net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(portOf(kind))), 200*time.Millisecond); err == nil {
+				c.Close()
+				return pod, nil
+			}
+		}
 		// The reasons live in objects the informers do not watch (events,
 		// PVCs, storage classes): looked up at most once a second while
 		// the pod is not ready.
@@ -602,7 +681,7 @@ func (p *Platform) waitReady(ctx context.Context, m member, name, kind string, s
 		}
 		select {
 		case <-wake:
-		case <-time.After(time.Second):
+		case <-time.After(tick):
 		case <-ctx.Done():
 			state := "no pod"
 			if pod != nil {
@@ -948,6 +1027,9 @@ func (p *Platform) removeClusterIfEmpty(ctx context.Context, cluster string) err
 	}
 	return nil
 }
+
+// StartsSlowly implements platform.SlowStart.
+func (p *Platform) StartsSlowly() bool { return true }
 
 // RemovesHighestOrdinalFirst implements platform.OrderedRemoval.
 func (p *Platform) RemovesHighestOrdinalFirst() bool { return true }
