@@ -310,7 +310,9 @@ func (p *Platform) Ensure(ctx context.Context, s platform.InstanceSpec) (platfor
 	}
 	started := time.Now()
 	if s.Kind == platform.KindRedis {
-		p.waitPlannedMaster(ctx, m, s)
+		if err := p.waitPlannedMaster(ctx, m, s, started); err != nil {
+			return platform.Instance{}, fmt.Errorf("%s: %w", s.ID.Name, err)
+		}
 	}
 	if err := p.ensureObjects(ctx, m, s, true); err != nil {
 		return platform.Instance{}, err
@@ -372,25 +374,40 @@ func (p *Platform) published(ctx context.Context, svc string, pod *corev1.Pod) b
 // earlier would be denied it for the DNS's negative TTL (and so would
 // everyone else who asks in that time, Sentinels included). Bounded: a
 // master that does not come stops nothing but the wait.
-func (p *Platform) waitPlannedMaster(ctx context.Context, m member, s platform.InstanceSpec) {
+func (p *Platform) waitPlannedMaster(ctx context.Context, m member, s platform.InstanceSpec, since time.Time) error {
 	self := p.fqdn(m.Cluster, m.Set, m.Ordinal)
 	host, _, err := net.SplitHostPort(s.Boot.PlannedMaster)
 	if err != nil || host == self || !strings.HasPrefix(host, m.Set+"-") {
-		return
+		return nil
 	}
 	name, _, _ := strings.Cut(host, ".")
+	master, err := parseMember(platform.ID{Cluster: m.Cluster, Name: name})
+	if err != nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	lastCheck := time.Time{}
 	for {
 		wake := p.changed.wait()
-		if pod, err := p.pods.Pods(p.opts.Namespace).Get(name); err == nil && p.published(ctx, headless(m.Cluster, m.Set), pod) {
-			return
+		pod, err := p.pods.Pods(p.opts.Namespace).Get(name)
+		if err == nil && p.published(ctx, headless(m.Cluster, m.Set), pod) {
+			return nil
+		}
+		if err != nil {
+			pod = nil
+		}
+		if time.Since(lastCheck) >= time.Second {
+			lastCheck = time.Now()
+			if why := p.cannotStart(ctx, master, name, platform.KindRedis, pod, since); why != "" {
+				return fmt.Errorf("its master cannot start: %s", why)
+			}
 		}
 		select {
 		case <-wake:
 		case <-time.After(200 * time.Millisecond):
 		case <-ctx.Done():
-			return
+			return nil
 		}
 	}
 }
