@@ -97,6 +97,8 @@ type InstanceStatus struct {
 	Role             string `json:"role"`
 	Up               bool   `json:"up"`
 	Pid              int    `json:"pid,omitempty"`
+	Pod              string `json:"pod,omitempty"`  // Kubernetes: the pod
+	Node             string `json:"node,omitempty"` // Kubernetes: its node
 	MasterLinkStatus string `json:"masterLinkStatus,omitempty"`
 	LagBytes         int64  `json:"lagBytes"`
 	Keys             int64  `json:"keys"`
@@ -109,6 +111,8 @@ type SentinelStatus struct {
 	Address  string   `json:"address"`
 	Up       bool     `json:"up"`
 	Pid      int      `json:"pid,omitempty"`
+	Pod      string   `json:"pod,omitempty"`
+	Node     string   `json:"node,omitempty"`
 	Monitors []string `json:"monitors"`
 }
 

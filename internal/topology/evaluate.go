@@ -22,7 +22,8 @@ func Evaluate(s api.ClusterSpec, cluster string, obs Observation, activeJob stri
 	failingOver := false
 
 	for _, so := range obs.Sentinels {
-		ss := api.SentinelStatus{Name: so.In.Name, Address: Addr(so.In), Up: so.Up, Pid: so.Details.Pid, Monitors: []string{}}
+		ss := api.SentinelStatus{Name: so.In.Name, Address: Addr(so.In), Up: so.Up, Pid: so.Details.Pid,
+			Pod: so.Details.Pod, Node: so.Details.Node, Monitors: []string{}}
 		for name := range so.View {
 			if strings.HasPrefix(name, cluster+"-") {
 				ss.Monitors = append(ss.Monitors, name)
@@ -93,12 +94,14 @@ func Evaluate(s api.ClusterSpec, cluster string, obs Observation, activeJob stri
 			if ro.In.Shard != shard {
 				continue
 			}
-			is := api.InstanceStatus{Name: ro.In.Name, Address: Addr(ro.In), Up: ro.Up, Pid: ro.Details.Pid}
+			is := api.InstanceStatus{Name: ro.In.Name, Address: Addr(ro.In), Up: ro.Up, Pid: ro.Details.Pid,
+				Pod: ro.Details.Pod, Node: ro.Details.Node}
 			if ro.Up {
 				is.Role = roleName(ro.Info["role"])
 				is.Keys = ro.Info.Keys()
 				is.UsedMemoryBytes = ro.Info.Int("used_memory")
-				if pid := ro.Info.Int("process_id"); pid > 0 {
+				// In a container the process id says nothing (1).
+				if pid := ro.Info.Int("process_id"); pid > 0 && ro.Details.Pod == "" {
 					is.Pid = int(pid)
 				}
 			}
