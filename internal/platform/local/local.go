@@ -456,7 +456,10 @@ func (p *Platform) stop(ctx context.Context, dir string) error {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("kill pid %d: %w", pid, err)
 	}
-	for i := 0; isInstanceProcess(pid, dir); i++ {
+	// The pid was ours when it was killed: wait until it has exited (gone
+	// or a zombie), not only until it left its dir, which an exiting
+	// process does before it is done.
+	for i := 0; isInstanceProcess(pid, dir) || !exited(pid); i++ {
 		if i > 500 {
 			return fmt.Errorf("pid %d still running 5s after SIGKILL", pid)
 		}
@@ -467,6 +470,16 @@ func (p *Platform) stop(ctx context.Context, dir string) error {
 		}
 	}
 	return nil
+}
+
+// exited tells whether a process is gone or a zombie.
+func exited(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X'
 }
 
 // List implements platform.Platform.

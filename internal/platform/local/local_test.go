@@ -69,17 +69,8 @@ func processesUnder(root string) map[int]string {
 	return out
 }
 
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
-}
-
 func alive(pid int) bool {
-	return syscall.Kill(pid, 0) == nil && !zombie(pid)
+	return syscall.Kill(pid, 0) == nil && !exited(pid)
 }
 
 func killUnder(t *testing.T, root string) {
