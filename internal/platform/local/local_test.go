@@ -61,7 +61,7 @@ func processesUnder(root string) map[int]string {
 			continue
 		}
 		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-		if err != nil || (cwd != root && !strings.HasPrefix(cwd, root+"/")) || zombie(pid) {
+		if err != nil || (cwd != root && !strings.HasPrefix(cwd, root+"/")) || exited(pid) {
 			continue
 		}
 		out[pid] = cwd
