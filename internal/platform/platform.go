@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -337,4 +338,27 @@ type Dialer interface {
 // redis-servers and the Sentinels at the same time.
 type SlowStart interface {
 	StartsSlowly() bool
+}
+
+// Locks serialise work by key (an instance, a StatefulSet): one lock per
+// key, made on first use.
+type Locks struct {
+	mu sync.Mutex
+	m  map[string]*sync.Mutex
+}
+
+// Lock locks key and returns its unlock.
+func (l *Locks) Lock(key string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*sync.Mutex{}
+	}
+	k, ok := l.m[key]
+	if !ok {
+		k = &sync.Mutex{}
+		l.m[key] = k
+	}
+	l.mu.Unlock()
+	k.Lock()
+	return k.Unlock
 }

@@ -53,26 +53,21 @@ type RedisConfig struct {
 
 // RenderRedisAuth renders the password directives of a redis.conf.
 func RenderRedisAuth(password string, extra []string) string {
-	var b strings.Builder
-	if len(extra) == 0 {
-		b.WriteString("requirepass " + quote(password) + "\n")
-	} else {
-		b.WriteString(strings.Join(defaultUser(password, extra), " ") + "\n")
-	}
-	b.WriteString("masterauth " + quote(password) + "\n")
-	return b.String()
+	return accepted(password, extra) + "masterauth " + quote(password) + "\n"
 }
 
 // RenderSentinelAuth renders the password directives of a sentinel.conf.
 func RenderSentinelAuth(password string, extra []string) string {
-	var b strings.Builder
+	return accepted(password, extra) + "sentinel sentinel-pass " + quote(password) + "\n"
+}
+
+// accepted is the line that makes a server accept password (and extra,
+// during a rotation).
+func accepted(password string, extra []string) string {
 	if len(extra) == 0 {
-		b.WriteString("requirepass " + quote(password) + "\n")
-	} else {
-		b.WriteString(strings.Join(defaultUser(password, extra), " ") + "\n")
+		return "requirepass " + quote(password) + "\n"
 	}
-	b.WriteString("sentinel sentinel-pass " + quote(password) + "\n")
-	return b.String()
+	return strings.Join(defaultUser(password, extra), " ") + "\n"
 }
 
 // Announce renders the lines that give a Shared config its instance's

@@ -72,7 +72,7 @@ type Platform struct {
 	events  chan platform.InstanceEvent
 
 	mu       sync.Mutex
-	locks    map[string]*sync.Mutex
+	locks    platform.Locks
 	removing map[string]map[int]bool // set -> ordinals being removed
 }
 
@@ -110,7 +110,7 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Platform, error)
 		}
 	}
 	p := &Platform{cs: cs, opts: opts, log: log, changed: newBroadcast(),
-		events: make(chan platform.InstanceEvent, 1024), locks: map[string]*sync.Mutex{}, removing: map[string]map[int]bool{}}
+		events: make(chan platform.InstanceEvent, 1024), removing: map[string]map[int]bool{}}
 	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(opts.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelManagedBy + "=" + managedBy }))
 	podInf := f.Core().V1().Pods()
@@ -177,17 +177,8 @@ func (p *Platform) Close() { p.stop() }
 // Namespace is where the platform's objects live.
 func (p *Platform) Namespace() string { return p.opts.Namespace }
 
-func (p *Platform) lock(set string) func() {
-	p.mu.Lock()
-	l, ok := p.locks[set]
-	if !ok {
-		l = &sync.Mutex{}
-		p.locks[set] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+// lock serialises operations on one StatefulSet.
+func (p *Platform) lock(set string) func() { return p.locks.Lock(set) }
 
 // Reserve implements platform.Platform: every pod has an address of its
 // own, so an endpoint is the pod's stable DNS name and the kind's port.

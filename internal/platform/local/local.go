@@ -35,7 +35,7 @@ type Platform struct {
 
 	mu        sync.Mutex
 	watching  map[int]bool // pids with an exit watcher
-	locks     map[string]*sync.Mutex
+	locks     platform.Locks
 	reserveMu sync.Mutex // one Reserve at a time, so two never pick the same endpoint
 
 	// onRender, when set (tests), is called at every config rendering.
@@ -93,7 +93,6 @@ func New(root, binary string, opts Options, log *slog.Logger) (*Platform, error)
 		log:      log,
 		events:   make(chan platform.InstanceEvent, 1024),
 		watching: map[int]bool{},
-		locks:    map[string]*sync.Mutex{},
 	}, nil
 }
 
@@ -109,17 +108,7 @@ type meta struct {
 func (p *Platform) dir(cluster, name string) string { return filepath.Join(p.root, cluster, name) }
 
 // lock serialises operations on one instance.
-func (p *Platform) lock(name string) func() {
-	p.mu.Lock()
-	l, ok := p.locks[name]
-	if !ok {
-		l = &sync.Mutex{}
-		p.locks[name] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (p *Platform) lock(name string) func() { return p.locks.Lock(name) }
 
 // handle is the local platform's record of an instance, stored by the
 // controller as it is.
