@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -97,21 +96,7 @@ func portRangeOf(t *testing.T, m *testenv.Manager) (lo, hi int) {
 
 func expectFailedCleanly(t *testing.T, m *testenv.Manager, jobID, cluster, reason string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	j, err := m.Client.WaitJob(ctx, jobID, nil)
-	if err == nil || j.State != api.StateFailed {
-		t.Fatalf("job should fail: %+v %v", j, err)
-	}
-	if !strings.Contains(j.Error, reason) {
-		t.Fatalf("job error %q does not say %q", j.Error, reason)
-	}
-	if testing.Verbose() {
-		t.Logf("job error: %s", j.Error)
-	}
-	if _, err := m.Client.GetCluster(ctx, cluster); !api.IsNotFound(err) {
-		t.Fatalf("cluster record left after a failed create: %v", err)
-	}
+	m.ExpectCreateFailed(t, jobID, cluster, reason)
 	if pids := testenv.InstancePids(m.DataDir); len(pids) != 0 {
 		t.Fatalf("processes left after a failed create: %v", pids)
 	}

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -155,4 +156,27 @@ func CheckStatus(t testing.TB, cl api.Cluster, shards, replicas, sentinels int) 
 	if st.ObservedAt == nil || time.Since(*st.ObservedAt) > time.Minute {
 		t.Errorf("observedAt %v", st.ObservedAt)
 	}
+}
+
+// ExpectCreateFailed waits for a create job that must fail: it ends failed,
+// its error says reason, and no record of the cluster is left. It returns
+// the job.
+func (m *Manager) ExpectCreateFailed(t testing.TB, jobID, cluster, reason string) api.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j, err := m.Client.WaitJob(ctx, jobID, nil)
+	if err == nil || j.State != api.StateFailed {
+		t.Fatalf("job should fail: %+v %v", j, err)
+	}
+	if !strings.Contains(j.Error, reason) {
+		t.Fatalf("job error %q does not say %q", j.Error, reason)
+	}
+	if testing.Verbose() {
+		t.Logf("job error: %s", j.Error)
+	}
+	if _, err := m.Client.GetCluster(ctx, cluster); !api.IsNotFound(err) {
+		t.Fatalf("cluster record left after a failed create: %v", err)
+	}
+	return j
 }
