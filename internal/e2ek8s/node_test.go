@@ -75,6 +75,9 @@ type node struct {
 	// know the cluster's names.
 	resolver *net.Resolver
 	dialer   *net.Dialer
+	// sentinelPassword, once a cluster is created, lets dump ask its
+	// Sentinels what they see.
+	sentinelPassword string
 }
 
 // nodeOptions tune newNode.
@@ -190,12 +193,18 @@ func (n *node) dump() {
 		}
 		n.t.Logf("pods of %s:\n%s", n.NS, b.String())
 		for _, p := range pods.Items {
-			lim := int64(4000)
+			lim := int64(64 << 10)
 			for _, c := range p.Spec.Containers {
 				raw, err := n.cs.CoreV1().Pods(n.NS).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name, LimitBytes: &lim}).DoRaw(ctx)
 				if err == nil {
-					n.t.Logf("log of %s/%s:\n%s", p.Name, c.Name, lastLines(string(raw), 15))
+					n.t.Logf("log of %s/%s:\n%s", p.Name, c.Name, lastLines(string(raw), 40))
 				}
+			}
+			if c := p.Labels["app.kubernetes.io/component"]; c == "sentinel" && n.sentinelPassword != "" && p.Status.PodIP != "" {
+				rc := n.Redis(net.JoinHostPort(p.Status.PodIP, "26379"), n.sentinelPassword)
+				ms, err := rc.Do(ctx, "SENTINEL", "MASTERS").Slice()
+				rc.Close()
+				n.t.Logf("SENTINEL MASTERS on %s: %v %v", p.Name, ms, err)
 			}
 		}
 	}
@@ -275,7 +284,11 @@ func (n *node) CreateReady(req api.CreateClusterRequest) (api.Cluster, time.Dura
 	}
 	n.M.WaitJob(ctx, res.Job.ID)
 	cl := n.M.WaitPhase(ctx, req.Name, api.PhaseReady, time.Minute)
-	return cl, time.Since(start)
+	took := time.Since(start)
+	if creds, err := n.M.Client.Credentials(ctx, req.Name); err == nil {
+		n.sentinelPassword = creds.SentinelPassword
+	}
+	return cl, took
 }
 
 // leftovers lists every object of the namespace a cluster could leave
