@@ -826,6 +826,23 @@ func (p *Platform) List(_ context.Context, cluster string) ([]platform.Instance,
 		}
 		out = append(out, p.instanceOf(id, kindOfSet(cluster, m.Set), pod))
 	}
+	// An instance whose pod is gone while its StatefulSet still holds its
+	// ordinal (deleted, about to be created again) exists, not running.
+	sets, err := p.sets.StatefulSets(p.opts.Namespace).List(k8slabels.SelectorFromSet(map[string]string{LabelCluster: cluster}))
+	if err != nil {
+		return nil, err
+	}
+	for _, set := range sets {
+		if set.DeletionTimestamp != nil || set.Spec.Replicas == nil {
+			continue
+		}
+		for o := range int(*set.Spec.Replicas) {
+			id := platform.ID{Cluster: cluster, Name: fmt.Sprintf("%s-%d", set.Name, o)}
+			if !slices.ContainsFunc(out, func(in platform.Instance) bool { return in.ID == id }) {
+				out = append(out, p.instanceOf(id, kindOfSet(cluster, set.Name), nil))
+			}
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID.Name < out[j].ID.Name })
 	return out, nil
 }
