@@ -87,6 +87,8 @@ type nodeOptions struct {
 	Prepare func(n *node)
 	// Image and StorageClass override the env's.
 	Image, StorageClass string
+	// NoManager: the test drives the platform itself.
+	NoManager bool
 }
 
 // clientset returns a client of the node's API server.
@@ -139,6 +141,14 @@ func newNode(t *testing.T, o nodeOptions) *node {
 	}
 	if o.StorageClass != "" {
 		sc = o.StorageClass
+	}
+	if o.NoManager {
+		t.Cleanup(func() {
+			if t.Failed() {
+				n.dump()
+			}
+		})
+		return n
 	}
 	args := []string{"--platform", "kubernetes", "--kubeconfig", e.Kubeconfig, "--namespace", n.NS, "--image", image, "--cluster-dns", e.DNS}
 	if sc != "" {
