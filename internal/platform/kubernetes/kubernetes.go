@@ -263,6 +263,24 @@ func running(pod *corev1.Pod, kind string) bool {
 	return false
 }
 
+// serves: the pod is ready, or its container runs and listens. Ready
+// for the manager as soon as it listens: the readiness probe's period is
+// not waited for (Ensure returns then, and a second Ensure adopts it).
+func serves(pod *corev1.Pod, kind string) bool {
+	if ready(pod, kind) {
+		return true
+	}
+	if !running(pod, kind) || pod.Status.PodIP == "" {
+		return false
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(portOf(kind))), 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 func ready(pod *corev1.Pod, kind string) bool {
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.Name == containerOf(kind) {
@@ -297,7 +315,7 @@ func (p *Platform) Ensure(ctx context.Context, s platform.InstanceSpec) (platfor
 	if (s.Kind == platform.KindRedis && (s.Redis == nil || s.Boot == nil)) || (s.Kind == platform.KindSentinel && s.Sentinel == nil) {
 		return platform.Instance{}, fmt.Errorf("instance %s: no configuration to run it with", s.ID.Name)
 	}
-	if pod, err := p.pods.Pods(p.opts.Namespace).Get(s.ID.Name); err == nil && ready(pod, s.Kind) {
+	if pod, err := p.pods.Pods(p.opts.Namespace).Get(s.ID.Name); err == nil && serves(pod, s.Kind) {
 		if err := p.ensureObjects(ctx, m, s, false); err != nil {
 			return platform.Instance{}, err
 		}
@@ -674,18 +692,12 @@ func (p *Platform) waitReady(ctx context.Context, m member, name, kind string, s
 	for {
 		wake := p.changed.wait()
 		pod, err := p.pods.Pods(p.opts.Namespace).Get(name)
-		if err == nil && ready(pod, kind) {
+		if err == nil && serves(pod, kind) {
 			return pod, nil
 		}
-		// Ready for the manager as soon as it listens: the readiness
-		// probe's period is not waited for.
 		tick := time.Second
-		if err == nil && running(pod, kind) && pod.Status.PodIP != "" {
+		if err == nil && running(pod, kind) {
 			tick = 100 * time.Millisecond
-			if c, err := net.DialTimeout("tcp", net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(portOf(kind))), 200*time.Millisecond); err == nil {
-				c.Close()
-				return pod, nil
-			}
 		}
 		// The reasons live in objects the informers do not watch (events,
 		// PVCs, storage classes): looked up at most once a second while
