@@ -72,13 +72,27 @@ func TestScaleUnderWrites(t *testing.T) {
 	n.scale("s", api.UpdateClusterRequest{Shards: intp(1)})
 	n.checkShard(creds, "s", 0, 1)
 	n.checkGone("s-1-0", "s-1-1")
-	for _, svc := range []string{"s-1", "s-1-master", "s-1-replicas"} {
-		if _, err := n.cs.CoreV1().Services(n.NS).Get(ctx, svc, metav1.GetOptions{}); err == nil {
-			t.Errorf("Service %s left after removing shard 1", svc)
+	// The shard's set goes by foreground deletion: the garbage collector
+	// removes it a moment after its pods.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var left []string
+		for _, svc := range []string{"s-1", "s-1-master", "s-1-replicas"} {
+			if _, err := n.cs.CoreV1().Services(n.NS).Get(ctx, svc, metav1.GetOptions{}); err == nil {
+				left = append(left, "Service "+svc)
+			}
 		}
-	}
-	if _, err := n.cs.AppsV1().StatefulSets(n.NS).Get(ctx, "s-1", metav1.GetOptions{}); err == nil {
-		t.Errorf("StatefulSet s-1 left after removing shard 1")
+		if _, err := n.cs.AppsV1().StatefulSets(n.NS).Get(ctx, "s-1", metav1.GetOptions{}); err == nil {
+			left = append(left, "StatefulSet s-1")
+		}
+		if _, err := n.cs.PolicyV1().PodDisruptionBudgets(n.NS).Get(ctx, "s-1", metav1.GetOptions{}); err == nil {
+			left = append(left, "PodDisruptionBudget s-1")
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left 30 s after removing shard 1: %v", left)
+		}
 	}
 
 	acks := w.Stop()
