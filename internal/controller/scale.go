@@ -297,6 +297,14 @@ func (c *Controller) moveMastersOff(ctx context.Context, r *jobRun, cl store.Clu
 			}
 		}
 		name := spec.MasterName(cl.Name, shard)
+		// Sentinel picks the replica to promote by the priority of its
+		// last INFO of each (every 10 s): the failover waits until every
+		// Sentinel has seen the 0s, else it may promote an instance that
+		// is about to be removed.
+		r.progress(ctx, 0.4, fmt.Sprintf("waiting for the Sentinels of %s to see replica-priority 0 on the replicas to be removed", name))
+		if err := c.waitPriorityZero(ctx, cl, name, leaving, sentinels); err != nil {
+			return fmt.Errorf("fail over %s before removing its master: %w", name, err)
+		}
 		r.progress(ctx, 0.5, fmt.Sprintf("failing over %s: its master %s is removed", name, master))
 		c.tracker.update(name, func(t *failoverTrack) { t.Planned = true })
 		requested := time.Now().UTC()
@@ -306,6 +314,11 @@ func (c *Controller) moveMastersOff(ctx context.Context, r *jobRun, cl store.Clu
 		newMaster, promotedAt, err := c.waitSwitch(ctx, r, cl, name, master, sentinels)
 		if err != nil {
 			return fmt.Errorf("fail over %s before removing its master: %w", name, err)
+		}
+		for _, v := range leaving {
+			if addr(v) == newMaster {
+				return fmt.Errorf("fail over %s before removing its master: Sentinel promoted %s, which is to be removed", name, v.Name)
+			}
 		}
 		// The Sentinel running the failover names the promoted replica
 		// before its failover ends; removing instances (or a RESET) before
@@ -332,6 +345,27 @@ func (c *Controller) moveMastersOff(ctx context.Context, r *jobRun, cl store.Clu
 		masters[shard] = newMaster
 	}
 	return nil
+}
+
+// waitPriorityZero waits until every Sentinel that answers lists each of
+// the replicas with slave-priority 0 (or not at all).
+func (c *Controller) waitPriorityZero(ctx context.Context, cl store.Cluster, name string, replicas, sentinels []store.Instance) error {
+	return poll(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, string, error) {
+		for _, s := range sentinels {
+			reps, err := sentinel.Replicas(ctx, c.pool.Sentinel(addr(s), cl.SentinelPassword), name)
+			if err != nil {
+				continue // it cannot run the failover either
+			}
+			for _, rep := range reps {
+				for _, v := range replicas {
+					if rep.Addr == addr(v) && rep.Priority != 0 {
+						return false, fmt.Sprintf("%s still sees replica-priority %d on %s", s.Name, rep.Priority, v.Name), nil
+					}
+				}
+			}
+		}
+		return true, "", nil
+	})
 }
 
 // removeShards makes every Sentinel forget the shards beyond the target

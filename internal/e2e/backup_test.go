@@ -247,7 +247,7 @@ func TestBackupRestore(t *testing.T) {
 			}
 			m.WaitJob(ctx, rr.Job.ID)
 			cp := m.WaitPhase(ctx, "copy", api.PhaseReady, 20*time.Second)
-			checkStatus(t, cp, 2, 1, 3)
+			testenv.CheckStatus(t, cp, 2, 1, 3)
 			cpCreds, _ := m.Client.Credentials(ctx, "copy")
 			for i, sh := range cp.Status.Shards {
 				sameDataset(t, fmt.Sprintf("copy shard %d master", i), dataset(t, sh.Master.Address, cpCreds.Password), want[i])
@@ -313,7 +313,7 @@ func fileExtras(t *testing.T, m *testenv.Manager, byShard map[int]api.Backup, wa
 	}
 	m.WaitJob(ctx, rr.Job.ID)
 	one := m.WaitPhase(ctx, "one", api.PhaseReady, 20*time.Second)
-	checkStatus(t, one, 1, 1, 3)
+	testenv.CheckStatus(t, one, 1, 1, 3)
 	if one.Spec.Persistence != "aof" {
 		t.Errorf("persistence %q, want aof", one.Spec.Persistence)
 	}
@@ -874,17 +874,17 @@ func TestBackupBadInput(t *testing.T) {
 		{"shard out of range", "POST", "/api/v1/clusters/bad/backups", `{"shard":1}`, 422, "shard"},
 		{"import without target", "POST", "/api/v1/backups/import", `{}`, 400, "target"},
 	} {
-		status, body := call(t, m, c.method, c.path, m.Token, c.body)
+		status, body := m.Call(t, c.method, c.path, m.Token, c.body)
 		if status != c.status || body.Error.Field != c.field {
 			t.Errorf("%s: %d %+v, want %d on field %q", c.name, status, body.Error, c.status, c.field)
 		}
 	}
-	if status, _ := call(t, m, "GET", "/api/v1/backups/b_nope", "", ""); status != 401 {
+	if status, _ := m.Call(t, "GET", "/api/v1/backups/b_nope", "", ""); status != 401 {
 		t.Errorf("backup without token: %d, want 401", status)
 	}
 
 	// A bucket that does not exist on a real S3 server: import says so.
-	status, body := call(t, m, "POST", "/api/v1/backups/import", m.Token,
+	status, body := m.Call(t, "POST", "/api/v1/backups/import", m.Token,
 		fmt.Sprintf(`{"target":%q}`, "s3://nosuchbucket/p?endpoint="+s3.Endpoint+"&pathStyle=true&region=us-east-1"))
 	if status != 422 || !strings.Contains(body.Error.Message, "nosuchbucket") || !strings.Contains(body.Error.Message, "404") {
 		t.Errorf("import from a missing bucket: %d %+v", status, body.Error)
@@ -912,10 +912,10 @@ func TestBackupBadInput(t *testing.T) {
 	}
 	waitEvent(t, m, "bad", "backup-failed", started, 5*time.Second)
 	cl := m.WaitPhase(ctx, "bad", api.PhaseReady, 10*time.Second)
-	checkStatus(t, cl, 1, 1, 3)
+	testenv.CheckStatus(t, cl, 1, 1, 3)
 	// A failed backup cannot be restored or verified.
 	for p, body := range map[string]string{"/restore": `{"cluster":"x"}`, "/verify": ""} {
-		if status, _ := call(t, m, "POST", "/api/v1/backups/"+b.ID+p, m.Token, body); status != 422 {
+		if status, _ := m.Call(t, "POST", "/api/v1/backups/"+b.ID+p, m.Token, body); status != 422 {
 			t.Errorf("POST %s of a failed backup: %d, want 422", p, status)
 		}
 	}

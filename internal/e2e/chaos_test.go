@@ -102,7 +102,7 @@ func TestChaos(t *testing.T) {
 		checks = append(checks, lossCheck{Shard: i, Writes: acked, Min: 100, Fault: lastFault, MinAfter: 10, Replicas: 2})
 	}
 	checkNoLoss(t, m, "chaos", creds, checks...)
-	checkStatus(t, cl, 2, 2, 3)
+	testenv.CheckStatus(t, cl, 2, 2, 3)
 	checkSentinelsExact(t, cl, creds)
 	t.Logf("chaos for %s: kills %v; %d acknowledged writes checked on every instance, 0 lost", duration, kills, total)
 }

@@ -35,57 +35,12 @@ func createReady(t *testing.T, m *testenv.Manager, req api.CreateClusterRequest)
 	return m.WaitPhase(ctx, req.Name, api.PhaseReady, 10*time.Second)
 }
 
-// checkStatus asserts a Ready status matches the spec in every detail.
-func checkStatus(t *testing.T, cl api.Cluster, shards, replicas, sentinels int) {
-	t.Helper()
-	st := cl.Status
-	if st.Phase != api.PhaseReady || st.Reason != "" {
-		t.Fatalf("phase %q reason %q", st.Phase, st.Reason)
-	}
-	if len(st.Shards) != shards || len(st.Sentinels) != sentinels {
-		t.Fatalf("%d shards and %d sentinels in status, want %d and %d", len(st.Shards), len(st.Sentinels), shards, sentinels)
-	}
-	var masterNames []string
-	for i, sh := range st.Shards {
-		name := fmt.Sprintf("%s-%d", cl.Name, i)
-		masterNames = append(masterNames, name)
-		if sh.Index != i || sh.SentinelName != name {
-			t.Errorf("shard %d: index %d sentinelName %q", i, sh.Index, sh.SentinelName)
-		}
-		if sh.Master == nil || !sh.Master.Up || sh.Master.Role != "master" || sh.Master.Address == "" {
-			t.Errorf("shard %d master: %+v", i, sh.Master)
-		}
-		if len(sh.Replicas) != replicas {
-			t.Errorf("shard %d: %d replicas, want %d", i, len(sh.Replicas), replicas)
-		}
-		for _, r := range sh.Replicas {
-			if !r.Up || r.Role != "replica" || r.MasterLinkStatus != "up" {
-				t.Errorf("shard %d replica %+v", i, r)
-			}
-		}
-	}
-	for _, s := range st.Sentinels {
-		if !s.Up || len(s.Monitors) != shards {
-			t.Errorf("sentinel %+v", s)
-		}
-	}
-	if fmt.Sprint(cl.Connection.MasterNames) != fmt.Sprint(masterNames) || len(cl.Connection.Sentinels) != sentinels {
-		t.Errorf("connection %+v", cl.Connection)
-	}
-	if cl.Connection.PasswordRef != "GET /api/v1/clusters/"+cl.Name+"/credentials" {
-		t.Errorf("passwordRef %q", cl.Connection.PasswordRef)
-	}
-	if st.ObservedAt == nil || time.Since(*st.ObservedAt) > time.Minute {
-		t.Errorf("observedAt %v", st.ObservedAt)
-	}
-}
-
 func TestCreateWriteReadDelete(t *testing.T) {
 	t.Parallel()
 	m := testenv.StartManager(t, testenv.ManagerOptions{})
 	ctx := context.Background()
 	cl := createReady(t, m, api.CreateClusterRequest{Name: "orders", Shards: intp(2), Replicas: intp(2), Sentinels: intp(3)})
-	checkStatus(t, cl, 2, 2, 3)
+	testenv.CheckStatus(t, cl, 2, 2, 3)
 	if cl.Spec.Sentinel.DownAfterMs != 5000 || cl.Spec.Sentinel.FailoverTimeoutMs != 10000 {
 		t.Errorf("sentinel defaults %+v", cl.Spec.Sentinel)
 	}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"sort"
 	"strconv"
@@ -205,24 +204,9 @@ func checkAcksFromSentinel(t *testing.T, sentinels []string, creds api.Credentia
 		rc := redis.NewClient(&redis.Options{Addr: a, Password: creds.Password, Protocol: 2})
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			missing, wrong := 0, ""
-			for i := 0; i < len(acks); i += 1000 {
-				batch := acks[i:min(i+1000, len(acks))]
-				cmds, _ := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
-					for _, ack := range batch {
-						p.Get(ctx, ack.Key)
-					}
-					return nil
-				})
-				for j, c := range cmds {
-					v, err := c.(*redis.StringCmd).Result()
-					want := batch[j].Key[strings.LastIndexByte(batch[j].Key, ':')+1:]
-					if err != nil {
-						missing++
-					} else if v != want && wrong == "" {
-						wrong = fmt.Sprintf("%s = %q, want %q", batch[j].Key, v, want)
-					}
-				}
+			missing, wrong, err := testenv.MissingAcks(ctx, rc, acks)
+			if err != nil {
+				missing = len(acks) // the replica may still be loading: retried
 			}
 			if wrong != "" {
 				rc.Close()

@@ -68,7 +68,7 @@ func TestKillMasterUnderWrites(t *testing.T) {
 	t.Logf("failover event: %s", ev.Message)
 	cl = m.WaitPhase(ctx, "km", api.PhaseReady, 30*time.Second)
 	restored := time.Since(killedAt)
-	checkStatus(t, cl, 1, 2, 3)
+	testenv.CheckStatus(t, cl, 1, 2, 3)
 	if cl.Status.Shards[0].Master.Address == old.Address {
 		t.Fatal("the killed master is master again")
 	}
@@ -99,17 +99,17 @@ func TestKillReplicaAndSentinels(t *testing.T) {
 
 	kill9(t, cl.Status.Shards[0].Replicas[1].Pid)
 	cl = waitRecovered(t, m, "kr", cl)
-	checkStatus(t, cl, 1, 2, 3)
+	testenv.CheckStatus(t, cl, 1, 2, 3)
 
 	kill9(t, cl.Status.Sentinels[0].Pid)
 	cl = waitRecovered(t, m, "kr", cl)
-	checkStatus(t, cl, 1, 2, 3)
+	testenv.CheckStatus(t, cl, 1, 2, 3)
 
 	kill9(t, cl.Status.Sentinels[1].Pid)
 	time.Sleep(200 * time.Millisecond)
 	kill9(t, cl.Status.Sentinels[2].Pid)
 	cl = waitRecovered(t, m, "kr", cl)
-	checkStatus(t, cl, 1, 2, 3)
+	testenv.CheckStatus(t, cl, 1, 2, 3)
 	checkSentinelsExact(t, cl, creds)
 
 	// The recovered Sentinels still fail the shard over (once the repair
@@ -149,7 +149,7 @@ func TestKillManagerDuringFailover(t *testing.T) {
 	waitSentinelNames(t, cl, creds.SentinelPassword, "kmf-0", old.Address)
 	m.Restart()
 	cl = m.WaitPhase(ctx, "kmf", api.PhaseReady, 30*time.Second)
-	checkStatus(t, cl, 1, 1, 3)
+	testenv.CheckStatus(t, cl, 1, 1, 3)
 	if cl.Status.Shards[0].Replicas[0].Address != old.Address {
 		t.Fatalf("old master %s not back as the replica: %+v", old.Address, cl.Status.Shards[0])
 	}

@@ -133,7 +133,7 @@ func TestFastFailover(t *testing.T) {
 
 			w.waitResumed(t, killedAt, 15*time.Second)
 			cl = m.WaitPhase(ctx, name, api.PhaseReady, 30*time.Second)
-			checkStatus(t, cl, 1, 2, 3)
+			testenv.CheckStatus(t, cl, 1, 2, 3)
 			time.Sleep(200 * time.Millisecond)
 			acked, errs := w.Stop()
 			t.Logf("%d writes acknowledged with WAIT 1, %d failed", len(acked), len(errs))
@@ -274,7 +274,7 @@ func TestFastFailoverDeclines(t *testing.T) {
 
 	w.waitResumed(t, namedAt, 15*time.Second)
 	cl = m.WaitPhase(ctx, name, api.PhaseReady, 60*time.Second)
-	checkStatus(t, cl, 1, 2, 3)
+	testenv.CheckStatus(t, cl, 1, 2, 3)
 	time.Sleep(200 * time.Millisecond)
 	acked, errs := w.Stop()
 	t.Logf("%d writes acknowledged with WAIT 1 (%d failed) besides the 40 MB", len(acked), len(errs))

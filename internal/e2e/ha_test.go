@@ -209,7 +209,7 @@ func TestHAKillLeaderDuringScale(t *testing.T) {
 	}
 	t.Logf("interrupted scale job finished %s after the SIGKILL", time.Since(killed).Round(time.Millisecond))
 	cl = standby.WaitPhase(ctx, "ha", api.PhaseReady, 30*time.Second)
-	checkStatus(t, cl, 1, 4, 3)
+	testenv.CheckStatus(t, cl, 1, 4, 3)
 	time.Sleep(time.Second) // writes go on under the new leader
 	acked, errs := w.Stop()
 	if len(errs) > 0 {

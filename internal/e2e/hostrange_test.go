@@ -28,7 +28,7 @@ func TestHostRange(t *testing.T) {
 	ctx := context.Background()
 	lo, hi := portRangeOf(t, m)
 	cl := createReady(t, m, api.CreateClusterRequest{Name: "hr"})
-	checkStatus(t, cl, 1, 2, 3)
+	testenv.CheckStatus(t, cl, 1, 2, 3)
 	creds, err := m.Client.Credentials(ctx, "hr")
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +114,7 @@ func TestHostRange(t *testing.T) {
 	}
 	cl = m.WaitPhase(ctx, "hr", api.PhaseReady, 30*time.Second)
 	t.Logf("Ready %.1fs after the kill", time.Since(killedAt).Seconds())
-	checkStatus(t, cl, 1, 2, 3)
+	testenv.CheckStatus(t, cl, 1, 2, 3)
 	sh = cl.Status.Shards[0]
 	if sh.Master.Address == old.Address || hosts[inRange(sh.Master.Address)] != sh.Master.Name {
 		t.Errorf("master after the failover: %s at %s (before: %v)", sh.Master.Name, sh.Master.Address, hosts)

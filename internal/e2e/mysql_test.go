@@ -28,7 +28,7 @@ func TestManagerOnMariaDB(t *testing.T) {
 	m := testenv.StartManager(t, testenv.ManagerOptions{Args: []string{"--store", dsn}})
 	ctx := context.Background()
 	cl := createReady(t, m, api.CreateClusterRequest{Name: "onmysql", Replicas: intp(1)})
-	checkStatus(t, cl, 1, 1, 3)
+	testenv.CheckStatus(t, cl, 1, 1, 3)
 	creds, _ := m.Client.Credentials(ctx, "onmysql")
 
 	db := openMySQL(t, dsn)
@@ -68,7 +68,7 @@ func TestManagerOnMariaDB(t *testing.T) {
 	m.Kill()
 	m.Restart()
 	cl = m.WaitPhase(ctx, "onmysql", api.PhaseReady, 10*time.Second)
-	checkStatus(t, cl, 1, 1, 3)
+	testenv.CheckStatus(t, cl, 1, 1, 3)
 	jobs, err = m.Client.ListJobs(ctx, "onmysql")
 	if err != nil || len(jobs) != 1 || jobs[0].State != api.StateSucceeded {
 		t.Fatalf("jobs from MySQL after restart: %+v %v", jobs, err)

@@ -65,7 +65,7 @@ func TestKillDuringCreate(t *testing.T) {
 				t.Fatalf("job %+v", j)
 			}
 			cl := m.WaitPhase(ctx, "kc", api.PhaseReady, 10*time.Second)
-			checkStatus(t, cl, 1, 2, 3)
+			testenv.CheckStatus(t, cl, 1, 2, 3)
 			pids := sortedPids(m.DataDir)
 			if len(pids) != 6 {
 				t.Fatalf("%d instance processes after restart, want 6 (no duplicates): %v", len(pids), pids)
@@ -133,7 +133,7 @@ func TestRestartKeepsInstances(t *testing.T) {
 		m.Restart()
 		restarted = time.Now()
 		cl = m.WaitPhase(ctx, "keep", api.PhaseReady, 10*time.Second)
-		checkStatus(t, cl, 1, 1, 3)
+		testenv.CheckStatus(t, cl, 1, 1, 3)
 		if after := sortedPids(m.DataDir); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Fatalf("crash=%v: pids changed across restart: %v -> %v", crash, before, after)
 		}

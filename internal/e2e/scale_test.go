@@ -131,9 +131,9 @@ func TestScaleUnderWriteLoad(t *testing.T) {
 				killAt string
 				check  func(api.Cluster)
 			}{
-				{api.UpdateClusterRequest{Replicas: intp(4)}, killAt("allocate-ports", "add-replicas"), func(cl api.Cluster) { checkStatus(t, cl, 1, 4, 3) }},
-				{api.UpdateClusterRequest{Replicas: intp(1)}, killAt("remove-replicas"), func(cl api.Cluster) { checkStatus(t, cl, 1, 1, 3) }},
-				{api.UpdateClusterRequest{Shards: intp(3)}, killAt("add-shards"), func(cl api.Cluster) { checkStatus(t, cl, 3, 1, 3) }},
+				{api.UpdateClusterRequest{Replicas: intp(4)}, killAt("allocate-ports", "add-replicas"), func(cl api.Cluster) { testenv.CheckStatus(t, cl, 1, 4, 3) }},
+				{api.UpdateClusterRequest{Replicas: intp(1)}, killAt("remove-replicas"), func(cl api.Cluster) { testenv.CheckStatus(t, cl, 1, 1, 3) }},
+				{api.UpdateClusterRequest{Shards: intp(3)}, killAt("add-shards"), func(cl api.Cluster) { testenv.CheckStatus(t, cl, 3, 1, 3) }},
 			}
 			for _, s := range steps {
 				cl = scaleTo(t, m, "sc", s.req, s.killAt)
@@ -149,7 +149,7 @@ func TestScaleUnderWriteLoad(t *testing.T) {
 				t.Fatalf("removing a shard with keys without force: %v", err)
 			}
 			cl = scaleTo(t, m, "sc", api.UpdateClusterRequest{Shards: intp(1), Force: true}, killAt("remove-shards"))
-			checkStatus(t, cl, 1, 1, 3)
+			testenv.CheckStatus(t, cl, 1, 1, 3)
 			checkSentinelsExact(t, cl, creds)
 			lastScale := time.Now()
 			w0.waitResumed(t, lastScale, 10*time.Second)
@@ -182,7 +182,7 @@ func TestScaleSentinelsWithFailover(t *testing.T) {
 	creds, _ := m.Client.Credentials(ctx, "sf")
 	w := startWriter(t, cl, creds, 0, "k")
 	cl = scaleTo(t, m, "sf", api.UpdateClusterRequest{Sentinels: intp(5)}, "")
-	checkStatus(t, cl, 1, 1, 5)
+	testenv.CheckStatus(t, cl, 1, 1, 5)
 	checkSentinelsExact(t, cl, creds)
 	oldMaster := cl.Status.Shards[0].Master.Address
 
@@ -204,7 +204,7 @@ func TestScaleSentinelsWithFailover(t *testing.T) {
 	}
 
 	cl = scaleTo(t, m, "sf", api.UpdateClusterRequest{Sentinels: intp(3)}, "")
-	checkStatus(t, cl, 1, 1, 3)
+	testenv.CheckStatus(t, cl, 1, 1, 3)
 	checkSentinelsExact(t, cl, creds)
 
 	// Failover still works with the reduced set, and the promoted master is
@@ -264,17 +264,17 @@ func TestScaleBadInput(t *testing.T) {
 		{"forbidden directive", `{"config":{"dir":"/tmp"}}`, 400, "config.dir", "managed by redis-manager"},
 	}
 	for _, c := range cases {
-		status, eb := call(t, m, "PATCH", "/api/v1/clusters/sb", m.Token, c.body)
+		status, eb := m.Call(t, "PATCH", "/api/v1/clusters/sb", m.Token, c.body)
 		if status != c.status || eb.Error.Field != c.field || !strings.Contains(eb.Error.Message, c.has) {
 			t.Errorf("%s: %d field %q %q", c.name, status, eb.Error.Field, eb.Error.Message)
 		}
 	}
-	if status, _ := call(t, m, "PATCH", "/api/v1/clusters/nope", m.Token, `{"replicas":1}`); status != 404 {
+	if status, _ := m.Call(t, "PATCH", "/api/v1/clusters/nope", m.Token, `{"replicas":1}`); status != 404 {
 		t.Errorf("scale unknown cluster: %d", status)
 	}
 	// Nothing changed.
 	after, _ := m.Client.GetCluster(ctx, "sb")
-	checkStatus(t, after, 1, 1, 3)
+	testenv.CheckStatus(t, after, 1, 1, 3)
 	if after.Spec.Maxmemory != "0" {
 		t.Errorf("maxmemory changed to %q", after.Spec.Maxmemory)
 	}

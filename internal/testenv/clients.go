@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,6 +157,10 @@ type WriterConfig struct {
 	Password         string
 	SentinelPassword string
 	Prefix           string
+	// Dialer, when set, is how the go-redis writer connects (to the
+	// Sentinels and to the master): a Kubernetes test resolves the pods'
+	// cluster DNS names through the cluster's DNS server.
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Runtimes finds what the clients outside Go need.
@@ -314,7 +319,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 func startGoWriter(cfg WriterConfig) *Writer {
 	c := redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName: cfg.MasterName, SentinelAddrs: cfg.Sentinels, Password: cfg.Password,
-		SentinelPassword: cfg.SentinelPassword, Protocol: 2,
+		SentinelPassword: cfg.SentinelPassword, Protocol: 2, Dialer: cfg.Dialer,
 	})
 	w := &Writer{Client: GoRedis, done: make(chan struct{})}
 	stop := make(chan struct{})
@@ -354,4 +359,34 @@ func startGoWriter(cfg WriterConfig) *Writer {
 		}
 	}()
 	return w
+}
+
+// MissingAcks reads every acknowledged write from one instance and returns
+// how many are missing, and the first one found with another value than
+// the writer's ("" when none): a writer's value is the number its key ends
+// with.
+func MissingAcks(ctx context.Context, rc *redis.Client, acks []Ack) (missing int, wrong string, err error) {
+	for i := 0; i < len(acks); i += 1000 {
+		batch := acks[i:min(i+1000, len(acks))]
+		// Each command carries its own error (redis.Nil for a missing key).
+		cmds, _ := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, ack := range batch {
+				p.Get(ctx, ack.Key)
+			}
+			return nil
+		})
+		for j, c := range cmds {
+			v, err := c.(*redis.StringCmd).Result()
+			want := batch[j].Key[strings.LastIndexByte(batch[j].Key, ':')+1:]
+			switch {
+			case errors.Is(err, redis.Nil):
+				missing++
+			case err != nil:
+				return 0, "", fmt.Errorf("GET %s: %w", batch[j].Key, err)
+			case v != want && wrong == "":
+				wrong = fmt.Sprintf("%s = %q, want %q", batch[j].Key, v, want)
+			}
+		}
+	}
+	return missing, wrong, nil
 }

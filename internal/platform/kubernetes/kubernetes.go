@@ -254,6 +254,24 @@ func running(pod *corev1.Pod, kind string) bool {
 	return false
 }
 
+// serves: the pod is ready, or its container runs and listens. Ready
+// for the manager as soon as it listens: the readiness probe's period is
+// not waited for (Ensure returns then, and a second Ensure adopts it).
+func serves(pod *corev1.Pod, kind string) bool {
+	if ready(pod, kind) {
+		return true
+	}
+	if !running(pod, kind) || pod.Status.PodIP == "" {
+		return false
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(portOf(kind))), 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 func ready(pod *corev1.Pod, kind string) bool {
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.Name == containerOf(kind) {
@@ -288,7 +306,7 @@ func (p *Platform) Ensure(ctx context.Context, s platform.InstanceSpec) (platfor
 	if (s.Kind == platform.KindRedis && (s.Redis == nil || s.Boot == nil)) || (s.Kind == platform.KindSentinel && s.Sentinel == nil) {
 		return platform.Instance{}, fmt.Errorf("instance %s: no configuration to run it with", s.ID.Name)
 	}
-	if pod, err := p.pods.Pods(p.opts.Namespace).Get(s.ID.Name); err == nil && ready(pod, s.Kind) {
+	if pod, err := p.pods.Pods(p.opts.Namespace).Get(s.ID.Name); err == nil && serves(pod, s.Kind) {
 		if err := p.ensureObjects(ctx, m, s, false); err != nil {
 			return platform.Instance{}, err
 		}
@@ -665,18 +683,12 @@ func (p *Platform) waitReady(ctx context.Context, m member, name, kind string, s
 	for {
 		wake := p.changed.wait()
 		pod, err := p.pods.Pods(p.opts.Namespace).Get(name)
-		if err == nil && ready(pod, kind) {
+		if err == nil && serves(pod, kind) {
 			return pod, nil
 		}
-		// Ready for the manager as soon as it listens: the readiness
-		// probe's period is not waited for.
 		tick := time.Second
-		if err == nil && running(pod, kind) && pod.Status.PodIP != "" {
+		if err == nil && running(pod, kind) {
 			tick = 100 * time.Millisecond
-			if c, err := net.DialTimeout("tcp", net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(portOf(kind))), 200*time.Millisecond); err == nil {
-				c.Close()
-				return pod, nil
-			}
 		}
 		// The reasons live in objects the informers do not watch (events,
 		// PVCs, storage classes): looked up at most once a second while
@@ -816,6 +828,23 @@ func (p *Platform) List(_ context.Context, cluster string) ([]platform.Instance,
 			continue
 		}
 		out = append(out, p.instanceOf(id, kindOfSet(cluster, m.Set), pod))
+	}
+	// An instance whose pod is gone while its StatefulSet still holds its
+	// ordinal (deleted, about to be created again) exists, not running.
+	sets, err := p.sets.StatefulSets(p.opts.Namespace).List(k8slabels.SelectorFromSet(map[string]string{LabelCluster: cluster}))
+	if err != nil {
+		return nil, err
+	}
+	for _, set := range sets {
+		if set.DeletionTimestamp != nil || set.Spec.Replicas == nil {
+			continue
+		}
+		for o := range int(*set.Spec.Replicas) {
+			id := platform.ID{Cluster: cluster, Name: fmt.Sprintf("%s-%d", set.Name, o)}
+			if !slices.ContainsFunc(out, func(in platform.Instance) bool { return in.ID == id }) {
+				out = append(out, p.instanceOf(id, kindOfSet(cluster, set.Name), nil))
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID.Name < out[j].ID.Name })
 	return out, nil

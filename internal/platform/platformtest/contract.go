@@ -33,6 +33,32 @@ type Harness struct {
 	Kill func(t *testing.T, p platform.Platform, in platform.Instance)
 	// Ready, if set, checks that a running instance really serves (PING).
 	Ready func(t *testing.T, in platform.Instance, password string)
+
+	// RestartsInstances is set for a platform that starts a dead instance
+	// again by itself (Kubernetes: the kubelet, the StatefulSet): after a
+	// Kill the instance may be listed running again, and Ensure may adopt
+	// it; Boots, not the details, then tells that it booted again.
+	RestartsInstances bool
+	// Boots, if set, counts the boots of an instance (each runs the boot
+	// decision), for a platform that runs the decision where the instance
+	// runs (Kubernetes: the pod's entrypoint) rather than through the
+	// Asker. It is called after each step the contract checks the count
+	// at, so it may count incarnations it saw go.
+	Boots func(t *testing.T, p platform.Platform, id platform.ID) int
+	// Timeout bounds each case (default 30 s).
+	Timeout time.Duration
+	// Unsupported names the cases (Run's case names) the platform does
+	// not offer yet, with why: they are skipped saying so.
+	Unsupported map[string]string
+}
+
+// boots is how many times the instance booted, as the harness counts them.
+func (h Harness) boots(t *testing.T, p platform.Platform, asker *Asker, s platform.InstanceSpec) int {
+	t.Helper()
+	if h.Boots != nil {
+		return h.Boots(t, p, s.ID)
+	}
+	return asker.Asked(s.Boot.MasterName)
 }
 
 // Password of the instances the contract starts.
@@ -70,8 +96,12 @@ func cluster() string {
 	return fmt.Sprintf("ct%d", clusters.Add(1))
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func ctxT(t *testing.T, h Harness) context.Context {
+	d := h.Timeout
+	if d == 0 {
+		d = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -88,11 +118,19 @@ func redisSpec(id platform.ID, ep platform.Endpoint) platform.InstanceSpec {
 	}
 }
 
-func reserve(ctx context.Context, t *testing.T, p platform.Platform, cl string, names ...string) []platform.InstanceSpec {
+// redisID names a redis-server as the manager does on every platform:
+// <cluster>-<shard>-<ordinal> (a Kubernetes StatefulSet's pod name).
+func redisID(cl string, shard, ordinal int) platform.ID {
+	return platform.ID{Cluster: cl, Name: spec.InstanceName(cl, shard, ordinal)}
+}
+
+// reserve reserves endpoints for redis-servers, ordinal 0 of each shard
+// given.
+func reserve(ctx context.Context, t *testing.T, p platform.Platform, cl string, shards ...int) []platform.InstanceSpec {
 	t.Helper()
 	var want []platform.Want
-	for _, n := range names {
-		want = append(want, platform.Want{ID: platform.ID{Cluster: cl, Name: n}, Kind: platform.KindRedis})
+	for _, shard := range shards {
+		want = append(want, platform.Want{ID: redisID(cl, shard, 0), Kind: platform.KindRedis})
 	}
 	eps, err := p.Reserve(ctx, want, nil)
 	if err != nil {
@@ -151,6 +189,9 @@ func Run(t *testing.T, h Harness) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if why, ok := h.Unsupported[tc.name]; ok {
+				t.Skipf("not offered by this platform yet: %s", why)
+			}
 			t.Parallel()
 			tc.fn(t, h)
 		})
@@ -158,11 +199,10 @@ func Run(t *testing.T, h Harness) {
 }
 
 func lifecycle(t *testing.T, h Harness) {
-	ctx := ctxT(t)
+	ctx := ctxT(t, h)
 	asker := &Asker{}
 	p := h.New(t, asker)
-	s := reserve(ctx, t, p, cluster(), "r-0")[0]
-	master := s.Boot.MasterName
+	s := reserve(ctx, t, p, cluster(), 0)[0]
 
 	in, err := p.Ensure(ctx, s)
 	if err != nil {
@@ -174,7 +214,7 @@ func lifecycle(t *testing.T, h Harness) {
 	if d := p.Describe(in.Handle); d == (platform.Details{}) || d != in.Details {
 		t.Errorf("Describe(handle) = %+v, Details %+v: want the same, not empty", d, in.Details)
 	}
-	if n := asker.Asked(master); n != 1 {
+	if n := h.boots(t, p, asker, s); n != 1 {
 		t.Errorf("boot decision asked %d times, want once (one Sentinel, one boot)", n)
 	}
 	if h.Ready != nil {
@@ -188,7 +228,7 @@ func lifecycle(t *testing.T, h Harness) {
 	if !again.Adopted || !again.Running || string(again.Handle) != string(in.Handle) {
 		t.Fatalf("second Ensure = %+v, want the running instance adopted with handle %s", again, in.Handle)
 	}
-	if n := asker.Asked(master); n != 1 {
+	if n := h.boots(t, p, asker, s); n != 1 {
 		t.Errorf("boot decision ran for an adopted instance (%d questions)", n)
 	}
 
@@ -214,23 +254,31 @@ func lifecycle(t *testing.T, h Harness) {
 	if !ev.Certain || ev.At.IsZero() {
 		t.Errorf("death event = %+v, want certain, with a time", ev)
 	}
-	if l, ok := find(ctx, t, p2, s.ID); !ok || l.Running {
-		t.Fatalf("List after the crash: %+v (found %v), want listed, not running", l, ok)
-	}
-	if rec, err := p2.Recover(ctx, s.ID, in.Handle); err != nil || rec.Running {
-		t.Fatalf("Recover of a dead instance = %+v, %v", rec, err)
+	if !h.RestartsInstances {
+		if l, ok := find(ctx, t, p2, s.ID); !ok || l.Running {
+			t.Fatalf("List after the crash: %+v (found %v), want listed, not running", l, ok)
+		}
+		if rec, err := p2.Recover(ctx, s.ID, in.Handle); err != nil || rec.Running {
+			t.Fatalf("Recover of a dead instance = %+v, %v", rec, err)
+		}
+	} else if _, ok := find(ctx, t, p2, s.ID); !ok {
+		t.Fatalf("not listed after the crash, on a platform that starts it again")
 	}
 
-	// Ensure boots it again, deciding its role again.
+	// Ensure boots it again, deciding its role again (or, where the
+	// platform started it again by itself, finds it booted again).
 	re, err := p2.Ensure(ctx, s)
 	if err != nil {
 		t.Fatalf("Ensure after the crash: %v", err)
 	}
-	if re.Adopted || !re.Running || re.Details == in.Details {
+	if !re.Running || (!h.RestartsInstances && (re.Adopted || re.Details == in.Details)) {
 		t.Fatalf("Ensure after the crash = %+v, want a new boot", re)
 	}
-	if n := asker.Asked(master); n != 2 {
+	if n := h.boots(t, p2, asker, s); n != 2 {
 		t.Errorf("boot decision asked %d times after two boots, want 2", n)
+	}
+	if h.Ready != nil {
+		h.Ready(t, re, Password)
 	}
 
 	if err := p2.Remove(ctx, s.ID); err != nil {
@@ -245,7 +293,7 @@ func lifecycle(t *testing.T, h Harness) {
 }
 
 func reserveDistinct(t *testing.T, h Harness) {
-	ctx := ctxT(t)
+	ctx := ctxT(t, h)
 	p := h.New(t, &Asker{})
 	cl := cluster()
 	all := p.Capacity(nil)
@@ -253,9 +301,9 @@ func reserveDistinct(t *testing.T, h Harness) {
 		t.Fatalf("Capacity(nil) = %+v, want room for 8 and a description", all)
 	}
 	want := []platform.Want{
-		{ID: platform.ID{Cluster: cl, Name: "s-0"}, Kind: platform.KindSentinel},
-		{ID: platform.ID{Cluster: cl, Name: "r-0"}, Kind: platform.KindRedis},
-		{ID: platform.ID{Cluster: cl, Name: "r-1"}, Kind: platform.KindRedis},
+		{ID: platform.ID{Cluster: cl, Name: spec.SentinelInstanceName(cl, 0)}, Kind: platform.KindSentinel},
+		{ID: redisID(cl, 0, 0), Kind: platform.KindRedis},
+		{ID: redisID(cl, 0, 1), Kind: platform.KindRedis},
 	}
 	first, err := p.Reserve(ctx, want, nil)
 	if err != nil {
@@ -279,8 +327,8 @@ func reserveDistinct(t *testing.T, h Harness) {
 	}
 	// Other instances, beside the taken endpoints.
 	more := []platform.Want{
-		{ID: platform.ID{Cluster: cl + "x", Name: "r-0"}, Kind: platform.KindRedis},
-		{ID: platform.ID{Cluster: cl, Name: "r-2"}, Kind: platform.KindRedis},
+		{ID: redisID(cl+"x", 0, 0), Kind: platform.KindRedis},
+		{ID: redisID(cl, 0, 2), Kind: platform.KindRedis},
 	}
 	second, err := p.Reserve(ctx, more, taken)
 	if err != nil {
@@ -295,8 +343,9 @@ func reserveDistinct(t *testing.T, h Harness) {
 	}
 	// More than fits: ErrNoCapacity.
 	var tooMany []platform.Want
-	for i := 0; i <= p.Capacity(taken).Free; i++ {
-		tooMany = append(tooMany, platform.Want{ID: platform.ID{Cluster: cl + "y", Name: "r-" + strings.Repeat("i", i+1)}, Kind: platform.KindRedis})
+	free := p.Capacity(taken).Free
+	for i := 0; i <= free; i++ {
+		tooMany = append(tooMany, platform.Want{ID: redisID(cl+"y", 0, i), Kind: platform.KindRedis})
 	}
 	if _, err := p.Reserve(ctx, tooMany, taken); !errors.Is(err, platform.ErrNoCapacity) {
 		t.Errorf("Reserve of %d beside %d taken: %v, want ErrNoCapacity", len(tooMany), len(taken), err)
@@ -304,9 +353,9 @@ func reserveDistinct(t *testing.T, h Harness) {
 }
 
 func absent(t *testing.T, h Harness) {
-	ctx := ctxT(t)
+	ctx := ctxT(t, h)
 	p := h.New(t, &Asker{})
-	id := platform.ID{Cluster: cluster(), Name: "nothing-0-0"}
+	id := redisID(cluster(), 0, 0)
 	if err := p.Remove(ctx, id); err != nil {
 		t.Errorf("Remove of an absent instance: %v", err)
 	}
@@ -340,9 +389,9 @@ func emptyRDB() []byte {
 }
 
 func seedRunning(t *testing.T, h Harness) {
-	ctx := ctxT(t)
+	ctx := ctxT(t, h)
 	p := h.New(t, &Asker{})
-	specs := reserve(ctx, t, p, cluster(), "r-0", "r-1")
+	specs := reserve(ctx, t, p, cluster(), 0, 1)
 	if _, err := p.Ensure(ctx, specs[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +442,7 @@ func seedRunning(t *testing.T, h Harness) {
 }
 
 func tasks(t *testing.T, h Harness) {
-	ctx := ctxT(t)
+	ctx := ctxT(t, h)
 	p := h.New(t, &Asker{})
 	objects := t.TempDir()
 	target := (&url.URL{Scheme: "file", Path: filepath.ToSlash(objects)}).String()
@@ -438,10 +487,10 @@ func tasks(t *testing.T, h Harness) {
 }
 
 func noConfig(t *testing.T, h Harness) {
-	ctx := ctxT(t)
+	ctx := ctxT(t, h)
 	asker := &Asker{}
 	p := h.New(t, asker)
-	s := reserve(ctx, t, p, cluster(), "r-0")[0]
+	s := reserve(ctx, t, p, cluster(), 0)[0]
 	s.Redis = nil
 	if _, err := p.Ensure(ctx, s); err == nil || !strings.Contains(err.Error(), s.ID.Name) {
 		t.Fatalf("Ensure without configuration: %v, want an error naming %s", err, s.ID.Name)
@@ -452,9 +501,11 @@ func noConfig(t *testing.T, h Harness) {
 }
 
 func removeOne(t *testing.T, h Harness) {
-	ctx := ctxT(t)
+	ctx := ctxT(t, h)
 	p := h.New(t, &Asker{})
-	specs := reserve(ctx, t, p, cluster(), "r-0", "r-1")
+	// Two shards: a platform that removes only a shard's highest ordinal
+	// (a StatefulSet) removes either.
+	specs := reserve(ctx, t, p, cluster(), 0, 1)
 	var ins []platform.Instance
 	for _, s := range specs {
 		in, err := p.Ensure(ctx, s)
