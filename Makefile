@@ -48,7 +48,7 @@ test-unit: ## the tests without the end-to-end package, with -race
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 test-race: deps-test ## unit tests with -race, and e2e with a -race manager that fails tests on any data race
-	CI=true REDIS_MANAGER_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m ./...
+	CI=true REDIS_MANAGER_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /internal/e2ek8s)
 
 test-e2e: ## only the end-to-end tests
 	$(GO) test -count=1 -v ./internal/e2e/
