@@ -264,17 +264,12 @@ func writeAcked(t *testing.T, addr, password, prefix string, from, n int) []writ
 // (a repair) holds the cluster.
 func failoverWhenIdle(t *testing.T, m *testenv.Manager, name string, shard int) api.Job {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		job, err := m.Client.Failover(context.Background(), name, shard)
-		if err == nil {
-			return job
-		}
-		if !strings.Contains(err.Error(), "conflict") || time.Now().After(deadline) {
-			t.Fatalf("failover: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	var job api.Job
+	testenv.WhenIdle(t, "failover", func() (err error) {
+		job, err = m.Client.Failover(context.Background(), name, shard)
+		return err
+	})
+	return job
 }
 
 // TestMinReplicasToWrite: with minReplicasToWrite 1, a master that lost its

@@ -108,10 +108,8 @@ func (n *node) scale(cluster string, req api.UpdateClusterRequest) {
 	n.t.Helper()
 	ctx := context.Background()
 	start := time.Now()
-	res, err := n.M.Client.UpdateCluster(ctx, cluster, req)
-	if err != nil {
-		n.t.Fatalf("scale %s %+v: %v", cluster, req, err)
-	}
+	var res api.ClusterJob
+	testenv.WhenIdle(n.t, "scale "+describeUpdate(req), func() (err error) { res, err = n.M.Client.UpdateCluster(ctx, cluster, req); return err })
 	n.M.WaitJob(ctx, res.Job.ID)
 	n.M.WaitPhase(ctx, cluster, api.PhaseReady, time.Minute)
 	n.t.Logf("TIMING scale %s → Ready: %.1f s", describeUpdate(req), time.Since(start).Seconds())
@@ -227,10 +225,8 @@ func (n *node) moveMaster(creds api.Credentials, cluster string, shard, ordinal 
 		n.waitSentinelsSeePriority(creds, sentinels, set, others, p)
 	}
 	setPriority("0")
-	job, err := n.M.Client.Failover(ctx, cluster, shard)
-	if err != nil {
-		n.t.Fatalf("failover %s: %v", set, err)
-	}
+	var job api.Job
+	testenv.WhenIdle(n.t, "failover "+set, func() (err error) { job, err = n.M.Client.Failover(ctx, cluster, shard); return err })
 	n.M.WaitJob(ctx, job.ID)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if got := sentinelMaster(n.t, n, sentinels[0], creds.SentinelPassword, set); got == target {

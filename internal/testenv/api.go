@@ -180,3 +180,22 @@ func (m *Manager) ExpectCreateFailed(t testing.TB, jobID, cluster, reason string
 	}
 	return j
 }
+
+// WhenIdle calls f until the API stops refusing it for a job in progress
+// on the cluster (409 conflict: a heal or another job holds the cluster),
+// for up to 30 s; any other error, or a conflict after that, fails the
+// test.
+func WhenIdle(t testing.TB, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "conflict") || time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
