@@ -57,7 +57,6 @@ type Controller struct {
 	crashLoops locked[string, time.Time]     // shard -> last crash-loop event
 	lost       locked[string, time.Time]     // instance -> when it was seen lost
 	observed   locked[string, time.Time]     // cluster -> start of the last stored observation
-	pointed    locked[string, string]        // shard master name -> instance the platform points clients at
 	tracker    *tracker
 	portMu     sync.Mutex // serialises endpoint reservation and recording
 

@@ -451,9 +451,9 @@ func (p *Platform) waitName(ctx context.Context, m member, pod *corev1.Pod) erro
 		select {
 		case <-ctx.Done():
 			if last == nil {
-				last = fmt.Errorf("Service %s does not list pod %s", svc, pod.Name)
+				last = fmt.Errorf("the headless Service %s does not list pod %s", svc, pod.Name)
 			}
-			return fmt.Errorf("the pod's name does not resolve to it within 30 s (a manager outside the cluster needs --cluster-dns): %w", last)
+			return fmt.Errorf("the pod's name does not resolve to it within 30 s: %w", last)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

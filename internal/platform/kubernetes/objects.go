@@ -240,27 +240,29 @@ func (p *Platform) statefulSet(root *corev1.ConfigMap, m member, kind string, s 
 func (p *Platform) services(root *corev1.ConfigMap, m member, kind string) []*corev1.Service {
 	port := int32(portOf(kind))
 	ports := []corev1.ServicePort{{Name: containerOf(kind), Port: port, TargetPort: intstr.FromInt32(port)}}
-	mk := func(name string, headlessSvc bool, sel map[string]string) *corev1.Service {
+	mk := func(name string, headlessSvc, notReady bool, sel map[string]string) *corev1.Service {
 		svc := &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.opts.Namespace, Labels: labels(m.Cluster, m.Set, kind), OwnerReferences: owner(root)},
-			Spec:       corev1.ServiceSpec{Selector: sel, Ports: ports},
+			Spec:       corev1.ServiceSpec{Selector: sel, Ports: ports, PublishNotReadyAddresses: notReady},
 		}
 		if headlessSvc {
 			svc.Spec.ClusterIP = corev1.ClusterIPNone
-			svc.Spec.PublishNotReadyAddresses = true
 		}
 		return svc
 	}
-	out := []*corev1.Service{mk(headless(m.Cluster, m.Set), true, selector(m.Cluster, m.Set))}
+	out := []*corev1.Service{mk(headless(m.Cluster, m.Set), true, true, selector(m.Cluster, m.Set))}
 	if kind == platform.KindSentinel {
-		return append(out, mk(m.Cluster+"-sentinel", false, selector(m.Cluster, m.Set)))
+		return append(out, mk(m.Cluster+"-sentinel", false, false, selector(m.Cluster, m.Set)))
 	}
 	withRole := func(role string) map[string]string {
 		s := selector(m.Cluster, m.Set)
 		s[LabelRole] = role
 		return s
 	}
-	return append(out, mk(m.Set+"-master", false, withRole(RoleMaster)), mk(m.Set+"-replicas", false, withRole(RoleReplica)))
+	// The master label is the manager's word, from every Sentinel: the
+	// -master Service follows it at once, not after the next readiness
+	// probe. Reads go only to replicas that are ready (not loading).
+	return append(out, mk(m.Set+"-master", false, true, withRole(RoleMaster)), mk(m.Set+"-replicas", false, false, withRole(RoleReplica)))
 }
 
 // disruptionBudget lets voluntary evictions (a node drain) take one pod of
