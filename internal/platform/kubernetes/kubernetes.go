@@ -733,7 +733,9 @@ func (p *Platform) cannotStart(ctx context.Context, m member, name, kind string,
 				return fmt.Sprintf("PersistentVolumeClaim %s: storageclass.storage.k8s.io %q not found", claim.Name, *sc)
 			}
 		}
-		if why := p.warning(ctx, "PersistentVolumeClaim", claim.Name, since, "ProvisioningFailed"); why != "" {
+		// A conflict saving the claim is retried by the volume controller:
+		// not a reason to give up.
+		if why := p.warning(ctx, "PersistentVolumeClaim", claim.Name, since, "ProvisioningFailed"); why != "" && !strings.Contains(why, "the object has been modified") {
 			return fmt.Sprintf("PersistentVolumeClaim %s: %s", claim.Name, why)
 		}
 	}
