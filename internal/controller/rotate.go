@@ -171,7 +171,7 @@ func rotateSteps() []step {
 			r.c.event(ctx, cl.Name, nil, "credentials-rotated",
 				fmt.Sprintf("new password in use; the old one is accepted until %s", ends.Format(time.RFC3339)),
 				map[string]any{"oldPasswordValidUntil": ends, "graceMs": p.GraceMs})
-			return nil
+			return r.c.syncRedisConfig(ctx, cl.Name)
 		}},
 	}
 }
@@ -218,7 +218,30 @@ func finishRotationSteps() []step {
 				return err
 			}
 			r.c.event(ctx, cl.Name, nil, "credentials-rotation-finished", "the old passwords are no longer accepted", nil)
-			return nil
+			return r.c.syncRedisConfig(ctx, cl.Name)
 		}},
 	}
+}
+
+// syncRedisConfig has the platform keep what a restarted redis-server boots
+// with in step with the cluster's record (Kubernetes: the Secret the pods'
+// entrypoint reads the passwords from; the kubelet restarts a container
+// without asking the manager). Ensure of a running instance restarts
+// nothing.
+func (c *Controller) syncRedisConfig(ctx context.Context, name string) error {
+	cl, err := c.getCluster(ctx, name)
+	if err != nil {
+		return err
+	}
+	redis, sentinels, err := c.instancesOf(ctx, name)
+	if err != nil {
+		return err
+	}
+	masters := map[int]string{}
+	for shard := 0; shard < cl.Spec.Shards; shard++ {
+		masters[shard] = c.currentMaster(ctx, cl, shard, redis, sentinels)
+	}
+	return c.forEachRunning(ctx, redis, func(in store.Instance) error {
+		return c.ensureRedis(ctx, cl, in, masters[in.Shard], sentinels)
+	})
 }
