@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -107,9 +108,14 @@ const EnvProbePassword = "REDIS_MANAGER_PASSWORD"
 
 // probeCommand is `instance probe`: a readiness probe that fails unless the
 // instance answers PING with PONG (not while it loads its dataset). It does
-// not fail under a BGSAVE: the fork leaves the main thread serving.
+// not fail under a BGSAVE: the fork leaves the main thread serving. The
+// password is read from --password-file at every probe (a mounted Secret,
+// which follows a password rotation without a restart), else from the
+// environment; an instance that refuses every password it is given still
+// answers, so it counts as ready: a rotation must not take every pod out of
+// its Services.
 func probeCommand() *cobra.Command {
-	var addr string
+	var addr, passwordFile string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "probe",
@@ -118,15 +124,44 @@ func probeCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			c := redis.NewClient(&redis.Options{Addr: addr, Password: os.Getenv(EnvProbePassword), Protocol: 2,
-				DisableIdentity: true, MaxRetries: -1, DialTimeout: timeout})
-			defer c.Close()
-			return c.Ping(ctx).Err()
+			var passwords []string
+			if b, err := os.ReadFile(passwordFile); err == nil && passwordFile != "" {
+				passwords = append(passwords, string(b))
+			}
+			if env := os.Getenv(EnvProbePassword); env != "" && !slices.Contains(passwords, env) {
+				passwords = append(passwords, env)
+			}
+			if len(passwords) == 0 {
+				passwords = []string{""}
+			}
+			var err error
+			for _, pw := range passwords {
+				if err = ping(ctx, addr, pw, timeout); err == nil || !isAuthError(err) {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "probe: %s answers but refuses the passwords given (%v): counted ready\n", addr, err)
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:6379", "the instance, HOST:PORT")
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "read the password from this file (else "+EnvProbePassword+")")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for PONG")
 	return cmd
+}
+
+func ping(ctx context.Context, addr, password string, timeout time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, Protocol: 2,
+		DisableIdentity: true, MaxRetries: -1, DialTimeout: timeout})
+	defer c.Close()
+	return c.Ping(ctx).Err()
+}
+
+// isAuthError tells a refused password (the server answers) from anything
+// else.
+func isAuthError(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "WRONGPASS") || strings.HasPrefix(s, "NOAUTH") || strings.Contains(s, "invalid password")
 }
 
 type runOptions struct {

@@ -123,6 +123,10 @@ func (p *Platform) statefulSet(root *corev1.ConfigMap, m member, kind string, s 
 			LocalObjectReference: corev1.LocalObjectReference{Name: secretName(m.Cluster)}, Key: key}}}
 	}
 	var cmd []string
+	passwordFile := authDir + "/" + keyPassword
+	if kind == platform.KindSentinel {
+		passwordFile = authDir + "/" + keySentinelPasswd
+	}
 	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m")}}
 	storage := resource.MustParse(sentinelVolumeSize)
 	if kind == platform.KindSentinel {
@@ -176,7 +180,7 @@ func (p *Platform) statefulSet(root *corev1.ConfigMap, m member, kind string, s 
 				// reads. A BGSAVE forks; the main thread goes on answering.
 				ReadinessProbe: &corev1.Probe{
 					ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{
-						binary, "instance", "probe", "--addr", "127.0.0.1:" + strconv.Itoa(int(port))}}},
+						binary, "instance", "probe", "--addr", "127.0.0.1:" + strconv.Itoa(int(port)), "--password-file", passwordFile}}},
 					PeriodSeconds: 2, TimeoutSeconds: 5, FailureThreshold: 3,
 				},
 				// The port alone: a busy instance (a long command, a big
