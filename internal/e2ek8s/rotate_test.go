@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/redis-manager/redis-manager/api"
 )
 
@@ -43,6 +45,18 @@ func TestRotateThenRestart(t *testing.T) {
 	}
 	if after.Password == before.Password {
 		t.Fatal("the password did not change")
+	}
+
+	// What a restarted pod boots with: the Secret holds the new password
+	// only (a manager that repairs the password of an instance it finds
+	// booted with the old one would hide a stale Secret below).
+	sec, err := n.cs.CoreV1().Secrets(n.NS).Get(ctx, "r-auth", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth := string(sec.Data["redis-auth.conf"]); !strings.Contains(auth, after.Password) || strings.Contains(auth, before.Password) ||
+		string(sec.Data["password"]) != after.Password {
+		t.Fatalf("the Secret pods boot from was not rotated: %q", auth)
 	}
 
 	victim := "r-0-1"
