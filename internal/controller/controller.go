@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -63,6 +64,9 @@ type Controller struct {
 	// ordered: the platform removes only the highest ordinals
 	// (platform.OrderedRemoval).
 	ordered bool
+	// dial reaches instances outside the pool (the platform's Dialer, if
+	// it has one).
+	dial redisclient.DialFunc
 	// startTogether: the platform starts instances slowly (pods), so a
 	// create starts redis-servers and Sentinels at once
 	// (platform.SlowStart).
@@ -88,8 +92,10 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	}
 	pool := redisclient.NewPool()
 	pool.SetGate(cfg.Leader.Gate, "redis-manager:"+cfg.Leader.ID())
+	dial := (&net.Dialer{}).DialContext
 	if d, ok := p.(platform.Dialer); ok {
 		pool.SetDialer(d.DialContext)
+		dial = d.DialContext
 	}
 	var ordered bool
 	if o, ok := p.(platform.OrderedRemoval); ok {
@@ -101,6 +107,7 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	}
 	slow, _ := p.(platform.SlowStart)
 	return &Controller{
+		dial:          dial,
 		startTogether: slow != nil && slow.StartsSlowly(),
 		ordered:       ordered,
 		pointer:       pointer,

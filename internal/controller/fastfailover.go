@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"strconv"
@@ -50,7 +51,10 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 		log.Info("fast failover declined: master process still runs", "pid", pid)
 		return
 	}
-	if conn, err := net.DialTimeout("tcp", addr(dead), 200*time.Millisecond); err == nil {
+	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	conn, err := c.dial(dctx, "tcp", addr(dead))
+	cancel()
+	if err == nil {
 		conn.Close()
 		log.Info("fast failover declined: master port still accepts connections")
 		return
@@ -401,8 +405,12 @@ func (c *Controller) setAckFloor(name string, f ackFloor) { c.floors.set(name, f
 // view of the replicas to become current.
 const fastFailoverWait = 3 * time.Second
 
+// isRefused tells a closed port from a network doubt: the connection was
+// refused, or the platform says no instance runs under the name (a pod that
+// is gone or being deleted: platform.Dialer).
 func isRefused(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), syscall.ECONNREFUSED.Error()))
+	var dns *net.DNSError
+	return err != nil && (strings.Contains(err.Error(), syscall.ECONNREFUSED.Error()) || (errors.As(err, &dns) && dns.IsNotFound && dns.Server == ""))
 }
 
 func (c *Controller) claimFailover(name string) bool { return c.failovers.claim(name, true) }
