@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -101,6 +103,36 @@ identity. Then execs redis-server --sentinel.`,
 	_ = cmd.MarkFlagRequired("config")
 	_ = cmd.MarkFlagRequired("self")
 	return cmd
+}
+
+// waitSentinelTries bounds how long `instance run` waits (a second a try)
+// for a Sentinel to answer before it exits (the kubelet starts it again).
+const waitSentinelTries = 60
+
+// loggingAsker asks like DialAsker and logs why a Sentinel gave no answer;
+// it notes a Sentinel that answered it does not know the shard (a shard
+// being created: the plan holds).
+type loggingAsker struct {
+	log        *slog.Logger
+	mu         sync.Mutex
+	noSuchName bool
+}
+
+func (a *loggingAsker) MasterAddr(ctx context.Context, sentinel, password, masterName string) (string, error) {
+	addr, err := DialAsker{}.MasterAddr(ctx, sentinel, password, masterName)
+	if err != nil || addr == "" {
+		a.log.Info("Sentinel gave no answer", "sentinel", sentinel, "err", err)
+		a.mu.Lock()
+		a.noSuchName = a.noSuchName || (err == nil && addr == "") || (err != nil && errors.Is(err, redis.Nil))
+		a.mu.Unlock()
+	}
+	return addr, err
+}
+
+func (a *loggingAsker) heardNoSuchMaster() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.noSuchName
 }
 
 // EnvProbePassword is the password `instance probe` authenticates with.
@@ -214,6 +246,12 @@ func (o runOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("redis-server: %w", err)
 	}
+	// An instance that booted before (its config is on its volume) must
+	// hear from a Sentinel before it boots: with no answer it would fall
+	// back to the plan, and the plan's master may be the very instance a
+	// failover just replaced.
+	_, statErr := os.Stat(o.config)
+	bootedBefore := statErr == nil
 	if err := compose(o.config, o.includes, platform.KindRedis, o.self, false); err != nil {
 		return fmt.Errorf("compose config: %w", err)
 	}
@@ -236,7 +274,20 @@ func (o runOptions) run(cmd *cobra.Command) error {
 	}
 	plan := platform.BootPlan{MasterName: o.masterName, PlannedMaster: o.plannedMaster, Sentinels: o.sentinels,
 		SentinelPassword: os.Getenv(EnvSentinelPassword)}
-	d := Decide(cmd.Context(), plan, o.self, DialAsker{})
+	asker := &loggingAsker{log: log}
+	d := Decide(cmd.Context(), plan, o.self, asker)
+	for try := 1; bootedBefore && len(d.Answers) == 0 && len(plan.Sentinels) > 0 && !asker.heardNoSuchMaster(); try++ {
+		if try > waitSentinelTries {
+			return fmt.Errorf("no Sentinel answered in %d tries: this instance booted before and does not boot without Sentinel's word", waitSentinelTries)
+		}
+		log.Warn("no Sentinel answered; asking again before booting", "try", try)
+		select {
+		case <-cmd.Context().Done():
+			return cmd.Context().Err()
+		case <-time.After(time.Second):
+		}
+		d = Decide(cmd.Context(), plan, o.self, asker)
+	}
 	log.Info("boot role decided", "self", o.self, "replicaOf", d.ReplicaOf, "sentinelAnswers", d.Answers)
 	argv := []string{bin, o.config}
 	if d.ReplicaOf != "" {
