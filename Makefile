@@ -10,7 +10,7 @@ LISTEN   ?= 127.0.0.1:7800
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
+.PHONY: bench-k8s help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ chaos: deps build ## chaos test: random kills under write load for CHAOS_DURATIO
 # The node's binaries are cached in the invoking user's cache (also under sudo).
 K8S_NODE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/redis-manager/k8s-node
 K8S_ENV := env PATH="$$PATH" K8S_NODE_CACHE=$(K8S_NODE_CACHE)
+
+bench-k8s: build ## on a running node (KUBECONFIG and IMAGE from hack/k8s-node/up): create 1x2x3 -> Ready and replica pod deleted -> back, median of 5
+	$(GO) run ./bench/k8s -bin bin/redis-manager -image "$$IMAGE" -runs 5
 
 test-k8s: ## Kubernetes tests (./internal/e2ek8s, ./hack/k8s-node/...) on the test node: reuses a node that is up (image rebuilt) or starts one and removes it after (root)
 	$(SUDO) $(K8S_ENV) CI=true REDIS_MANAGER_TEST_PORT_BASE="$$REDIS_MANAGER_TEST_PORT_BASE" \
