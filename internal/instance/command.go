@@ -250,8 +250,10 @@ func (o runOptions) run(cmd *cobra.Command) error {
 	// hear from a Sentinel before it boots: with no answer it would fall
 	// back to the plan, and the plan's master may be the very instance a
 	// failover just replaced.
+	// (With --compose the config is written at every boot, so one on the
+	// volume means a boot before; without, the caller wrote it.)
 	_, statErr := os.Stat(o.config)
-	bootedBefore := statErr == nil
+	bootedBefore := len(o.includes) > 0 && statErr == nil
 	if err := compose(o.config, o.includes, platform.KindRedis, o.self, false); err != nil {
 		return fmt.Errorf("compose config: %w", err)
 	}
