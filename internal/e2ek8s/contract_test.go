@@ -44,8 +44,9 @@ func TestContract(t *testing.T) {
 	var mu sync.Mutex
 	starts := map[string]map[types.UID]int{} // pod -> incarnation -> container starts seen
 	platformtest.Run(t, platformtest.Harness{
-		New:     func(t *testing.T, _ *platformtest.Asker) platform.Platform { return open(t) },
-		Restart: func(t *testing.T, _ platform.Platform) platform.Platform { return open(t) },
+		NoSentinels: true,
+		New:         func(t *testing.T, _ *platformtest.Asker) platform.Platform { return open(t) },
+		Restart:     func(t *testing.T, _ platform.Platform) platform.Platform { return open(t) },
 		Kill: func(t *testing.T, _ platform.Platform, in platform.Instance) {
 			zero := int64(0)
 			if err := n.cs.CoreV1().Pods(n.NS).Delete(context.Background(), in.Details.Pod, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {

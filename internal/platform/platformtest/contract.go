@@ -39,6 +39,12 @@ type Harness struct {
 	// Kill the instance may be listed running again, and Ensure may adopt
 	// it; Boots, not the details, then tells that it booted again.
 	RestartsInstances bool
+	// NoSentinels makes the boot plans name no Sentinel. A platform whose
+	// instances ask the Sentinels of the plan themselves (in the pod)
+	// cannot be given the contract's Asker; an instance that booted before
+	// does not boot there without a Sentinel's word unless the plan names
+	// none.
+	NoSentinels bool
 	// Boots, if set, counts the boots of an instance (each runs the boot
 	// decision), for a platform that runs the decision where the instance
 	// runs (Kubernetes: the pod's entrypoint) rather than through the
@@ -109,12 +115,16 @@ func ctxT(t *testing.T, h Harness) context.Context {
 // redisSpec is a redis-server spec that boots as master (it is its own
 // planned master, and no Sentinel answers); its boot questions are about
 // the master name <cluster>-<name>.
-func redisSpec(id platform.ID, ep platform.Endpoint) platform.InstanceSpec {
+func redisSpec(h Harness, id platform.ID, ep platform.Endpoint) platform.InstanceSpec {
+	sentinels := []string{"sentinel.invalid:26379"}
+	if h.NoSentinels {
+		sentinels = nil
+	}
 	return platform.InstanceSpec{ID: id, Kind: platform.KindRedis, Endpoint: ep,
 		Redis: &spec.RedisConfig{Password: Password,
 			Spec: api.ClusterSpec{Persistence: "none", MaxmemoryPolicy: "noeviction", Maxmemory: "0"}},
 		Boot: &platform.BootPlan{MasterName: id.Cluster + "-" + id.Name, PlannedMaster: ep.String(),
-			Sentinels: []string{"sentinel.invalid:26379"}, SentinelPassword: "x"},
+			Sentinels: sentinels, SentinelPassword: "x"},
 	}
 }
 
@@ -126,7 +136,7 @@ func redisID(cl string, shard, ordinal int) platform.ID {
 
 // reserve reserves endpoints for redis-servers, ordinal 0 of each shard
 // given.
-func reserve(ctx context.Context, t *testing.T, p platform.Platform, cl string, shards ...int) []platform.InstanceSpec {
+func reserve(ctx context.Context, t *testing.T, h Harness, p platform.Platform, cl string, shards ...int) []platform.InstanceSpec {
 	t.Helper()
 	var want []platform.Want
 	for _, shard := range shards {
@@ -138,7 +148,7 @@ func reserve(ctx context.Context, t *testing.T, p platform.Platform, cl string, 
 	}
 	var out []platform.InstanceSpec
 	for _, w := range want {
-		out = append(out, redisSpec(w.ID, eps[w.ID]))
+		out = append(out, redisSpec(h, w.ID, eps[w.ID]))
 	}
 	return out
 }
@@ -202,7 +212,7 @@ func lifecycle(t *testing.T, h Harness) {
 	ctx := ctxT(t, h)
 	asker := &Asker{}
 	p := h.New(t, asker)
-	s := reserve(ctx, t, p, cluster(), 0)[0]
+	s := reserve(ctx, t, h, p, cluster(), 0)[0]
 
 	in, err := p.Ensure(ctx, s)
 	if err != nil {
@@ -391,7 +401,7 @@ func emptyRDB() []byte {
 func seedRunning(t *testing.T, h Harness) {
 	ctx := ctxT(t, h)
 	p := h.New(t, &Asker{})
-	specs := reserve(ctx, t, p, cluster(), 0, 1)
+	specs := reserve(ctx, t, h, p, cluster(), 0, 1)
 	if _, err := p.Ensure(ctx, specs[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +500,7 @@ func noConfig(t *testing.T, h Harness) {
 	ctx := ctxT(t, h)
 	asker := &Asker{}
 	p := h.New(t, asker)
-	s := reserve(ctx, t, p, cluster(), 0)[0]
+	s := reserve(ctx, t, h, p, cluster(), 0)[0]
 	s.Redis = nil
 	if _, err := p.Ensure(ctx, s); err == nil || !strings.Contains(err.Error(), s.ID.Name) {
 		t.Fatalf("Ensure without configuration: %v, want an error naming %s", err, s.ID.Name)
@@ -505,7 +515,7 @@ func removeOne(t *testing.T, h Harness) {
 	p := h.New(t, &Asker{})
 	// Two shards: a platform that removes only a shard's highest ordinal
 	// (a StatefulSet) removes either.
-	specs := reserve(ctx, t, p, cluster(), 0, 1)
+	specs := reserve(ctx, t, h, p, cluster(), 0, 1)
 	var ins []platform.Instance
 	for _, s := range specs {
 		in, err := p.Ensure(ctx, s)
