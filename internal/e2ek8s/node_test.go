@@ -78,6 +78,9 @@ type node struct {
 	// sentinelPassword, once a cluster is created, lets dump ask its
 	// Sentinels what they see.
 	sentinelPassword string
+	// managerKubeconfig, when Prepare sets it, is the manager's
+	// kubeconfig instead of the admin's.
+	managerKubeconfig string
 }
 
 // nodeOptions tune newNode.
@@ -150,7 +153,11 @@ func newNode(t *testing.T, o nodeOptions) *node {
 		})
 		return n
 	}
-	args := []string{"--platform", "kubernetes", "--kubeconfig", e.Kubeconfig, "--namespace", n.NS, "--image", image, "--cluster-dns", e.DNS}
+	kubeconfig := e.Kubeconfig
+	if n.managerKubeconfig != "" {
+		kubeconfig = n.managerKubeconfig
+	}
+	args := []string{"--platform", "kubernetes", "--kubeconfig", kubeconfig, "--namespace", n.NS, "--image", image, "--cluster-dns", e.DNS}
 	if sc != "" {
 		args = append(args, "--storage-class", sc)
 	}
