@@ -226,8 +226,7 @@ func finishRotationSteps() []step {
 // syncRedisConfig has the platform keep what a restarted redis-server boots
 // with in step with the cluster's record (Kubernetes: the Secret the pods'
 // entrypoint reads the passwords from; the kubelet restarts a container
-// without asking the manager). Ensure of a running instance restarts
-// nothing.
+// without asking the manager).
 func (c *Controller) syncRedisConfig(ctx context.Context, name string) error {
 	cl, err := c.getCluster(ctx, name)
 	if err != nil {
@@ -237,11 +236,24 @@ func (c *Controller) syncRedisConfig(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	return c.keepBootConfig(ctx, cl, redis, sentinels, cl.Spec.Shards)
+}
+
+// keepBootConfig ensures every running redis-server of the shards below
+// shards with cl's configuration: the platform records what the instance
+// boots with next time; Ensure of a running instance restarts nothing.
+func (c *Controller) keepBootConfig(ctx context.Context, cl store.Cluster, redis, sentinels []store.Instance, shards int) error {
 	masters := map[int]string{}
-	for shard := 0; shard < cl.Spec.Shards; shard++ {
+	var kept []store.Instance
+	for shard := 0; shard < shards; shard++ {
 		masters[shard] = c.currentMaster(ctx, cl, shard, redis, sentinels)
 	}
-	return c.forEachRunning(ctx, redis, func(in store.Instance) error {
+	for _, in := range redis {
+		if in.Shard < shards {
+			kept = append(kept, in)
+		}
+	}
+	return c.forEachRunning(ctx, kept, func(in store.Instance) error {
 		return c.ensureRedis(ctx, cl, in, masters[in.Shard], sentinels)
 	})
 }

@@ -228,19 +228,8 @@ func (c *Controller) applyConfig(ctx context.Context, _ *jobRun, cl store.Cluste
 		return nil
 	}
 	// The platform keeps what an instance boots with next time (Kubernetes:
-	// the ConfigMap, the pods' memory): Ensure of a running instance
-	// updates it and restarts nothing.
-	var kept []store.Instance
-	masters := map[int]string{}
-	for shard := 0; shard < min(p.From.Shards, p.To.Shards); shard++ {
-		masters[shard] = c.currentMaster(ctx, cl, shard, redis, sentinels)
-	}
-	for _, in := range redis {
-		if in.Shard < min(p.From.Shards, p.To.Shards) {
-			kept = append(kept, in)
-		}
-	}
-	return parallel(kept, func(in store.Instance) error { return c.ensureRedis(ctx, cl, in, masters[in.Shard], sentinels) })
+	// the ConfigMap, the pods' memory).
+	return c.keepBootConfig(ctx, cl, redis, sentinels, min(p.From.Shards, p.To.Shards))
 }
 
 // removeReplicas stops the replicas the target no longer has room for
@@ -398,11 +387,14 @@ func (c *Controller) removeShards(ctx context.Context, _ *jobRun, cl store.Clust
 // removeSentinels removes the Sentinels beyond the target (highest
 // ordinals), sets the target quorum on the rest, and cleans the rest's
 // memory of the removed ones one Sentinel at a time.
-func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cluster, _ jobspec.ScaleParams, redis, sentinels []store.Instance) error {
-	victims := topology.PlanRemovals(cl.Spec, sentinels, nil, c.ordered)
-	if len(victims) == 0 {
+func (c *Controller) removeSentinels(ctx context.Context, r *jobRun, cl store.Cluster, p jobspec.ScaleParams, redis, sentinels []store.Instance) error {
+	// Decided by the job's parameters, not by what is left to remove: a
+	// step run again (after a timeout, a restart) whose Sentinels are
+	// already gone must still set the quorum and clean the rest.
+	if p.To.Sentinels >= p.From.Sentinels {
 		return nil
 	}
+	victims := topology.PlanRemovals(cl.Spec, sentinels, nil, c.ordered)
 	if err := c.removeInstances(ctx, cl.Name, victims); err != nil {
 		return err
 	}
@@ -455,18 +447,9 @@ func (c *Controller) cleanSentinels(ctx context.Context, r *jobRun, cl store.Clu
 		conn := c.pool.Sentinel(addr(s), cl.SentinelPassword)
 		for shard := 0; shard < cl.Spec.Shards; shard++ {
 			name := spec.MasterName(cl.Name, shard)
-			// A Sentinel may stall for a moment right after instances went
-			// away (with hostnames, it resolves their names in its event
-			// loop): asked again before the step fails.
-			var stale []string
-			err := poll(ctx, 15*time.Second, 250*time.Millisecond, func() (bool, string, error) {
-				var err error
-				stale, err = staleEntries(ctx, conn, name, live)
-				if err != nil {
-					return false, err.Error(), nil
-				}
-				return true, "", nil
-			})
+			// (A Sentinel that stalls for a moment times this out: the job
+			// runs a step that timed out again.)
+			stale, err := staleEntries(ctx, conn, name, live)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}

@@ -7,5 +7,5 @@
 // Instances are addressed by their pods' stable DNS names, never by pod
 // IP; a pod's entrypoint (redis-manager instance run) decides its boot
 // role, since the kubelet restarts containers without asking the manager.
-// It watches pods and StatefulSets with informers.
+// It watches pods, StatefulSets and EndpointSlices with informers.
 package kubernetes

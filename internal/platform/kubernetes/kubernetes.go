@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -68,6 +70,7 @@ type Platform struct {
 	stop    context.CancelFunc
 	pods    corelisters.PodLister
 	sets    appslisters.StatefulSetLister
+	slices  discoverylisters.EndpointSliceLister
 	changed *broadcast
 	events  chan platform.InstanceEvent
 
@@ -131,13 +134,24 @@ func New(ctx context.Context, opts Options, log *slog.Logger) (*Platform, error)
 	if _, err := setInf.Informer().AddEventHandler(notify); err != nil {
 		return nil, err
 	}
+	// EndpointSlices carry the labels of the Service controller, not ours:
+	// watched by namespace.
+	sf := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(opts.Namespace))
+	sliceInf := sf.Discovery().V1().EndpointSlices()
+	p.slices = sliceInf.Lister()
+	if _, err := sliceInf.Informer().AddEventHandler(notify); err != nil {
+		return nil, err
+	}
 	ictx, stop := context.WithCancel(context.Background())
 	p.stop = stop
 	f.Start(ictx.Done())
-	for typ, ok := range f.WaitForCacheSync(cctx.Done()) {
-		if !ok {
-			stop()
-			return nil, fmt.Errorf("kubernetes: %v informer did not sync within 10 s", typ)
+	sf.Start(ictx.Done())
+	for _, synced := range []map[reflect.Type]bool{f.WaitForCacheSync(cctx.Done()), sf.WaitForCacheSync(cctx.Done())} {
+		for typ, ok := range synced {
+			if !ok {
+				stop()
+				return nil, fmt.Errorf("kubernetes: %v informer did not sync within 10 s", typ)
+			}
 		}
 	}
 	return p, nil
@@ -363,12 +377,12 @@ func (p *Platform) DialContext(ctx context.Context, network, addr string) (net.C
 
 // published tells whether the headless Service's EndpointSlices list the
 // pod with its address: what the cluster DNS answers its name from.
-func (p *Platform) published(ctx context.Context, svc string, pod *corev1.Pod) bool {
-	eps, err := p.cs.DiscoveryV1().EndpointSlices(p.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + svc})
+func (p *Platform) published(svc string, pod *corev1.Pod) bool {
+	eps, err := p.slices.EndpointSlices(p.opts.Namespace).List(k8slabels.SelectorFromSet(map[string]string{"kubernetes.io/service-name": svc}))
 	if err != nil || pod.Status.PodIP == "" {
 		return false
 	}
-	for _, sl := range eps.Items {
+	for _, sl := range eps {
 		for _, e := range sl.Endpoints {
 			if e.Hostname != nil && *e.Hostname == pod.Name && slices.Contains(e.Addresses, pod.Status.PodIP) {
 				return true
@@ -400,7 +414,7 @@ func (p *Platform) waitPlannedMaster(ctx context.Context, m member, s platform.I
 	for {
 		wake := p.changed.wait()
 		pod, err := p.pods.Pods(p.opts.Namespace).Get(name)
-		if err == nil && p.published(ctx, headless(m.Cluster, m.Set), pod) {
+		if err == nil && p.published(headless(m.Cluster, m.Set), pod) {
 			return nil
 		}
 		if err != nil {
@@ -431,10 +445,11 @@ func (p *Platform) waitName(ctx context.Context, m member, pod *corev1.Pod) erro
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	svc := headless(m.Cluster, m.Set)
-	listed := func() bool { return p.published(ctx, svc, pod) }
+	listed := func() bool { return p.published(svc, pod) }
 	name := p.fqdn(m.Cluster, m.Set, m.Ordinal)
 	var last error
 	for {
+		wake := p.changed.wait()
 		if listed() {
 			if !p.opts.CheckDNS {
 				return nil
@@ -454,7 +469,8 @@ func (p *Platform) waitName(ctx context.Context, m member, pod *corev1.Pod) erro
 				last = fmt.Errorf("the headless Service %s does not list pod %s", svc, pod.Name)
 			}
 			return fmt.Errorf("the pod's name does not resolve to it within 30 s: %w", last)
-		case <-time.After(100 * time.Millisecond):
+		case <-wake:
+		case <-time.After(100 * time.Millisecond): // the DNS answers later than the slice
 		}
 	}
 }
