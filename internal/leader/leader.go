@@ -38,6 +38,26 @@ var ErrNotLeader = errors.New("not the leader: leadership lost or not renewed in
 type Leases interface {
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, bool, error)
 	ReleaseLease(ctx context.Context, name, holder string, epoch int64) error
+	GetLease(ctx context.Context, name string) (store.Lease, error)
+}
+
+// Outer is a lock the store lease is taken under: the Kubernetes Lease
+// (package kubelease). Only its holder campaigns for the store lease, and
+// it takes the store lease over at once (the next epoch) from a holder that
+// has not released it: that holder has lost the outer lock, and its own
+// Until has passed before anyone else could win the lock. Losing the outer
+// lock ends the term at once, and Gate refuses every action past Until
+// even before the term's context ends.
+type Outer interface {
+	// Run competes for the lock until ctx ends. Each time it wins, it
+	// calls held with a context that ends once the lock is lost or ctx
+	// ends; it releases the lock (if at all) only after held returned.
+	Run(ctx context.Context, held func(ctx context.Context))
+	// Until is when this process stops holding the lock by its own
+	// monotonic clock unless it renews it first (zero when not held).
+	Until() time.Time
+	// Name describes the lock for logs and refusals.
+	Name() string
 }
 
 // Config tunes an Elector. Zero values take the constants above.
@@ -51,6 +71,9 @@ type Config struct {
 	// data dir is locked): a lease left by a previous run of this manager
 	// is taken over at once instead of waiting for it to expire.
 	Exclusive bool
+	// Outer, when set, is the lock this manager must hold before it
+	// campaigns for the store lease (--leader-election kubernetes).
+	Outer Outer
 }
 
 // Status is what /api/v1/health reports.
@@ -104,7 +127,9 @@ func (e *Elector) ID() string { return e.cfg.ID }
 func (e *Elector) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Status{Leader: e.held && time.Now().Before(e.validUntil), LeaderID: e.leaderID, Epoch: e.seenEpoch}
+	now := time.Now()
+	leads := e.held && now.Before(e.validUntil) && (e.cfg.Outer == nil || now.Before(e.cfg.Outer.Until()))
+	return Status{Leader: leads, LeaderID: e.leaderID, Epoch: e.seenEpoch}
 }
 
 // Counters are the elector's action counts since start.
@@ -154,6 +179,8 @@ func (e *Elector) check(f store.Fence, op string) error {
 		why = "term over"
 	case !now.Before(until):
 		why = fmt.Sprintf("deadline passed %s ago without a renewal", now.Sub(until).Round(time.Millisecond))
+	case e.cfg.Outer != nil && !now.Before(e.cfg.Outer.Until()):
+		why = e.cfg.Outer.Name() + " not held or not renewed in time"
 	default:
 		return nil
 	}
@@ -175,9 +202,63 @@ func (e *Elector) refuse(op string, epoch int64, why string) {
 // this process. standby is called each time another manager holds the
 // lease. On the way out a held lease is released, so a standby takes over
 // at once.
+//
+// With an Outer lock, only a term of the outer lock campaigns for the
+// store lease (taking it over from whoever still has it); between terms
+// this manager stands by and reads the store lease every RetryEvery, so
+// Status names the leader and its epoch on every manager.
 func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context), standby func()) {
+	if e.cfg.Outer == nil {
+		e.runStore(ctx, lead, standby, false)
+		return
+	}
+	var leading atomic.Bool
+	outerDone := make(chan struct{})
+	go func() {
+		defer close(outerDone)
+		e.cfg.Outer.Run(ctx, func(octx context.Context) {
+			leading.Store(true)
+			defer leading.Store(false)
+			e.log.Info("outer lock acquired; taking the store lease", "lock", e.cfg.Outer.Name())
+			e.runStore(octx, lead, nil, true)
+		})
+	}()
 	for ctx.Err() == nil {
-		l, ok := e.campaign(ctx)
+		if sleep(ctx, e.cfg.RetryEvery) != nil {
+			break
+		}
+		if leading.Load() {
+			continue
+		}
+		if standby != nil {
+			standby()
+		}
+		rctx, cancel := context.WithTimeout(ctx, e.cfg.RetryEvery)
+		l, err := e.st.GetLease(rctx, LeaseName)
+		cancel()
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			e.mu.Lock()
+			if !e.held {
+				e.leaderID, e.seenEpoch = l.Holder, l.Epoch
+			}
+			e.mu.Unlock()
+		}
+	}
+	<-outerDone
+}
+
+// runStore competes for the store lease until ctx ends (see Run).
+// takeOver: the caller holds the Outer lock, so a store lease another
+// manager still holds is taken over at once.
+func (e *Elector) runStore(ctx context.Context, lead func(ctx context.Context), standby func(), takeOver bool) {
+	for ctx.Err() == nil {
+		if takeOver && !time.Now().Before(e.cfg.Outer.Until()) {
+			// The outer term ran out by this process's clock: another
+			// manager may hold the lock already; never take over from it.
+			_ = sleep(ctx, e.cfg.RetryEvery)
+			continue
+		}
+		l, ok := e.campaign(ctx, takeOver)
 		if !ok {
 			if standby != nil {
 				standby()
@@ -190,15 +271,18 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context), stand
 }
 
 // campaign tries once to take the lease.
-func (e *Elector) campaign(ctx context.Context) (store.Lease, bool) {
+func (e *Elector) campaign(ctx context.Context, takeOver bool) (store.Lease, bool) {
 	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, e.cfg.Deadline)
 	defer cancel()
 	l, held, err := e.st.AcquireLease(actx, LeaseName, e.cfg.ID, e.cfg.TTL)
-	if err == nil && !held && e.cfg.Exclusive && l.Holder != "" {
-		// Only this process can use this store: the holder is a previous
-		// run of this manager, dead.
-		e.log.Info("taking over the lease of a previous run", "holder", l.Holder, "epoch", l.Epoch)
+	if err == nil && !held && (e.cfg.Exclusive || takeOver) && l.Holder != "" {
+		// Exclusive: only this process can use this store, the holder is
+		// a previous run of this manager, dead. takeOver: this manager
+		// holds the outer lock, which the holder lost; the holder's Gate
+		// refuses since its Until passed, and the next epoch fences its
+		// store writes.
+		e.log.Info("taking over the store lease", "holder", l.Holder, "epoch", l.Epoch, "outer", takeOver)
 		if err = e.st.ReleaseLease(actx, LeaseName, l.Holder, l.Epoch); err == nil {
 			l, held, err = e.st.AcquireLease(actx, LeaseName, e.cfg.ID, e.cfg.TTL)
 		}

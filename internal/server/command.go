@@ -64,6 +64,13 @@ type Options struct {
 	// resolves every name with: a manager outside the Kubernetes cluster
 	// reaches pods by their cluster DNS names through it.
 	ClusterDNS string
+	// Election chooses the leader election: "store" (default) or
+	// "kubernetes" (election.go).
+	Election Election
+	// AdminTokenFile and EncryptionKeyFile, when set, replace
+	// <data-dir>/admin.token and <data-dir>/secret.key: files every
+	// replica shares (mounted Secrets); they must exist.
+	AdminTokenFile, EncryptionKeyFile string
 }
 
 // NewServeCommand returns `redis-manager serve`. Every flag also reads
@@ -104,6 +111,9 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.Kube.Image, "image", "", "kubernetes platform: image with redis-server and redis-manager")
 	f.StringVar(&o.Kube.StorageClass, "storage-class", "", "kubernetes platform: for the PVCs (default: the cluster's default class)")
 	f.StringVar(&o.Kube.ClusterDomain, "cluster-domain", "cluster.local", "kubernetes platform: the cluster's DNS domain")
+	addElectionFlags(f, &o)
+	f.StringVar(&o.AdminTokenFile, "admin-token-file", "", "read the admin token from this file (a mounted Secret shared by every replica) instead of <data-dir>/admin.token; it must exist")
+	f.StringVar(&o.EncryptionKeyFile, "encryption-key-file", "", "the store's encryption key (32 raw bytes), shared by every manager of the store, e.g. a mounted Secret (default <data-dir>/secret.key, created on first start); it must exist")
 	f.StringVar(&o.ClusterDNS, "cluster-dns", "", "kubernetes platform, manager outside the cluster: resolve names with this DNS server, HOST:PORT (the cluster DNS), and check that each new pod's name resolves (pods are dialed at the address the API server gives them either way)")
 	return cmd
 }
@@ -198,14 +208,32 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	defer unlock()
 	if o.ID == "" {
+		o.ID = os.Getenv("POD_NAME") // the downward API, in a pod
+	}
+	if o.ID == "" {
 		host, _ := os.Hostname()
 		o.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	token, err := adminToken(filepath.Join(dataDir, "admin.token"))
+	if err := o.Election.check(o.Platform, sqlite); err != nil {
+		return err
+	}
+	var token string
+	if o.AdminTokenFile != "" {
+		token, err = readAdminToken(o.AdminTokenFile)
+	} else {
+		token, err = adminToken(filepath.Join(dataDir, "admin.token"))
+	}
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, o.Store, filepath.Join(dataDir, "secret.key"))
+	keyFile := filepath.Join(dataDir, "secret.key")
+	if o.EncryptionKeyFile != "" {
+		if _, err := os.Stat(o.EncryptionKeyFile); err != nil {
+			return fmt.Errorf("--encryption-key-file: %w", err)
+		}
+		keyFile = o.EncryptionKeyFile
+	}
+	st, err := store.Open(ctx, o.Store, keyFile)
 	if err != nil {
 		return err
 	}
@@ -223,7 +251,10 @@ func Serve(ctx context.Context, o Options, version string) error {
 	// it stops, the platform may still boot until then.
 	askPool := redisclient.NewPool()
 	defer askPool.Close()
-	var plat platform.Platform
+	var (
+		plat  platform.Platform
+		outer leader.Outer
+	)
 	if o.Platform == "kubernetes" {
 		kp, err := kubernetes.New(ctx, o.Kube, log.With("platform", "kubernetes"))
 		if err != nil {
@@ -232,6 +263,11 @@ func Serve(ctx context.Context, o Options, version string) error {
 		defer kp.Close()
 		log.Info("kubernetes platform", "namespace", kp.Namespace(), "image", o.Kube.Image, "storageClass", o.Kube.StorageClass)
 		plat = kp
+		if o.Election.Mode == electionKubernetes {
+			if outer, err = o.Election.lease(kp.Clientset(), kp.Namespace(), o.ID, log); err != nil {
+				return err
+			}
+		}
 	} else {
 		lp, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer,
 			local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}, Self: self},
@@ -243,7 +279,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	// With SQLite the data dir's lock makes this the only manager of the
 	// store, so a lease left by a previous run is taken over at once.
-	elector := leader.New(leader.Config{ID: o.ID, Exclusive: sqlite}, st, log)
+	elector := leader.New(leader.Config{ID: o.ID, Exclusive: sqlite, Outer: outer}, st, log)
 	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector}, st, plat, log)
 	// The API's use cases: they store intent and wake the controller's job
 	// runner; every manager serves them, leader or standby.
@@ -287,7 +323,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	fmt.Fprintf(os.Stderr, "listening on %s://%s\n", scheme, ln.Addr())
-	log.Info("manager started", "id", o.ID, "version", version, "dataDir", dataDir, "store", redactDSN(o.Store), "portRange", o.PortRange,
+	log.Info("manager started", "id", o.ID, "version", version, "leaderElection", o.Election.Mode, "dataDir", dataDir, "store", redactDSN(o.Store), "portRange", o.PortRange,
 		"backupTarget", redactTarget(o.BackupTarget), "maxConnections", maxConns, "tls", o.TLSCert != "")
 	if tlsConfig != nil {
 		err = srv.ServeTLS(lim, "", "")
@@ -372,6 +408,20 @@ func adminToken(path string) (string, error) {
 	t := hex.EncodeToString(raw)
 	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	return t, nil
+}
+
+// readAdminToken reads an admin token file the manager does not own (a
+// mounted Secret): it must exist and hold a token.
+func readAdminToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--admin-token-file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if len(t) < 16 {
+		return "", fmt.Errorf("--admin-token-file %s: want a token of at least 16 characters", path)
 	}
 	return t, nil
 }
