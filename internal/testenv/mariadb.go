@@ -52,6 +52,9 @@ var (
 	server     *mariadbServer
 	serverErr  error
 	serverDone bool
+	// alsoOn are the servers of StartMariaDBAlsoOn, by the extra address.
+	alsoOn    = map[string]*mariadbServer{}
+	alsoOnErr = map[string]error{}
 )
 
 // Main runs the package's tests and then stops the servers they started.
@@ -63,10 +66,16 @@ func Main(m *testing.M) {
 	code := m.Run()
 	CleanupBinary()
 	serverMu.Lock()
-	s := server
-	server, serverDone = nil, true
+	all := []*mariadbServer{server}
+	for _, s := range alsoOn {
+		all = append(all, s)
+	}
+	server, serverDone, alsoOn = nil, true, nil
 	serverMu.Unlock()
-	if s != nil {
+	for _, s := range all {
+		if s == nil {
+			continue
+		}
 		if err := s.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "testenv:", err)
 			if code == 0 {
@@ -85,6 +94,24 @@ func Main(m *testing.M) {
 // not see each other's rows.
 func StartMariaDB(t testing.TB) (dsn string) {
 	t.Helper()
+	return startMariaDBOn(t, "")
+}
+
+// StartMariaDBAlsoOn is StartMariaDB on a server of its own (one per test
+// binary and address) that listens on addr as well as on loopback, and
+// returns a DSN naming addr: for managers in pods, which reach the host at
+// the node's bridge address (10.217.0.1 on the test node). The user may log
+// in from anywhere its password is known; nothing listens beyond addr.
+func StartMariaDBAlsoOn(t testing.TB, addr string) (dsn string) {
+	t.Helper()
+	if net.ParseIP(addr) == nil {
+		t.Fatalf("StartMariaDBAlsoOn(%q): want an IP address", addr)
+	}
+	return startMariaDBOn(t, addr)
+}
+
+func startMariaDBOn(t testing.TB, also string) (dsn string) {
+	t.Helper()
 	mariadbd, installDB, missing := findMariaDB()
 	if missing != "" {
 		if os.Getenv("CI") == "true" || os.Getenv("REDIS_MANAGER_REQUIRE_MARIADB") == "1" {
@@ -97,10 +124,21 @@ func StartMariaDB(t testing.TB) (dsn string) {
 	}
 
 	serverMu.Lock()
-	if server == nil && serverErr == nil && !serverDone {
-		server, serverErr = startMariaDB(mariadbd, installDB)
+	var (
+		s   *mariadbServer
+		err error
+	)
+	if also == "" {
+		if server == nil && serverErr == nil && !serverDone {
+			server, serverErr = startMariaDB(mariadbd, installDB)
+		}
+		s, err = server, serverErr
+	} else {
+		if alsoOn[also] == nil && alsoOnErr[also] == nil && !serverDone {
+			alsoOn[also], alsoOnErr[also] = startMariaDB(mariadbd, installDB, also)
+		}
+		s, err = alsoOn[also], alsoOnErr[also]
 	}
-	s, err := server, serverErr
 	serverMu.Unlock()
 	if err != nil {
 		t.Fatalf("start mariadbd: %v", err)
@@ -117,7 +155,11 @@ func StartMariaDB(t testing.TB) (dsn string) {
 	}
 	// Databases are not dropped: the whole data dir goes when Main stops
 	// the server, and a failed test's rows stay inspectable until then.
-	return fmt.Sprintf("mysql://%s:%s@127.0.0.1:%d/%s", mariadbUser, s.password, s.port, name)
+	host := "127.0.0.1"
+	if also != "" {
+		host = also
+	}
+	return fmt.Sprintf("mysql://%s:%s@%s/%s", mariadbUser, s.password, net.JoinHostPort(host, fmt.Sprint(s.port)), name)
 }
 
 // dbNamePart makes a test name usable in a database name.
@@ -173,6 +215,7 @@ type mariadbServer struct {
 	socket   string
 	errLog   string
 	port     int
+	also     []string // addresses listened on besides 127.0.0.1
 	password string
 	root     *sql.DB // root over the unix socket
 
@@ -181,7 +224,7 @@ type mariadbServer struct {
 	waitErr error
 }
 
-func startMariaDB(mariadbd, installDB string) (_ *mariadbServer, err error) {
+func startMariaDB(mariadbd, installDB string, also ...string) (_ *mariadbServer, err error) {
 	// Not t.TempDir: the server outlives the test that starts it, and a unix
 	// socket path must stay under 108 bytes.
 	dir, err := os.MkdirTemp("", "rm-mariadb-")
@@ -192,6 +235,7 @@ func startMariaDB(mariadbd, installDB string) (_ *mariadbServer, err error) {
 		dir:    dir,
 		socket: filepath.Join(dir, "mysqld.sock"),
 		errLog: filepath.Join(dir, "error.log"),
+		also:   also,
 	}
 	defer func() {
 		if err != nil {
@@ -263,7 +307,8 @@ func (s *mariadbServer) launch(mariadbd, datadir string, port int) error {
 		"--log-error=" + s.errLog,
 		"--tmpdir=" + s.dir,
 		"--port=" + fmt.Sprint(port),
-		"--bind-address=127.0.0.1",
+		// MariaDB 10.11 takes a comma-separated list.
+		"--bind-address=" + strings.Join(append([]string{"127.0.0.1"}, s.also...), ","),
 		"--skip-name-resolve",
 		"--max-connections=500",
 	}
