@@ -168,6 +168,17 @@ func installChart(n *node, values map[string]string) *inCluster {
 	ic.baseURL = "http://" + net.JoinHostPort(svc.Spec.ClusterIP, fmt.Sprint(svc.Spec.Ports[0].Port))
 	ic.Client = api.NewClient(ic.baseURL, ic.token)
 	ic.Client.PollInterval = 200 * time.Millisecond
+	// kube-proxy rejects a Service's connections until its endpoints,
+	// published once the pods are ready, reach it.
+	var herr error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if _, herr = ic.Client.Health(ctx); herr == nil {
+			break
+		}
+	}
+	if herr != nil {
+		t.Fatalf("the API through the Service %s: %v", ic.baseURL, herr)
+	}
 	return ic
 }
 
