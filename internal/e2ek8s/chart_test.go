@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -415,4 +416,30 @@ func (ic *inCluster) newLeaderAfter(old string, timeout time.Duration) (string, 
 	}
 	t.Fatalf("no manager other than %s leads %s after its pod was deleted", old, timeout)
 	return "", time.Time{}
+}
+
+// managerPID finds, on this host, the process of the manager running in
+// the pod: the node's containers are host processes, and the manager's
+// environment names its pod (POD_NAME, the downward API). Root only.
+func managerPID(pod string) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	want := []byte("POD_NAME=" + pod + "\x00")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != "redis-manager" {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err == nil && bytes.Contains(env, want) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no redis-manager process of pod %s on this host", pod)
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,12 +184,21 @@ func TestManagerLeaderDeletedDuringScale(t *testing.T) {
 	ic.noForbidden(pods)
 }
 
-// TestManagerTakeover measures leader pod deleted → another manager leads
-// (its /api/v1/health says leader), five times each with a graceful delete
-// (the default grace: the manager stops its work and releases the Lease)
-// and a forced one (grace 0), and prints the medians. A graceful stop hands
-// over within a few retry periods, not a lease duration; a forced one
-// within 20 s with the default timing (15 s / 10 s / 2 s).
+// TestManagerTakeover measures leader gone → another manager leads (its
+// /api/v1/health says leader), five times each way, and prints the
+// medians:
+//   - graceful: the pod deleted with the default grace; the manager stops
+//     its work and releases the Lease (ReleaseOnCancel), so the other
+//     replica takes it at its next try, not a lease duration later;
+//   - forced: the pod deleted with grace 0; the API object goes at once,
+//     and the kubelet still stops the container with SIGTERM, so the Lease
+//     is released as well;
+//   - frozen: the leader's process stopped (SIGSTOP, from this host: a
+//     hung or cut-off leader, which releases nothing); the other replica
+//     takes over once the Lease was not renewed for a lease duration (15 s
+//     by default). Woken (SIGCONT), the old leader says it does not lead.
+//
+// Run it with:
 //
 //	REDIS_MANAGER_K8S_KUBECONFIG=... REDIS_MANAGER_K8S_IMAGE=... REDIS_MANAGER_K8S_DNS=... \
 //	  go test -count=1 -v -run TestManagerTakeover ./internal/e2ek8s/
@@ -196,26 +206,69 @@ func TestManagerTakeover(t *testing.T) {
 	n := newNode(t, nodeOptions{NoManager: true})
 	ic := installChart(n, nil)
 	runs := 5
+	modes := []string{"graceful", "forced", "frozen"}
+	if os.Geteuid() != 0 {
+		t.Log("not root: the frozen leader (SIGSTOP of the pod's process on this host) is not measured")
+		modes = modes[:2]
+	}
 	times := map[string][]time.Duration{}
 	for i := 0; i < runs; i++ {
-		for _, mode := range []string{"graceful", "forced"} {
+		for _, mode := range modes {
 			ic.waitReplicasReady(2, 2*time.Minute)
-			_, leader, epoch := ic.waitOneLeader(time.Minute)
-			grace := int64(30)
-			if mode == "forced" {
-				grace = 0
-			}
-			start := time.Now()
-			ic.deleteManagerPod(leader, grace)
-			if mode == "graceful" {
+			pods, leader, epoch := ic.waitOneLeader(time.Minute)
+			var start time.Time
+			var pid int
+			switch mode {
+			case "graceful", "forced":
+				grace := int64(30)
+				if mode == "forced" {
+					grace = 0
+				}
+				start = time.Now()
+				ic.deleteManagerPod(leader, grace)
 				// The Lease is released: its holder becomes empty or
 				// the next leader, long before a lease duration.
 				waitUntil(t, "the Lease released", 10*time.Second, func() bool { return ic.leaseHolder() != leader })
+			case "frozen":
+				var err error
+				if pid, err = managerPID(leader); err != nil {
+					t.Fatal(err)
+				}
+				start = time.Now()
+				if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
 			}
 			next, at := ic.newLeaderAfter(leader, 40*time.Second)
 			took := at.Sub(start)
 			times[mode] = append(times[mode], took)
-			t.Logf("run %d, %s delete of %s (epoch %d): %s leads after %.2f s", i+1, mode, leader, epoch, next, took.Seconds())
+			t.Logf("run %d, %s leader %s (epoch %d): %s leads after %.2f s", i+1, mode, leader, epoch, next, took.Seconds())
+			if mode == "frozen" {
+				if took < 10*time.Second {
+					t.Errorf("a frozen leader was replaced after %s, before its renew deadline (10 s) passed: two leaders could act", took)
+				}
+				if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+					t.Fatal(err)
+				}
+				var old corev1.Pod
+				for _, p := range pods {
+					if p.Name == leader {
+						old = p
+					}
+				}
+				// Woken, it knows at once that its term is over.
+				var h api.Health
+				var err error
+				for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					if h, err = health(context.Background(), old); err == nil {
+						break
+					}
+				}
+				if err != nil || h.Leader {
+					t.Errorf("the woken old leader %s: %+v %v, want a standby", leader, h, err)
+				}
+			}
 			_, l2, e2 := ic.waitOneLeader(time.Minute)
 			if l2 != next || e2 <= epoch {
 				t.Errorf("after the takeover: %s at epoch %d, want %s past epoch %d", l2, e2, next, epoch)
@@ -223,19 +276,21 @@ func TestManagerTakeover(t *testing.T) {
 		}
 	}
 	med := map[string]time.Duration{}
-	for mode, ds := range times {
+	for _, mode := range modes {
+		ds := times[mode]
 		sorted := append([]time.Duration(nil), ds...)
 		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 		med[mode] = sorted[len(sorted)/2]
-		t.Logf("leader pod deleted (%s) -> new leader: median %.2f s, min %.2f s, max %.2f s over %d (%s)",
+		t.Logf("leader %s -> new leader: median %.2f s, min %.2f s, max %.2f s over %d (%s)",
 			mode, med[mode].Seconds(), sorted[0].Seconds(), sorted[len(sorted)-1].Seconds(), len(sorted), fmtDurations(ds))
 	}
-	if med["graceful"] > 6*time.Second {
-		t.Errorf("graceful takeover median %s: the Lease was not released at once", med["graceful"])
+	if med["graceful"] > 6*time.Second || med["forced"] > 6*time.Second {
+		t.Errorf("takeover after a pod deletion: median %s graceful, %s forced: the Lease was not released at once", med["graceful"], med["forced"])
 	}
-	if med["forced"] > 20*time.Second {
-		t.Errorf("forced takeover median %s, want < 20 s", med["forced"])
+	if d, ok := med["frozen"]; ok && d > 20*time.Second {
+		t.Errorf("takeover from a frozen leader: median %s, want < 20 s", d)
 	}
+	ic.noForbidden(ic.managerPods())
 }
 
 func fmtDurations(ds []time.Duration) string {
