@@ -173,6 +173,22 @@ func TestManagerLeaderDeletedDuringScale(t *testing.T) {
 	if j.FinishedAt == nil || !j.FinishedAt.After(deleted) {
 		t.Fatalf("the job finished at %v, before the leader was deleted (%v): the test proved nothing", j.FinishedAt, deleted)
 	}
+	// The other replica resumed the job the deleted leader was running and
+	// finished it.
+	raw, err := n.cs.CoreV1().Pods(n.NS).GetLogs(newLeader, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resumed, finished bool
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.Contains(line, "job="+res.Job.ID) {
+			resumed = resumed || strings.Contains(line, "resuming job after restart")
+			finished = finished || strings.Contains(line, `msg="job finished" `)
+		}
+	}
+	if !resumed || !finished {
+		t.Errorf("the new leader %s: resumed job %s %v, finished it %v", newLeader, res.Job.ID, resumed, finished)
+	}
 	cl := ic.waitPhase("sc", "Ready", 2*time.Minute)
 	if got := len(cl.Status.Shards[0].Replicas); got != 3 {
 		t.Errorf("%d replicas after the scale, want 3", got)
