@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -70,6 +72,69 @@ func TestChartRBAC(t *testing.T) {
 	}
 	if !reflect.DeepEqual(clusterRole.Rules, wantCluster) {
 		t.Errorf("the chart's ClusterRole: %v, want rbac.yaml's %v", clusterRole.Rules, wantCluster)
+	}
+}
+
+// TestChartLint: helm lint --strict passes on the chart, with and without
+// the optional parts.
+func TestChartLint(t *testing.T) {
+	chart := filepath.Join("..", "..", "deploy", "helm", "redis-manager")
+	for _, set := range []string{"", "ingress.enabled=true,backup.target=s3://b/p,backup.credentialsSecret=s3,storageClass=fast"} {
+		args := []string{"lint", "--strict", chart}
+		if set != "" {
+			args = append(args, "--set", set)
+		}
+		if out, err := exec.Command(helmBinary(t), args...).CombinedOutput(); err != nil {
+			t.Errorf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// TestChartValues: the Deployment the chart renders passes the values
+// through: replicas, image, the backup target and credentials Secret (only
+// when set), the Lease, the Secrets, identity from the downward API, and
+// prefers the replicas on different nodes.
+func TestChartValues(t *testing.T) {
+	deployment := func(vals map[string]string) *appsv1.Deployment {
+		for _, obj := range decodeAll(t, renderChart(t, "ns1", vals)) {
+			if d, ok := obj.(*appsv1.Deployment); ok {
+				return d
+			}
+		}
+		t.Fatal("no Deployment rendered")
+		return nil
+	}
+	d := deployment(map[string]string{"image.repository": "reg/rm", "image.tag": "v9", "replicas": "3",
+		"backup.target": "s3://b/p?region=r", "backup.credentialsSecret": "s3creds", "store.secretName": "db"})
+	c := d.Spec.Template.Spec.Containers[0]
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{"serve", "--platform=kubernetes", "--leader-election=kubernetes", "--lease-name=rm-redis-manager",
+		"--image=reg/rm:v9", "--backup-target=s3://b/p?region=r", "--backup-credentials-secret=s3creds",
+		"--admin-token-file=/etc/redis-manager/secrets/admin.token", "--encryption-key-file=/etc/redis-manager/secrets/encryption.key"} {
+		if !strings.Contains(" "+args+" ", " "+want+" ") {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	if *d.Spec.Replicas != 3 || c.Image != "reg/rm:v9" {
+		t.Errorf("replicas %d image %s", *d.Spec.Replicas, c.Image)
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	if e := env["POD_NAME"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.name" {
+		t.Errorf("POD_NAME: %+v", e)
+	}
+	if e := env["REDIS_MANAGER_STORE"]; e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != "db" {
+		t.Errorf("REDIS_MANAGER_STORE: %+v", e)
+	}
+	if a := d.Spec.Template.Spec.Affinity; a == nil || a.PodAntiAffinity == nil || len(a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 1 ||
+		len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 0 {
+		t.Errorf("affinity %+v, want one preferred anti-affinity term", a)
+	}
+	d = deployment(nil)
+	if args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "); strings.Contains(args, "--backup") || *d.Spec.Replicas != 2 {
+		t.Errorf("defaults: replicas %d, args %q (no backup flags expected)", *d.Spec.Replicas, args)
 	}
 }
 
