@@ -43,10 +43,11 @@ type Lock struct {
 	log  *slog.Logger
 	lock rl.Interface
 
-	mu     sync.Mutex
-	holder string        // as last observed
-	until  time.Time     // monotonic; zero when not held
-	term   chan struct{} // closed once the current term's work returned
+	mu      sync.Mutex
+	holder  string             // as last observed
+	until   time.Time          // monotonic; zero when not held
+	term    chan struct{}      // closed once the current term's work returned
+	endTerm context.CancelFunc // ends the current term's context
 }
 
 // New checks cfg and builds the lock.
@@ -130,15 +131,22 @@ func (l *Lock) Holder() string {
 func (l *Lock) Run(ctx context.Context, held func(ctx context.Context)) {
 	for ctx.Err() == nil {
 		term := make(chan struct{})
+		// client-go cancels the term's context only after its release
+		// attempt; a release ends the term itself first (beforeRelease).
+		endCtx, end := context.WithCancel(ctx)
 		l.mu.Lock()
-		l.term = term
+		l.term, l.endTerm = term, end
 		l.mu.Unlock()
 		// One client-go elector per term: its callbacks are fixed at
 		// construction. A new one observes the Lease afresh, so after a
 		// lost term it waits a whole LeaseDuration without a renewal by
 		// the new holder before it may take over.
-		le, err := l.elector(func(tctx context.Context) {
+		le, err := l.elector(func(ctx context.Context) {
 			defer close(term)
+			tctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			stop := context.AfterFunc(endCtx, cancel)
+			defer stop()
 			l.log.Info("kubernetes lease acquired")
 			held(tctx)
 		}, l.drop)
@@ -147,6 +155,7 @@ func (l *Lock) Run(ctx context.Context, held func(ctx context.Context)) {
 			return
 		}
 		le.Run(ctx)
+		end()
 		if ctx.Err() == nil {
 			l.log.Warn("kubernetes lease lost; campaigning again")
 			// A term that ended on its own: wait for its work before the
@@ -173,16 +182,17 @@ func (l *Lock) renewed(start time.Time) {
 	l.mu.Unlock()
 }
 
-// beforeRelease stops the term and waits until its work returned; false if
+// beforeRelease ends the term and waits until its work returned; false if
 // it did not within ctx (then the Lease is left to expire).
 func (l *Lock) beforeRelease(ctx context.Context) bool {
 	l.drop()
 	l.mu.Lock()
-	term := l.term
+	term, end := l.term, l.endTerm
 	l.mu.Unlock()
 	if term == nil {
 		return true
 	}
+	end()
 	select {
 	case <-term:
 		return true
