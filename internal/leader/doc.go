@@ -9,4 +9,9 @@
 // transaction, and every action on Redis, Sentinel or the platform first
 // passes Elector.Gate, which refuses once the leader's own deadline (a
 // monotonic clock, shorter than the TTL) has passed without a renewal.
+//
+// With an Outer lock (a Kubernetes Lease, package kubelease) only the
+// outer lock's holder campaigns for the store lease, taking it over at once
+// with the next epoch, and Gate also refuses once the outer lock's own term
+// (Outer.Until) has passed.
 package leader
