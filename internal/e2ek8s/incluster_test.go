@@ -272,8 +272,9 @@ func TestManagerLeaderDeletedDuringScale(t *testing.T) {
 //     its work and releases the Lease (ReleaseOnCancel), so the other
 //     replica takes it at its next try, not a lease duration later;
 //   - forced: the pod deleted with grace 0; the API object goes at once,
-//     and the kubelet still stops the container with SIGTERM, so the Lease
-//     is released as well;
+//     and the kubelet still stops the container with SIGTERM, with 2 s
+//     before SIGKILL: the Lease is released when the manager's work winds
+//     down within them, else it expires;
 //   - frozen: the leader's process stopped (SIGSTOP, from this host: a
 //     hung or cut-off leader, which releases nothing); the other replica
 //     takes over once the Lease was not renewed for a lease duration (15 s
@@ -307,9 +308,11 @@ func TestManagerTakeover(t *testing.T) {
 				}
 				start = time.Now()
 				ic.deleteManagerPod(leader, grace)
-				// The Lease is released: its holder becomes empty or
-				// the next leader, long before a lease duration.
-				waitUntil(t, "the Lease released", 10*time.Second, func() bool { return ic.leaseHolder() != leader })
+				if mode == "graceful" {
+					// The Lease is released: its holder becomes empty
+					// or the next leader, long before a lease duration.
+					waitUntil(t, "the Lease released", 10*time.Second, func() bool { return ic.leaseHolder() != leader })
+				}
 			case "frozen":
 				var err error
 				if pid, err = managerPID(leader); err != nil {
@@ -365,8 +368,11 @@ func TestManagerTakeover(t *testing.T) {
 		t.Logf("leader %s -> new leader: median %.2f s, min %.2f s, max %.2f s over %d (%s)",
 			mode, med[mode].Seconds(), sorted[0].Seconds(), sorted[len(sorted)-1].Seconds(), len(sorted), fmtDurations(ds))
 	}
-	if med["graceful"] > 6*time.Second || med["forced"] > 6*time.Second {
-		t.Errorf("takeover after a pod deletion: median %s graceful, %s forced: the Lease was not released at once", med["graceful"], med["forced"])
+	if med["graceful"] > 6*time.Second {
+		t.Errorf("takeover after a graceful pod deletion: median %s: the Lease was not released at once", med["graceful"])
+	}
+	if med["forced"] > 20*time.Second {
+		t.Errorf("takeover after a forced pod deletion: median %s, want < 20 s", med["forced"])
 	}
 	if d, ok := med["frozen"]; ok && d > 20*time.Second {
 		t.Errorf("takeover from a frozen leader: median %s, want < 20 s", d)
