@@ -132,6 +132,13 @@ func TestChartValues(t *testing.T) {
 		len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 0 {
 		t.Errorf("affinity %+v, want one preferred anti-affinity term", a)
 	}
+	if len(c.EnvFrom) != 0 {
+		t.Errorf("envFrom %+v without backup.credentialsEnv", c.EnvFrom)
+	}
+	d = deployment(map[string]string{"backup.credentialsSecret": "s3creds", "backup.credentialsEnv": "true"})
+	if ef := d.Spec.Template.Spec.Containers[0].EnvFrom; len(ef) != 1 || ef[0].SecretRef == nil || ef[0].SecretRef.Name != "s3creds" {
+		t.Errorf("envFrom %+v, want the credentials Secret", ef)
+	}
 	d = deployment(nil)
 	if args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "); strings.Contains(args, "--backup") || *d.Spec.Replicas != 2 {
 		t.Errorf("defaults: replicas %d, args %q (no backup flags expected)", *d.Spec.Replicas, args)
