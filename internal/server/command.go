@@ -104,6 +104,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.Kube.Image, "image", "", "kubernetes platform: image with redis-server and redis-manager")
 	f.StringVar(&o.Kube.StorageClass, "storage-class", "", "kubernetes platform: for the PVCs (default: the cluster's default class)")
 	f.StringVar(&o.Kube.ClusterDomain, "cluster-domain", "cluster.local", "kubernetes platform: the cluster's DNS domain")
+	f.StringVar(&o.Kube.BackupCredentialsSecret, "backup-credentials-secret", "", "kubernetes platform: a Secret of the namespace holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_REGION) for the backup, verify and restore pods, given to them with envFrom (default: none, the AWS SDK's default chain in the pod)")
 	f.StringVar(&o.ClusterDNS, "cluster-dns", "", "kubernetes platform, manager outside the cluster: resolve names with this DNS server, HOST:PORT (the cluster DNS), and check that each new pod's name resolves (pods are dialed at the address the API server gives them either way)")
 	return cmd
 }
