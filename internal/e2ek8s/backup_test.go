@@ -85,7 +85,7 @@ func TestBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j := n.M.WaitJob(ctx, res.Job.ID); j.State != api.StateSucceeded {
+	if j := waitEnd(t, n, res.Job.ID); j.State != api.StateSucceeded {
 		t.Fatalf("backup job %s: %s", j.State, j.Error)
 	}
 	took := time.Since(started)
@@ -132,7 +132,7 @@ func TestBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j := n.M.WaitJob(ctx, rr.Job.ID); j.State != api.StateSucceeded {
+	if j := waitEnd(t, n, rr.Job.ID); j.State != api.StateSucceeded {
 		t.Fatalf("restore job %s: %s", j.State, j.Error)
 	}
 	cp := n.M.WaitPhase(ctx, "copy", api.PhaseReady, time.Minute)
@@ -182,7 +182,7 @@ func TestBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j = n.M.WaitJob(ctx, rr.Job.ID)
+	j = waitEnd(t, n, rr.Job.ID)
 	if j.State != api.StateFailed || !strings.Contains(j.Error, "corrupt") {
 		t.Errorf("restore from a corrupted object: %s: %q; want failed, saying corrupt", j.State, j.Error)
 	}
@@ -214,7 +214,19 @@ func verify(t *testing.T, n *node, id string) api.Job {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n.M.WaitJob(context.Background(), j.ID)
+	return waitEnd(t, n, j.ID)
+}
+
+// waitEnd waits for a job to end, whatever its outcome.
+func waitEnd(t *testing.T, n *node, id string) api.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	j, err := n.M.Client.WaitJob(ctx, id, nil)
+	if !j.Done() {
+		t.Fatalf("job %s did not end: %+v %v", id, j, err)
+	}
+	return j
 }
 
 // jobLog records every Job created in the namespace, as created.
