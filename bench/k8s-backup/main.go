@@ -1,0 +1,332 @@
+// Command k8s-backup measures backup throughput on the Kubernetes platform
+// (the test node: hack/k8s-node/up): a backup through the API, which runs as
+// a Kubernetes Job (`redis-manager task snapshot`: the replica's RDB
+// streamed, CRC-64 checked, uploaded to S3 in parts), next to
+// `redis-cli --rdb` run in a one-off pod of the same image against the same
+// replica, alternately, in the same run.
+//
+// The S3 server is gofakes3 (objects in memory) in this process, listening
+// on the node's host address, which pods reach; redis-cli writes to an
+// emptyDir. Both read the replica over the pod network. Figures:
+//
+//   - transfer: bytes over the time the transfer itself took. For the Job,
+//     the backup record's duration (backup.Run in the pod: connect, SYNC,
+//     the replica's fork, the stream, the upload's completion). For
+//     redis-cli, from its "SYNC sent" line to its "Transfer finished" line,
+//     by the kubelet's log timestamps.
+//   - end to end: from the request (POST /backups; the pod's creation) to
+//     the outcome seen (the API job done; the pod Succeeded), pod
+//     scheduling and start included.
+//
+//	go run ./bench/k8s-backup -bin bin/redis-manager -image "$IMAGE" -mb 256 -runs 3
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/redis/go-redis/v9"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/bench/benchenv"
+)
+
+func main() {
+	bin := flag.String("bin", "bin/redis-manager", "redis-manager binary")
+	runs := flag.Int("runs", 3, "pairs of backups (Job, redis-cli)")
+	sizeMB := flag.Int("mb", 256, "dataset, MB of 1 KB random values")
+	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster")
+	image := flag.String("image", os.Getenv("IMAGE"), "the redis-manager image on the cluster")
+	storageClass := flag.String("storage-class", "", "PVC storage class (default: the cluster's default)")
+	host := flag.String("host", "10.217.0.1", "this machine's address the pods reach (the S3 server listens there)")
+	ns := flag.String("namespace", "rm-bench-backup", "namespace to create, use and delete")
+	flag.Parse()
+	if err := run(*bin, *kubeconfig, *image, *storageClass, *host, *ns, *sizeMB, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type sample struct {
+	bytes              int64
+	transfer, endToEnd time.Duration
+}
+
+func (s sample) rate() float64 { return float64(s.bytes) / 1e6 / s.transfer.Seconds() }
+
+func run(bin, kubeconfig, image, storageClass, host, ns string, sizeMB, runs int) error {
+	ctx := context.Background()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+
+	// The S3 server, where pods reach this machine.
+	be := s3mem.New()
+	if err := be.CreateBucket("backups"); err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return fmt.Errorf("S3 server on %s: %w", host, err)
+	}
+	srv := &http.Server{Handler: gofakes3.New(be).Server(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	q := url.Values{"endpoint": {"http://" + l.Addr().String()}, "region": {"us-east-1"}, "pathStyle": {"true"}}
+	target := (&url.URL{Scheme: "s3", Host: "backups", Path: "/bench", RawQuery: q.Encode()}).String()
+	creds := map[string]string{"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_REGION": "us-east-1"}
+	for k, v := range creds {
+		os.Setenv(k, v) // the manager's own reads and writes (sidecars)
+	}
+
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	defer func() {
+		_ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	}()
+	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bench-s3"}, StringData: creds},
+		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	args := []string{"--platform", "kubernetes", "--kubeconfig", kubeconfig, "--namespace", ns, "--image", image,
+		"--backup-target", target, "--backup-credentials-secret", "bench-s3"}
+	if storageClass != "" {
+		args = append(args, "--storage-class", storageClass)
+	}
+	m, err := benchenv.Start(bin, 26100, 10, args...)
+	if err != nil {
+		return err
+	}
+	defer m.Stop()
+	c := m.Client
+
+	const name = "bk"
+	cres, err := c.CreateCluster(ctx, api.CreateClusterRequest{Name: name, Shards: benchenv.Int(1), Replicas: benchenv.Int(1), Sentinels: benchenv.Int(3)})
+	if err != nil {
+		return err
+	}
+	if _, err := c.WaitJob(ctx, cres.Job.ID, nil); err != nil {
+		return err
+	}
+	cl, err := c.GetCluster(ctx, name)
+	if err != nil {
+		return err
+	}
+	pw, err := c.Credentials(ctx, name)
+	if err != nil {
+		return err
+	}
+	sh := cl.Status.Shards[0]
+	if sh.Master == nil || len(sh.Replicas) != 1 {
+		return fmt.Errorf("cluster %s: want a master and a replica: %+v", name, sh)
+	}
+	masterIP, err := podIP(ctx, cs, ns, sh.Master.Pod)
+	if err != nil {
+		return err
+	}
+	replica := sh.Replicas[0]
+	keys, err := populate(ctx, net.JoinHostPort(masterIP, "6379"), pw.Password, sizeMB)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d keys of 1 KB written to %s; replica %s (%s)\n", keys, sh.Master.Name, replica.Name, replica.Address)
+
+	var jobs, clis []sample
+	fmt.Printf("\n%-5s %-40s %s\n", "pair", "Job → S3 (transfer, end to end)", "redis-cli --rdb in a pod (transfer, end to end)")
+	for i := range runs {
+		j, err := backupJob(ctx, c, name, replica.Name)
+		if err != nil {
+			return fmt.Errorf("pair %d, Job: %w", i+1, err)
+		}
+		r, err := redisCLI(ctx, cs, ns, image, name, replica.Address, i)
+		if err != nil {
+			return fmt.Errorf("pair %d, redis-cli: %w", i+1, err)
+		}
+		jobs, clis = append(jobs, j), append(clis, r)
+		fmt.Printf("%-5d %6.1f MB/s %6.2f s, %6.2f s        %6.1f MB/s %6.2f s, %6.2f s   (%d / %d bytes)\n", i+1,
+			j.rate(), j.transfer.Seconds(), j.endToEnd.Seconds(), r.rate(), r.transfer.Seconds(), r.endToEnd.Seconds(), j.bytes, r.bytes)
+	}
+	jm, rm := median(jobs), median(clis)
+	fmt.Printf("\nbackup of %d keys (%d bytes of RDB) from the same replica, median of %d, same node, same run:\n", keys, jm.bytes, runs)
+	fmt.Printf("  %-52s %7.1f MB/s  transfer %6.2f s  end to end %6.2f s\n", "redis-manager backup Job (CRC-64, S3 multipart)", jm.rate(), jm.transfer.Seconds(), jm.endToEnd.Seconds())
+	fmt.Printf("  %-52s %7.1f MB/s  transfer %6.2f s  end to end %6.2f s\n", "redis-cli --rdb in a one-off pod (to an emptyDir)", rm.rate(), rm.transfer.Seconds(), rm.endToEnd.Seconds())
+	fmt.Printf("  Job transfer rate / redis-cli's: %.0f %%\n", 100*jm.rate()/rm.rate())
+	return nil
+}
+
+// median is the sample of median transfer rate.
+func median(s []sample) sample {
+	sort.Slice(s, func(i, j int) bool { return s[i].rate() < s[j].rate() })
+	return s[len(s)/2]
+}
+
+func podIP(ctx context.Context, cs kubernetes.Interface, ns, pod string) (string, error) {
+	p, err := cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	return p.Status.PodIP, nil
+}
+
+// populate writes sizeMB of 1 KB random values and waits until the replica
+// has them.
+func populate(ctx context.Context, addr, password string, sizeMB int) (int, error) {
+	r := redis.NewClient(&redis.Options{Addr: addr, Password: password, Protocol: 2, ReadTimeout: time.Minute})
+	defer r.Close()
+	n := sizeMB * 1024
+	val := make([]byte, 1024)
+	for i := 0; i < n; i += 1000 {
+		pipe := r.Pipeline()
+		for k := i; k < min(i+1000, n); k++ {
+			_, _ = rand.Read(val)
+			pipe.Set(ctx, "key:"+strconv.Itoa(k), string(val), 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if err := r.Do(ctx, "WAIT", 1, 60000).Err(); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// backupJob backs the cluster up through the API (a Job) and returns the
+// record's figures.
+func backupJob(ctx context.Context, c *api.Client, cluster, replica string) (sample, error) {
+	start := time.Now()
+	res, err := c.CreateBackup(ctx, cluster, nil)
+	if err != nil {
+		return sample{}, err
+	}
+	if _, err := c.WaitJob(ctx, res.Job.ID, nil); err != nil {
+		return sample{}, err
+	}
+	end := time.Since(start)
+	b, err := c.GetBackup(ctx, res.Backups[0].ID)
+	if err != nil {
+		return sample{}, err
+	}
+	if b.State != api.StateSucceeded || !b.Verified || b.SourceInstance != replica {
+		return sample{}, fmt.Errorf("backup %+v: want succeeded, verified, from %s", b, replica)
+	}
+	// Old objects go: the S3 server holds them in this process's memory.
+	if dj, err := c.DeleteBackup(ctx, b.ID); err == nil {
+		_, _ = c.WaitJob(ctx, dj.ID, nil)
+	}
+	return sample{bytes: b.SizeBytes, transfer: time.Duration(b.DurationMs) * time.Millisecond, endToEnd: end}, nil
+}
+
+var cliBytes = regexp.MustCompile(`(\d+) bytes`)
+
+// redisCLI runs `redis-cli --rdb` against the replica in a one-off pod of
+// the image (password from the cluster's Secret) and times it by the
+// kubelet's log timestamps.
+func redisCLI(ctx context.Context, cs kubernetes.Interface, ns, image, cluster, replica string, i int) (sample, error) {
+	host, port, err := net.SplitHostPort(replica)
+	if err != nil {
+		return sample{}, err
+	}
+	name := fmt.Sprintf("rdb-cli-%d", i)
+	never := false
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                corev1.RestartPolicyNever,
+			AutomountServiceAccountToken: &never,
+			Containers: []corev1.Container{{
+				Name:            "redis-cli",
+				Image:           image,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{"/usr/bin/redis-cli", "-h", host, "-p", port, "--rdb", "/scratch/dump.rdb"},
+				Env: []corev1.EnvVar{{Name: "REDISCLI_AUTH", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: cluster + "-auth"}, Key: "password"}}}},
+				VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}},
+			}},
+			Volumes: []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+				SizeLimit: resource.NewQuantity(8<<30, resource.BinarySI)}}}},
+		},
+	}
+	start := time.Now()
+	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return sample{}, err
+	}
+	defer func() {
+		zero := int64(0)
+		_ = cs.CoreV1().Pods(ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	}()
+	var end time.Duration
+	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return sample{}, err
+		}
+		if p.Status.Phase == corev1.PodSucceeded {
+			end = time.Since(start)
+			break
+		}
+		if p.Status.Phase == corev1.PodFailed || time.Now().After(deadline) {
+			return sample{}, fmt.Errorf("pod %s %s", name, p.Status.Phase)
+		}
+	}
+	raw, err := cs.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{Timestamps: true}).DoRaw(ctx)
+	if err != nil {
+		return sample{}, err
+	}
+	var t0, t1 time.Time
+	var n int64
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	for sc.Scan() {
+		ts, line, _ := strings.Cut(sc.Text(), " ")
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.Contains(line, "SYNC sent"):
+			t0 = at
+		case strings.Contains(line, "Transfer finished"):
+			t1 = at
+			if m := cliBytes.FindStringSubmatch(line); m != nil {
+				n, _ = strconv.ParseInt(m[1], 10, 64)
+			}
+		}
+	}
+	if t0.IsZero() || t1.IsZero() {
+		return sample{}, errors.New("redis-cli said: " + strings.TrimSpace(string(raw)))
+	}
+	if n == 0 {
+		// Not diskless: the size came first ("writing N bytes").
+		if m := cliBytes.FindStringSubmatch(string(raw)); m != nil {
+			n, _ = strconv.ParseInt(m[1], 10, 64)
+		}
+	}
+	return sample{bytes: n, transfer: t1.Sub(t0), endToEnd: end}, nil
+}
