@@ -3,28 +3,27 @@
 // a Kubernetes Job (`redis-manager task snapshot`: the replica's RDB
 // streamed, CRC-64 checked, uploaded to S3 in parts), next to
 // `redis-cli --rdb` run in a one-off pod of the same image against the same
-// replica, alternately, in the same run.
+// replica, alternately, in the same run:
+//
+//	go run ./bench/k8s-backup -bin bin/redis-manager -image "$IMAGE" -mb 256 -runs 3
 //
 // The S3 server is gofakes3 (objects in memory) in this process, listening
 // on the node's host address, which pods reach; redis-cli writes to an
-// emptyDir. Both read the replica over the pod network. Figures:
-//
-//   - transfer: bytes over the time the transfer itself took. For the Job,
-//     the backup record's duration (backup.Run in the pod: connect, SYNC,
-//     the replica's fork, the stream, the upload's completion). For
-//     redis-cli, from its "SYNC sent" line to its "Transfer finished" line,
-//     by the kubelet's log timestamps.
-//   - end to end: from the request (POST /backups; the pod's creation) to
-//     the outcome seen (the API job done; the pod Succeeded), pod
-//     scheduling and start included.
-//
-//	go run ./bench/k8s-backup -bin bin/redis-manager -image "$IMAGE" -mb 256 -runs 3
+// emptyDir. Both read the replica over the pod network. The transfer figure
+// is bytes over the time the transfer itself took: for the Job, the
+// duration its result line reports (backup.Run in the pod: connect, SYNC,
+// the replica's fork, the stream, the upload's completion); for redis-cli, from its "SYNC
+// sent" line to its "Transfer finished" line, by the kubelet's log
+// timestamps. End to end is from the request (POST /backups; the pod's
+// creation) to the outcome seen (the API job done; the pod Succeeded), pod
+// scheduling and start included.
 package main
 
 import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -161,7 +160,7 @@ func run(bin, kubeconfig, image, storageClass, host, ns string, sizeMB, runs int
 	var jobs, clis []sample
 	fmt.Printf("\n%-5s %-40s %s\n", "pair", "Job → S3 (transfer, end to end)", "redis-cli --rdb in a pod (transfer, end to end)")
 	for i := range runs {
-		j, err := backupJob(ctx, c, name, replica.Name)
+		j, err := backupJob(ctx, c, cs, ns, name, replica.Name)
 		if err != nil {
 			return fmt.Errorf("pair %d, Job: %w", i+1, err)
 		}
@@ -220,7 +219,13 @@ func populate(ctx context.Context, addr, password string, sizeMB int) (int, erro
 
 // backupJob backs the cluster up through the API (a Job) and returns the
 // record's figures.
-func backupJob(ctx context.Context, c *api.Client, cluster, replica string) (sample, error) {
+func backupJob(ctx context.Context, c *api.Client, cs kubernetes.Interface, ns, cluster, replica string) (sample, error) {
+	// The task's result line, from the Job pod's log while it runs (the
+	// manager deletes the Job once it has read it).
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	inPod := make(chan time.Duration, 1)
+	go func() { inPod <- taskDuration(wctx, cs, ns) }()
 	start := time.Now()
 	res, err := c.CreateBackup(ctx, cluster, nil)
 	if err != nil {
@@ -230,6 +235,14 @@ func backupJob(ctx context.Context, c *api.Client, cluster, replica string) (sam
 		return sample{}, err
 	}
 	end := time.Since(start)
+	var transfer time.Duration
+	select {
+	case transfer = <-inPod:
+	case <-time.After(10 * time.Second):
+	}
+	if transfer == 0 {
+		return sample{}, errors.New("the Job pod's result line was not seen")
+	}
 	b, err := c.GetBackup(ctx, res.Backups[0].ID)
 	if err != nil {
 		return sample{}, err
@@ -241,7 +254,43 @@ func backupJob(ctx context.Context, c *api.Client, cluster, replica string) (sam
 	if dj, err := c.DeleteBackup(ctx, b.ID); err == nil {
 		_, _ = c.WaitJob(ctx, dj.ID, nil)
 	}
-	return sample{bytes: b.SizeBytes, transfer: time.Duration(b.DurationMs) * time.Millisecond, endToEnd: end}, nil
+	return sample{bytes: b.SizeBytes, transfer: transfer, endToEnd: end}, nil
+}
+
+// taskDuration follows the log of the next snapshot Job pod and returns
+// the duration its result line reports (backup.Run in the pod).
+func taskDuration(ctx context.Context, cs kubernetes.Interface, ns string) time.Duration {
+	for ctx.Err() == nil {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "redis-manager.io/task=snapshot"})
+		if err == nil {
+			for _, p := range pods.Items {
+				for _, st := range p.Status.ContainerStatuses {
+					if st.State.Running == nil && st.State.Terminated == nil {
+						continue
+					}
+					rc, err := cs.CoreV1().Pods(ns).GetLogs(p.Name, &corev1.PodLogOptions{Container: st.Name, Follow: true}).Stream(ctx)
+					if err != nil {
+						continue
+					}
+					sc := bufio.NewScanner(rc)
+					for sc.Scan() {
+						var line struct {
+							Result *struct {
+								DurationMs int64 `json:"durationMs"`
+							} `json:"result"`
+						}
+						if json.Unmarshal(sc.Bytes(), &line) == nil && line.Result != nil {
+							rc.Close()
+							return time.Duration(line.Result.DurationMs) * time.Millisecond
+						}
+					}
+					rc.Close()
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return 0
 }
 
 var cliBytes = regexp.MustCompile(`(\d+) bytes`)
