@@ -104,11 +104,16 @@ func run(bin, kubeconfig, image, storageClass, host, ns string, sizeMB, runs int
 		os.Setenv(k, v) // the manager's own reads and writes (sidecars)
 	}
 
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	// A namespace of an earlier run may still be going.
+	if err := nsGone(ctx, cs, ns); err != nil {
+		return err
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
 	defer func() {
 		_ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+		_ = nsGone(context.Background(), cs, ns)
 	}()
 	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bench-s3"}, StringData: creds},
 		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -178,6 +183,16 @@ func run(bin, kubeconfig, image, storageClass, host, ns string, sizeMB, runs int
 	fmt.Printf("  %-52s %7.1f MB/s  transfer %6.2f s  end to end %6.2f s\n", "redis-cli --rdb in a one-off pod (to an emptyDir)", rm.rate(), rm.transfer.Seconds(), rm.endToEnd.Seconds())
 	fmt.Printf("  Job transfer rate / redis-cli's: %.0f %%\n", 100*jm.rate()/rm.rate())
 	return nil
+}
+
+// nsGone waits up to 3 minutes until the namespace does not exist.
+func nsGone(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return nil
+		}
+	}
+	return fmt.Errorf("namespace %s still exists after 3 minutes", ns)
 }
 
 // median is the sample of median transfer rate.
