@@ -281,7 +281,7 @@ func (o runOptions) run(cmd *cobra.Command) error {
 			log.Info("seed skipped: the instance has data of its own", "dataDir", o.dataDir)
 		} else {
 			if err := FetchSeed(cmd.Context(), o.dataDir, o.seed); err != nil {
-				return o.seedFailed(fmt.Errorf("seed from %s: %w", o.seed.Key, err))
+				return o.seedFailed(fmt.Errorf("seed: %s: %w", o.seed.Key, err))
 			}
 			log.Info("seeded", "key", o.seed.Key, "bytes", o.seed.Size)
 		}
