@@ -3,7 +3,8 @@
 // a Kubernetes Job (`redis-manager task snapshot`: the replica's RDB
 // streamed, CRC-64 checked, uploaded to S3 in parts), next to
 // `redis-cli --rdb` run in a one-off pod of the same image against the same
-// replica, alternately, in the same run:
+// replica, alternately, in the same run; and, to tell the engine's cost
+// from the S3 server's, the same engine in a one-off pod writing to a file:
 //
 //	go run ./bench/k8s-backup -bin bin/redis-manager -image "$IMAGE" -mb 256 -runs 3
 //
@@ -162,26 +163,42 @@ func run(bin, kubeconfig, image, storageClass, host, ns string, sizeMB, runs int
 	}
 	fmt.Printf("%d keys of 1 KB written to %s; replica %s (%s)\n", keys, sh.Master.Name, replica.Name, replica.Address)
 
-	var jobs, clis []sample
-	fmt.Printf("\n%-5s %-40s %s\n", "pair", "Job → S3 (transfer, end to end)", "redis-cli --rdb in a pod (transfer, end to end)")
+	var jobs, files, clis []sample
+	fmt.Printf("\n%-5s %-34s %-34s %s\n", "run", "Job → S3", "engine in a pod → file", "redis-cli --rdb in a pod → file")
+	fmt.Printf("%-5s %-34s %-34s %s\n", "", "(transfer rate, s; end to end s)", "", "")
 	for i := range runs {
 		j, err := backupJob(ctx, c, cs, ns, name, replica.Name)
 		if err != nil {
-			return fmt.Errorf("pair %d, Job: %w", i+1, err)
+			return fmt.Errorf("run %d, Job: %w", i+1, err)
+		}
+		f, err := engineFile(ctx, cs, ns, image, name, replica.Address, i)
+		if err != nil {
+			return fmt.Errorf("run %d, engine to a file: %w", i+1, err)
 		}
 		r, err := redisCLI(ctx, cs, ns, image, name, replica.Address, i)
 		if err != nil {
-			return fmt.Errorf("pair %d, redis-cli: %w", i+1, err)
+			return fmt.Errorf("run %d, redis-cli: %w", i+1, err)
 		}
-		jobs, clis = append(jobs, j), append(clis, r)
-		fmt.Printf("%-5d %6.1f MB/s %6.2f s, %6.2f s        %6.1f MB/s %6.2f s, %6.2f s   (%d / %d bytes)\n", i+1,
-			j.rate(), j.transfer.Seconds(), j.endToEnd.Seconds(), r.rate(), r.transfer.Seconds(), r.endToEnd.Seconds(), j.bytes, r.bytes)
+		if j.bytes != r.bytes || f.bytes != r.bytes {
+			return fmt.Errorf("run %d: %d, %d and %d bytes", i+1, j.bytes, f.bytes, r.bytes)
+		}
+		jobs, files, clis = append(jobs, j), append(files, f), append(clis, r)
+		col := func(x sample) string {
+			return fmt.Sprintf("%6.1f MB/s %5.2f s; %5.2f s", x.rate(), x.transfer.Seconds(), x.endToEnd.Seconds())
+		}
+		fmt.Printf("%-5d %-34s %-34s %s\n", i+1, col(j), col(f), col(r))
 	}
-	jm, rm := median(jobs), median(clis)
-	fmt.Printf("\nbackup of %d keys (%d bytes of RDB) from the same replica, median of %d, same node, same run:\n", keys, jm.bytes, runs)
-	fmt.Printf("  %-52s %7.1f MB/s  transfer %6.2f s  end to end %6.2f s\n", "redis-manager backup Job (CRC-64, S3 multipart)", jm.rate(), jm.transfer.Seconds(), jm.endToEnd.Seconds())
-	fmt.Printf("  %-52s %7.1f MB/s  transfer %6.2f s  end to end %6.2f s\n", "redis-cli --rdb in a one-off pod (to an emptyDir)", rm.rate(), rm.transfer.Seconds(), rm.endToEnd.Seconds())
-	fmt.Printf("  Job transfer rate / redis-cli's: %.0f %%\n", 100*jm.rate()/rm.rate())
+	jm, fm, rm := median(jobs), median(files), median(clis)
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("\nbackup of %d keys (%d bytes of RDB) from the same replica, median of %d, same node, same run (load %s):\n",
+		keys, jm.bytes, runs, strings.Join(strings.Fields(string(load))[:3], " "))
+	line := func(what string, x sample) {
+		fmt.Printf("  %-58s %7.1f MB/s  transfer %6.2f s  end to end %6.2f s\n", what, x.rate(), x.transfer.Seconds(), x.endToEnd.Seconds())
+	}
+	line("redis-manager backup Job (CRC-64, S3 multipart, gofakes3)", jm)
+	line("the same engine in a one-off pod to a file (no S3)", fm)
+	line("redis-cli --rdb in a one-off pod to a file", rm)
+	fmt.Printf("  Job / redis-cli: %.0f %%; engine to a file / redis-cli: %.0f %%\n", 100*jm.rate()/rm.rate(), 100*fm.rate()/rm.rate())
 	return nil
 }
 
@@ -310,37 +327,38 @@ func taskDuration(ctx context.Context, cs kubernetes.Interface, ns string) time.
 
 var cliBytes = regexp.MustCompile(`(\d+) bytes`)
 
-// redisCLI runs `redis-cli --rdb` against the replica in a one-off pod of
-// the image (password from the cluster's Secret) and times it by the
-// kubelet's log timestamps.
-func redisCLI(ctx context.Context, cs kubernetes.Interface, ns, image, cluster, replica string, i int) (sample, error) {
-	host, port, err := net.SplitHostPort(replica)
-	if err != nil {
-		return sample{}, err
-	}
-	name := fmt.Sprintf("rdb-cli-%d", i)
+// oneOff runs a pod of the image with command (the cluster's password in
+// REDISCLI_AUTH and as /auth/password, an emptyDir on /scratch) to its end
+// and returns its log with the kubelet's timestamps, and how long it took
+// from its creation to Succeeded.
+func oneOff(ctx context.Context, cs kubernetes.Interface, ns, image, cluster, name string, command []string) (string, time.Duration, error) {
 	never := false
+	mode := int32(0o400)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.PodSpec{
 			RestartPolicy:                corev1.RestartPolicyNever,
 			AutomountServiceAccountToken: &never,
 			Containers: []corev1.Container{{
-				Name:            "redis-cli",
+				Name:            "bench",
 				Image:           image,
 				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command:         []string{"/usr/bin/redis-cli", "-h", host, "-p", port, "--rdb", "/scratch/dump.rdb"},
+				Command:         command,
 				Env: []corev1.EnvVar{{Name: "REDISCLI_AUTH", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 					LocalObjectReference: corev1.LocalObjectReference{Name: cluster + "-auth"}, Key: "password"}}}},
-				VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}},
+				VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}, {Name: "auth", MountPath: "/auth", ReadOnly: true}},
 			}},
-			Volumes: []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
-				SizeLimit: resource.NewQuantity(8<<30, resource.BinarySI)}}}},
+			Volumes: []corev1.Volume{
+				{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+					SizeLimit: resource.NewQuantity(8<<30, resource.BinarySI)}}},
+				{Name: "auth", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: cluster + "-auth", DefaultMode: &mode,
+					Items: []corev1.KeyToPath{{Key: "password", Path: "password"}}}}},
+			},
 		},
 	}
 	start := time.Now()
 	if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return sample{}, err
+		return "", 0, err
 	}
 	defer func() {
 		zero := int64(0)
@@ -350,23 +368,36 @@ func redisCLI(ctx context.Context, cs kubernetes.Interface, ns, image, cluster, 
 	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return sample{}, err
+			return "", 0, err
 		}
 		if p.Status.Phase == corev1.PodSucceeded {
 			end = time.Since(start)
 			break
 		}
 		if p.Status.Phase == corev1.PodFailed || time.Now().After(deadline) {
-			return sample{}, fmt.Errorf("pod %s %s", name, p.Status.Phase)
+			raw, _ := cs.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
+			return "", 0, fmt.Errorf("pod %s %s: %s", name, p.Status.Phase, raw)
 		}
 	}
 	raw, err := cs.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{Timestamps: true}).DoRaw(ctx)
+	return string(raw), end, err
+}
+
+// redisCLI runs `redis-cli --rdb` against the replica in a one-off pod and
+// times it by the kubelet's log timestamps.
+func redisCLI(ctx context.Context, cs kubernetes.Interface, ns, image, cluster, replica string, i int) (sample, error) {
+	host, port, err := net.SplitHostPort(replica)
+	if err != nil {
+		return sample{}, err
+	}
+	raw, end, err := oneOff(ctx, cs, ns, image, cluster, fmt.Sprintf("rdb-cli-%d", i),
+		[]string{"/usr/bin/redis-cli", "-h", host, "-p", port, "--rdb", "/scratch/dump.rdb"})
 	if err != nil {
 		return sample{}, err
 	}
 	var t0, t1 time.Time
 	var n int64
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	sc := bufio.NewScanner(strings.NewReader(raw))
 	for sc.Scan() {
 		ts, line, _ := strings.Cut(sc.Text(), " ")
 		at, err := time.Parse(time.RFC3339Nano, ts)
@@ -384,13 +415,40 @@ func redisCLI(ctx context.Context, cs kubernetes.Interface, ns, image, cluster, 
 		}
 	}
 	if t0.IsZero() || t1.IsZero() {
-		return sample{}, errors.New("redis-cli said: " + strings.TrimSpace(string(raw)))
+		return sample{}, errors.New("redis-cli said: " + strings.TrimSpace(raw))
 	}
 	if n == 0 {
 		// Not diskless: the size came first ("writing N bytes").
-		if m := cliBytes.FindStringSubmatch(string(raw)); m != nil {
+		if m := cliBytes.FindStringSubmatch(raw); m != nil {
 			n, _ = strconv.ParseInt(m[1], 10, 64)
 		}
 	}
 	return sample{bytes: n, transfer: t1.Sub(t0), endToEnd: end}, nil
+}
+
+// engineFile runs the backup engine (`redis-manager task snapshot`) in a
+// one-off pod against the replica to a file:// target on an emptyDir: the
+// engine without S3, as redis-cli runs, to tell the engine's cost from the
+// S3 server's.
+func engineFile(ctx context.Context, cs kubernetes.Interface, ns, image, cluster, replica string, i int) (sample, error) {
+	raw, end, err := oneOff(ctx, cs, ns, image, cluster, fmt.Sprintf("engine-file-%d", i),
+		[]string{"/usr/local/bin/redis-manager", "task", "snapshot", "--source", replica, "--target", "file:///scratch/t",
+			"--key", "bench.rdb", "--password-file", "/auth/password"})
+	if err != nil {
+		return sample{}, err
+	}
+	sc := bufio.NewScanner(strings.NewReader(raw))
+	for sc.Scan() {
+		_, line, _ := strings.Cut(sc.Text(), " ")
+		var l struct {
+			Result *struct {
+				Bytes      int64 `json:"bytes"`
+				DurationMs int64 `json:"durationMs"`
+			} `json:"result"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Result != nil {
+			return sample{bytes: l.Result.Bytes, transfer: time.Duration(l.Result.DurationMs) * time.Millisecond, endToEnd: end}, nil
+		}
+	}
+	return sample{}, errors.New("task snapshot said: " + strings.TrimSpace(raw))
 }

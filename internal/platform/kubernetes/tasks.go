@@ -53,6 +53,12 @@ const (
 	taskMaxDeadline = 24 * time.Hour
 )
 
+// taskCPULimit bounds a task container's CPU at two cores: the Go runtime
+// sizes GOMAXPROCS to the limit, and the engine's reader, checker and
+// uploader want two (under a limit of one core a 260 MB backup ran at
+// about half the rate, bench/k8s-backup).
+var taskCPULimit = resource.MustParse("2")
+
 // taskWatch follows the platform's task Jobs and their pods with
 // informers, started at the first task (a manager that never backs up
 // needs no right on Jobs).
@@ -386,7 +392,7 @@ func (p *Platform) snapshotJob(root *corev1.ConfigMap, cluster, shard string, sr
 			EnvFrom: p.credentials(),
 			Resources: corev1.ResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: *mem},
-				Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: *mem},
+				Limits:   corev1.ResourceList{corev1.ResourceCPU: taskCPULimit, corev1.ResourceMemory: *mem},
 			},
 			VolumeMounts: []corev1.VolumeMount{{Name: "auth", MountPath: taskAuthDir, ReadOnly: true}},
 		}},
@@ -426,7 +432,7 @@ func (p *Platform) verifyJob(root *corev1.ConfigMap, cluster string, shard int, 
 			EnvFrom: p.credentials(),
 			Resources: corev1.ResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: fetchMem},
-				Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: fetchMem},
+				Limits:   corev1.ResourceList{corev1.ResourceCPU: taskCPULimit, corev1.ResourceMemory: fetchMem},
 			},
 			VolumeMounts: mounts,
 		}},
@@ -437,7 +443,7 @@ func (p *Platform) verifyJob(root *corev1.ConfigMap, cluster string, shard int, 
 			Command:         []string{binary, "task", platform.TaskCountKeys, "--dir", scratchDir, "--redis-server", redisServer},
 			Resources: corev1.ResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: *loadMem},
-				Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: *loadMem},
+				Limits:   corev1.ResourceList{corev1.ResourceCPU: taskCPULimit, corev1.ResourceMemory: *loadMem},
 			},
 			VolumeMounts: mounts,
 		}},
@@ -481,7 +487,7 @@ func (p *Platform) runJob(ctx context.Context, job *batchv1.Job, containers []st
 			if errors.Is(err, errNotRun) {
 				break
 			}
-			return out, fmt.Errorf("Job %s: %w", job.Name, err)
+			return out, fmt.Errorf("task Job %s: %w", job.Name, err)
 		}
 		var last *platform.TaskLine
 		var other []string
@@ -492,7 +498,7 @@ func (p *Platform) runJob(ctx context.Context, job *batchv1.Job, containers []st
 		}
 		pod, st, err := p.waitContainer(ctx, w, job.Name, c, true)
 		if err != nil {
-			return out, fmt.Errorf("Job %s: %w", job.Name, err)
+			return out, fmt.Errorf("task Job %s: %w", job.Name, err)
 		}
 		if last == nil {
 			// The stream broke before the end: the whole log again.
@@ -500,7 +506,7 @@ func (p *Platform) runJob(ctx context.Context, job *batchv1.Job, containers []st
 		}
 		if last == nil || (last.Result == nil && last.Error == nil) {
 			t := st.State.Terminated
-			return out, fmt.Errorf("Job %s: container %s ended (%s, exit %d) without an outcome: %s", job.Name, c, t.Reason, t.ExitCode, lastWords(other, t.Message))
+			return out, fmt.Errorf("task Job %s: container %s ended (%s, exit %d) without an outcome: %s", job.Name, c, t.Reason, t.ExitCode, lastWords(other, t.Message))
 		}
 		out[c] = last
 		if last.Error != nil {

@@ -113,7 +113,7 @@ func TestTaskName(t *testing.T) {
 			t.Errorf("taskName(%q, %q, %q) = %q, want %q and 6 hex digits, at most 63", c.cluster, c.shard, c.kind, n, c.prefix)
 		}
 	}
-	if taskName("c", "0", "backup") == taskName("c", "0", "backup") {
+	if a, b := taskName("c", "0", "backup"), taskName("c", "0", "backup"); a == b {
 		t.Error("two task names alike")
 	}
 }
