@@ -104,7 +104,41 @@ func (p *Platform) startTasks(ctx context.Context) (*taskWatch, error) {
 		}
 	}
 	w.stop, w.jobs, w.pods, w.changed = stop, jobInf.Lister(), podInf.Lister(), changed
+	p.deleteOrphanTasks(ctx, w)
 	return w, nil
+}
+
+// deleteOrphanTasks deletes the task Jobs still running when this manager
+// runs its first task: only the leader runs tasks, so they are a previous
+// leader's, which died before it could delete them (its task is being run
+// again, and a Job left running would read the replica and upload an object
+// nobody records). Finished ones are left to their TTL.
+func (p *Platform) deleteOrphanTasks(ctx context.Context, w *taskWatch) {
+	jobs, err := w.jobs.Jobs(p.opts.Namespace).List(k8slabels.Everything())
+	if err != nil {
+		return
+	}
+	bg := metav1.DeletePropagationBackground
+	for _, j := range jobs {
+		if jobFinished(j) || j.DeletionTimestamp != nil {
+			continue
+		}
+		err := p.cs.BatchV1().Jobs(p.opts.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+		if err != nil && !apierrors.IsNotFound(err) {
+			p.log.Warn("delete a task Job a previous manager left running", "job", j.Name, "err", err)
+			continue
+		}
+		p.log.Warn("deleted a task Job a previous manager left running", "job", j.Name, "task", j.Labels[LabelTask])
+	}
+}
+
+func jobFinished(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }
 
 // stopTasks stops the task informers, if started.

@@ -1,13 +1,18 @@
 package kubernetes
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/redis-manager/redis-manager/internal/backup"
 	"github.com/redis-manager/redis-manager/internal/platform"
@@ -205,5 +210,33 @@ func TestPodReachable(t *testing.T) {
 	}
 	if err := podReachable("s3://b/p?endpoint=http%3A%2F%2Fx"); err != nil {
 		t.Error(err)
+	}
+}
+
+// A new manager's first task deletes the task Jobs a previous leader left
+// running, and leaves finished ones to their TTL (the fake clientset is an
+// in-memory API server: objects, lists and watches).
+func TestOrphanTasksDeleted(t *testing.T) {
+	job := func(name string, done bool) *batchv1.Job {
+		j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{LabelTask: "snapshot"}}}
+		if done {
+			j.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+		}
+		return j
+	}
+	other := job("not-a-task", false)
+	other.Labels = nil
+	cs := fake.NewClientset(job("running", false), job("done", true), other)
+	p := testPlatform("")
+	p.cs, p.log = cs, slog.New(slog.DiscardHandler)
+	if _, err := p.startTasks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer p.stopTasks()
+	for name, gone := range map[string]bool{"running": true, "done": false, "not-a-task": false} {
+		_, err := cs.BatchV1().Jobs("ns").Get(context.Background(), name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) != gone {
+			t.Errorf("Job %s: %v; want gone: %v", name, err, gone)
+		}
 	}
 }
