@@ -199,6 +199,10 @@ func run(bin, kubeconfig, image, storageClass, host, ns string, sizeMB, runs int
 	line("the same engine in a one-off pod to a file (no S3)", fm)
 	line("redis-cli --rdb in a one-off pod to a file", rm)
 	fmt.Printf("  Job / redis-cli: %.0f %%; engine to a file / redis-cli: %.0f %%\n", 100*jm.rate()/rm.rate(), 100*fm.rate()/rm.rate())
+	fmt.Printf("  distinct progress messages of the backup job seen through the API while it ran, per run: %v\n", progressSeen)
+	if progressSample != "" {
+		fmt.Printf("  e.g. %s\n", progressSample)
+	}
 	return nil
 }
 
@@ -263,10 +267,25 @@ func backupJob(ctx context.Context, c *api.Client, cs kubernetes.Interface, ns, 
 	if err != nil {
 		return sample{}, err
 	}
-	if _, err := c.WaitJob(ctx, res.Job.ID, nil); err != nil {
+	// The job's progress as the API shows it while the Job runs: the
+	// task's progress lines, read from the pod's log as they come.
+	seen := map[string]bool{}
+	var mid string
+	if _, err := c.WaitJob(ctx, res.Job.ID, func(j api.Job) {
+		if j.State == api.StateRunning && j.Progress > 0 && j.Progress < 1 && !seen[j.Message] {
+			seen[j.Message] = true
+			if mid == "" && j.Progress > 0.3 {
+				mid = fmt.Sprintf("%.0f %%: %s", 100*j.Progress, j.Message)
+			}
+		}
+	}); err != nil {
 		return sample{}, err
 	}
 	end := time.Since(start)
+	progressSeen = append(progressSeen, len(seen))
+	if mid != "" {
+		progressSample = mid
+	}
 	var transfer time.Duration
 	select {
 	case transfer = <-inPod:
@@ -324,6 +343,12 @@ func taskDuration(ctx context.Context, cs kubernetes.Interface, ns string) time.
 	}
 	return 0
 }
+
+// What the API showed of the backup jobs' progress while they ran.
+var (
+	progressSeen   []int
+	progressSample string
+)
 
 var cliBytes = regexp.MustCompile(`(\d+) bytes`)
 
