@@ -79,6 +79,7 @@ K8S_ENV := env PATH="$$PATH" K8S_NODE_CACHE=$(K8S_NODE_CACHE)
 
 bench-k8s: build ## on a running node (KUBECONFIG and IMAGE from hack/k8s-node/up): create 1x2x3 -> Ready and replica pod deleted -> back, median of 5
 	$(GO) run ./bench/k8s -bin bin/redis-manager -image "$$IMAGE" -runs 5
+	$(GO) run ./bench/k8s-backup -bin bin/redis-manager -image "$$IMAGE" -mb 256 -runs 3
 
 test-k8s: ## Kubernetes tests (./internal/e2ek8s, ./hack/k8s-node/...) on the test node: reuses a node that is up (image rebuilt) or starts one and removes it after (root)
 	$(SUDO) $(K8S_ENV) CI=true REDIS_MANAGER_TEST_PORT_BASE="$$REDIS_MANAGER_TEST_PORT_BASE" \

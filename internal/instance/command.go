@@ -65,6 +65,8 @@ config file and the decided replicaof. The Sentinels' password is read from
 	f.Int64Var(&o.seed.Size, "seed-size", 0, "restore: the object's recorded size in bytes (0: unchecked)")
 	f.StringSliceVar(&o.includes, "compose", nil, "write --config from these files (the shard's shared config, its passwords), then the announced name of --self (Kubernetes)")
 	f.StringVar(&o.seed.CRC64, "seed-crc64", "", "restore: the object's recorded CRC-64 (empty: unchecked)")
+	f.StringVar(&o.seedFile, "seed-file", "", "restore: a JSON seed (target, key, size, crc64), used as the --seed-* flags; a missing file means no seed (Kubernetes: a key of the cluster's ConfigMap named after the pod)")
+	f.StringVar(&o.seedError, "seed-error-file", "", "restore: where a failed seed's error goes, as a task protocol line (Kubernetes: the container's termination message)")
 	for _, req := range []string{"config", "self", "master-name"} {
 		_ = run.MarkFlagRequired(req)
 	}
@@ -200,6 +202,7 @@ type runOptions struct {
 	redisServer, config, self, masterName, plannedMaster, dataDir string
 	sentinels, includes                                           []string
 	seed                                                          platform.SeedSource
+	seedFile, seedError                                           string
 }
 
 // compose writes config from the files given, in order, followed by the
@@ -261,6 +264,15 @@ func (o runOptions) run(cmd *cobra.Command) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+	if o.seedFile != "" {
+		sf, ok, err := ReadSeedFile(o.seedFile)
+		if err != nil {
+			return o.seedFailed(fmt.Errorf("seed: %w", err))
+		}
+		if ok {
+			o.seed = sf.Source()
+		}
+	}
 	if o.seed.Key != "" {
 		if o.dataDir == "" {
 			return fmt.Errorf("--seed-key needs --data-dir")
@@ -269,7 +281,7 @@ func (o runOptions) run(cmd *cobra.Command) error {
 			log.Info("seed skipped: the instance has data of its own", "dataDir", o.dataDir)
 		} else {
 			if err := FetchSeed(cmd.Context(), o.dataDir, o.seed); err != nil {
-				return fmt.Errorf("seed: %w", err)
+				return o.seedFailed(fmt.Errorf("seed: %s: %w", o.seed.Key, err))
 			}
 			log.Info("seeded", "key", o.seed.Key, "bytes", o.seed.Size)
 		}

@@ -3,7 +3,11 @@ package instance
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -117,4 +121,52 @@ func (c ctxReader) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(b)
+}
+
+// SeedFile is a restore's seed as a platform hands it to a pod (a file of
+// the cluster's ConfigMap): platform.SeedSource without its callback.
+type SeedFile struct {
+	TargetURL string `json:"targetURL"`
+	Key       string `json:"key"`
+	Size      int64  `json:"size,omitempty"`
+	CRC64     string `json:"crc64,omitempty"`
+}
+
+// SeedFileOf is src as a SeedFile.
+func SeedFileOf(src platform.SeedSource) SeedFile {
+	return SeedFile{TargetURL: src.TargetURL, Key: src.Key, Size: src.Size, CRC64: src.CRC64}
+}
+
+// Source is the seed as a platform.SeedSource.
+func (s SeedFile) Source() platform.SeedSource {
+	return platform.SeedSource{TargetURL: s.TargetURL, Key: s.Key, Size: s.Size, CRC64: s.CRC64}
+}
+
+// ReadSeedFile reads a SeedFile; ok is false when there is none.
+func ReadSeedFile(path string) (s SeedFile, ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return SeedFile{}, false, nil
+	}
+	if err != nil {
+		return SeedFile{}, false, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil || s.TargetURL == "" || s.Key == "" {
+		return SeedFile{}, false, fmt.Errorf("seed file %s: want JSON with targetURL and key (%v)", path, err)
+	}
+	return s, true, nil
+}
+
+// seedFailed writes a failed seed's error, with its kind (corrupt,
+// not-found), to --seed-error-file as a task protocol line: on Kubernetes
+// the container's termination message, which the platform reads to fail
+// the restore at once with what was wrong.
+func (o runOptions) seedFailed(err error) error {
+	if o.seedError != "" {
+		te := TaskErrorOf(err)
+		if b, jerr := json.Marshal(platform.TaskLine{Error: &te}); jerr == nil {
+			_ = os.WriteFile(o.seedError, b, 0o644)
+		}
+	}
+	return err
 }

@@ -76,17 +76,27 @@ func NewTaskCommand() *cobra.Command {
 	count.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long loading may take")
 	_ = count.MarkFlagRequired("dir")
 	var snap platform.SnapshotSource
+	var passwordFile string
 	snapshot := &cobra.Command{
 		Use:   platform.TaskSnapshot,
-		Short: "Stream an instance's RDB to a backup target (the password is read from stdin)",
+		Short: "Stream an instance's RDB to a backup target (the password is read from --password-file, else stdin)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := json.NewEncoder(cmd.OutOrStdout())
-			pw, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-			if err != nil && pw == "" {
-				return finish(out, platform.TaskResult{}, fmt.Errorf("read the source's password from stdin: %w", err))
+			if passwordFile != "" {
+				// A mounted Secret (Kubernetes): the whole file is the password.
+				b, err := os.ReadFile(passwordFile)
+				if err != nil {
+					return finish(out, platform.TaskResult{}, fmt.Errorf("read the source's password: %w", err))
+				}
+				snap.Password = string(b)
+			} else {
+				pw, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && pw == "" {
+					return finish(out, platform.TaskResult{}, fmt.Errorf("read the source's password from stdin: %w", err))
+				}
+				snap.Password = strings.TrimSuffix(pw, "\n")
 			}
-			snap.Password = strings.TrimSuffix(pw, "\n")
 			var last time.Time
 			res, err := Snapshot(cmd.Context(), snap, func(n int64) {
 				// A line at most every 100 ms: the manager only shows it.
@@ -103,6 +113,7 @@ func NewTaskCommand() *cobra.Command {
 	snapshot.Flags().StringVar(&snap.TargetURL, "target", "", "backup target URL (required)")
 	snapshot.Flags().StringVar(&snap.Key, "key", "", "object key (required)")
 	snapshot.Flags().Int64Var(&snap.SizeHint, "size-hint", 0, "expected size, for the upload's part size")
+	snapshot.Flags().StringVar(&passwordFile, "password-file", "", "read the source's password from this file (a mounted Secret) instead of stdin")
 	for _, f := range []string{"source", "target", "key"} {
 		_ = snapshot.MarkFlagRequired(f)
 	}

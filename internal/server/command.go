@@ -111,6 +111,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.Kube.Image, "image", "", "kubernetes platform: image with redis-server and redis-manager")
 	f.StringVar(&o.Kube.StorageClass, "storage-class", "", "kubernetes platform: for the PVCs (default: the cluster's default class)")
 	f.StringVar(&o.Kube.ClusterDomain, "cluster-domain", "cluster.local", "kubernetes platform: the cluster's DNS domain")
+	f.StringVar(&o.Kube.BackupCredentialsSecret, "backup-credentials-secret", "", "kubernetes platform: a Secret of the namespace holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_REGION) for the backup, verify and restore pods, given to them with envFrom (default: none, the AWS SDK's default chain in the pod)")
 	addElectionFlags(f, &o)
 	f.StringVar(&o.AdminTokenFile, "admin-token-file", "", "read the admin token from this file (a mounted Secret shared by every replica) instead of <data-dir>/admin.token; it must exist")
 	f.StringVar(&o.EncryptionKeyFile, "encryption-key-file", "", "the store's encryption key (32 raw bytes), shared by every manager of the store, e.g. a mounted Secret (default <data-dir>/secret.key, created on first start); it must exist")

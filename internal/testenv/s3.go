@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"net"
 	"net/http/httptest"
 	"net/url"
 	"testing"
@@ -14,25 +15,46 @@ import (
 // signatures; the credentials are there so the AWS SDK has something to
 // sign with.
 type S3 struct {
-	Endpoint        string // http://127.0.0.1:PORT
+	Endpoint        string // http://HOST:PORT (127.0.0.1 unless S3Host)
 	Bucket          string
 	Region          string
 	AccessKeyID     string
 	SecretAccessKey string
 }
 
+// S3Option tunes StartS3.
+type S3Option func(*s3Options)
+
+type s3Options struct{ host string }
+
+// S3Host makes the server listen on host (an address of this machine)
+// instead of 127.0.0.1: for clients elsewhere that reach this machine
+// there, e.g. pods on the Kubernetes test node (10.217.0.1).
+func S3Host(host string) S3Option { return func(o *s3Options) { o.host = host } }
+
 // StartS3 starts an S3 server for one test and stops it in t.Cleanup. It
 // changes no process-wide state: in-process callers pass the credentials
 // (backup.WithCredentials(s.AccessKeyID, s.SecretAccessKey)), a manager
 // process gets them from Env.
-func StartS3(t testing.TB) *S3 {
+func StartS3(t testing.TB, opts ...S3Option) *S3 {
 	t.Helper()
+	o := s3Options{host: "127.0.0.1"}
+	for _, f := range opts {
+		f(&o)
+	}
 	backend := s3mem.New()
 	const bucket = "backups"
 	if err := backend.CreateBucket(bucket); err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
-	srv := httptest.NewServer(gofakes3.New(backend).Server())
+	srv := httptest.NewUnstartedServer(gofakes3.New(backend).Server())
+	l, err := net.Listen("tcp", net.JoinHostPort(o.host, "0"))
+	if err != nil {
+		t.Fatalf("S3 server: listen on %s: %v", o.host, err)
+	}
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &S3{
 		Endpoint:        srv.URL,

@@ -54,6 +54,11 @@ type Options struct {
 	// CheckDNS makes Ensure also check that the pod's name resolves to it
 	// (the manager resolves with the cluster DNS).
 	CheckDNS bool
+	// BackupCredentialsSecret names a Secret of the namespace whose keys
+	// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION …) become the
+	// environment of backup, verify and restore containers; "": none, the
+	// AWS SDK's default chain applies in the pod.
+	BackupCredentialsSecret string
 	// ReadyTimeout bounds how long Ensure waits for a pod to be ready
 	// (default 5 minutes); a reason Kubernetes gives for not starting it
 	// (an image it cannot pull, a volume it cannot provision, a quota)
@@ -77,6 +82,8 @@ type Platform struct {
 	mu       sync.Mutex
 	locks    platform.Locks
 	removing map[string]map[int]bool // set -> ordinals being removed
+
+	tasks taskWatch
 }
 
 // New connects to the API server and starts the informers on the
@@ -186,7 +193,7 @@ func restConfig(path string) (*rest.Config, string, error) {
 }
 
 // Close stops the informers.
-func (p *Platform) Close() { p.stop() }
+func (p *Platform) Close() { p.stop(); p.stopTasks() }
 
 // Namespace is where the platform's objects live.
 func (p *Platform) Namespace() string { return p.opts.Namespace }
@@ -346,6 +353,11 @@ func (p *Platform) Ensure(ctx context.Context, s platform.InstanceSpec) (platfor
 	}
 	if err := p.waitName(ctx, m, pod); err != nil {
 		return platform.Instance{}, fmt.Errorf("%s: %w", s.ID.Name, err)
+	}
+	if s.Kind == platform.KindRedis {
+		if err := p.seedDone(ctx, m.Cluster, s.ID.Name); err != nil {
+			return platform.Instance{}, fmt.Errorf("%s: %w", s.ID.Name, err)
+		}
 	}
 	return p.instanceOf(s.ID, s.Kind, pod), nil
 }
@@ -702,6 +714,11 @@ func (p *Platform) waitReady(ctx context.Context, m member, name, kind string, s
 		if err == nil && serves(pod, kind) {
 			return pod, nil
 		}
+		if err == nil {
+			if serr := seedFailure(pod); serr != nil {
+				return nil, serr
+			}
+		}
 		tick := time.Second
 		if err == nil && running(pod, kind) {
 			tick = 100 * time.Millisecond
@@ -732,6 +749,9 @@ func (p *Platform) waitReady(ctx context.Context, m member, name, kind string, s
 // it may still.
 func (p *Platform) cannotStart(ctx context.Context, m member, name, kind string, pod *corev1.Pod, since time.Time) string {
 	if pod != nil {
+		if err := seedFailure(pod); err != nil {
+			return err.Error()
+		}
 		for _, cs := range pod.Status.ContainerStatuses {
 			if w := cs.State.Waiting; cs.Name == containerOf(kind) && w != nil {
 				switch w.Reason {
@@ -1148,21 +1168,6 @@ func (p *Platform) LogTail(ctx context.Context, id platform.ID, limit int) ([]by
 		return b, nil
 	}
 	return get(false)
-}
-
-// ErrNotYet is returned for what the Kubernetes platform does not do yet.
-var ErrNotYet = errors.New("not available on the kubernetes platform yet")
-
-// Seed implements platform.Platform. Restores on Kubernetes (the pod's
-// entrypoint fetching its seed) are not built yet.
-func (p *Platform) Seed(context.Context, platform.ID, platform.SeedSource) error {
-	return fmt.Errorf("restore: %w", ErrNotYet)
-}
-
-// RunTask implements platform.TaskRunner. Backups and verifies as
-// Kubernetes Jobs are not built yet.
-func (p *Platform) RunTask(_ context.Context, t platform.Task, _ func(platform.TaskProgress)) (platform.TaskResult, error) {
-	return platform.TaskResult{}, fmt.Errorf("%s task: %w", t.Kind, ErrNotYet)
 }
 
 // broadcast wakes every waiter when the informers see a change.

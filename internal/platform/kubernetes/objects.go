@@ -230,6 +230,9 @@ func (p *Platform) statefulSet(root *corev1.ConfigMap, m member, kind string, s 
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{pvc},
 		},
 	}
+	if kind == platform.KindRedis {
+		p.seedTemplate(root, m, &sts.Spec.Template)
+	}
 	h := sha256.New()
 	_ = json.NewEncoder(h).Encode(sts.Spec.Template)
 	_ = json.NewEncoder(h).Encode(sts.Spec.VolumeClaimTemplates)
