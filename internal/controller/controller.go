@@ -71,6 +71,9 @@ type Controller struct {
 	// create starts redis-servers and Sentinels at once
 	// (platform.SlowStart).
 	startTogether bool
+	// selfRestart: the platform restarts a dead instance by itself
+	// (platform.SelfRestart).
+	selfRestart bool
 	// pointer, when the platform has one, points clients that do not
 	// speak Sentinel at each shard's master (platform.MasterPointer).
 	pointer platform.MasterPointer
@@ -106,7 +109,9 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 		pointer = gatedPointer{MasterPointer: mp, gate: cfg.Leader.Gate}
 	}
 	slow, _ := p.(platform.SlowStart)
+	self, _ := p.(platform.SelfRestart)
 	return &Controller{
+		selfRestart:   self != nil && self.RestartsOnItsOwn(),
 		dial:          dial,
 		startTogether: slow != nil && slow.StartsSlowly(),
 		ordered:       ordered,

@@ -43,11 +43,16 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 	log := c.log.With("cluster", cl.Name, "shard", name, "deadMaster", dead.Name)
 
 	// A dead process, not a network doubt: the pid is gone and the port
-	// refuses connections.
-	if pid, running, err := c.instanceRunning(ctx, dead); err != nil {
+	// refuses connections. On a platform that restarts an instance by
+	// itself (Kubernetes: the kubelet restarts the container at once, often
+	// before the manager hears of the death), a running instance is the
+	// next incarnation, whose entrypoint holds the boot of a master that
+	// Sentinels still name (instance.HoldMasterBoot): only its port tells
+	// whether a redis-server serves.
+	if pid, running, err := c.instanceRunning(ctx, dead); err != nil && !c.selfRestart {
 		log.Info("fast failover declined: cannot tell whether the master process runs", "err", err)
 		return
-	} else if running {
+	} else if running && !c.selfRestart {
 		log.Info("fast failover declined: master process still runs", "pid", pid)
 		return
 	}

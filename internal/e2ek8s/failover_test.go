@@ -15,19 +15,20 @@ import (
 // manager forces the failover at once (the same rule as on the local
 // platform), so the pod the StatefulSet makes again finds every Sentinel
 // naming the new master and boots as its replica: never as a second
-// master (the fence), and well before down-after-milliseconds.
+// master (the fence), and well before down-after-milliseconds. Under
+// WAIT-1 writes: the -master Service follows the new master, the old
+// master's pod is back on its claim, every Sentinel's view is exact and no
+// acknowledged write is lost.
 func TestMasterPodDeleted(t *testing.T) {
 	n := newNode(t, nodeOptions{})
 	ctx := context.Background()
-	n.CreateReady(api.CreateClusterRequest{Name: "f", Shards: intp(1), Replicas: intp(2), Sentinels: intp(3)})
-	creds, err := n.M.Client.Credentials(ctx, "f")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHealCluster(n, "f", 1, 2)
+	creds := h.creds
 	old := n.FQDN("f-0-0", "f-0", 6379)
 	if m := sentinelMaster(t, n, n.sentinelAddrs("f", 3)[0], creds.SentinelPassword, "f-0"); m != old {
 		t.Fatalf("master %s, want %s", m, old)
 	}
+	time.Sleep(time.Second) // writes acknowledged before the deletion
 	oldUID := n.deletePod("f-0-0")
 	var failover api.Event
 	deadline := time.Now().Add(30 * time.Second)
@@ -79,4 +80,9 @@ func TestMasterPodDeleted(t *testing.T) {
 	if !strings.Contains(string(raw), "boot role decided") || !strings.Contains(string(raw), "replicaOf="+newMaster+" ") {
 		t.Errorf("the old master's new pod did not boot as a replica of %s:\n%s", newMaster, raw)
 	}
+	masters := h.waitExact("after the master pod's deletion", 2*time.Minute)
+	if masters[0] != newMaster {
+		t.Errorf("healed with master %s, the failover promoted %s", masters[0], newMaster)
+	}
+	h.checkNoLoss(masters)
 }

@@ -1086,6 +1086,10 @@ func (p *Platform) removeClusterIfEmpty(ctx context.Context, cluster string) err
 // StartsSlowly implements platform.SlowStart.
 func (p *Platform) StartsSlowly() bool { return true }
 
+// RestartsOnItsOwn implements platform.SelfRestart: the kubelet restarts a
+// container that exited, without the manager.
+func (p *Platform) RestartsOnItsOwn() bool { return true }
+
 // RemovesHighestOrdinalFirst implements platform.OrderedRemoval.
 func (p *Platform) RemovesHighestOrdinalFirst() bool { return true }
 
