@@ -29,6 +29,7 @@ func TestMasterPodDeleted(t *testing.T) {
 		t.Fatalf("master %s, want %s", m, old)
 	}
 	time.Sleep(time.Second) // writes acknowledged before the deletion
+	deleted := time.Now()
 	oldUID := n.deletePod("f-0-0")
 	var failover api.Event
 	deadline := time.Now().Add(30 * time.Second)
@@ -48,6 +49,11 @@ func TestMasterPodDeleted(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("TIMING master pod deleted -> failover: %s", failover.Message)
+	if gap, err := h.writers[0].FirstAckAfter(deleted, 30*time.Second); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Logf("TIMING master pod deleted -> first write sent after it acknowledged (SET + WAIT 1): %d ms", gap.Milliseconds())
+	}
 	if fast, _ := failover.Details["fast"].(bool); !fast {
 		t.Errorf("failover not forced on the pod's deletion: %+v", failover.Details)
 	}

@@ -408,3 +408,17 @@ func containerRestarts(p *corev1.Pod, container string) int32 {
 	}
 	return -1
 }
+
+// maxAckGap is the longest time without an acknowledged write after since.
+func maxAckGap(acks []testenv.Ack, since time.Time) time.Duration {
+	var gap time.Duration
+	prev := since
+	for _, a := range acks {
+		if a.At.Before(since) {
+			continue
+		}
+		gap = max(gap, a.At.Sub(prev))
+		prev = a.At
+	}
+	return gap
+}
