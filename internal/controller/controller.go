@@ -74,6 +74,9 @@ type Controller struct {
 	// selfRestart: the platform restarts a dead instance by itself
 	// (platform.SelfRestart).
 	selfRestart bool
+	// departed: the platform remembers where a deleted instance's last
+	// process may still run (platform.Departed); nil when it does not.
+	departed platform.Departed
 	// pointer, when the platform has one, points clients that do not
 	// speak Sentinel at each shard's master (platform.MasterPointer).
 	pointer platform.MasterPointer
@@ -110,7 +113,9 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	}
 	slow, _ := p.(platform.SlowStart)
 	self, _ := p.(platform.SelfRestart)
+	departed, _ := p.(platform.Departed)
 	return &Controller{
+		departed:      departed,
 		selfRestart:   self != nil && self.RestartsOnItsOwn(),
 		dial:          dial,
 		startTogether: slow != nil && slow.StartsSlowly(),

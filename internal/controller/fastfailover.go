@@ -110,6 +110,7 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 					"expectedPromotionMs", topology.ExpectedPromotion(fc.InfoDue).Milliseconds())
 				c.setAckFloor(name, ackFloor{offset: best, replids: []string{reps[promote].replid}, at: time.Now()})
 				c.followFailover(ctx, cl, name, fc.Addr, promote, best, epochs[fc.Addr], dead, redis, sentinels)
+				c.fenceDeparted(ctx, cl, dead, name, fc.Addr)
 				return
 			}
 		}
@@ -165,8 +166,8 @@ func (c *Controller) replicaStates(ctx context.Context, cl store.Cluster, dead s
 }
 
 // forceCandidates asks every Sentinel at once whether it may run the fast
-// failover: it names the dead instance master and is not failing it over
-// already (the Sentinel that ran the previous failover may still be
+// failover: it names the dead instance master, is not in TILT, and is not
+// failing it over already (the Sentinel that ran the previous failover may still be
 // reconfiguring replicas, and answers INPROG), and the replica it would
 // promote holds the highest offset. It returns the candidates and, per
 // Sentinel, the replica it would promote.
@@ -185,6 +186,12 @@ func (c *Controller) forceCandidates(ctx context.Context, cl store.Cluster, name
 			sc := c.pool.Sentinel(addr(s), cl.SentinelPassword)
 			m, err := sentinel.GetMaster(sctx, sc, name)
 			if err != nil || m.Addr != addr(dead) || slices.Contains(m.Flags, "failover_in_progress") {
+				return
+			}
+			// A Sentinel in TILT accepts SENTINEL FAILOVER and acts on it
+			// only when TILT ends, up to 30 s later (seen on a loaded node:
+			// +try-failover, then +elected-leader 5.3 s after, at -tilt).
+			if tilted, err := sentinel.Tilted(sctx, sc); err != nil || tilted {
 				return
 			}
 			view, err := sentinel.Replicas(sctx, sc, name)

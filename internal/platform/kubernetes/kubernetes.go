@@ -77,6 +77,7 @@ type Platform struct {
 	mu       sync.Mutex
 	locks    platform.Locks
 	removing map[string]map[int]bool // set -> ordinals being removed
+	departed departedPods            // deleted pods' last addresses
 }
 
 // New connects to the API server and starts the informers on the
@@ -922,6 +923,7 @@ func (p *Platform) podDeleted(o any) {
 		o = t.Obj
 	}
 	if pod, ok := o.(*corev1.Pod); ok {
+		p.departed.note(pod)
 		p.emit(pod, "pod deleted")
 	}
 }
