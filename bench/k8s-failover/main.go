@@ -506,6 +506,9 @@ func (b *bench) forceDeleteMaster(ctx context.Context, s setup) (result, error) 
 		return r, err
 	}
 	r.moved = now != master
+	if !r.moved || r.gap > downAfterMs*time.Millisecond {
+		b.saveLogs(ctx, s, killed)
+	}
 	rc := redis.NewClient(&redis.Options{Addr: now, Password: s.password, Dialer: b.dialer.DialContext})
 	defer rc.Close()
 	missing, wrong, err := testenv.MissingAcks(ctx, rc, acks)
@@ -564,3 +567,29 @@ type quiet struct{}
 func (quiet) Printf(context.Context, string, ...any) {}
 
 func intstrPort(p int32) intstr.IntOrString { return intstr.FromInt32(p) }
+
+// saveLogs writes the logs of the setup's pods since the deletion to a
+// file, for a run that did not fail over or took longer than down-after.
+func (b *bench) saveLogs(ctx context.Context, s setup, since time.Time) {
+	f, err := os.CreateTemp("", "rm-bench-k8s-failover-*.log")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	pods, err := b.cs.CoreV1().Pods(b.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return
+	}
+	prefix := map[bool]string{true: "ours-", false: "plain"}[s.name == "redis-manager"]
+	t := metav1.NewTime(since.Add(-5 * time.Second))
+	for _, p := range pods.Items {
+		if !strings.HasPrefix(p.Name, prefix) {
+			continue
+		}
+		for _, c := range p.Spec.Containers {
+			raw, err := b.cs.CoreV1().Pods(b.ns).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name, SinceTime: &t}).DoRaw(ctx)
+			fmt.Fprintf(f, "== %s/%s (%v)\n%s\n", p.Name, c.Name, err, raw)
+		}
+	}
+	fmt.Printf("       %s: logs since the deletion in %s\n", s.name, f.Name())
+}
