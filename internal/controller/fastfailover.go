@@ -67,6 +67,9 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 		log.Info("fast failover declined: master port not clearly closed", "err", err)
 		return
 	}
+	if !c.waitDeparted(ctx, cl, dead, log) {
+		return
+	}
 
 	// Offsets are read again on every round: a replica busy when the
 	// master died may not have applied the last bytes in its socket buffer
@@ -110,7 +113,6 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 					"expectedPromotionMs", topology.ExpectedPromotion(fc.InfoDue).Milliseconds())
 				c.setAckFloor(name, ackFloor{offset: best, replids: []string{reps[promote].replid}, at: time.Now()})
 				c.followFailover(ctx, cl, name, fc.Addr, promote, best, epochs[fc.Addr], dead, redis, sentinels)
-				c.fenceDeparted(ctx, cl, dead, name, fc.Addr)
 				return
 			}
 		}

@@ -17,8 +17,8 @@ import (
 // while its redis-server still serves at the pod's last address for up to
 // a couple of seconds (the kubelet's reaction and its minimum grace), and
 // its name already leads nowhere. The platform remembers that address for
-// a while, so that the manager can fence a master that was failed over
-// but still takes writes (platform.Departed).
+// a while, so that the manager's fast failover can wait for that process
+// to be gone before it reads the replicas' offsets (platform.Departed).
 
 // departedFor is how long a deleted pod's last address is remembered.
 const departedFor = time.Minute
