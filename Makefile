@@ -77,9 +77,10 @@ chaos: deps build ## chaos test: random kills under write load for CHAOS_DURATIO
 K8S_NODE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/redis-manager/k8s-node
 K8S_ENV := env PATH="$$PATH" K8S_NODE_CACHE=$(K8S_NODE_CACHE)
 
-bench-k8s: build ## on a running node (KUBECONFIG and IMAGE from hack/k8s-node/up): create 1x2x3 -> Ready and replica pod deleted -> back, median of 5
+bench-k8s: build ## on a running node (root; KUBECONFIG, IMAGE and DNS from hack/k8s-node/up): create 1x2x3 -> Ready and replica pod deleted -> back, median of 5; master pod force-deleted under SET + WAIT 1 -> write unavailability, 10 runs next to plain Sentinel StatefulSets
 	$(GO) run ./bench/k8s -bin bin/redis-manager -image "$$IMAGE" -runs 5
 	$(GO) run ./bench/k8s-backup -bin bin/redis-manager -image "$$IMAGE" -mb 256 -runs 3
+	$(GO) run ./bench/k8s-failover -bin bin/redis-manager -image "$$IMAGE" -dns "$$DNS" -runs 10
 
 test-k8s: ## Kubernetes tests (./internal/e2ek8s, ./hack/k8s-node/...) on the test node: reuses a node that is up (image rebuilt) or starts one and removes it after (root)
 	$(SUDO) $(K8S_ENV) CI=true REDIS_MANAGER_TEST_PORT_BASE="$$REDIS_MANAGER_TEST_PORT_BASE" \

@@ -71,6 +71,12 @@ type Controller struct {
 	// create starts redis-servers and Sentinels at once
 	// (platform.SlowStart).
 	startTogether bool
+	// selfRestart: the platform restarts a dead instance by itself
+	// (platform.SelfRestart).
+	selfRestart bool
+	// departed: the platform remembers where a deleted instance's last
+	// process may still run (platform.Departed); nil when it does not.
+	departed platform.Departed
 	// pointer, when the platform has one, points clients that do not
 	// speak Sentinel at each shard's master (platform.MasterPointer).
 	pointer platform.MasterPointer
@@ -106,7 +112,11 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 		pointer = gatedPointer{MasterPointer: mp, gate: cfg.Leader.Gate}
 	}
 	slow, _ := p.(platform.SlowStart)
+	self, _ := p.(platform.SelfRestart)
+	departed, _ := p.(platform.Departed)
 	return &Controller{
+		departed:      departed,
+		selfRestart:   self != nil && self.RestartsOnItsOwn(),
 		dial:          dial,
 		startTogether: slow != nil && slow.StartsSlowly(),
 		ordered:       ordered,

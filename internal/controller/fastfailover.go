@@ -43,11 +43,16 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 	log := c.log.With("cluster", cl.Name, "shard", name, "deadMaster", dead.Name)
 
 	// A dead process, not a network doubt: the pid is gone and the port
-	// refuses connections.
-	if pid, running, err := c.instanceRunning(ctx, dead); err != nil {
+	// refuses connections. On a platform that restarts an instance by
+	// itself (Kubernetes: the kubelet restarts the container at once, often
+	// before the manager hears of the death), a running instance is the
+	// next incarnation, whose entrypoint holds the boot of a master that
+	// Sentinels still name (instance.HoldMasterBoot): only its port tells
+	// whether a redis-server serves.
+	if pid, running, err := c.instanceRunning(ctx, dead); err != nil && !c.selfRestart {
 		log.Info("fast failover declined: cannot tell whether the master process runs", "err", err)
 		return
-	} else if running {
+	} else if running && !c.selfRestart {
 		log.Info("fast failover declined: master process still runs", "pid", pid)
 		return
 	}
@@ -60,6 +65,9 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 		return
 	} else if !isRefused(err) {
 		log.Info("fast failover declined: master port not clearly closed", "err", err)
+		return
+	}
+	if !c.waitDeparted(ctx, cl, dead, log) {
 		return
 	}
 
@@ -160,8 +168,8 @@ func (c *Controller) replicaStates(ctx context.Context, cl store.Cluster, dead s
 }
 
 // forceCandidates asks every Sentinel at once whether it may run the fast
-// failover: it names the dead instance master and is not failing it over
-// already (the Sentinel that ran the previous failover may still be
+// failover: it names the dead instance master, is not in TILT, and is not
+// failing it over already (the Sentinel that ran the previous failover may still be
 // reconfiguring replicas, and answers INPROG), and the replica it would
 // promote holds the highest offset. It returns the candidates and, per
 // Sentinel, the replica it would promote.
@@ -180,6 +188,12 @@ func (c *Controller) forceCandidates(ctx context.Context, cl store.Cluster, name
 			sc := c.pool.Sentinel(addr(s), cl.SentinelPassword)
 			m, err := sentinel.GetMaster(sctx, sc, name)
 			if err != nil || m.Addr != addr(dead) || slices.Contains(m.Flags, "failover_in_progress") {
+				return
+			}
+			// A Sentinel in TILT accepts SENTINEL FAILOVER and acts on it
+			// only when TILT ends, up to 30 s later (seen on a loaded node:
+			// +try-failover, then +elected-leader 5.3 s after, at -tilt).
+			if tilted, err := sentinel.Tilted(sctx, sc); err != nil || tilted {
 				return
 			}
 			view, err := sentinel.Replicas(sctx, sc, name)

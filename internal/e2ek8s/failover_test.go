@@ -15,19 +15,21 @@ import (
 // manager forces the failover at once (the same rule as on the local
 // platform), so the pod the StatefulSet makes again finds every Sentinel
 // naming the new master and boots as its replica: never as a second
-// master (the fence), and well before down-after-milliseconds.
+// master (the fence), and well before down-after-milliseconds. Under
+// WAIT-1 writes: the -master Service follows the new master, the old
+// master's pod is back on its claim, every Sentinel's view is exact and no
+// acknowledged write is lost.
 func TestMasterPodDeleted(t *testing.T) {
 	n := newNode(t, nodeOptions{})
 	ctx := context.Background()
-	n.CreateReady(api.CreateClusterRequest{Name: "f", Shards: intp(1), Replicas: intp(2), Sentinels: intp(3)})
-	creds, err := n.M.Client.Credentials(ctx, "f")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHealCluster(n, "f", 1, 2)
+	creds := h.creds
 	old := n.FQDN("f-0-0", "f-0", 6379)
 	if m := sentinelMaster(t, n, n.sentinelAddrs("f", 3)[0], creds.SentinelPassword, "f-0"); m != old {
 		t.Fatalf("master %s, want %s", m, old)
 	}
+	time.Sleep(time.Second) // writes acknowledged before the deletion
+	deleted := time.Now()
 	oldUID := n.deletePod("f-0-0")
 	var failover api.Event
 	deadline := time.Now().Add(30 * time.Second)
@@ -47,6 +49,12 @@ func TestMasterPodDeleted(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("TIMING master pod deleted -> failover: %s", failover.Message)
+	if _, err := h.writers[0].FirstAckAfter(time.Now(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// (The pod is deleted gracefully: its redis-server serves until its
+	// shutdown, so the longest pause of the acknowledgements is the measure.)
+	t.Logf("TIMING master pod deleted -> longest time without an acknowledged write (SET + WAIT 1): %d ms", maxAckGap(h.writers[0].Acks(), deleted).Milliseconds())
 	if fast, _ := failover.Details["fast"].(bool); !fast {
 		t.Errorf("failover not forced on the pod's deletion: %+v", failover.Details)
 	}
@@ -79,4 +87,9 @@ func TestMasterPodDeleted(t *testing.T) {
 	if !strings.Contains(string(raw), "boot role decided") || !strings.Contains(string(raw), "replicaOf="+newMaster+" ") {
 		t.Errorf("the old master's new pod did not boot as a replica of %s:\n%s", newMaster, raw)
 	}
+	masters := h.waitExact("after the master pod's deletion", 2*time.Minute)
+	if masters[0] != newMaster {
+		t.Errorf("healed with master %s, the failover promoted %s", masters[0], newMaster)
+	}
+	h.checkNoLoss(masters)
 }

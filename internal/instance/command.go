@@ -302,6 +302,9 @@ func (o runOptions) run(cmd *cobra.Command) error {
 		}
 		d = Decide(cmd.Context(), plan, o.self, asker)
 	}
+	if bootedBefore && d.ReplicaOf == "" && len(d.Answers) > 0 {
+		d = holdMasterBoot(cmd.Context(), plan, o.self, asker, d, log)
+	}
 	log.Info("boot role decided", "self", o.self, "replicaOf", d.ReplicaOf, "sentinelAnswers", d.Answers)
 	argv := []string{bin, o.config}
 	if d.ReplicaOf != "" {

@@ -333,6 +333,23 @@ type Dialer interface {
 	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
+// SelfRestart is what a platform implements when it restarts a dead
+// instance on its own, without the manager (Kubernetes: the kubelet
+// restarts a container at once). That the instance runs again then says
+// nothing about the process that died: the fast failover judges the death
+// by the certain event and the closed port alone.
+type SelfRestart interface {
+	RestartsOnItsOwn() bool
+}
+
+// Departed is what a platform implements when an instance it reported
+// dead may still run for a moment at an address its name no longer leads
+// to (Kubernetes: a deleted pod's container until the kubelet has killed
+// it). DepartedAddr returns that address (host:port), if it knows one.
+type Departed interface {
+	DepartedAddr(id ID) (string, bool)
+}
+
 // SlowStart is what a platform implements when starting an instance takes
 // seconds (scheduling a pod, binding its volume): a create then starts the
 // redis-servers and the Sentinels at the same time.

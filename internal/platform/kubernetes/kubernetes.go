@@ -84,6 +84,7 @@ type Platform struct {
 	removing map[string]map[int]bool // set -> ordinals being removed
 
 	tasks taskWatch
+	departed departedPods            // deleted pods' last addresses
 }
 
 // New connects to the API server and starts the informers on the
@@ -942,6 +943,7 @@ func (p *Platform) podDeleted(o any) {
 		o = t.Obj
 	}
 	if pod, ok := o.(*corev1.Pod); ok {
+		p.departed.note(pod)
 		p.emit(pod, "pod deleted")
 	}
 }
@@ -1105,6 +1107,10 @@ func (p *Platform) removeClusterIfEmpty(ctx context.Context, cluster string) err
 
 // StartsSlowly implements platform.SlowStart.
 func (p *Platform) StartsSlowly() bool { return true }
+
+// RestartsOnItsOwn implements platform.SelfRestart: the kubelet restarts a
+// container that exited, without the manager.
+func (p *Platform) RestartsOnItsOwn() bool { return true }
 
 // RemovesHighestOrdinalFirst implements platform.OrderedRemoval.
 func (p *Platform) RemovesHighestOrdinalFirst() bool { return true }
