@@ -208,9 +208,9 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 	// Job) may still run the interrupted attempt, or hold its finished
 	// task: follow it rather than start another, so the slot gets one
 	// snapshot, not two, and its task is cleaned up.
-	if a, ok := c.platform.(platform.SnapshotAdopter); ok && b.ObjectKey != "" {
+	if adopt, ok := c.adoptSnapshot(); ok && b.ObjectKey != "" {
 		pr.start(b.Shard, "from "+b.SourceInstance+" (adopted)", 1, 0)
-		res, found, err := a.AdoptSnapshot(ctx, b.ObjectKey, func(p platform.TaskProgress) { pr.update(ctx, b.Shard, p.Bytes) })
+		res, found, err := adopt(ctx, b.ObjectKey, func(p platform.TaskProgress) { pr.update(ctx, b.Shard, p.Bytes) })
 		followed = found
 		switch {
 		case found && err == nil:
