@@ -58,11 +58,11 @@ func TestScheduleAcrossLeaderChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 24 MB of random values: a snapshot that runs for a few seconds.
+	// 60 MB of random values: a snapshot that runs for a few seconds.
 	master := n.Redis(cl.Status.Shards[0].Master.Address, creds.Password)
 	defer master.Close()
 	val := make([]byte, 100<<10)
-	for i := 0; i < 240; i++ {
+	for i := 0; i < 600; i++ {
 		_, _ = rand.Read(val)
 		if err := master.Set(ctx, fmt.Sprintf("k%03d", i), val, 0).Err(); err != nil {
 			t.Fatal(err)
