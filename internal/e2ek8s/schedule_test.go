@@ -99,6 +99,8 @@ func TestScheduleAcrossLeaderChange(t *testing.T) {
 		leader, epoch, slots[1].Sub(deleted).Seconds(), next, at.Sub(deleted).Seconds())
 	leader = next
 	waitSlotStored(t, ic, slots[1], slots[2])
+	// The new leader fired slot 2 (the old one was gone before it).
+	podLogHas(t, ic, leader, `msg="scheduled backup started"`, "slot="+slots[1].Format(time.RFC3339))
 	ic.waitReplicasReady(2, time.Minute)
 
 	// Slot 3: the leader deleted (forced) while the slot's snapshot Job runs.
@@ -114,6 +116,8 @@ func TestScheduleAcrossLeaderChange(t *testing.T) {
 	t.Logf("slot 3: leader %s force-deleted while Job %s runs; %s leads %.2f s later", leader, job.Name, next, at.Sub(deleted).Seconds())
 	leader = next
 	waitSlotStored(t, ic, slots[2], slots[3])
+	// The new leader resumed the backup and followed the old leader's Job.
+	podLogHas(t, ic, leader, `msg="adopting the snapshot Job a previous leader started"`, "job="+job.Name)
 
 	// Slot 4: a plain run; once its job ended (its retention is the
 	// schedule's), the schedule goes, before a fifth slot.
@@ -264,6 +268,27 @@ func waitSlotStored(t *testing.T, ic *inCluster, slot, next time.Time) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// podLogHas fails unless a line of the manager pod's log holds every
+// part.
+func podLogHas(t *testing.T, ic *inCluster, pod string, parts ...string) {
+	t.Helper()
+	raw, err := ic.n.cs.CoreV1().Pods(ic.n.NS).GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(context.Background())
+	if err != nil {
+		t.Fatalf("log of %s: %v", pod, err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			t.Logf("%s: %s", pod, line)
+			return
+		}
+	}
+	t.Errorf("no line of %s's log holds %q", pod, parts)
 }
 
 // waitSnapshotJob waits for the first snapshot Job created at or after
