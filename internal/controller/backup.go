@@ -201,12 +201,39 @@ func (c *Controller) backupSources(ctx context.Context, cl store.Cluster, shard 
 // instance that went away), and records the result.
 func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferProgress, cl store.Cluster, t backup.Target, b store.Backup) error {
 	log := r.log.With("backup", b.ID, "shard", b.Shard)
+	tried := map[string]int{}
+	var failures []string
+	followed := false
+	// A platform whose snapshot task outlives its manager (Kubernetes: a
+	// Job) may still run the interrupted attempt, or hold its finished
+	// task: follow it rather than start another, so the slot gets one
+	// snapshot, not two, and its task is cleaned up.
+	if adopt, ok := c.adoptSnapshot(); ok && b.ObjectKey != "" {
+		pr.start(b.Shard, "from "+b.SourceInstance+" (adopted)", 1, 0)
+		res, found, err := adopt(ctx, b.ObjectKey, func(p platform.TaskProgress) { pr.update(ctx, b.Shard, p.Bytes) })
+		followed = found
+		switch {
+		case found && err == nil:
+			log.Info("adopted the snapshot a previous leader started", "key", b.ObjectKey, "source", b.SourceInstance)
+			c.backupSucceeded(ctx, r, b, t, taskResult(res), nil, true)
+			pr.done(b.Shard, res.Bytes)
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case found:
+			log.Warn("the adopted snapshot failed", "key", b.ObjectKey, "source", b.SourceInstance, "err", err)
+			failures = append(failures, fmt.Sprintf("adopted attempt from %s: %v", b.SourceInstance, err))
+			tried[b.SourceInstance]++
+		case err != nil:
+			log.Warn("looking for the snapshot a previous leader started", "key", b.ObjectKey, "err", err)
+		}
+	}
 	// An attempt interrupted by a manager restart may have completed its
 	// object and sidecar before the record was written: adopt it.
-	if b.ObjectKey != "" {
+	if b.ObjectKey != "" && !followed {
 		if sc, err := catalog.ReadSidecar(ctx, t, b.ObjectKey); err == nil {
 			log.Info("adopting the object of an attempt interrupted by a restart", "key", b.ObjectKey)
-			c.backupSucceeded(ctx, r, b, t, sc.Result(), nil)
+			c.backupSucceeded(ctx, r, b, t, sc.Result(), nil, false)
 			pr.done(b.Shard, sc.SizeBytes)
 			return nil
 		}
@@ -217,8 +244,6 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 	if !haveNeed {
 		log.Warn("the master's replication offset could not be read; the snapshot's source is not checked against it")
 	}
-	tried := map[string]int{}
-	var failures []string
 	for attempt := 1; attempt <= backupAttempts; attempt++ {
 		if attempt > 1 {
 			// Let a failover or a reconnecting replica settle.
@@ -258,7 +283,7 @@ func (c *Controller) snapshotShard(ctx context.Context, r *jobRun, pr *transferP
 		res, err := c.snapshotTask(ctx, platform.SnapshotSource{Addr: src.Addr, Password: cl.Password,
 			TargetURL: b.TargetURL, Key: key, SizeHint: hint}, func(n int64) { pr.update(ctx, b.Shard, n) })
 		if err == nil {
-			c.backupSucceeded(ctx, r, b, t, res, failures)
+			c.backupSucceeded(ctx, r, b, t, res, failures, false)
 			pr.done(b.Shard, res.Bytes)
 			return nil
 		}
@@ -282,9 +307,14 @@ func (c *Controller) snapshotTask(ctx context.Context, src platform.SnapshotSour
 	if err != nil {
 		return backup.Result{}, err
 	}
+	return taskResult(res), nil
+}
+
+// taskResult is a snapshot task's result as backup.Run's.
+func taskResult(res platform.TaskResult) backup.Result {
 	return backup.Result{Bytes: res.Bytes, CRC64: res.CRC64, NoChecksum: res.NoChecksum, RDBVersion: res.RDBVersion,
 		RedisVersion: res.RedisVersion, Keys: res.Keys, KeysCounted: res.KeysCounted, Object: res.Object,
-		Duration: time.Duration(res.DurationMs) * time.Millisecond}, nil
+		Duration: time.Duration(res.DurationMs) * time.Millisecond}
 }
 
 // freshObjectKey is the object key of a new snapshot of a shard taken at
@@ -369,8 +399,9 @@ func (c *Controller) sourceCaughtUp(ctx context.Context, cl store.Cluster, src b
 
 // backupSucceeded records a stored, verified snapshot: the record, the
 // sidecar (with the record's id, job, slot and the source spec, so an
-// import can rebuild the record) and a backup-succeeded event.
-func (c *Controller) backupSucceeded(ctx context.Context, r *jobRun, b store.Backup, t backup.Target, res backup.Result, failures []string) {
+// import can rebuild the record) and a backup-succeeded event. adopted:
+// the snapshot is one a previous leader started (its details say so).
+func (c *Controller) backupSucceeded(ctx context.Context, r *jobRun, b store.Backup, t backup.Target, res backup.Result, failures []string, adopted bool) {
 	fin := time.Now().UTC().Truncate(time.Microsecond)
 	b.State, b.Error = api.StateSucceeded, ""
 	if res.Object != "" {
@@ -394,6 +425,9 @@ func (c *Controller) backupSucceeded(ctx context.Context, r *jobRun, b store.Bac
 		"crc64": b.CRC64, "sourceInstance": b.SourceInstance, "durationMs": b.DurationMs, "attempts": len(failures) + 1}
 	if len(failures) > 0 {
 		details["failedAttempts"] = failures
+	}
+	if adopted {
+		details["adopted"] = true
 	}
 	if b.ScheduledFor != nil {
 		details["scheduledFor"] = b.ScheduledFor.UTC().Format(time.RFC3339)

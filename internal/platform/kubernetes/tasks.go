@@ -68,6 +68,9 @@ type taskWatch struct {
 	jobs    batchlisters.JobLister
 	pods    corelisters.PodLister
 	changed *broadcast
+	// adopted names the Jobs a previous leader left that this manager
+	// follows (AdoptSnapshot), which sweepUnadopted leaves alone.
+	adopted map[string]bool
 }
 
 // startTasks starts the informers of task Jobs and pods, once.
@@ -104,7 +107,9 @@ func (p *Platform) startTasks(ctx context.Context) (*taskWatch, error) {
 		}
 	}
 	w.stop, w.jobs, w.pods, w.changed = stop, jobInf.Lister(), podInf.Lister(), changed
-	p.deleteOrphanTasks(ctx, w)
+	if pending := p.deleteOrphanTasks(ctx, w); len(pending) > 0 {
+		go p.sweepUnadopted(ictx, w, pending)
+	}
 	return w, nil
 }
 
@@ -112,24 +117,37 @@ func (p *Platform) startTasks(ctx context.Context) (*taskWatch, error) {
 // runs its first task: only the leader runs tasks, so they are a previous
 // leader's, which died before it could delete them (its task is being run
 // again, and a Job left running would read the replica and upload an object
-// nobody records). Finished ones are left to their TTL.
-func (p *Platform) deleteOrphanTasks(ctx context.Context, w *taskWatch) {
+// nobody records). A snapshot Job is the exception: the backup it writes
+// is resumed by this manager, which adopts it (AdoptSnapshot); it is
+// returned, for sweepUnadopted. Finished ones are left to their TTL.
+func (p *Platform) deleteOrphanTasks(ctx context.Context, w *taskWatch) (pending []string) {
 	jobs, err := w.jobs.Jobs(p.opts.Namespace).List(k8slabels.Everything())
 	if err != nil {
-		return
+		return nil
 	}
-	bg := metav1.DeletePropagationBackground
 	for _, j := range jobs {
 		if jobFinished(j) || j.DeletionTimestamp != nil {
 			continue
 		}
-		err := p.cs.BatchV1().Jobs(p.opts.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
-		if err != nil && !apierrors.IsNotFound(err) {
-			p.log.Warn("delete a task Job a previous manager left running", "job", j.Name, "err", err)
+		if adoptable(j) {
+			p.log.Info("a snapshot Job a previous leader left running waits for its backup to adopt it", "job", j.Name,
+				"key", j.Annotations[AnnotationObjectKey], "within", orphanAdoptGrace)
+			pending = append(pending, j.Name)
 			continue
 		}
-		p.log.Warn("deleted a task Job a previous manager left running", "job", j.Name, "task", j.Labels[LabelTask])
+		p.deleteOrphan(ctx, j, "deleted a task Job a previous manager left running")
 	}
+	return pending
+}
+
+func (p *Platform) deleteOrphan(ctx context.Context, j *batchv1.Job, msg string) {
+	bg := metav1.DeletePropagationBackground
+	err := p.cs.BatchV1().Jobs(p.opts.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+	if err != nil && !apierrors.IsNotFound(err) {
+		p.log.Warn("delete a task Job a previous manager left running", "job", j.Name, "err", err)
+		return
+	}
+	p.log.Warn(msg, "job", j.Name, "task", j.Labels[LabelTask])
 }
 
 func jobFinished(j *batchv1.Job) bool {
@@ -157,7 +175,9 @@ func (p *Platform) stopTasks() {
 // size and bounded resources. Its JSON lines are read from the pod's log
 // (pods/log, followed while it runs, so progress arrives as it happens);
 // the Job is deleted once its outcome is read, and by its TTL if the
-// manager died first.
+// manager died first. A snapshot Job is left running when the manager
+// stops leading: the next leader, resuming the backup, adopts it
+// (AdoptSnapshot).
 //
 // A snapshot Job reads the password of the source from the cluster's
 // Secret (<cluster>-auth, mounted as a file) and the S3 credentials from
@@ -434,7 +454,9 @@ func (p *Platform) snapshotJob(root *corev1.ConfigMap, cluster, shard string, sr
 		Volumes: []corev1.Volume{{Name: "auth", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: secretName(cluster), DefaultMode: &mode, Items: []corev1.KeyToPath{{Key: keyPassword, Path: keyPassword}}}}}},
 	}
-	return p.taskJob(root, taskName(cluster, shard, "backup"), jobLabels, podLabels, src.SizeHint, spec)
+	job := p.taskJob(root, taskName(cluster, shard, "backup"), jobLabels, podLabels, src.SizeHint, spec)
+	job.Annotations = map[string]string{AnnotationObjectKey: src.Key}
+	return job
 }
 
 // verifyJob fetches and checks an object into the pod's scratch volume
@@ -502,12 +524,24 @@ func (p *Platform) runJob(ctx context.Context, job *batchv1.Job, containers []st
 	if _, err := jobs.Create(ctx, job, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create Job %s: %w", job.Name, err)
 	}
+	p.log.Info("task Job created", "job", job.Name, "task", job.Labels[LabelTask])
+	return p.followJob(ctx, w, job, containers, onProgress)
+}
+
+// followJob follows a Job's containers (see runJob) and deletes it.
+func (p *Platform) followJob(ctx context.Context, w *taskWatch, job *batchv1.Job, containers []string, onProgress func(container string, tp platform.TaskProgress)) (map[string]*platform.TaskLine, error) {
+	jobs := p.cs.BatchV1().Jobs(p.opts.Namespace)
 	log := p.log.With("job", job.Name)
-	log.Info("task Job created", "task", job.Labels[LabelTask])
 	started := time.Now()
 	defer func() {
-		// Also when ctx ended: the pod gets SIGTERM, and a snapshot aborts
-		// its upload.
+		if ctx.Err() != nil && adoptable(job) {
+			// This manager stops leading (ctx is its term's): the
+			// snapshot runs on, and the next leader, resuming the
+			// backup, adopts it.
+			log.Info("snapshot Job left running for the next leader to adopt", "key", job.Annotations[AnnotationObjectKey])
+			return
+		}
+		// Also when ctx ended: the pod gets SIGTERM, and a task aborts.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		bg := metav1.DeletePropagationBackground
