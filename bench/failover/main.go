@@ -265,26 +265,8 @@ func measure(clients []string, rt testenv.Runtimes, cfg testenv.WriterConfig, ki
 	if err != nil {
 		return nil, err
 	}
-	dead := waitDead(pid)
+	dead := testenv.WaitDead(pid, 5 * time.Second)
 	return gapsAfter(ws, killed, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed, dead) })
-}
-
-// waitDead returns when the process is gone (or a zombie): SIGKILL takes
-// effect when the process next runs, and on a busy host a dying master may
-// still answer a write or two after kill(2) returned.
-func waitDead(pid int) time.Time {
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			break
-		}
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
-			break
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-	return time.Now()
 }
 
 // ackGap is the time from the kill to the first write sent after the
@@ -321,7 +303,7 @@ func successor(ctx context.Context, clients []string, rt testenv.Runtimes, cfg t
 	if err := kill(cl.Status.Shards[0].Master.Pid); err != nil {
 		return nil, nil, nil, time.Time{}, err
 	}
-	dead1 := waitDead(cl.Status.Shards[0].Master.Pid)
+	dead1 := testenv.WaitDead(cl.Status.Shards[0].Master.Pid, 5 * time.Second)
 	// As soon as it serves: the first acknowledged write of any client.
 	deadline := time.Now().Add(60 * time.Second)
 	for serving := false; !serving; {
@@ -343,7 +325,7 @@ func successor(ctx context.Context, clients []string, rt testenv.Runtimes, cfg t
 	if err := kill(pid); err != nil {
 		return nil, nil, nil, time.Time{}, fmt.Errorf("kill %s: %w", next, err)
 	}
-	dead2 := waitDead(pid)
+	dead2 := testenv.WaitDead(pid, 5 * time.Second)
 	g1, err1 := gapsAfter(ws, killed1, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed1, dead1) })
 	g2, err2 := gapsAfter(ws, killed2, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed2, dead2) })
 	w2, err3 := gapsAfter(ws, killed2, func(w *testenv.Writer) (time.Duration, error) {

@@ -466,7 +466,7 @@ func (b *bench) forceDeleteMaster(ctx context.Context, s setup) (result, error) 
 	for _, c := range p.Status.ContainerStatuses {
 		if c.Name == s.container {
 			_, id, _ := strings.Cut(c.ContainerID, "://")
-			pid = containerPid(id, "redis-server")
+			pid = testenv.ContainerPid(id, "redis-server")
 		}
 	}
 	if pid == 0 {
@@ -488,7 +488,7 @@ func (b *bench) forceDeleteMaster(ctx context.Context, s setup) (result, error) 
 	if err := b.cs.CoreV1().Pods(b.ns).Delete(ctx, pod, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		return r, err
 	}
-	dead := waitDead(pid)
+	dead := testenv.WaitDead(pid, 30 * time.Second)
 	d, err := w.FirstAckAfter(dead, 2*time.Minute)
 	if err != nil {
 		return r, err
@@ -520,45 +520,6 @@ func (b *bench) forceDeleteMaster(ctx context.Context, s setup) (result, error) 
 	}
 	r.lost = missing
 	return r, nil
-}
-
-// containerPid finds the process named comm in the container's cgroup on
-// this host.
-func containerPid(containerID, comm string) int {
-	if containerID == "" {
-		return 0
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range procs {
-		c, err := os.ReadFile(filepath.Join(d, "comm"))
-		if err != nil || strings.TrimSpace(string(c)) != comm {
-			continue
-		}
-		cg, err := os.ReadFile(filepath.Join(d, "cgroup"))
-		if err != nil || !strings.Contains(string(cg), containerID) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(d))
-		return pid
-	}
-	return 0
-}
-
-// waitDead returns when the process is gone (or a zombie), as in
-// bench/failover.
-func waitDead(pid int) time.Time {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			break
-		}
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
-			break
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-	return time.Now()
 }
 
 // quiet drops go-redis' own log lines (failover client chatter).

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -331,7 +329,7 @@ func (n *node) killContainerProcess(pod, container string) (int, time.Time) {
 	if id == "" {
 		n.t.Fatalf("pod %s has no container %s running", pod, container)
 	}
-	pid := containerPid(id, "redis-server")
+	pid := testenv.ContainerPid(id, "redis-server")
 	if pid == 0 {
 		n.t.Fatalf("no redis-server process of container %s (pod %s) on this host: the test kills it from the node, which must run here", id, pod)
 	}
@@ -340,40 +338,6 @@ func (n *node) killContainerProcess(pod, container string) (int, time.Time) {
 		n.t.Fatalf("kill -9 %d (redis-server of %s): %v (the test needs root)", pid, pod, err)
 	}
 	return pid, at
-}
-
-// containerPid finds the process named comm in the container's cgroup.
-func containerPid(containerID, comm string) int {
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range procs {
-		c, err := os.ReadFile(filepath.Join(d, "comm"))
-		if err != nil || strings.TrimSpace(string(c)) != comm {
-			continue
-		}
-		cg, err := os.ReadFile(filepath.Join(d, "cgroup"))
-		if err != nil || !strings.Contains(string(cg), containerID) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(d))
-		return pid
-	}
-	return 0
-}
-
-// waitGone returns when the process has exited (or is a zombie).
-func waitGone(pid int, timeout time.Duration) time.Time {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			break
-		}
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
-			break
-		}
-		time.Sleep(200 * time.Microsecond)
-	}
-	return time.Now()
 }
 
 // waitFailoverEvent waits for the cluster's first failover event after

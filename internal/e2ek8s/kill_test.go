@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/redis-manager/redis-manager/internal/testenv"
 )
 
 // TestMasterKilledInContainer: redis-server killed with SIGKILL inside the
@@ -32,7 +34,7 @@ func TestMasterKilledInContainer(t *testing.T) {
 	}
 	time.Sleep(time.Second) // writes acknowledged before the kill
 	pid, killed := n.killContainerProcess(oldPod, "redis")
-	dead := waitGone(pid, 5*time.Second)
+	dead := testenv.WaitDead(pid, 5*time.Second)
 	t.Logf("killed redis-server (pid %d) of %s", pid, oldPod)
 	failover := n.waitFailoverEvent("k", killed, 30*time.Second)
 	t.Logf("TIMING redis-server killed in the master's container -> failover: %s", failover.Message)
