@@ -265,7 +265,7 @@ func measure(clients []string, rt testenv.Runtimes, cfg testenv.WriterConfig, ki
 	if err != nil {
 		return nil, err
 	}
-	dead := testenv.WaitDead(pid, 5 * time.Second)
+	dead := testenv.WaitDead(pid, 5*time.Second)
 	return gapsAfter(ws, killed, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed, dead) })
 }
 
@@ -303,7 +303,7 @@ func successor(ctx context.Context, clients []string, rt testenv.Runtimes, cfg t
 	if err := kill(cl.Status.Shards[0].Master.Pid); err != nil {
 		return nil, nil, nil, time.Time{}, err
 	}
-	dead1 := testenv.WaitDead(cl.Status.Shards[0].Master.Pid, 5 * time.Second)
+	dead1 := testenv.WaitDead(cl.Status.Shards[0].Master.Pid, 5*time.Second)
 	// As soon as it serves: the first acknowledged write of any client.
 	deadline := time.Now().Add(60 * time.Second)
 	for serving := false; !serving; {
@@ -325,7 +325,7 @@ func successor(ctx context.Context, clients []string, rt testenv.Runtimes, cfg t
 	if err := kill(pid); err != nil {
 		return nil, nil, nil, time.Time{}, fmt.Errorf("kill %s: %w", next, err)
 	}
-	dead2 := testenv.WaitDead(pid, 5 * time.Second)
+	dead2 := testenv.WaitDead(pid, 5*time.Second)
 	g1, err1 := gapsAfter(ws, killed1, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed1, dead1) })
 	g2, err2 := gapsAfter(ws, killed2, func(w *testenv.Writer) (time.Duration, error) { return ackGap(w, killed2, dead2) })
 	w2, err3 := gapsAfter(ws, killed2, func(w *testenv.Writer) (time.Duration, error) {

@@ -488,7 +488,7 @@ func (b *bench) forceDeleteMaster(ctx context.Context, s setup) (result, error) 
 	if err := b.cs.CoreV1().Pods(b.ns).Delete(ctx, pod, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		return r, err
 	}
-	dead := testenv.WaitDead(pid, 30 * time.Second)
+	dead := testenv.WaitDead(pid, 30*time.Second)
 	d, err := w.FirstAckAfter(dead, 2*time.Minute)
 	if err != nil {
 		return r, err

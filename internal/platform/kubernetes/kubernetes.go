@@ -83,8 +83,8 @@ type Platform struct {
 	locks    platform.Locks
 	removing map[string]map[int]bool // set -> ordinals being removed
 
-	tasks taskWatch
-	departed departedPods            // deleted pods' last addresses
+	tasks    taskWatch
+	departed departedPods // deleted pods' last addresses
 }
 
 // New connects to the API server and starts the informers on the
