@@ -20,8 +20,8 @@ import (
 // manager's, the standby manager's, and the leading manager's pod right
 // before the master's (the manager that would force the fast failover is
 // the one that died), under WAIT-1 writes through the -sentinel Service for
-// REDIS_MANAGER_K8S_CHAOS_DURATION (default 90s; the test takes about 1.5
-// minutes more). Every kind is drawn once, in a random order, before any
+// REDIS_MANAGER_K8S_CHAOS_DURATION (default 90s; the test takes 25-50 s
+// more). Every kind is drawn once, in a random order, before any
 // is drawn again, so a short run still has each. After each deletion: the
 // pods replaced, exactly one leader (a new one at a higher epoch when the
 // leader went, the same one when the standby went), the cluster healed
@@ -148,6 +148,8 @@ func TestChaosInCluster(t *testing.T) {
 	// the new master before it is written.)
 	var evs []api.Event
 	var problem string
+	var matched []string
+	fastByKind := map[string]int{}
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		all, err := ic.Client.ClusterEvents(ctx, "x")
 		if err != nil {
@@ -160,7 +162,8 @@ func TestChaosInCluster(t *testing.T) {
 			}
 		}
 		sort.Slice(evs, func(i, j int) bool { return evs[i].At.Before(evs[j].At) })
-		problem = ""
+		problem, matched = "", nil
+		clear(fastByKind)
 		used := map[int]bool{}
 		for _, c := range changes {
 			found := -1
@@ -177,7 +180,10 @@ func TestChaosInCluster(t *testing.T) {
 			used[found] = true
 			e := evs[found]
 			fast, _ := e.Details["fast"].(bool)
-			t.Logf("fault %d (%s): failover event at %s, fast %v: %s", c.fault, c.victim, e.At.Format("15:04:05.000"), fast, e.Message)
+			if fast {
+				fastByKind[c.victim]++
+			}
+			matched = append(matched, fmt.Sprintf("fault %d (%s): failover event at %s, fast %v: %s", c.fault, c.victim, e.At.Format("15:04:05.000"), fast, e.Message))
 		}
 		if len(evs) != len(changes) {
 			problem += fmt.Sprintf("; %d failover events for %d master changes", len(evs), len(changes))
@@ -185,6 +191,9 @@ func TestChaosInCluster(t *testing.T) {
 		if problem == "" || time.Now().After(deadline) {
 			break
 		}
+	}
+	for _, m := range matched {
+		t.Log(m)
 	}
 	if problem != "" {
 		for _, e := range evs {
@@ -207,7 +216,7 @@ func TestChaosInCluster(t *testing.T) {
 			t.Logf("TIMING %s: healed after %s s (%d)", k, fmtFloats(s), len(s))
 		}
 	}
-	t.Logf("%d master changes, each with its failover event; leader %s at epoch %d at the end", len(changes), leader, epoch)
+	t.Logf("%d master changes, each with its failover event (forced by the fast path: %v); leader %s at epoch %d at the end", len(changes), fastByKind, leader, epoch)
 }
 
 func fmtFloats(fs []float64) string {
