@@ -48,6 +48,16 @@ func newHealCluster(n *node, name string, shards, replicas int) *healCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startHealCluster(n, name, shards, replicas, creds)
+}
+
+// startHealCluster does newHealCluster's work for a cluster already Ready,
+// whoever created it (the host's manager or the chart's in the cluster).
+func startHealCluster(n *node, name string, shards, replicas int, creds api.Credentials) *healCluster {
+	t := n.t
+	t.Helper()
+	ctx := context.Background()
+	n.sentinelPassword = creds.SentinelPassword
 	h := &healCluster{n: n, name: name, shards: shards, replicas: replicas, sentinels: 3, creds: creds,
 		sentinelIDs: map[string]string{}, claims: map[string]types.UID{}}
 	for _, s := range n.sentinelAddrs(name, 3) {
