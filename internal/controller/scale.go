@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -454,6 +455,9 @@ func (c *Controller) cleanSentinels(ctx context.Context, r *jobRun, cl store.Clu
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 			if len(stale) == 0 {
+				stale = c.stuckReplicas(ctx, cl, conn, name, live)
+			}
+			if len(stale) == 0 {
 				continue
 			}
 			r.progress(ctx, float64(i)/float64(len(sentinels)), fmt.Sprintf("%s forgets %s", s.Name, strings.Join(stale, ", ")))
@@ -474,6 +478,57 @@ func (c *Controller) cleanSentinels(ctx context.Context, r *jobRun, cl store.Clu
 	}
 	return nil
 }
+
+// stuckReplicas lists the live replicas a Sentinel still flags as down or
+// disconnected although they answer the manager, and still does a moment
+// later (Sentinel pings every second). Sentinel resolves a replica's name
+// once, when it adds the entry, and reconnects to that address ever after:
+// a pod that came back at a new address (Kubernetes) while the Sentinel
+// had just re-added it from the old name stays down in that Sentinel until
+// it is reset. Only SENTINEL RESET makes it resolve the name again.
+func (c *Controller) stuckReplicas(ctx context.Context, cl store.Cluster, conn sentinel.Conn, name string, live map[string]bool) []string {
+	down := func() map[string]bool {
+		reps, err := sentinel.Replicas(ctx, conn, name)
+		if err != nil {
+			return nil
+		}
+		out := map[string]bool{}
+		for _, r := range reps {
+			if live[r.Addr] && (slices.Contains(r.Flags, "s_down") || slices.Contains(r.Flags, "disconnected")) {
+				out[r.Addr] = true
+			}
+		}
+		return out
+	}
+	first := down()
+	if len(first) == 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(stuckConfirm):
+	}
+	var stuck []string
+	for a := range down() {
+		if !first[a] {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := c.pool.Redis(a, cl.Password).Ping(pctx).Err()
+		cancel()
+		if err == nil {
+			stuck = append(stuck, a+" (down in this Sentinel, answers the manager)")
+		}
+	}
+	sort.Strings(stuck)
+	return stuck
+}
+
+// stuckConfirm is how long a replica that answers must stay flagged down in
+// a Sentinel before that Sentinel is reset: longer than Sentinel's ping
+// period and its reconnect period (1 s each).
+var stuckConfirm = 3 * time.Second
 
 // staleEntries lists the replicas and Sentinels a Sentinel knows for a
 // shard that are not live instances of the cluster.
