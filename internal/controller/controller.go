@@ -67,6 +67,10 @@ type Controller struct {
 	// dial reaches instances outside the pool (the platform's Dialer, if
 	// it has one).
 	dial redisclient.DialFunc
+	// namesMove: instances are addressed by names whose address changes
+	// when the platform makes them again (a platform.Dialer: pod names),
+	// so a Sentinel may hold a replica's old address (stuckReplicas).
+	namesMove bool
 	// startTogether: the platform starts instances slowly (pods), so a
 	// create starts redis-servers and Sentinels at once
 	// (platform.SlowStart).
@@ -99,7 +103,8 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 	pool := redisclient.NewPool()
 	pool.SetGate(cfg.Leader.Gate, "redis-manager:"+cfg.Leader.ID())
 	dial := (&net.Dialer{}).DialContext
-	if d, ok := p.(platform.Dialer); ok {
+	d, namesMove := p.(platform.Dialer)
+	if namesMove {
 		pool.SetDialer(d.DialContext)
 		dial = d.DialContext
 	}
@@ -118,6 +123,7 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 		departed:      departed,
 		selfRestart:   self != nil && self.RestartsOnItsOwn(),
 		dial:          dial,
+		namesMove:     namesMove,
 		startTogether: slow != nil && slow.StartsSlowly(),
 		ordered:       ordered,
 		pointer:       pointer,

@@ -49,12 +49,14 @@ func (c *Controller) fastFailover(ctx context.Context, cl store.Cluster, dead st
 	// next incarnation, whose entrypoint holds the boot of a master that
 	// Sentinels still name (instance.HoldMasterBoot): only its port tells
 	// whether a redis-server serves.
-	if pid, running, err := c.instanceRunning(ctx, dead); err != nil && !c.selfRestart {
-		log.Info("fast failover declined: cannot tell whether the master process runs", "err", err)
-		return
-	} else if running && !c.selfRestart {
-		log.Info("fast failover declined: master process still runs", "pid", pid)
-		return
+	if !c.selfRestart {
+		if pid, running, err := c.instanceRunning(ctx, dead); err != nil {
+			log.Info("fast failover declined: cannot tell whether the master process runs", "err", err)
+			return
+		} else if running {
+			log.Info("fast failover declined: master process still runs", "pid", pid)
+			return
+		}
 	}
 	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	conn, err := c.dial(dctx, "tcp", addr(dead))

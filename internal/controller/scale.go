@@ -450,12 +450,12 @@ func (c *Controller) cleanSentinels(ctx context.Context, r *jobRun, cl store.Clu
 			name := spec.MasterName(cl.Name, shard)
 			// (A Sentinel that stalls for a moment times this out: the job
 			// runs a step that timed out again.)
-			stale, err := staleEntries(ctx, conn, name, live)
+			stale, reps, err := staleEntries(ctx, conn, name, live)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}
-			if len(stale) == 0 {
-				stale = c.stuckReplicas(ctx, cl, conn, name, live)
+			if len(stale) == 0 && c.namesMove {
+				stale = c.stuckReplicas(ctx, cl, conn, name, live, reps)
 			}
 			if len(stale) == 0 {
 				continue
@@ -486,12 +486,9 @@ func (c *Controller) cleanSentinels(ctx context.Context, r *jobRun, cl store.Clu
 // a pod that came back at a new address (Kubernetes) while the Sentinel
 // had just re-added it from the old name stays down in that Sentinel until
 // it is reset. Only SENTINEL RESET makes it resolve the name again.
-func (c *Controller) stuckReplicas(ctx context.Context, cl store.Cluster, conn sentinel.Conn, name string, live map[string]bool) []string {
-	down := func() map[string]bool {
-		reps, err := sentinel.Replicas(ctx, conn, name)
-		if err != nil {
-			return nil
-		}
+// reps is the Sentinel's list of replicas as just read.
+func (c *Controller) stuckReplicas(ctx context.Context, cl store.Cluster, conn sentinel.Conn, name string, live map[string]bool, reps []sentinel.Replica) []string {
+	down := func(reps []sentinel.Replica) map[string]bool {
 		out := map[string]bool{}
 		for _, r := range reps {
 			if live[r.Addr] && (slices.Contains(r.Flags, "s_down") || slices.Contains(r.Flags, "disconnected")) {
@@ -500,7 +497,7 @@ func (c *Controller) stuckReplicas(ctx context.Context, cl store.Cluster, conn s
 		}
 		return out
 	}
-	first := down()
+	first := down(reps)
 	if len(first) == 0 {
 		return nil
 	}
@@ -509,8 +506,12 @@ func (c *Controller) stuckReplicas(ctx context.Context, cl store.Cluster, conn s
 		return nil
 	case <-time.After(stuckConfirm):
 	}
+	again, err := sentinel.Replicas(ctx, conn, name)
+	if err != nil {
+		return nil
+	}
 	var stuck []string
-	for a := range down() {
+	for a := range down(again) {
 		if !first[a] {
 			continue
 		}
@@ -531,12 +532,12 @@ func (c *Controller) stuckReplicas(ctx context.Context, cl store.Cluster, conn s
 var stuckConfirm = 3 * time.Second
 
 // staleEntries lists the replicas and Sentinels a Sentinel knows for a
-// shard that are not live instances of the cluster.
-func staleEntries(ctx context.Context, conn sentinel.Conn, name string, live map[string]bool) ([]string, error) {
-	var stale []string
-	reps, err := sentinel.Replicas(ctx, conn, name)
+// shard that are not live instances of the cluster, and the replicas it
+// knows.
+func staleEntries(ctx context.Context, conn sentinel.Conn, name string, live map[string]bool) (stale []string, reps []sentinel.Replica, err error) {
+	reps, err = sentinel.Replicas(ctx, conn, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, r := range reps {
 		if !live[r.Addr] {
@@ -545,14 +546,14 @@ func staleEntries(ctx context.Context, conn sentinel.Conn, name string, live map
 	}
 	peers, err := sentinel.Sentinels(ctx, conn, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, p := range peers {
 		if a := net.JoinHostPort(p.Host, p.Port); !live[a] {
 			stale = append(stale, a)
 		}
 	}
-	return stale, nil
+	return stale, reps, nil
 }
 
 // finishScale waits until the cluster is Ready under the target spec, then
