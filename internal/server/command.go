@@ -299,7 +299,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if o.MetricsAuth {
 		metrics = requireToken(token, metrics)
 	}
-	srv := newHTTPServer(Handler(svc, elector, token, version, metrics, log), lim)
+	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics, Log: log}), lim)
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"

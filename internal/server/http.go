@@ -70,8 +70,26 @@ type Leadership interface {
 	Status() leader.Status
 }
 
-// Handler builds the API's HTTP handler.
-func Handler(svc Service, lead Leadership, token, version string, metrics http.Handler, log *slog.Logger) http.Handler {
+// HandlerConfig is what Handler serves.
+type HandlerConfig struct {
+	Service    Service
+	Leadership Leadership
+	// Token is the admin token of <data-dir>/admin.token.
+	Token   string
+	Version string
+	// Metrics serves GET /metrics; nil: not served.
+	Metrics http.Handler
+	// Console serves every path outside /api/ and /metrics (the web
+	// console); nil: not served. It finds the signed-in principal, if any,
+	// with auth.FromContext.
+	Console http.Handler
+	Log     *slog.Logger
+}
+
+// Handler builds the manager's HTTP handler: the API, the metrics and the
+// console.
+func Handler(cfg HandlerConfig) http.Handler {
+	svc, lead, token, version, metrics, log := cfg.Service, cfg.Leadership, cfg.Token, cfg.Version, cfg.Metrics, cfg.Log
 	h := &apiHandler{svc: svc, log: log}
 	mux := http.NewServeMux()
 	route := func(pattern string, f handler) { mux.Handle(pattern, h.wrap(f)) }
@@ -159,6 +177,9 @@ func Handler(svc Service, lead Leadership, token, version string, metrics http.H
 	})
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
+	}
+	if cfg.Console != nil {
+		mux.Handle("/", cfg.Console)
 	}
 	return authenticate(token, mux)
 }
