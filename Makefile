@@ -10,7 +10,7 @@ LISTEN   ?= 127.0.0.1:7800
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: bench-k8s help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
+.PHONY: bench-k8s bench-console screenshots test-ui help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,12 +23,13 @@ deps: ## install redis-server from Debian's packages when missing
 		echo "installing redis-server (apt-get)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server redis-tools >/dev/null; }
 
-deps-test: deps ## install what the tests need: redis-server, mariadb-server, python3-redis, nodejs and npm (ioredis comes from npm at test time)
+deps-test: deps ## install what the tests need: redis-server, mariadb-server, python3-redis, nodejs and npm (ioredis comes from npm at test time), chromium (the console's browser tests)
 	@command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { \
 		echo "installing mariadb-server (apt-get)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mariadb-server >/dev/null; }
 	@need=""; /usr/bin/python3 -c 'import redis.sentinel' 2>/dev/null || need="$$need python3-redis"; \
 		command -v node >/dev/null || need="$$need nodejs"; command -v npm >/dev/null || need="$$need npm"; \
+		[ -x /usr/bin/chromium ] || command -v chromium >/dev/null || need="$$need chromium"; \
 		[ -z "$$need" ] || { echo "installing$$need (apt-get)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$need >/dev/null; }
 
@@ -42,6 +43,7 @@ UNIT_PKGS = $$($(GO) list ./... | grep -v /internal/e2e)
 test: deps-test lint ## what CI runs: vet, gofmt, staticcheck, unit tests with -race, end-to-end tests with real processes, then test-k8s
 	CI=true $(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
 	CI=true $(GO) test -count=1 -timeout 15m ./internal/e2e/
+	CI=true $(GO) test -count=1 -timeout 10m ./internal/e2eui/
 	$(MAKE) test-k8s
 
 test-unit: ## the tests without the end-to-end package, with -race
@@ -52,6 +54,15 @@ test-race: deps-test ## unit tests with -race, and e2e with a -race manager that
 
 test-e2e: ## only the end-to-end tests
 	$(GO) test -count=1 -v ./internal/e2e/
+
+test-ui: deps-test ## only the console's browser tests (headless Chromium against real managers; docs/testing.md)
+	CI=true $(GO) test -count=1 -v -timeout 10m ./internal/e2eui/
+
+screenshots: deps-test ## PNGs of the console's main pages into docs/ui/ (headless Chromium, real manager and clusters)
+	REDIS_MANAGER_SCREENSHOTS=$(CURDIR)/docs/ui CI=true $(GO) test -count=1 -v -timeout 10m -run 'TestScreenshots$$' ./internal/e2eui/
+
+bench-console: deps-test build ## console render time (median, p99 over 200 requests) and first-load bytes, overview and cluster page, 100 clusters / 1000 instances in the store
+	$(GO) run ./bench/console -bin $(BIN) -requests 200
 
 lint: ## go vet, gofmt and staticcheck
 	$(GO) vet ./...
@@ -69,6 +80,7 @@ bench: deps-test build ## benchmarks, each next to the plain tool: create, repli
 	$(GO) run ./bench/restore -bin $(BIN) -mb 600
 	$(GO) run ./bench/connections -bin $(BIN) -n 1000
 	$(GO) run ./bench/takeover -bin $(BIN) -runs 5
+	$(GO) run ./bench/console -bin $(BIN) -requests 200
 
 chaos: deps build ## chaos test: random kills under write load for CHAOS_DURATION (default 5m)
 	REDIS_MANAGER_CHAOS_DURATION=$${CHAOS_DURATION:-5m} $(GO) test -count=1 -v -timeout 30m -run 'TestChaos$$' ./internal/e2e/
