@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
@@ -115,10 +114,21 @@ func (b *Browser) Close() {
 	}
 }
 
+// T is what a Tab needs of its test: testing.TB has it, and so has the
+// console benchmark's stand-in (bench/console).
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Cleanup(func())
+	Failed() bool
+}
+
 // Tab is one page of a browser context of its own, with a base URL (a
 // manager's) that paths are resolved against.
 type Tab struct {
-	t    testing.TB
+	t    T
 	b    *Browser
 	Ctx  context.Context
 	Base string
@@ -129,7 +139,7 @@ type Tab struct {
 
 // NewTab opens a tab in a new browser context. When the test fails, the
 // tab's URL, console and Chromium's output go to the test log.
-func (b *Browser) NewTab(t testing.TB, base string) *Tab {
+func (b *Browser) NewTab(t T, base string) *Tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
 	tab := &Tab{t: t, b: b, Ctx: ctx, Base: strings.TrimRight(base, "/")}
