@@ -453,3 +453,33 @@ func lastLines(s string, n int) string {
 const tabTimeout = 20 * time.Second
 
 func navigate(u string) chromedp.Action[chromedp.Void] { return chromedp.Navigate(u) }
+
+func emulateWidth(w int64) chromedp.Action[chromedp.Void] { return chromedp.EmulateViewport(w, 900) }
+
+// listenResponses sends the HTTP status of every response the tab receives
+// whose URL path starts with prefix (documents, fetches, no-cors ones too)
+// on ch, until stop is called.
+func listenResponses(t T, tab *Tab, prefix string, ch chan<- int) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(tab.Ctx)
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventResponseReceived); ok {
+			if u, err := url.Parse(e.Response.URL); err == nil && strings.HasPrefix(u.Path, prefix) {
+				select {
+				case ch <- int(e.Response.Status):
+				default:
+				}
+			}
+		}
+	}); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithTimeout(tab.Ctx, 10*time.Second)
+	defer ccancel()
+	if _, err := chromedp.Call(cctx, network.Enable, network.EnableParams{}); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	return cancel
+}

@@ -1,12 +1,9 @@
 package e2eui
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -147,14 +144,3 @@ func waitAPI(t testing.TB, what string, timeout time.Duration, f func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
-func pretty(b []byte) string {
-	var out bytes.Buffer
-	if json.Indent(&out, b, "", "  ") != nil {
-		return string(b)
-	}
-	return out.String()
-}
-
-var _ = context.Background
-var _ = fmt.Sprint
