@@ -10,7 +10,7 @@ LISTEN   ?= 127.0.0.1:7800
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: bench-k8s bench-console screenshots test-ui help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
+.PHONY: ui-vendor bench-k8s bench-console screenshots test-ui help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -110,3 +110,23 @@ k8s-node-down: ## stop and remove the node k8s-node-up started: processes, mount
 
 clean: ## remove build output
 	rm -rf bin
+
+HTMX_VERSION  := 2.0.11
+UPLOT_VERSION := 1.6.32
+VENDOR_DIR    := internal/console/static/vendor
+
+ui-vendor: ## refresh the console's vendored htmx and uPlot from npm (pinned versions; the result is committed, nothing else needs npm)
+	@command -v npm >/dev/null || { echo "ui-vendor needs npm"; exit 1; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	( cd "$$tmp" && npm pack --silent htmx.org@$(HTMX_VERSION) uplot@$(UPLOT_VERSION) >/dev/null ) && \
+	mkdir -p "$$tmp/htmx" "$$tmp/uplot" && \
+	tar -xzf "$$tmp"/htmx.org-$(HTMX_VERSION).tgz -C "$$tmp/htmx" && \
+	tar -xzf "$$tmp"/uplot-$(UPLOT_VERSION).tgz -C "$$tmp/uplot" && \
+	mkdir -p $(VENDOR_DIR) && \
+	cp "$$tmp/htmx/package/dist/htmx.min.js" $(VENDOR_DIR)/htmx.min.js && \
+	cp "$$tmp/htmx/package/LICENSE" $(VENDOR_DIR)/htmx.LICENSE && \
+	cp "$$tmp/uplot/package/dist/uPlot.iife.min.js" $(VENDOR_DIR)/uPlot.iife.min.js && \
+	cp "$$tmp/uplot/package/dist/uPlot.min.css" $(VENDOR_DIR)/uPlot.min.css && \
+	cp "$$tmp/uplot/package/LICENSE" $(VENDOR_DIR)/uPlot.LICENSE && \
+	printf 'htmx.org %s\nuplot %s\n' $(HTMX_VERSION) $(UPLOT_VERSION) > $(VENDOR_DIR)/VERSIONS && \
+	echo "vendored htmx.org $(HTMX_VERSION) and uplot $(UPLOT_VERSION) into $(VENDOR_DIR)"
