@@ -283,8 +283,12 @@ func seed(ctx context.Context, st store.Store, n int) (int, error) {
 				in := store.Instance{Name: fmt.Sprintf("%s-%d-%d", name, sh, o), Cluster: name, Kind: store.KindRedis, Shard: sh, Ordinal: o,
 					Host: h, Port: p, CreatedAt: created}
 				insts = append(insts, in)
+				hits := int64(rng.IntN(50_000_000))
 				is := api.InstanceStatus{Name: in.Name, Address: fmt.Sprintf("%s:%d", h, p), Up: true, Pid: 100000 + port, Keys: keys,
-					UsedMemoryBytes: int64(200<<20 + rng.IntN(700<<20))}
+					UsedMemoryBytes: int64(200<<20 + rng.IntN(700<<20)), MaxmemoryBytes: 1 << 30,
+					OpsPerSec: int64(rng.IntN(20000)), ConnectedClients: int64(5 + rng.IntN(300)),
+					KeyspaceHits: hits, KeyspaceMisses: hits / int64(5+rng.IntN(20)), UsedCPUSeconds: float64(rng.IntN(90000)) / 10,
+					EvictedKeys: int64(rng.IntN(1000))}
 				if o == 0 {
 					is.Role = "master"
 					v := is
