@@ -142,6 +142,7 @@ func run(bin string, requests, clusters, base int) error {
 		fmt.Printf("%-14s  %-9s  %-9s  %-9s  %-10s  %s (%d)\n", p.what, ms(r.median), ms(r.p99), ms(r.worst), kb(int64(r.bytes)),
 			kb(loads[i].Bytes), loads[i].Requests)
 	}
+	fmt.Printf("manager RSS after the run: %s (VmRSS of pid %d; its series of the 1,000 instances hold only the run's minutes)\n", rss(m.Pid()), m.Pid())
 	for i, p := range pages {
 		var urls []string
 		for u := range loads[i].ByURL {
@@ -371,6 +372,20 @@ func seed(ctx context.Context, st store.Store, n int) (int, error) {
 		}
 	}
 	return total, nil
+}
+
+// rss is a process's resident set size as /proc says.
+func rss(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }
 
 func randomHex(rng *rand.Rand) string { return fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64()) }
