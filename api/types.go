@@ -103,6 +103,16 @@ type InstanceStatus struct {
 	LagBytes         int64  `json:"lagBytes"`
 	Keys             int64  `json:"keys"`
 	UsedMemoryBytes  int64  `json:"usedMemoryBytes,omitempty"`
+	// Figures from the instance's INFO (0 or absent when unknown). The
+	// cumulative ones count since the process started; rates and ratios
+	// come from their differences (GET /api/v1/clusters/{name}/metrics).
+	OpsPerSec        int64   `json:"opsPerSec,omitempty"`        // instantaneous_ops_per_sec
+	ConnectedClients int64   `json:"connectedClients,omitempty"` // connected_clients
+	MaxmemoryBytes   int64   `json:"maxmemoryBytes,omitempty"`   // maxmemory (0: no limit)
+	KeyspaceHits     int64   `json:"keyspaceHits,omitempty"`     // cumulative
+	KeyspaceMisses   int64   `json:"keyspaceMisses,omitempty"`   // cumulative
+	UsedCPUSeconds   float64 `json:"usedCpuSeconds,omitempty"`   // used_cpu_sys + used_cpu_user, cumulative
+	EvictedKeys      int64   `json:"evictedKeys,omitempty"`      // cumulative
 }
 
 // SentinelStatus is one Sentinel as observed.
@@ -372,4 +382,39 @@ type ImportBackupsResult struct {
 	Known int `json:"known"`
 	// Skipped lists objects that could not be imported, with the reason.
 	Skipped []string `json:"skipped"`
+}
+
+// Metrics is the body of GET /api/v1/clusters/{name}/metrics: every
+// series has one value per time, nil (JSON null) where the instance had
+// no sample.
+type Metrics struct {
+	Cluster string `json:"cluster"`
+	Range   string `json:"range"`
+	// StepMs is the time between points: 10 s for 1h, averages of 30 s
+	// for 6h and of 120 s for 24h.
+	StepMs int64 `json:"stepMs"`
+	// Times are the points' times in Unix seconds, oldest first.
+	Times     []int64           `json:"times"`
+	Instances []InstanceMetrics `json:"instances"`
+}
+
+// InstanceMetrics is one instance's series; Role is its role at its last
+// sample.
+type InstanceMetrics struct {
+	Name   string       `json:"name"`
+	Shard  int          `json:"shard"`
+	Role   string       `json:"role"`
+	Series MetricSeries `json:"series"`
+}
+
+// MetricSeries are an instance's series. HitRatio is 0–1 (hits over
+// lookups in the step), CPUPercent the share of one core (0–100+).
+type MetricSeries struct {
+	OpsPerSec       []*float64 `json:"opsPerSec"`
+	UsedMemoryBytes []*float64 `json:"usedMemoryBytes"`
+	Clients         []*float64 `json:"clients"`
+	Keys            []*float64 `json:"keys"`
+	HitRatio        []*float64 `json:"hitRatio"`
+	LagBytes        []*float64 `json:"lagBytes"`
+	CPUPercent      []*float64 `json:"cpuPercent"`
 }

@@ -166,7 +166,7 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 		go func() {
 			defer wg.Done()
 			o := topology.RedisObs{In: in, Details: c.platform.Describe(in.Handle)}
-			if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication", "keyspace", "memory", "server"); err == nil {
+			if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication", "keyspace", "memory", "server", "stats", "clients", "cpu"); err == nil {
 				o.Up, o.Info = true, info
 				if info["role"] == "slave" {
 					o.Master = net.JoinHostPort(info["master_host"], info["master_port"])

@@ -313,6 +313,12 @@ func (i Info) Int(key string) int64 {
 	return n
 }
 
+// Float returns a decimal field, 0 when absent.
+func (i Info) Float(key string) float64 {
+	f, _ := strconv.ParseFloat(i[key], 64)
+	return f
+}
+
 // ConnectedReplica is one slaveN line of a master's INFO replication.
 type ConnectedReplica struct {
 	Addr   string

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
 )
@@ -100,6 +101,7 @@ func Evaluate(s api.ClusterSpec, cluster string, obs Observation, activeJob stri
 				is.Role = roleName(ro.Info["role"])
 				is.Keys = ro.Info.Keys()
 				is.UsedMemoryBytes = ro.Info.Int("used_memory")
+				figures(&is, ro.Info)
 				// In a container the process id says nothing (1).
 				if pid := ro.Info.Int("process_id"); pid > 0 && ro.Details.Pod == "" {
 					is.Pid = int(pid)
@@ -169,6 +171,17 @@ func Evaluate(s api.ClusterSpec, cluster string, obs Observation, activeJob stri
 		st.Reason = strings.Join(problems, "; ")
 	}
 	return st
+}
+
+// figures copies the load figures of an instance's INFO into its status.
+func figures(is *api.InstanceStatus, info redisclient.Info) {
+	is.OpsPerSec = info.Int("instantaneous_ops_per_sec")
+	is.ConnectedClients = info.Int("connected_clients")
+	is.MaxmemoryBytes = info.Int("maxmemory")
+	is.KeyspaceHits = info.Int("keyspace_hits")
+	is.KeyspaceMisses = info.Int("keyspace_misses")
+	is.EvictedKeys = info.Int("evicted_keys")
+	is.UsedCPUSeconds = info.Float("used_cpu_sys") + info.Float("used_cpu_user")
 }
 
 func roleName(r string) string {
