@@ -85,10 +85,11 @@ func (f *fixture) addCluster(tb testing.TB, name, phase string, shards, replicas
 	status := api.ClusterStatus{Phase: phase, ObservedAt: &now}
 	for s := 0; s < shards; s++ {
 		sh := api.ShardStatus{Index: s, SentinelName: fmt.Sprintf("%s-%d", name, s),
-			Master: &api.InstanceStatus{Name: fmt.Sprintf("%s-%d-0", name, s), Address: "127.0.0.1:17001", Role: "master", Up: true, Keys: 42, UsedMemoryBytes: 2 << 20}}
+			Master: &api.InstanceStatus{Name: fmt.Sprintf("%s-%d-0", name, s), Address: "127.0.0.1:17001", Role: "master", Up: true, Keys: 42, UsedMemoryBytes: 2 << 20,
+				OpsPerSec: 1000, ConnectedClients: 7}}
 		for r := 1; r <= replicas; r++ {
 			sh.Replicas = append(sh.Replicas, api.InstanceStatus{Name: fmt.Sprintf("%s-%d-%d", name, s, r), Address: "127.0.0.1:17002", Role: "replica",
-				Up: phase != api.PhaseDegraded || r > 1, MasterLinkStatus: "up", LagBytes: int64(r * 10), Keys: 42, UsedMemoryBytes: 2 << 20})
+				Up: phase != api.PhaseDegraded || r > 1, MasterLinkStatus: "up", LagBytes: int64(r * 10), Keys: 42, UsedMemoryBytes: 2 << 20, OpsPerSec: 10, ConnectedClients: 3})
 		}
 		status.Shards = append(status.Shards, sh)
 	}
@@ -415,6 +416,13 @@ func TestOverviewProblemsFirst(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("overview lacks %s", want)
 		}
+	}
+	// Ops/s and clients add up over the instances observed up: beta has
+	// one replica down.
+	beta := body[strings.Index(body, `<tr data-cluster="beta">`):]
+	beta = beta[:strings.Index(beta, "</tr>")]
+	if !strings.Contains(beta, `<td class="num">1010</td>`) || !strings.Contains(beta, `<td class="num">10</td>`) {
+		t.Errorf("beta's ops/s and clients: %s", beta)
 	}
 	// alpha's last backup, the others' none; no alerts exist yet.
 	alpha := body[strings.Index(body, `<tr data-cluster="alpha">`):]
