@@ -109,14 +109,14 @@ func (f *fixture) addHistory(tb testing.TB, name string) {
 	at := time.Now().UTC().Add(time.Second)
 	lost := at.Add(-1500 * time.Millisecond)
 	shard := 0
-	ev := api.Event{ID: "e_fo1", Cluster: name, Shard: &shard, Type: "failover", At: at, Message: "failover of " + name + "-0",
+	ev := api.Event{ID: eventID(name), Cluster: name, Shard: &shard, Type: "failover", At: at, Message: "failover of " + name + "-0",
 		Details: map[string]any{"oldMaster": name + "-0-0", "newMaster": name + "-0-1", "switchedAt": at, "fast": true,
 			"lostAt": lost, "detectedAt": lost.Add(200 * time.Millisecond), "promotedAt": lost.Add(900 * time.Millisecond), "writeUnavailableMs": int64(1500)}}
 	if err := f.st.AddEvent(ctx, ev); err != nil {
 		tb.Fatal(err)
 	}
 	fin := at.Add(2 * time.Second)
-	b := store.Backup{Backup: api.Backup{ID: "b_one", Cluster: name, Shard: 0, State: api.StateSucceeded, Target: "file:///x", SizeBytes: 4096, Keys: 42,
+	b := store.Backup{Backup: api.Backup{ID: backupID(name), Cluster: name, Shard: 0, State: api.StateSucceeded, Target: "file:///x", SizeBytes: 4096, Keys: 42,
 		StartedAt: at, FinishedAt: &fin, Verified: true}}
 	if err := f.st.PutBackup(ctx, b); err != nil {
 		tb.Fatal(err)
@@ -545,4 +545,20 @@ func TestCreateFormFieldErrors(t *testing.T) {
 			t.Errorf("input %s has no label", m[1])
 		}
 	}
+}
+
+// eventID and backupID name addHistory's records: e_fo1 and b_one for
+// orders, the cluster most tests use.
+func eventID(cluster string) string {
+	if cluster == "orders" || cluster == "alpha" {
+		return "e_fo1"
+	}
+	return "e_fo1_" + cluster
+}
+
+func backupID(cluster string) string {
+	if cluster == "orders" || cluster == "alpha" {
+		return "b_one"
+	}
+	return "b_one_" + cluster
 }
