@@ -51,14 +51,22 @@ func loadAssets() (assets, error) {
 	return out, err
 }
 
-// url is the hashed URL of an embedded file; it panics on a name that is
-// not embedded, which the template tests catch.
+// url is the hashed URL of an embedded file; a name that is not embedded
+// is an error, which fails the template and the tests.
 func (a assets) url(name string) (string, error) {
 	f, ok := a[name]
 	if !ok {
 		return "", fmt.Errorf("no embedded asset %q", name)
 	}
 	return "/static/" + f.hash + "/" + name, nil
+}
+
+func (a assets) mustURL(name string) string {
+	u, err := a.url(name)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }
 
 // serve answers /static/<hash>/<path>. A stale hash (a page from an older

@@ -124,6 +124,9 @@ func (c *console) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /static/", c.assets.serve)
 	mux.HandleFunc("GET /sign-in", c.signIn)
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, c.assets.mustURL("favicon.svg"), http.StatusMovedPermanently)
+	})
 	mux.Handle("GET /{$}", c.signedIn(c.overview))
 	mux.Handle("GET /clusters/new", c.signedIn(c.create))
 	mux.Handle("GET /clusters/{name}", c.signedIn(c.cluster))
@@ -246,13 +249,10 @@ func (c *console) render(w http.ResponseWriter, r *http.Request, status int, v *
 	_, _ = w.Write(buf.Bytes())
 }
 
-// signIn renders the sign-in form; a signed-in visitor goes on to next.
+// signIn renders the sign-in form, also to a signed-in visitor: signing
+// in again (as someone else) replaces the session.
 func (c *console) signIn(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
-	if p, ok := auth.FromContext(r.Context()); ok && p.Kind != "" {
-		http.Redirect(w, r, next, http.StatusSeeOther)
-		return
-	}
 	v := &view{Title: "Sign in", Page: "sign-in", tmpl: "sign-in", Version: c.cfg.Version, Data: next, Path: r.URL.Path}
 	c.render(w, r, http.StatusOK, v)
 }

@@ -291,7 +291,7 @@
         if (es.readyState === EventSource.CLOSED) {
           // The browser gave up (e.g. an error status): retry ourselves.
           setTimeout(connect, backoff);
-          backoff = Math.min(backoff * 2, 15000);
+          backoff = Math.min(backoff * 2, 8000);
         }
       });
       es.addEventListener("cluster", function (m) {
