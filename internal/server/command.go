@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/redis-manager/redis-manager/internal/cli"
+	"github.com/redis-manager/redis-manager/internal/console"
 	"github.com/redis-manager/redis-manager/internal/controller"
 	"github.com/redis-manager/redis-manager/internal/instance"
 	"github.com/redis-manager/redis-manager/internal/leader"
@@ -299,7 +300,9 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if o.MetricsAuth {
 		metrics = requireToken(token, metrics)
 	}
-	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics, Log: log}), lim)
+	// The web console reads through the same service the API uses.
+	web := console.New(console.Config{Service: svc, Version: version, Log: log.With("component", "console")})
+	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics, Console: web, Log: log}), lim)
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"

@@ -1,0 +1,441 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/spec"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// clusterRow is one line of the overview.
+type clusterRow struct {
+	Name      string
+	Phase     string
+	Reason    string
+	Shards    int
+	Instances int
+	Up        int
+	// UsedMemory is the sum over the masters; MaxMemory the sum of the
+	// masters' maxmemory (0: no limit).
+	UsedMemory int64
+	MaxMemory  int64
+	Ops        figure
+	Clients    figure
+	LastBackup *api.Backup
+	// Alerts is the number of firing alerts; nil until the manager keeps
+	// alerts (shown as "—").
+	Alerts *int
+	rank   int
+}
+
+// figure is a number that may be unknown (shown as "—").
+type figure struct {
+	Value int64
+	Known bool
+}
+
+func (f *figure) add(v int64, known bool) {
+	if known {
+		f.Value += v
+		f.Known = true
+	}
+}
+
+// phaseRank orders the overview: problems first.
+func phaseRank(phase string) int {
+	switch phase {
+	case api.PhaseFailed:
+		return 0
+	case api.PhaseDegraded:
+		return 1
+	case api.PhaseFailingOver:
+		return 2
+	case api.PhaseCreating, api.PhaseScaling, api.PhaseDeleting:
+		return 3
+	case api.PhaseReady:
+		return 5
+	}
+	return 4
+}
+
+// overviewRows builds the overview's lines, problems first: by phase, then
+// down instances, then name. latest holds each cluster's newest backup.
+func overviewRows(cls []api.Cluster, latest map[string]api.Backup) []clusterRow {
+	rows := make([]clusterRow, 0, len(cls))
+	for _, cl := range cls {
+		row := clusterRow{Name: cl.Name, Phase: cl.Status.Phase, Reason: cl.Status.Reason, Shards: cl.Spec.Shards, rank: phaseRank(cl.Status.Phase)}
+		if row.Phase == "" {
+			row.Phase = "Unknown"
+		}
+		specMax, _ := spec.ParseSize(cl.Spec.Maxmemory)
+		for _, sh := range cl.Status.Shards {
+			for _, in := range instancesOf(sh) {
+				row.Instances++
+				if in.Up {
+					row.Up++
+				}
+				f := figuresOf(in)
+				row.Ops.add(f.ops.Value, f.ops.Known)
+				row.Clients.add(f.clients.Value, f.clients.Known)
+				if in.Role == "master" {
+					row.UsedMemory += in.UsedMemoryBytes
+					if f.maxmemory > 0 {
+						row.MaxMemory += f.maxmemory
+					} else {
+						row.MaxMemory += specMax
+					}
+				}
+			}
+		}
+		if b, ok := latest[cl.Name]; ok {
+			b := b
+			row.LastBackup = &b
+		}
+		rows = append(rows, row)
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.rank != b.rank {
+			return a.rank < b.rank
+		}
+		if da, db := a.Instances-a.Up, b.Instances-b.Up; da != db {
+			return da > db
+		}
+		return a.Name < b.Name
+	})
+	return rows
+}
+
+func instancesOf(sh api.ShardStatus) []api.InstanceStatus {
+	out := make([]api.InstanceStatus, 0, 1+len(sh.Replicas))
+	if sh.Master != nil {
+		out = append(out, *sh.Master)
+	}
+	return append(out, sh.Replicas...)
+}
+
+// latestBackups picks each cluster's newest backup from a newest-first
+// list.
+func latestBackups(bs []api.Backup) map[string]api.Backup {
+	out := map[string]api.Backup{}
+	for _, b := range bs {
+		if _, ok := out[b.Cluster]; !ok {
+			out[b.Cluster] = b
+		}
+	}
+	return out
+}
+
+func (c *console) overview(r *http.Request, v *view) (int, error) {
+	cls, err := c.cfg.Service.ListClusters(r.Context())
+	if err != nil {
+		return 0, err
+	}
+	// "" lists every cluster's backups in one read; a store without any
+	// answers not found, which means none.
+	bs, err := c.cfg.Service.ListBackups(r.Context(), "")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	v.Title, v.Page, v.tmpl, v.Stream = "Clusters", "overview", "overview", "/api/v1/stream"
+	v.Data = overviewRows(cls, latestBackups(bs))
+	return 0, nil
+}
+
+// failover is one entry of a cluster's failover timeline. The timings
+// are milliseconds from when the manager first noticed the master gone
+// (lost, else detected by Sentinel).
+type failover struct {
+	Event      api.Event
+	OldMaster  string
+	NewMaster  string
+	Start      time.Time
+	DetectedMs *int64
+	PromotedMs *int64
+	SwitchedMs *int64
+	// WriteUnavailableMs is the event's own figure, when it has one.
+	WriteUnavailableMs *int64
+	Fast               bool
+}
+
+// failoverTimeline picks the failover events (newest first) and reads
+// the times the controller's watcher (controller/watch.go writeSwitch)
+// puts in their details.
+func failoverTimeline(evs []api.Event) []failover {
+	var out []failover
+	for _, e := range evs {
+		if e.Type != "failover" {
+			continue
+		}
+		f := failover{Event: e, OldMaster: detailString(e.Details, "oldMaster"), NewMaster: detailString(e.Details, "newMaster")}
+		f.Fast, _ = e.Details["fast"].(bool)
+		lost, detected := detailTime(e.Details, "lostAt"), detailTime(e.Details, "detectedAt")
+		promoted, switched := detailTime(e.Details, "promotedAt"), detailTime(e.Details, "switchedAt")
+		f.Start = lost
+		if f.Start.IsZero() {
+			f.Start = detected
+		}
+		since := func(t time.Time) *int64 {
+			if t.IsZero() || f.Start.IsZero() {
+				return nil
+			}
+			ms := t.Sub(f.Start).Milliseconds()
+			return &ms
+		}
+		f.DetectedMs, f.PromotedMs, f.SwitchedMs = since(detected), since(promoted), since(switched)
+		if n, ok := detailNumber(e.Details, "writeUnavailableMs"); ok {
+			f.WriteUnavailableMs = &n
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func detailString(d map[string]any, k string) string {
+	s, _ := d[k].(string)
+	return s
+}
+
+// detailTime reads a time from event details: a string after the store's
+// JSON round trip, a time.Time before it.
+func detailTime(d map[string]any, k string) time.Time {
+	switch t := d[k].(type) {
+	case time.Time:
+		return t
+	case string:
+		if p, err := time.Parse(time.RFC3339Nano, t); err == nil {
+			return p
+		}
+	}
+	return time.Time{}
+}
+
+func detailNumber(d map[string]any, k string) (int64, bool) {
+	switch n := d[k].(type) {
+	case float64:
+		return int64(n), true
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+// clusterPage is the cluster page's data.
+type clusterPage struct {
+	Cluster   api.Cluster
+	Shards    []shardView
+	Timeline  []failover
+	Jobs      []api.Job
+	Events    []api.Event
+	Backups   []api.Backup
+	Schedule  *api.BackupSchedule
+	Ranges    []string
+	ShardIdxs []int
+}
+
+type shardView struct {
+	Index        int
+	SentinelName string
+	Instances    []instanceView
+}
+
+type instanceView struct {
+	api.InstanceStatus
+	Ops     figure
+	Clients figure
+}
+
+func shardViews(cl api.Cluster) []shardView {
+	out := make([]shardView, 0, len(cl.Status.Shards))
+	for _, sh := range cl.Status.Shards {
+		sv := shardView{Index: sh.Index, SentinelName: sh.SentinelName}
+		for _, in := range instancesOf(sh) {
+			f := figuresOf(in)
+			sv.Instances = append(sv.Instances, instanceView{InstanceStatus: in, Ops: f.ops, Clients: f.clients})
+		}
+		out = append(out, sv)
+	}
+	return out
+}
+
+// recentJobs keeps the unfinished jobs and the newest finished ones.
+func recentJobs(js []api.Job, finished int) []api.Job {
+	var out []api.Job
+	for _, j := range js {
+		if !j.Done() {
+			out = append(out, j)
+		} else if finished > 0 {
+			out = append(out, j)
+			finished--
+		}
+	}
+	return out
+}
+
+func (c *console) cluster(r *http.Request, v *view) (int, error) {
+	ctx, name := r.Context(), r.PathValue("name")
+	cl, err := c.cfg.Service.GetCluster(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	evs, err := c.cfg.Service.Events(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	js, err := c.cfg.Service.ListJobs(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	bs, err := c.cfg.Service.ListBackups(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	p := clusterPage{Cluster: cl, Shards: shardViews(cl), Timeline: failoverTimeline(evs), Jobs: recentJobs(js, 10),
+		Backups: bs, Ranges: []string{"1h", "6h", "24h"}}
+	if len(evs) > 50 {
+		evs = evs[:50]
+	}
+	p.Events = evs
+	if s, err := c.cfg.Service.GetBackupSchedule(ctx, name); err == nil {
+		p.Schedule = &s
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	for i := 0; i < cl.Spec.Shards; i++ {
+		p.ShardIdxs = append(p.ShardIdxs, i)
+	}
+	v.Title, v.Page, v.tmpl, v.Data = cl.Name, "cluster", "cluster", p
+	v.Stream = "/api/v1/stream?cluster=" + cl.Name
+	return 0, nil
+}
+
+// createPage is the create form's data: the choices and the defaults.
+type createPage struct {
+	Policies     []string
+	Persistences []string
+	Defaults     api.ClusterSpec
+}
+
+func (c *console) create(r *http.Request, v *view) (int, error) {
+	if !v.CanOperate {
+		return http.StatusForbidden, fmt.Errorf("your role (%s) may not create clusters", v.Principal.Role)
+	}
+	def, err := spec.FromCreateRequest(api.CreateClusterRequest{Name: "x"})
+	if err != nil {
+		return 0, err
+	}
+	v.Title, v.Page, v.tmpl = "New cluster", "create", "create"
+	v.Data = createPage{Policies: []string{"noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
+		"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"}, Persistences: []string{"rdb", "aof", "none"}, Defaults: def}
+	return 0, nil
+}
+
+// eventsLimit bounds the events page.
+const eventsLimit = 200
+
+func (c *console) events(r *http.Request, v *view) (int, error) {
+	ctx := r.Context()
+	cluster := r.URL.Query().Get("cluster")
+	var names []string
+	if cluster != "" {
+		names = []string{cluster}
+	} else {
+		cls, err := c.cfg.Service.ListClusters(ctx)
+		if err != nil {
+			return 0, err
+		}
+		for _, cl := range cls {
+			names = append(names, cl.Name)
+		}
+	}
+	var all []api.Event
+	for _, n := range names {
+		evs, err := c.cfg.Service.Events(ctx, n)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+		all = append(all, evs...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].At.After(all[j].At) })
+	if len(all) > eventsLimit {
+		all = all[:eventsLimit]
+	}
+	v.Title, v.Page, v.tmpl, v.Data, v.Stream = "Events", "events", "events", all, "/api/v1/stream"
+	return 0, nil
+}
+
+func (c *console) jobs(r *http.Request, v *view) (int, error) {
+	js, err := c.cfg.Service.ListJobs(r.Context(), r.URL.Query().Get("cluster"))
+	if err != nil {
+		return 0, err
+	}
+	if len(js) > eventsLimit {
+		js = js[:eventsLimit]
+	}
+	v.Title, v.Page, v.tmpl, v.Data, v.Stream = "Jobs", "jobs", "jobs", js, "/api/v1/stream"
+	return 0, nil
+}
+
+func (c *console) job(r *http.Request, v *view) (int, error) {
+	j, err := c.cfg.Service.GetJob(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, err
+	}
+	v.Title, v.Page, v.tmpl, v.Data = "Job "+j.ID, "job", "job", j
+	v.Stream = "/api/v1/stream?cluster=" + j.Cluster
+	return 0, nil
+}
+
+// auditLimit is how many entries the audit page shows.
+const auditLimit = 200
+
+func (c *console) audit(r *http.Request, v *view) (int, error) {
+	if !v.CanAdmin {
+		return http.StatusForbidden, fmt.Errorf("your role (%s) may not read the audit log", v.Principal.Role)
+	}
+	var entries []AuditEntry
+	if c.cfg.Access != nil {
+		limit := auditLimit
+		if n, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && n > 0 && n <= 1000 {
+			limit = n
+		}
+		var err error
+		if entries, err = c.cfg.Access.Audit(r.Context(), limit); err != nil {
+			return 0, err
+		}
+	}
+	v.Title, v.Page, v.tmpl, v.Data = "Audit log", "audit", "audit", entries
+	return 0, nil
+}
+
+type usersPage struct {
+	Users  []User
+	Tokens []Token
+	Roles  []string
+}
+
+func (c *console) users(r *http.Request, v *view) (int, error) {
+	if !v.CanAdmin {
+		return http.StatusForbidden, fmt.Errorf("your role (%s) may not manage users and tokens", v.Principal.Role)
+	}
+	p := usersPage{Roles: []string{"viewer", "operator", "admin"}}
+	if c.cfg.Access != nil {
+		var err error
+		if p.Users, err = c.cfg.Access.ListUsers(r.Context()); err != nil {
+			return 0, err
+		}
+		if p.Tokens, err = c.cfg.Access.ListTokens(r.Context()); err != nil {
+			return 0, err
+		}
+	}
+	v.Title, v.Page, v.tmpl, v.Data = "Users and tokens", "users", "users", p
+	return 0, nil
+}
