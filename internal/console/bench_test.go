@@ -51,3 +51,7 @@ func BenchmarkRenderClusterPage(b *testing.B) { benchPage(b, benchFixture(b), "/
 func BenchmarkRenderClusterLiveFragment(b *testing.B) {
 	benchPage(b, benchFixture(b), "/clusters/c000?fragment=live")
 }
+
+func BenchmarkRenderEvents100Clusters(b *testing.B) { benchPage(b, benchFixture(b), "/events") }
+
+func BenchmarkRenderJobs100Clusters(b *testing.B) { benchPage(b, benchFixture(b), "/jobs") }

@@ -264,9 +264,10 @@
     else if (href) { focusKey = 'a[href="' + CSS.escape(href) + '"]'; }
   }
   document.addEventListener("htmx:afterSettle", function () {
-    if (focusKey && (document.activeElement === document.body || !document.activeElement)) {
+    if (!focusKey) { return; }
+    if (document.activeElement === document.body || !document.activeElement) {
       var el = document.querySelector(focusKey);
-      if (el) { el.focus(); }
+      if (el) { el.focus(); focusKey = null; }
     }
   });
 
