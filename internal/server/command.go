@@ -72,6 +72,12 @@ type Options struct {
 	// <data-dir>/admin.token and <data-dir>/secret.key: files every
 	// replica shares (mounted Secrets); they must exist.
 	AdminTokenFile, EncryptionKeyFile string
+	// AdminUser and AdminPasswordFile name the first admin user, made at
+	// the first start on a store without users (default "admin" with a
+	// random password written to <data-dir>/admin.password).
+	AdminUser, AdminPasswordFile string
+	// SessionIdleTimeout ends a console session not used for this long.
+	SessionIdleTimeout time.Duration
 }
 
 // NewServeCommand returns `redis-manager serve`. Every flag also reads
@@ -104,7 +110,10 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
 	f.StringVar(&o.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	f.StringSliceVar(&o.ImportRoots, "import-root", nil, "a file:// or s3:// target that backup import may read under, besides --backup-target (repeat, or comma-separate)")
-	f.BoolVar(&o.MetricsAuth, "metrics-auth", false, "require the API token on GET /metrics (it carries no secret; off by default)")
+	f.BoolVar(&o.MetricsAuth, "metrics-auth", false, "require an API token (the admin token or any API token) on GET /metrics (it carries no secret; off by default)")
+	f.StringVar(&o.AdminUser, "admin-user", "admin", "the first admin user's name, made at the first start when the store has no user")
+	f.StringVar(&o.AdminPasswordFile, "admin-password-file", "", "the first admin user's password, read from this file (default: a random one written to <data-dir>/admin.password, mode 0600)")
+	f.DurationVar(&o.SessionIdleTimeout, "session-idle-timeout", DefaultSessionIdleTimeout, "end a console session not used for this long (sessions end after 12h in any case)")
 	f.IntVar(&o.MaxConnections, "max-connections", 0, "most API connections held open; idle and slow ones are closed first (default: half the file limit, at most 4096)")
 	f.StringVar(&o.ID, "id", "", "this manager's id among managers sharing a MySQL store (default <hostname>-<pid>)")
 	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "kubernetes platform: kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
@@ -156,6 +165,12 @@ func Serve(ctx context.Context, o Options, version string) error {
 	tlsConfig, err := loadTLS(o.TLSCert, o.TLSKey)
 	if err != nil {
 		return err
+	}
+	if o.SessionIdleTimeout < 0 {
+		return fmt.Errorf("--session-idle-timeout %s: must be positive", o.SessionIdleTimeout)
+	}
+	if o.SessionIdleTimeout == 0 {
+		o.SessionIdleTimeout = DefaultSessionIdleTimeout
 	}
 	if o.MaxConnections < 0 {
 		return fmt.Errorf("--max-connections %d: must be 0 (automatic) or more", o.MaxConnections)
@@ -297,12 +312,14 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	lim := newConnLimiter(ln, maxConns)
 	metrics := metricsHandler(st, elector, lim)
-	if o.MetricsAuth {
-		metrics = requireToken(token, metrics)
+	if err := firstAdmin(ctx, st, dataDir, o.AdminUser, o.AdminPasswordFile, log); err != nil {
+		return err
 	}
-	// The web console reads through the same service the API uses.
-	web := console.New(console.Config{Service: svc, Version: version, Log: log.With("component", "console")})
-	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics, Console: web, Log: log}), lim)
+	// The web console reads through the same service the API uses, and
+	// the users, tokens and audit log from the store.
+	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Version: version, Log: log.With("component", "console")})
+	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics,
+		MetricsAuth: o.MetricsAuth, Access: st, SessionIdleTimeout: o.SessionIdleTimeout, Console: web, Log: log}), lim)
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"
@@ -310,6 +327,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go sweepAccess(ctx, st, o.SessionIdleTimeout, time.Minute, log)
 	ctlDone := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() { ctlDone <- ctl.Run(ctx, ready) }()

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/auth"
 	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -79,6 +79,15 @@ type HandlerConfig struct {
 	Version string
 	// Metrics serves GET /metrics; nil: not served.
 	Metrics http.Handler
+	// MetricsAuth makes GET /metrics need a valid token (the admin token
+	// or any API token).
+	MetricsAuth bool
+	// Access holds users, API tokens, sessions and the audit log; nil:
+	// only the admin token is accepted and audit entries go to the log.
+	Access store.Access
+	// SessionIdleTimeout ends a console session not used for this long
+	// (default DefaultSessionIdleTimeout).
+	SessionIdleTimeout time.Duration
 	// Console serves every path outside /api/ and /metrics (the web
 	// console); nil: not served. It finds the signed-in principal, if any,
 	// with auth.FromContext.
@@ -89,29 +98,53 @@ type HandlerConfig struct {
 // Handler builds the manager's HTTP handler: the API, the metrics and the
 // console.
 func Handler(cfg HandlerConfig) http.Handler {
-	svc, lead, token, version, metrics, log := cfg.Service, cfg.Leadership, cfg.Token, cfg.Version, cfg.Metrics, cfg.Log
+	h, _ := newHandler(cfg)
+	return h
+}
+
+// newHandler is Handler, also returning the gate (its routes and roles,
+// for tests).
+func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
+	svc, lead, version, metrics, log := cfg.Service, cfg.Leadership, cfg.Version, cfg.Metrics, cfg.Log
 	h := &apiHandler{svc: svc, log: log}
 	mux := http.NewServeMux()
-	route := func(pattern string, f handler) { mux.Handle(pattern, h.wrap(f)) }
+	g := &gate{adminToken: cfg.Token, access: cfg.Access, idle: cfg.SessionIdleTimeout, log: log, mux: mux,
+		roles: map[string]auth.Role{}, hashing: make(chan struct{}, maxHashing), now: time.Now}
+	if g.idle <= 0 {
+		g.idle = DefaultSessionIdleTimeout
+	}
+	// route registers an API endpoint with the least role that may call
+	// it (public: anyone); there is no other way to add one.
+	route := func(pattern string, need auth.Role, f handler) {
+		if need != public && !need.Valid() {
+			panic(fmt.Sprintf("route %s: no role", pattern))
+		}
+		if _, dup := g.roles[pattern]; dup {
+			panic(fmt.Sprintf("route %s registered twice", pattern))
+		}
+		g.roles[pattern] = need
+		g.patterns = append(g.patterns, pattern)
+		mux.Handle(pattern, h.wrap(f))
+	}
 
-	route("GET /api/v1/health", func(*http.Request) (int, any, error) {
+	route("GET /api/v1/health", public, func(*http.Request) (int, any, error) {
 		st := lead.Status()
 		return 200, api.Health{Status: "ok", Leader: st.Leader, LeaderID: st.LeaderID, Epoch: st.Epoch, Version: version}, nil
 	})
-	route("POST /api/v1/clusters", h.createCluster)
-	route("GET /api/v1/clusters", func(r *http.Request) (int, any, error) {
+	route("POST /api/v1/clusters", auth.Operator, h.createCluster)
+	route("GET /api/v1/clusters", auth.Viewer, func(r *http.Request) (int, any, error) {
 		cls, err := svc.ListClusters(r.Context())
 		return 200, map[string]any{"clusters": cls}, err
 	})
-	route("GET /api/v1/clusters/{name}", func(r *http.Request) (int, any, error) {
+	route("GET /api/v1/clusters/{name}", auth.Viewer, func(r *http.Request) (int, any, error) {
 		cl, err := svc.GetCluster(r.Context(), r.PathValue("name"))
 		return 200, cl, err
 	})
-	route("DELETE /api/v1/clusters/{name}", func(r *http.Request) (int, any, error) {
+	route("DELETE /api/v1/clusters/{name}", auth.Admin, func(r *http.Request) (int, any, error) {
 		j, err := svc.DeleteCluster(r.Context(), r.PathValue("name"))
 		return 202, map[string]any{"job": j}, err
 	})
-	route("PATCH /api/v1/clusters/{name}", func(r *http.Request) (int, any, error) {
+	route("PATCH /api/v1/clusters/{name}", auth.Operator, func(r *http.Request) (int, any, error) {
 		var req api.UpdateClusterRequest
 		if err := decode(r, &req); err != nil {
 			return 0, nil, err
@@ -119,7 +152,7 @@ func Handler(cfg HandlerConfig) http.Handler {
 		cl, job, err := svc.UpdateCluster(r.Context(), r.PathValue("name"), req)
 		return http.StatusAccepted, api.ClusterJob{Cluster: &cl, Job: job}, err
 	})
-	route("POST /api/v1/clusters/{name}/failover", func(r *http.Request) (int, any, error) {
+	route("POST /api/v1/clusters/{name}/failover", auth.Operator, func(r *http.Request) (int, any, error) {
 		var req api.FailoverRequest
 		if err := decode(r, &req); err != nil {
 			return 0, nil, err
@@ -127,21 +160,21 @@ func Handler(cfg HandlerConfig) http.Handler {
 		j, err := svc.Failover(r.Context(), r.PathValue("name"), req)
 		return http.StatusAccepted, map[string]any{"job": j}, err
 	})
-	route("GET /api/v1/clusters/{name}/events", func(r *http.Request) (int, any, error) {
+	route("GET /api/v1/clusters/{name}/events", auth.Viewer, func(r *http.Request) (int, any, error) {
 		evs, err := svc.Events(r.Context(), r.PathValue("name"))
 		if evs == nil {
 			evs = []api.Event{}
 		}
 		return 200, map[string]any{"events": evs}, err
 	})
-	route("GET /api/v1/clusters/{name}/credentials", func(r *http.Request) (int, any, error) {
+	route("GET /api/v1/clusters/{name}/credentials", auth.Admin, func(r *http.Request) (int, any, error) {
 		creds, err := svc.Credentials(r.Context(), r.PathValue("name"))
 		if err == nil {
 			log.Info("audit: credentials read", "cluster", r.PathValue("name"), "remote", r.RemoteAddr)
 		}
 		return 200, creds, err
 	})
-	route("POST /api/v1/clusters/{name}/credentials/rotate", func(r *http.Request) (int, any, error) {
+	route("POST /api/v1/clusters/{name}/credentials/rotate", auth.Admin, func(r *http.Request) (int, any, error) {
 		var req api.RotateCredentialsRequest
 		if err := decodeOptional(r, &req); err != nil {
 			return 0, nil, err
@@ -152,7 +185,7 @@ func Handler(cfg HandlerConfig) http.Handler {
 		}
 		return http.StatusAccepted, map[string]any{"job": j}, err
 	})
-	route("POST /api/v1/clusters/{name}/credentials/rotate/finish", func(r *http.Request) (int, any, error) {
+	route("POST /api/v1/clusters/{name}/credentials/rotate/finish", auth.Admin, func(r *http.Request) (int, any, error) {
 		if err := decodeOptional(r, &struct{}{}); err != nil {
 			return 0, nil, err
 		}
@@ -162,26 +195,30 @@ func Handler(cfg HandlerConfig) http.Handler {
 		}
 		return http.StatusAccepted, map[string]any{"job": j}, err
 	})
-	route("GET /api/v1/jobs", func(r *http.Request) (int, any, error) {
+	route("GET /api/v1/jobs", auth.Viewer, func(r *http.Request) (int, any, error) {
 		js, err := svc.ListJobs(r.Context(), r.URL.Query().Get("cluster"))
 		return 200, map[string]any{"jobs": js}, err
 	})
-	route("GET /api/v1/jobs/{id}", func(r *http.Request) (int, any, error) {
+	route("GET /api/v1/jobs/{id}", auth.Viewer, func(r *http.Request) (int, any, error) {
 		j, err := svc.GetJob(r.Context(), r.PathValue("id"))
 		return 200, j, err
 	})
 	h.backupRoutes(route)
-	route("/api/", func(r *http.Request) (int, any, error) {
+	g.accessRoutes(route)
+	route("/api/", auth.Viewer, func(r *http.Request) (int, any, error) {
 		return 0, nil, &httpError{http.StatusNotFound, api.ErrorDetail{Code: "not_found",
 			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}}
 	})
 	if metrics != nil {
+		if cfg.MetricsAuth {
+			metrics = requireBearer(metrics)
+		}
 		mux.Handle("GET /metrics", metrics)
 	}
 	if cfg.Console != nil {
 		mux.Handle("/", cfg.Console)
 	}
-	return authenticate(token, mux)
+	return g, g
 }
 
 type apiHandler struct {
@@ -189,41 +226,12 @@ type apiHandler struct {
 	log *slog.Logger
 }
 
-// authenticate requires the admin token on every /api/ request but health.
-func authenticate(token string, next http.Handler) http.Handler {
-	need := requireToken(token, next)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/api/v1/health" {
-			need.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// requireToken answers 401 unless the request carries the token.
-func requireToken(token string, next http.Handler) http.Handler {
-	want := []byte("Bearer " + token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="redis-manager"`)
-			// Answer before any body is read, and close: otherwise the
-			// server would wait for a body the client may never send.
-			w.Header().Set("Connection", "close")
-			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: api.ErrorDetail{Code: "unauthorized",
-				Message: "missing or wrong API token: send Authorization: Bearer <token> (the token is in <data-dir>/admin.token)"}})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // wrap is the one place that encodes JSON, maps errors to statuses and logs.
 func (h *apiHandler) wrap(f handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		status, body, err := f(r)
+		n := noteOf(r)
 		if err != nil {
 			var detail api.ErrorDetail
 			status, detail = h.mapError(err)
@@ -231,10 +239,46 @@ func (h *apiHandler) wrap(f handler) http.Handler {
 			if status >= 500 {
 				h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
+			// The code and field only: a message may quote the request.
+			if n.summary == "" {
+				n.summary = "failed: " + detail.Code
+			} else {
+				n.summary += ": failed: " + detail.Code
+			}
+			if detail.Field != "" {
+				n.summary += " (field " + detail.Field + ")"
+			}
+		} else if n.summary == "" {
+			n.summary = summarize(body)
 		}
-		writeJSON(w, status, body)
+		if n.cookie != nil {
+			http.SetCookie(w, n.cookie)
+		}
+		if status == http.StatusNoContent {
+			w.WriteHeader(status)
+		} else {
+			writeJSON(w, status, body)
+		}
 		h.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "took", time.Since(start))
 	})
+}
+
+// summarize is the default audit summary of a successful answer: the job
+// it started, if any.
+func summarize(body any) string {
+	var j api.Job
+	switch b := body.(type) {
+	case map[string]any:
+		j, _ = b["job"].(api.Job)
+	case api.ClusterJob:
+		j = b.Job
+	case api.BackupsJob:
+		j = b.Job
+	}
+	if j.ID != "" {
+		return fmt.Sprintf("job %s (%s %s)", j.ID, j.Kind, j.Cluster)
+	}
+	return "ok"
 }
 
 func (h *apiHandler) mapError(err error) (int, api.ErrorDetail) {
@@ -300,9 +344,9 @@ func decode(r *http.Request, v any) error {
 }
 
 // backupRoutes are the endpoints of API.md's "Backups".
-func (h *apiHandler) backupRoutes(route func(string, handler)) {
+func (h *apiHandler) backupRoutes(route func(string, auth.Role, handler)) {
 	svc := h.svc
-	route("POST /api/v1/clusters/{name}/backups", func(r *http.Request) (int, any, error) {
+	route("POST /api/v1/clusters/{name}/backups", auth.Operator, func(r *http.Request) (int, any, error) {
 		var req api.CreateBackupRequest
 		if err := decodeOptional(r, &req); err != nil {
 			return 0, nil, err
@@ -310,15 +354,15 @@ func (h *apiHandler) backupRoutes(route func(string, handler)) {
 		j, bs, err := svc.CreateBackup(r.Context(), r.PathValue("name"), req)
 		return http.StatusAccepted, api.BackupsJob{Job: j, Backups: bs}, err
 	})
-	route("GET /api/v1/clusters/{name}/backups", func(r *http.Request) (int, any, error) {
+	route("GET /api/v1/clusters/{name}/backups", auth.Viewer, func(r *http.Request) (int, any, error) {
 		bs, err := svc.ListBackups(r.Context(), r.PathValue("name"))
 		return 200, map[string]any{"backups": bs}, err
 	})
-	route("GET /api/v1/clusters/{name}/backup-schedule", func(r *http.Request) (int, any, error) {
+	route("GET /api/v1/clusters/{name}/backup-schedule", auth.Viewer, func(r *http.Request) (int, any, error) {
 		s, err := svc.GetBackupSchedule(r.Context(), r.PathValue("name"))
 		return 200, s, err
 	})
-	route("PUT /api/v1/clusters/{name}/backup-schedule", func(r *http.Request) (int, any, error) {
+	route("PUT /api/v1/clusters/{name}/backup-schedule", auth.Operator, func(r *http.Request) (int, any, error) {
 		var req api.BackupScheduleRequest
 		if err := decode(r, &req); err != nil {
 			return 0, nil, err
@@ -326,11 +370,11 @@ func (h *apiHandler) backupRoutes(route func(string, handler)) {
 		s, err := svc.PutBackupSchedule(r.Context(), r.PathValue("name"), req)
 		return 200, s, err
 	})
-	route("DELETE /api/v1/clusters/{name}/backup-schedule", func(r *http.Request) (int, any, error) {
+	route("DELETE /api/v1/clusters/{name}/backup-schedule", auth.Operator, func(r *http.Request) (int, any, error) {
 		s, err := svc.DeleteBackupSchedule(r.Context(), r.PathValue("name"))
 		return 200, s, err
 	})
-	route("POST /api/v1/backups/import", func(r *http.Request) (int, any, error) {
+	route("POST /api/v1/backups/import", auth.Operator, func(r *http.Request) (int, any, error) {
 		var req api.ImportBackupsRequest
 		if err := decode(r, &req); err != nil {
 			return 0, nil, err
@@ -338,15 +382,15 @@ func (h *apiHandler) backupRoutes(route func(string, handler)) {
 		res, err := svc.ImportBackups(r.Context(), req)
 		return 200, res, err
 	})
-	route("GET /api/v1/backups/{id}", func(r *http.Request) (int, any, error) {
+	route("GET /api/v1/backups/{id}", auth.Viewer, func(r *http.Request) (int, any, error) {
 		b, err := svc.GetBackup(r.Context(), r.PathValue("id"))
 		return 200, b, err
 	})
-	route("DELETE /api/v1/backups/{id}", func(r *http.Request) (int, any, error) {
+	route("DELETE /api/v1/backups/{id}", auth.Admin, func(r *http.Request) (int, any, error) {
 		j, err := svc.DeleteBackup(r.Context(), r.PathValue("id"))
 		return http.StatusAccepted, map[string]any{"job": j}, err
 	})
-	route("POST /api/v1/backups/{id}/restore", func(r *http.Request) (int, any, error) {
+	route("POST /api/v1/backups/{id}/restore", auth.Operator, func(r *http.Request) (int, any, error) {
 		var req api.RestoreRequest
 		if err := decode(r, &req); err != nil {
 			return 0, nil, err
@@ -354,7 +398,7 @@ func (h *apiHandler) backupRoutes(route func(string, handler)) {
 		cl, j, err := svc.RestoreBackup(r.Context(), r.PathValue("id"), req)
 		return http.StatusAccepted, api.ClusterJob{Cluster: &cl, Job: j}, err
 	})
-	route("POST /api/v1/backups/{id}/verify", func(r *http.Request) (int, any, error) {
+	route("POST /api/v1/backups/{id}/verify", auth.Operator, func(r *http.Request) (int, any, error) {
 		if err := decodeOptional(r, &struct{}{}); err != nil {
 			return 0, nil, err
 		}

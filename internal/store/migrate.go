@@ -234,6 +234,71 @@ var migrations = []migration{
 		sqlite: []string{`INSERT OR IGNORE INTO admission_lock (id) VALUES (1)`},
 		mysql:  []string{`INSERT IGNORE INTO admission_lock (id) VALUES (1)`},
 	},
+	{
+		version: 8,
+		name:    "users, API tokens, sessions, audit log",
+		// Secrets are stored as hashes only: a password's argon2id hash,
+		// a token's and a session id's SHA-256 (both are 32 random bytes,
+		// so a fast hash is enough). See sql_auth.go.
+		common: []string{
+			`CREATE TABLE IF NOT EXISTS users (
+				name VARCHAR(255) NOT NULL PRIMARY KEY,
+				password_hash TEXT NOT NULL,
+				role VARCHAR(32) NOT NULL,
+				created_at {{time}} NOT NULL
+			){{table}}`,
+			`CREATE TABLE IF NOT EXISTS api_tokens (
+				name VARCHAR(255) NOT NULL PRIMARY KEY,
+				token_hash VARCHAR(64) NOT NULL,
+				role VARCHAR(32) NOT NULL,
+				created_at {{time}} NOT NULL,
+				expires_at {{time}} NULL,
+				last_used_at {{time}} NULL,
+				CONSTRAINT api_tokens_hash_unique UNIQUE (token_hash)
+			){{table}}`,
+			`CREATE TABLE IF NOT EXISTS sessions (
+				id_hash VARCHAR(64) NOT NULL PRIMARY KEY,
+				principal VARCHAR(255) NOT NULL,
+				kind VARCHAR(16) NOT NULL,
+				role VARCHAR(32) NOT NULL,
+				csrf VARCHAR(255) NOT NULL,
+				created_at {{time}} NOT NULL,
+				last_seen_at {{time}} NOT NULL
+			){{table}}`,
+			`CREATE INDEX sessions_principal ON sessions (kind, principal)`,
+			`CREATE INDEX sessions_last_seen ON sessions (last_seen_at)`,
+		},
+		// The audit log's id orders entries written in the same
+		// microsecond.
+		sqlite: []string{
+			`CREATE TABLE IF NOT EXISTS audit_log (
+				id INTEGER PRIMARY KEY AUTOINCREMENT,
+				at TEXT NOT NULL,
+				principal VARCHAR(255) NOT NULL,
+				kind VARCHAR(16) NOT NULL,
+				remote VARCHAR(255) NOT NULL,
+				method VARCHAR(16) NOT NULL,
+				path TEXT NOT NULL,
+				status INT NOT NULL,
+				summary TEXT NOT NULL
+			)`,
+			`CREATE INDEX audit_log_at ON audit_log (at)`,
+		},
+		mysql: []string{
+			`CREATE TABLE IF NOT EXISTS audit_log (
+				id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+				at DATETIME(6) NOT NULL,
+				principal VARCHAR(255) NOT NULL,
+				kind VARCHAR(16) NOT NULL,
+				remote VARCHAR(255) NOT NULL,
+				method VARCHAR(16) NOT NULL,
+				path TEXT NOT NULL,
+				status INT NOT NULL,
+				summary TEXT NOT NULL
+			) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+			`CREATE INDEX audit_log_at ON audit_log (at)`,
+		},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from

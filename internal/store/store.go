@@ -241,5 +241,8 @@ type Store interface {
 	// Leases are the leader lease and its fence (lease.go).
 	Leases
 
+	// Access is users, tokens, sessions and the audit log (auth.go).
+	Access
+
 	Close() error
 }

@@ -1,0 +1,460 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/auth"
+	"github.com/redis-manager/redis-manager/internal/controller"
+	"github.com/redis-manager/redis-manager/internal/leader"
+	"github.com/redis-manager/redis-manager/internal/platform/fake"
+	"github.com/redis-manager/redis-manager/internal/service"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// These tests serve the real handler (httptest) over a real SQLite store
+// and the real service, on the in-memory platform; no controller runs, so
+// no job ever starts.
+
+const testAdminToken = "admin-token-0123456789abcdef0123456789abcdef"
+
+// cheap are argon2id parameters for users the tests put in the store
+// directly; hashes say their parameters, so they check as any other.
+var cheap = auth.Params{MemoryKiB: 64, Time: 1, Threads: 1}
+
+type testServer struct {
+	*httptest.Server
+	st   store.Store
+	gate *gate
+}
+
+type serverOpts struct {
+	idle time.Duration
+	tls  bool
+}
+
+func newTestServer(t *testing.T, o serverOpts) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "manager.db"), filepath.Join(dir, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	plat := fake.New(fake.Options{})
+	el := leader.New(leader.Config{ID: "test", Exclusive: true}, st, log)
+	ctl := controller.New(controller.Config{BackupTarget: "file://" + filepath.Join(dir, "backups"), ScratchDir: filepath.Join(dir, "tmp"), Leader: el}, st, plat, log)
+	svc := service.New(service.Config{BackupTarget: "file://" + filepath.Join(dir, "backups")}, st, plat, ctl, ctl, log)
+	h, g := newHandler(HandlerConfig{Service: svc, Leadership: el, Token: testAdminToken, Version: "test", Access: st,
+		SessionIdleTimeout: o.idle, Metrics: http.NotFoundHandler(), Log: log})
+	ts := &testServer{st: st, gate: g}
+	if o.tls {
+		ts.Server = httptest.NewTLSServer(h)
+	} else {
+		ts.Server = httptest.NewServer(h)
+	}
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// addUser puts a user in the store with a cheap hash.
+func (ts *testServer) addUser(t *testing.T, name, password string, role auth.Role) {
+	t.Helper()
+	h, err := auth.HashPassword(password, cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.st.CreateUser(t.Context(), store.User{Name: name, PasswordHash: h, Role: string(role)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// req is one request; cookie and csrf make it a session request.
+type req struct {
+	method, path, body string
+	bearer             string
+	cookie             *http.Cookie
+	csrf, origin       string
+}
+
+type resp struct {
+	status  int
+	body    []byte
+	cookies []*http.Cookie
+	header  http.Header
+}
+
+func (r resp) errCode() string {
+	var e api.ErrorBody
+	_ = json.Unmarshal(r.body, &e)
+	return e.Error.Code
+}
+
+func (ts *testServer) do(t *testing.T, q req) resp {
+	t.Helper()
+	var body io.Reader
+	if q.body != "" {
+		body = strings.NewReader(q.body)
+	}
+	r, err := http.NewRequestWithContext(t.Context(), q.method, ts.URL+q.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.bearer != "" {
+		r.Header.Set("Authorization", "Bearer "+q.bearer)
+	}
+	if q.cookie != nil {
+		r.AddCookie(q.cookie)
+	}
+	if q.csrf != "" {
+		r.Header.Set(auth.CSRFHeader, q.csrf)
+	}
+	if q.origin != "" {
+		r.Header.Set("Origin", q.origin)
+	}
+	res, err := ts.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, body: b, cookies: res.Cookies(), header: res.Header}
+}
+
+// token makes an API token with the admin token and returns its secret.
+func (ts *testServer) token(t *testing.T, name string, role auth.Role) string {
+	t.Helper()
+	res := ts.do(t, req{method: "POST", path: "/api/v1/tokens", bearer: testAdminToken, body: `{"name":"` + name + `","role":"` + string(role) + `"}`})
+	if res.status != 201 {
+		t.Fatalf("create token %s: %d %s", name, res.status, res.body)
+	}
+	var tok api.Token
+	if err := json.Unmarshal(res.body, &tok); err != nil || !strings.HasPrefix(tok.Token, auth.TokenPrefix) || len(tok.Token) < len(auth.TokenPrefix)+43 {
+		t.Fatalf("create token %s: %s %v", name, res.body, err)
+	}
+	return tok.Token
+}
+
+// signIn signs in and returns the session cookie and CSRF token.
+func (ts *testServer) signIn(t *testing.T, name, password string) (*http.Cookie, api.Session) {
+	t.Helper()
+	res := ts.do(t, req{method: "POST", path: "/api/v1/session", body: `{"name":"` + name + `","password":"` + password + `"}`})
+	if res.status != 200 {
+		t.Fatalf("sign in %s: %d %s", name, res.status, res.body)
+	}
+	var s api.Session
+	if err := json.Unmarshal(res.body, &s); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.cookies {
+		if c.Name == auth.SessionCookie {
+			return c, s
+		}
+	}
+	t.Fatalf("sign in %s: no %s cookie in %v", name, auth.SessionCookie, res.header["Set-Cookie"])
+	return nil, s
+}
+
+func TestSignInAndSession(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser(t, "ana", "ana-password-1", auth.Operator)
+
+	c, s := ts.signIn(t, "ana", "ana-password-1")
+	if s.Principal != (api.Principal{Name: "ana", Kind: "user", Role: "operator"}) || len(s.CSRFToken) < 40 || s.IdleTimeoutMs != DefaultSessionIdleTimeout.Milliseconds() {
+		t.Fatalf("sign-in answer: %+v", s)
+	}
+	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure || c.Path != "/" || len(c.Value) < 40 {
+		t.Fatalf("session cookie over plain HTTP: %+v (want HttpOnly, SameSite=Strict, Path=/, not Secure)", c)
+	}
+	// The store keeps the id's hash, never the id.
+	if _, err := ts.st.GetSession(t.Context(), auth.HashSecret(c.Value)); err != nil {
+		t.Fatalf("session not stored under the hash of its id: %v", err)
+	}
+	if _, err := ts.st.GetSession(t.Context(), c.Value); err == nil {
+		t.Fatal("the session is stored under its plain id")
+	}
+	got := ts.do(t, req{method: "GET", path: "/api/v1/session", cookie: c})
+	var s2 api.Session
+	_ = json.Unmarshal(got.body, &s2)
+	if got.status != 200 || s2 != s {
+		t.Fatalf("GET session: %d %s, want %+v", got.status, got.body, s)
+	}
+	if res := ts.do(t, req{method: "GET", path: "/api/v1/clusters", cookie: c}); res.status != 200 {
+		t.Fatalf("GET clusters with the session: %d %s", res.status, res.body)
+	}
+	// The console's paths get the principal, never a 401.
+	ts.gate.mux.HandleFunc("GET /whoami-test", func(w http.ResponseWriter, r *http.Request) {
+		p, ok := auth.FromContext(r.Context())
+		_, _ = w.Write([]byte(p.Name + "/" + p.Kind + "/" + string(p.Role) + "/" + map[bool]string{true: "yes", false: "no"}[ok && p.CSRF == s.CSRFToken]))
+	})
+	if res := ts.do(t, req{method: "GET", path: "/whoami-test", cookie: c}); res.status != 200 || string(res.body) != "ana/user/operator/yes" {
+		t.Fatalf("console path with the session: %d %q", res.status, res.body)
+	}
+	if res := ts.do(t, req{method: "GET", path: "/whoami-test", bearer: "wrong"}); res.status != 200 || string(res.body) != "///no" {
+		t.Fatalf("console path with a wrong token: %d %q", res.status, res.body)
+	}
+
+	// Sign-out ends the session in the store and clears the cookie.
+	out := ts.do(t, req{method: "DELETE", path: "/api/v1/session", cookie: c, csrf: s.CSRFToken})
+	if out.status != 204 {
+		t.Fatalf("sign out: %d %s", out.status, out.body)
+	}
+	cleared := false
+	for _, k := range out.cookies {
+		cleared = cleared || (k.Name == auth.SessionCookie && k.Value == "" && k.MaxAge < 0)
+	}
+	if !cleared {
+		t.Fatalf("sign-out did not clear the cookie: %v", out.header["Set-Cookie"])
+	}
+	if _, err := ts.st.GetSession(t.Context(), auth.HashSecret(c.Value)); err == nil {
+		t.Fatal("the session is still in the store after sign-out")
+	}
+	if res := ts.do(t, req{method: "GET", path: "/api/v1/clusters", cookie: c}); res.status != 401 || res.errCode() != "unauthorized" {
+		t.Fatalf("the old cookie after sign-out: %d %s, want 401", res.status, res.body)
+	}
+	if res := ts.do(t, req{method: "GET", path: "/whoami-test", cookie: c}); string(res.body) != "///no" {
+		t.Fatalf("console path with an ended session: %q", res.body)
+	}
+}
+
+func TestSecureCookieUnderTLS(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOpts{tls: true})
+	ts.addUser(t, "ana", "ana-password-1", auth.Viewer)
+	c, _ := ts.signIn(t, "ana", "ana-password-1")
+	if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie under TLS: %+v, want Secure, HttpOnly, SameSite=Strict", c)
+	}
+}
+
+func TestWrongPasswordAndUnknownUserLookAlike(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser(t, "ana", "ana-password-1", auth.Viewer)
+	wrong := ts.do(t, req{method: "POST", path: "/api/v1/session", body: `{"name":"ana","password":"not-her-password"}`})
+	unknown := ts.do(t, req{method: "POST", path: "/api/v1/session", body: `{"name":"nobody","password":"not-her-password"}`})
+	if wrong.status != 401 || unknown.status != 401 || !bytes.Equal(wrong.body, unknown.body) {
+		t.Fatalf("wrong password: %d %s; unknown user: %d %s; want the same 401", wrong.status, wrong.body, unknown.status, unknown.body)
+	}
+	var e api.ErrorBody
+	if err := json.Unmarshal(wrong.body, &e); err != nil || e.Error.Code != "unauthorized" || e.Error.Message != "wrong user name or password" {
+		t.Fatalf("sign-in failure body: %s", wrong.body)
+	}
+	for _, res := range []resp{wrong, unknown} {
+		if len(res.cookies) != 0 {
+			t.Fatalf("a failed sign-in set cookies: %v", res.header["Set-Cookie"])
+		}
+	}
+	// A token sign-in: wrong token refused, right one makes a session.
+	if res := ts.do(t, req{method: "POST", path: "/api/v1/session", body: `{"token":"rmt_nope"}`}); res.status != 401 {
+		t.Fatalf("sign-in with a wrong token: %d", res.status)
+	}
+	tok := ts.token(t, "ci", auth.Operator)
+	res := ts.do(t, req{method: "POST", path: "/api/v1/session", body: `{"token":"` + tok + `"}`})
+	var s api.Session
+	_ = json.Unmarshal(res.body, &s)
+	if res.status != 200 || s.Principal != (api.Principal{Name: "ci", Kind: "token", Role: "operator"}) || s.CSRFToken == "" {
+		t.Fatalf("sign-in with a token: %d %s", res.status, res.body)
+	}
+}
+
+func TestIdleTimeoutEndsSession(t *testing.T) {
+	t.Parallel()
+	const idle = time.Second
+	ts := newTestServer(t, serverOpts{idle: idle})
+	ts.addUser(t, "ana", "ana-password-1", auth.Viewer)
+	c, s := ts.signIn(t, "ana", "ana-password-1")
+	if s.IdleTimeoutMs != idle.Milliseconds() {
+		t.Fatalf("idleTimeoutMs %d, want %d", s.IdleTimeoutMs, idle.Milliseconds())
+	}
+	// Activity keeps it alive past the timeout...
+	for range 6 {
+		time.Sleep(idle / 3)
+		if res := ts.do(t, req{method: "GET", path: "/api/v1/session", cookie: c}); res.status != 200 {
+			t.Fatalf("an active session ended: %d %s", res.status, res.body)
+		}
+	}
+	// ...and idleness ends it.
+	time.Sleep(idle + idle/2)
+	if res := ts.do(t, req{method: "GET", path: "/api/v1/session", cookie: c}); res.status != 401 {
+		t.Fatalf("after %s idle: %d %s, want 401", idle+idle/2, res.status, res.body)
+	}
+	if _, err := ts.st.GetSession(t.Context(), auth.HashSecret(c.Value)); err == nil {
+		t.Fatal("the idle session is still in the store")
+	}
+}
+
+func TestCSRF(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOpts{})
+	ts.addUser(t, "root", "root-password-1", auth.Admin)
+	c, s := ts.signIn(t, "root", "root-password-1")
+	body := `{"name":"t1","role":"viewer"}`
+	if res := ts.do(t, req{method: "POST", path: "/api/v1/tokens", cookie: c, body: body}); res.status != 403 || res.errCode() != "csrf" {
+		t.Fatalf("cookie POST without the CSRF header: %d %s, want 403 csrf", res.status, res.body)
+	}
+	if res := ts.do(t, req{method: "POST", path: "/api/v1/tokens", cookie: c, body: body, csrf: "forged"}); res.status != 403 || res.errCode() != "csrf" {
+		t.Fatalf("cookie POST with a wrong CSRF token: %d %s, want 403 csrf", res.status, res.body)
+	}
+	if res := ts.do(t, req{method: "POST", path: "/api/v1/tokens", cookie: c, body: body, csrf: s.CSRFToken, origin: "https://evil.example"}); res.status != 403 || res.errCode() != "csrf" {
+		t.Fatalf("cookie POST from a foreign origin: %d %s, want 403 csrf", res.status, res.body)
+	}
+	if ts, err := ts.st.ListTokens(t.Context()); err != nil || len(ts) != 0 {
+		t.Fatalf("a refused request made a token: %+v %v", ts, err)
+	}
+	if res := ts.do(t, req{method: "POST", path: "/api/v1/tokens", cookie: c, body: body, csrf: s.CSRFToken}); res.status != 201 {
+		t.Fatalf("cookie POST with the CSRF header: %d %s, want 201", res.status, res.body)
+	}
+	if res := ts.do(t, req{method: "DELETE", path: "/api/v1/tokens/t1", cookie: c, csrf: s.CSRFToken, origin: ts.URL}); res.status != 204 {
+		t.Fatalf("cookie DELETE with the CSRF header from our own origin: %d %s, want 204", res.status, res.body)
+	}
+	// Reads need no CSRF token; bearer requests need none either.
+	if res := ts.do(t, req{method: "GET", path: "/api/v1/tokens", cookie: c}); res.status != 200 {
+		t.Fatalf("cookie GET: %d", res.status)
+	}
+	if res := ts.do(t, req{method: "POST", path: "/api/v1/tokens", bearer: testAdminToken, body: `{"name":"t2","role":"viewer"}`, origin: "https://evil.example"}); res.status != 201 {
+		t.Fatalf("bearer POST: %d %s", res.status, res.body)
+	}
+	// A forged cross-site sign-in is refused too.
+	if res := ts.do(t, req{method: "POST", path: "/api/v1/session", body: `{"name":"root","password":"root-password-1"}`, origin: "https://evil.example"}); res.status != 403 {
+		t.Fatalf("sign-in from a foreign origin: %d %s, want 403", res.status, res.body)
+	}
+}
+
+func TestFirstAdmin(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOpts{})
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := firstAdmin(t.Context(), ts.st, dir, "", "", log); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "admin.password")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s has mode %v, want 0600", path, fi.Mode().Perm())
+	}
+	b, _ := os.ReadFile(path)
+	pw := strings.TrimSpace(string(b))
+	if len(pw) < 20 {
+		t.Fatalf("first admin password %d characters long", len(pw))
+	}
+	_, s := ts.signIn(t, "admin", pw)
+	if s.Principal != (api.Principal{Name: "admin", Kind: "user", Role: "admin"}) {
+		t.Fatalf("first admin signs in as %+v", s.Principal)
+	}
+	// A second start leaves the user and its password alone.
+	if err := firstAdmin(t.Context(), ts.st, t.TempDir(), "other", "", log); err != nil {
+		t.Fatal(err)
+	}
+	if us, _ := ts.st.ListUsers(t.Context()); len(us) != 1 || us[0].Name != "admin" {
+		t.Fatalf("users after a second start: %+v", us)
+	}
+	ts.signIn(t, "admin", pw)
+
+	// --admin-user and --admin-password-file choose them on an empty store.
+	ts2 := newTestServer(t, serverOpts{})
+	pwFile := filepath.Join(dir, "chosen")
+	if err := os.WriteFile(pwFile, []byte("chosen-password-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir2 := t.TempDir()
+	if err := firstAdmin(t.Context(), ts2.st, dir2, "boss", pwFile, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir2, "admin.password")); err == nil {
+		t.Fatal("admin.password written although --admin-password-file was given")
+	}
+	ts2.signIn(t, "boss", "chosen-password-1")
+	if err := os.WriteFile(pwFile, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := firstAdmin(t.Context(), newTestServer(t, serverOpts{}).st, t.TempDir(), "boss", pwFile, log); err == nil {
+		t.Fatal("a 5-character admin password was accepted")
+	}
+}
+
+func TestUsersAPI(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOpts{})
+	admin := func(method, path, body string) resp {
+		return ts.do(t, req{method: method, path: path, body: body, bearer: testAdminToken})
+	}
+	res := admin("POST", "/api/v1/users", `{"name":"ana","password":"ana-password-1","role":"operator"}`)
+	var u api.User
+	_ = json.Unmarshal(res.body, &u)
+	if res.status != 201 || u.Name != "ana" || u.Role != "operator" || u.CreatedAt.IsZero() || strings.Contains(string(res.body), "argon2") {
+		t.Fatalf("create user: %d %s", res.status, res.body)
+	}
+	stored, _ := ts.st.GetUser(t.Context(), "ana")
+	if !strings.HasPrefix(stored.PasswordHash, "$argon2id$v=19$m=65536,t=3,p=2$") || strings.Contains(stored.PasswordHash, "ana-password-1") {
+		t.Fatalf("stored hash %q", stored.PasswordHash)
+	}
+	for _, bad := range []struct{ body, field string }{
+		{`{"name":"bo","password":"short","role":"viewer"}`, "password"},
+		{`{"name":"bo","password":"long-enough-1","role":"root"}`, "role"},
+		{`{"name":"b o","password":"long-enough-1","role":"viewer"}`, "name"},
+		{`{"name":"bo","password":"long-enough-1","role":"viewer","extra":1}`, "extra"},
+	} {
+		res := admin("POST", "/api/v1/users", bad.body)
+		var e api.ErrorBody
+		_ = json.Unmarshal(res.body, &e)
+		if res.status != 400 || e.Error.Field != bad.field {
+			t.Errorf("create user %s: %d %s, want 400 on field %s", bad.body, res.status, res.body, bad.field)
+		}
+	}
+	if res := admin("POST", "/api/v1/users", `{"name":"ana","password":"ana-password-2","role":"viewer"}`); res.status != 409 {
+		t.Fatalf("duplicate user: %d", res.status)
+	}
+	res = admin("GET", "/api/v1/users", "")
+	if res.status != 200 || !strings.Contains(string(res.body), `"name": "ana"`) || strings.Contains(string(res.body), "argon2") {
+		t.Fatalf("list users: %d %s", res.status, res.body)
+	}
+	// A user changes their own password, not their role nor another's.
+	c, s := ts.signIn(t, "ana", "ana-password-1")
+	self := func(method, path, body string) resp {
+		return ts.do(t, req{method: method, path: path, body: body, cookie: c, csrf: s.CSRFToken})
+	}
+	if res := self("PATCH", "/api/v1/users/ana", `{"password":"ana-password-2"}`); res.status != 200 {
+		t.Fatalf("own password change: %d %s", res.status, res.body)
+	}
+	if res := self("PATCH", "/api/v1/users/ana", `{"role":"admin"}`); res.status != 403 {
+		t.Fatalf("own role change: %d %s, want 403", res.status, res.body)
+	}
+	admin("POST", "/api/v1/users", `{"name":"bo","password":"bo-password-1","role":"viewer"}`)
+	if res := self("PATCH", "/api/v1/users/bo", `{"password":"hijacked-pw-1"}`); res.status != 403 {
+		t.Fatalf("another's password change by an operator: %d %s, want 403", res.status, res.body)
+	}
+	ts.signIn(t, "ana", "ana-password-2")
+	// The admin changes a role; the live session follows at once.
+	if res := admin("PATCH", "/api/v1/users/ana", `{"role":"viewer"}`); res.status != 200 {
+		t.Fatalf("role change: %d %s", res.status, res.body)
+	}
+	if res := self("POST", "/api/v1/clusters/x/failover", `{}`); res.status != 403 {
+		t.Fatalf("failover by a user demoted to viewer: %d %s, want 403", res.status, res.body)
+	}
+	if res := admin("DELETE", "/api/v1/users/ana", ""); res.status != 204 {
+		t.Fatalf("delete user: %d %s", res.status, res.body)
+	}
+	if res := self("GET", "/api/v1/clusters", ""); res.status != 401 {
+		t.Fatalf("a deleted user's session: %d, want 401", res.status)
+	}
+	if res := admin("DELETE", "/api/v1/users/ana", ""); res.status != 404 {
+		t.Fatalf("delete a deleted user: %d", res.status)
+	}
+}
