@@ -101,6 +101,7 @@ client of its REST API.`,
 	pf.String(flagCA, "", "PEM file of the CA that signed an https:// server's certificate (env "+EnvCA+"; default: the system's roots)")
 
 	root.AddCommand(newClusterCommand(a), newJobCommand(a), newBackupCommand(a))
+	root.AddCommand(newUserCommand(a), newTokenCommand(a), newAuditCommand(a))
 	root.AddCommand(extra...)
 	return root
 }

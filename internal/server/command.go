@@ -315,8 +315,9 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if err := firstAdmin(ctx, st, dataDir, o.AdminUser, o.AdminPasswordFile, log); err != nil {
 		return err
 	}
-	// The web console reads through the same service the API uses.
-	web := console.New(console.Config{Service: svc, Version: version, Log: log.With("component", "console")})
+	// The web console reads through the same service the API uses, and
+	// the users, tokens and audit log from the store.
+	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Version: version, Log: log.With("component", "console")})
 	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics,
 		MetricsAuth: o.MetricsAuth, Access: st, SessionIdleTimeout: o.SessionIdleTimeout, Console: web, Log: log}), lim)
 	scheme := "http"
