@@ -434,8 +434,10 @@ func (tab *Tab) FirstLoad(path string, quiet time.Duration) Transfer {
 	out := tr
 	out.ByURL = map[string]int64{}
 	for u, n := range tr.ByURL {
-		if pu, err := url.Parse(u); err == nil {
+		if pu, err := url.Parse(u); err == nil && pu.Path != "" && (pu.Scheme == "http" || pu.Scheme == "https") {
 			u = pu.Path
+		} else if len(u) > 40 {
+			u = u[:40] + "…"
 		}
 		out.ByURL[u] += n
 	}
