@@ -32,6 +32,8 @@ import (
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/service"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/stream"
+	"github.com/redis-manager/redis-manager/internal/timeseries"
 )
 
 // Options are the serve command's settings (API.md "Starting the server").
@@ -299,7 +301,13 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if o.MetricsAuth {
 		metrics = requireToken(token, metrics)
 	}
-	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics, Log: log}), lim)
+	// The figures' time series and the live stream follow the store, so
+	// every manager serves them, leader or standby.
+	series := timeseries.New()
+	hub := stream.New(svc, log.With("component", "stream"))
+	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics, Log: log,
+		Series: series, Stream: hub}), lim)
+	srv.RegisterOnShutdown(hub.Close)
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"
@@ -307,6 +315,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go series.Run(ctx, st, log.With("component", "timeseries"))
 	ctlDone := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() { ctlDone <- ctl.Run(ctx, ready) }()

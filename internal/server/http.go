@@ -17,6 +17,8 @@ import (
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/stream"
+	"github.com/redis-manager/redis-manager/internal/timeseries"
 )
 
 // MaxBodyBytes bounds request bodies.
@@ -84,6 +86,10 @@ type HandlerConfig struct {
 	// with auth.FromContext.
 	Console http.Handler
 	Log     *slog.Logger
+	// Series serves GET /api/v1/clusters/{name}/metrics; nil: not served.
+	Series *timeseries.Series
+	// Stream serves GET /api/v1/stream; nil: not served.
+	Stream *stream.Hub
 }
 
 // Handler builds the manager's HTTP handler: the API, the metrics and the
@@ -171,6 +177,7 @@ func Handler(cfg HandlerConfig) http.Handler {
 		return 200, j, err
 	})
 	h.backupRoutes(route)
+	h.seriesRoutes(route, func(p string, sh http.Handler) { mux.Handle(p, sh) }, cfg.Series, cfg.Stream)
 	route("/api/", func(r *http.Request) (int, any, error) {
 		return 0, nil, &httpError{http.StatusNotFound, api.ErrorDetail{Code: "not_found",
 			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}}
