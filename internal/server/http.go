@@ -17,6 +17,8 @@ import (
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/stream"
+	"github.com/redis-manager/redis-manager/internal/timeseries"
 )
 
 // MaxBodyBytes bounds request bodies.
@@ -93,6 +95,10 @@ type HandlerConfig struct {
 	// with auth.FromContext.
 	Console http.Handler
 	Log     *slog.Logger
+	// Series serves GET /api/v1/clusters/{name}/metrics; nil: not served.
+	Series *timeseries.Series
+	// Stream serves GET /api/v1/stream; nil: not served.
+	Stream *stream.Hub
 }
 
 // Handler builds the manager's HTTP handler: the API, the metrics and the
@@ -205,6 +211,18 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 	})
 	h.backupRoutes(route)
 	g.accessRoutes(route)
+	// The figures' routes (series) under the gate's roles: the time series
+	// and the live stream are reads (viewer); the stream writes its own
+	// response, so it is registered raw, with its role recorded like
+	// route's.
+	h.seriesRoutes(func(pattern string, f handler) { route(pattern, auth.Viewer, f) }, func(pattern string, sh http.Handler) {
+		if _, dup := g.roles[pattern]; dup {
+			panic(fmt.Sprintf("route %s registered twice", pattern))
+		}
+		g.roles[pattern] = auth.Viewer
+		g.patterns = append(g.patterns, pattern)
+		mux.Handle(pattern, sh)
+	}, cfg.Series, cfg.Stream)
 	route("/api/", auth.Viewer, func(r *http.Request) (int, any, error) {
 		return 0, nil, &httpError{http.StatusNotFound, api.ErrorDetail{Code: "not_found",
 			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}}
