@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -456,5 +457,34 @@ func TestUsersAPI(t *testing.T) {
 	}
 	if res := admin("DELETE", "/api/v1/users/ana", ""); res.status != 404 {
 		t.Fatalf("delete a deleted user: %d", res.status)
+	}
+}
+
+// TestSignInTime: with the default argon2id parameters, a sign-in with a
+// wrong password and one with an unknown user cost the same hash, so their
+// times do not tell whether the user exists. It logs the medians.
+func TestSignInTime(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	if res := ts.do(t, req{method: "POST", path: "/api/v1/users", bearer: testAdminToken, body: `{"name":"ana","password":"ana-password-1","role":"viewer"}`}); res.status != 201 {
+		t.Fatalf("create user: %d %s", res.status, res.body)
+	}
+	median := func(body string, status int) time.Duration {
+		var ds []time.Duration
+		for range 7 {
+			start := time.Now()
+			if res := ts.do(t, req{method: "POST", path: "/api/v1/session", body: body}); res.status != status {
+				t.Fatalf("%s: %d, want %d", body, res.status, status)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	ok := median(`{"name":"ana","password":"ana-password-1"}`, 200)
+	wrong := median(`{"name":"ana","password":"not-the-password"}`, 401)
+	unknown := median(`{"name":"nobody","password":"not-the-password"}`, 401)
+	t.Logf("sign-in medians: right password %v, wrong password %v, unknown user %v", ok, wrong, unknown)
+	if unknown < wrong/2 || unknown > wrong*2 {
+		t.Fatalf("an unknown user's sign-in takes %v, a wrong password's %v: the time tells them apart", unknown, wrong)
 	}
 }
