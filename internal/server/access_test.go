@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -367,6 +368,25 @@ func TestFirstAdmin(t *testing.T) {
 		t.Fatalf("users after a second start: %+v", us)
 	}
 	ts.signIn(t, "admin", pw)
+
+	// Two managers sharing a data dir and a store start at once: one
+	// admin, whose password is the file's, and no other file left.
+	ts3 := newTestServer(t, serverOpts{})
+	shared := t.TempDir()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if err := firstAdmin(t.Context(), ts3.st, shared, "", "", log); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ents, _ := os.ReadDir(shared); len(ents) != 1 || ents[0].Name() != "admin.password" {
+		t.Fatalf("data dir after two first starts: %v", ents)
+	}
+	b, _ = os.ReadFile(filepath.Join(shared, "admin.password"))
+	ts3.signIn(t, "admin", strings.TrimSpace(string(b)))
 
 	// --admin-user and --admin-password-file choose them on an empty store.
 	ts2 := newTestServer(t, serverOpts{})
