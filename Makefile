@@ -59,7 +59,7 @@ test-ui: deps-test ## only the console's browser tests (headless Chromium agains
 	CI=true $(GO) test -count=1 -v -timeout 10m ./internal/e2eui/
 
 screenshots: deps-test ## PNGs of the console's main pages into docs/ui/ (headless Chromium, real manager and clusters)
-	REDIS_MANAGER_SCREENSHOTS=$(CURDIR)/docs/ui CI=true $(GO) test -count=1 -v -timeout 10m -run 'TestScreenshots$$' ./internal/e2eui/
+	REDIS_MANAGER_SCREENSHOTS=$(CURDIR)/docs/ui CI=true $(GO) test -count=1 -v -timeout 10m -run 'TestConsole$$' ./internal/e2eui/
 
 bench-console: deps-test build ## console render time (median, p99 over 200 requests) and first-load bytes, overview and cluster page, 100 clusters / 1000 instances in the store
 	$(GO) run ./bench/console -bin $(BIN) -requests 200

@@ -306,7 +306,7 @@ func testFailover(t *testing.T, e *consoleEnv) {
 	sel := fmt.Sprintf(`[data-cluster-phase=%q]`, e.cluster)
 	op.WaitUntil("Ready again on the page", fmt.Sprintf(`document.querySelector(%q).textContent.trim() === "Ready"`, sel), 15*time.Second)
 	if e.shots != "" {
-		time.Sleep(12 * time.Second) // a couple more 10 s samples for the charts
+		time.Sleep(25 * time.Second) // a few more 10 s samples, so the charts draw lines
 	}
 	e.shot(t, op, "cluster", 1280)
 	e.shot(t, op, "cluster-390px", 390)
