@@ -158,6 +158,25 @@ func (c *Client) ClusterEvents(ctx context.Context, name string) ([]Event, error
 	return out.Events, err
 }
 
+// Metrics returns a cluster's time series over rng ("1h", "6h" or "24h";
+// "" is 1h), of one instance or ("") all.
+func (c *Client) Metrics(ctx context.Context, name, rng, instance string) (Metrics, error) {
+	q := url.Values{}
+	if rng != "" {
+		q.Set("range", rng)
+	}
+	if instance != "" {
+		q.Set("instance", instance)
+	}
+	path := clusterPath(name) + "/metrics"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out Metrics
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
 // Credentials returns the passwords of a cluster's Redis instances and
 // Sentinels. The server audits every call.
 func (c *Client) Credentials(ctx context.Context, name string) (Credentials, error) {

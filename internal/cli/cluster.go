@@ -26,6 +26,7 @@ func newClusterCommand(a *app) *cobra.Command {
 		newClusterGetCommand(a),
 		newClusterDeleteCommand(a),
 		newClusterEventsCommand(a),
+		newClusterMetricsCommand(a),
 		newClusterCredentialsCommand(a),
 		newClusterScaleCommand(a),
 		newClusterFailoverCommand(a),

@@ -33,6 +33,8 @@ import (
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/service"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/stream"
+	"github.com/redis-manager/redis-manager/internal/timeseries"
 )
 
 // Options are the serve command's settings (API.md "Starting the server").
@@ -315,11 +317,17 @@ func Serve(ctx context.Context, o Options, version string) error {
 	if err := firstAdmin(ctx, st, dataDir, o.AdminUser, o.AdminPasswordFile, log); err != nil {
 		return err
 	}
+	// The figures' time series and the live stream follow the store, so
+	// every manager serves them, leader or standby.
+	series := timeseries.New()
+	hub := stream.New(svc, log.With("component", "stream"))
 	// The web console reads through the same service the API uses, and
 	// the users, tokens and audit log from the store.
 	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Version: version, Log: log.With("component", "console")})
 	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics,
-		MetricsAuth: o.MetricsAuth, Access: st, SessionIdleTimeout: o.SessionIdleTimeout, Console: web, Log: log}), lim)
+		MetricsAuth: o.MetricsAuth, Access: st, SessionIdleTimeout: o.SessionIdleTimeout, Console: web, Log: log,
+		Series: series, Stream: hub}), lim)
+	srv.RegisterOnShutdown(hub.Close)
 	scheme := "http"
 	if tlsConfig != nil {
 		scheme = "https"
@@ -328,6 +336,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sweepAccess(ctx, st, o.SessionIdleTimeout, time.Minute, log)
+	go series.Run(ctx, st, log.With("component", "timeseries"))
 	ctlDone := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() { ctlDone <- ctl.Run(ctx, ready) }()

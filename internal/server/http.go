@@ -17,6 +17,8 @@ import (
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/stream"
+	"github.com/redis-manager/redis-manager/internal/timeseries"
 )
 
 // MaxBodyBytes bounds request bodies.
@@ -93,6 +95,10 @@ type HandlerConfig struct {
 	// with auth.FromContext.
 	Console http.Handler
 	Log     *slog.Logger
+	// Series serves GET /api/v1/clusters/{name}/metrics; nil: not served.
+	Series *timeseries.Series
+	// Stream serves GET /api/v1/stream; nil: not served.
+	Stream *stream.Hub
 }
 
 // Handler builds the manager's HTTP handler: the API, the metrics and the
@@ -205,6 +211,16 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 	})
 	h.backupRoutes(route)
 	g.accessRoutes(route)
+	// The stream is a raw handler (it writes as it goes), registered with
+	// its role like every route.
+	h.seriesRoutes(route, func(pattern string, need auth.Role, sh http.Handler) {
+		if _, dup := g.roles[pattern]; dup {
+			panic(fmt.Sprintf("route %s registered twice", pattern))
+		}
+		g.roles[pattern] = need
+		g.patterns = append(g.patterns, pattern)
+		mux.Handle(pattern, sh)
+	}, cfg.Series, cfg.Stream)
 	route("/api/", auth.Viewer, func(r *http.Request) (int, any, error) {
 		return 0, nil, &httpError{http.StatusNotFound, api.ErrorDetail{Code: "not_found",
 			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}}

@@ -671,6 +671,15 @@ func (s *sqlStore) UnfinishedJobs(ctx context.Context) ([]Job, error) {
 	return jobs, nil
 }
 
+func (s *sqlStore) JobsSince(ctx context.Context, since time.Time) ([]Job, error) {
+	jobs, err := s.queryJobs(ctx, "SELECT "+jobCols+" FROM jobs WHERE state IN (?, ?) OR finished_at >= ? ORDER BY created_at, id",
+		api.StatePending, api.StateRunning, timeArg(since))
+	if err != nil {
+		return nil, fmt.Errorf("list jobs since %s: %w", since.Format(time.RFC3339), err)
+	}
+	return jobs, nil
+}
+
 func (s *sqlStore) queryJobs(ctx context.Context, query string, args ...any) ([]Job, error) {
 	return s.queryJobsIn(ctx, s.db, query, args...)
 }

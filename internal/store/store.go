@@ -209,6 +209,9 @@ type Store interface {
 	ListJobs(ctx context.Context, cluster string) ([]Job, error)
 	// UnfinishedJobs lists pending and running jobs, oldest first.
 	UnfinishedJobs(ctx context.Context) ([]Job, error)
+	// JobsSince lists the pending and running jobs and those that
+	// finished at or after since, oldest first (the live stream).
+	JobsSince(ctx context.Context, since time.Time) ([]Job, error)
 
 	AddEvent(ctx context.Context, e api.Event) error
 	// ListEvents lists a cluster's events newest first, at most limit.

@@ -657,7 +657,9 @@ func testJobLists(t *testing.T, e *env) {
 	}
 	jobs[2].State = api.StateSucceeded // a0
 	jobs[0].State = api.StateFailed    // a2
-	jobs[1].State = api.StateRunning   // b1
+	fin0, fin2 := base.Add(20*time.Minute), base.Add(10*time.Minute)
+	jobs[0].FinishedAt, jobs[2].FinishedAt = &fin0, &fin2
+	jobs[1].State = api.StateRunning // b1
 	for _, j := range jobs {
 		if err := e.s.CreateJob(ctx, j); err != nil {
 			t.Fatal(err)
@@ -678,6 +680,10 @@ func testJobLists(t *testing.T, e *env) {
 		{"ListJobs(a)", ids(e.s.ListJobs(ctx, "a")), "a3 a2 a0"},
 		{"ListJobs(none)", ids(e.s.ListJobs(ctx, "none")), ""},
 		{"UnfinishedJobs", ids(e.s.UnfinishedJobs(ctx)), "b1 a3"},
+		{"JobsSince(15m)", ids(e.s.JobsSince(ctx, base.Add(15*time.Minute))), "b1 a2 a3"},
+		{"JobsSince(20m)", ids(e.s.JobsSince(ctx, base.Add(20*time.Minute))), "b1 a2 a3"},
+		{"JobsSince(5m)", ids(e.s.JobsSince(ctx, base.Add(5*time.Minute))), "a0 b1 a2 a3"},
+		{"JobsSince(21m)", ids(e.s.JobsSince(ctx, base.Add(21*time.Minute))), "b1 a3"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
