@@ -312,7 +312,14 @@ func (c *console) cluster(r *http.Request, v *view) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	p := clusterPage{Cluster: cl, Shards: shardViews(cl), Timeline: failoverTimeline(evs), Jobs: recentJobs(js, 10),
+	// Jobs of an earlier cluster of the same name are history of that one.
+	mine := js[:0]
+	for _, j := range js {
+		if !j.CreatedAt.Before(cl.CreatedAt.Add(-time.Second)) {
+			mine = append(mine, j)
+		}
+	}
+	p := clusterPage{Cluster: cl, Shards: shardViews(cl), Timeline: failoverTimeline(evs), Jobs: recentJobs(mine, 10),
 		Backups: bs, Ranges: []string{"1h", "6h", "24h"}}
 	if len(evs) > 50 {
 		evs = evs[:50]
