@@ -587,3 +587,29 @@ func TestFailoverTimelineFast(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterPageHidesJobsOfAnEarlierNamesake(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.addCluster(t, "orders", api.PhaseReady, 1, 1)
+	old, err := f.st.ListJobs(ctx, "orders")
+	if err != nil || len(old) != 1 {
+		t.Fatal(old, err)
+	}
+	old[0].State = api.StateSucceeded
+	if err := f.st.UpdateJob(ctx, old[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.DeleteCluster(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	f.addCluster(t, "orders", api.PhaseCreating, 1, 1)
+	_, body := f.get(t, "/clusters/orders", principal(auth.Viewer))
+	if strings.Contains(body, `data-job="`+old[0].ID+`"`) {
+		t.Error("the cluster page shows the job of the deleted cluster of the same name")
+	}
+	if strings.Count(body, `data-job="`) != 1 {
+		t.Errorf("want the new create job only, got %d jobs", strings.Count(body, `data-job="`))
+	}
+}
