@@ -562,3 +562,54 @@ func backupID(cluster string) string {
 	}
 	return "b_one_" + cluster
 }
+
+// A fast failover (the platform saw the master die and the manager forced
+// it) has no Sentinel detection: it is detected at 0 ms, by the platform.
+func TestFailoverTimelineFast(t *testing.T) {
+	f := newFixture(t)
+	f.addCluster(t, "orders", api.PhaseReady, 1, 1)
+	at := time.Now().UTC()
+	lost := at.Add(-400 * time.Millisecond)
+	shard := 0
+	ev := api.Event{ID: "e_fast", Cluster: "orders", Shard: &shard, Type: "failover", At: at, Message: "failover",
+		Details: map[string]any{"oldMaster": "orders-0-0", "newMaster": "orders-0-1", "switchedAt": at, "fast": true,
+			"lostAt": lost, "forcedAt": lost.Add(20 * time.Millisecond), "promotedAt": lost.Add(190 * time.Millisecond)}}
+	if err := f.st.AddEvent(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	_, body := f.get(t, "/clusters/orders", principal(auth.Viewer))
+	for _, want := range []string{
+		`data-failover="e_fast" data-detected-ms="0" data-promoted-ms="190" data-switched-ms="400"`,
+		`detected (platform)`, `failover forced</span> <strong>20 ms`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("timeline lacks %s", want)
+		}
+	}
+}
+
+func TestClusterPageHidesJobsOfAnEarlierNamesake(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.addCluster(t, "orders", api.PhaseReady, 1, 1)
+	old, err := f.st.ListJobs(ctx, "orders")
+	if err != nil || len(old) != 1 {
+		t.Fatal(old, err)
+	}
+	old[0].State = api.StateSucceeded
+	if err := f.st.UpdateJob(ctx, old[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.DeleteCluster(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	f.addCluster(t, "orders", api.PhaseCreating, 1, 1)
+	_, body := f.get(t, "/clusters/orders", principal(auth.Viewer))
+	if strings.Contains(body, `data-job="`+old[0].ID+`"`) {
+		t.Error("the cluster page shows the job of the deleted cluster of the same name")
+	}
+	if strings.Count(body, `data-job="`) != 1 {
+		t.Errorf("want the new create job only, got %d jobs", strings.Count(body, `data-job="`))
+	}
+}

@@ -156,7 +156,14 @@ type failover struct {
 	OldMaster  string
 	NewMaster  string
 	Start      time.Time
+	// DetectedMs is when Sentinel agreed the master is down or, when it
+	// never had to (the manager forced a fast failover on the platform's
+	// word), when the platform saw the process die: 0.
 	DetectedMs *int64
+	// DetectedBy says which: "Sentinel" or "platform".
+	DetectedBy string
+	// ForcedMs is when the manager asked Sentinel to fail over at once.
+	ForcedMs   *int64
 	PromotedMs *int64
 	SwitchedMs *int64
 	// WriteUnavailableMs is the event's own figure, when it has one.
@@ -189,6 +196,13 @@ func failoverTimeline(evs []api.Event) []failover {
 			return &ms
 		}
 		f.DetectedMs, f.PromotedMs, f.SwitchedMs = since(detected), since(promoted), since(switched)
+		f.ForcedMs = since(detailTime(e.Details, "forcedAt"))
+		switch {
+		case f.DetectedMs != nil:
+			f.DetectedBy = "Sentinel"
+		case !lost.IsZero():
+			f.DetectedMs, f.DetectedBy = since(lost), "platform"
+		}
 		if n, ok := detailNumber(e.Details, "writeUnavailableMs"); ok {
 			f.WriteUnavailableMs = &n
 		}
@@ -298,7 +312,14 @@ func (c *console) cluster(r *http.Request, v *view) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	p := clusterPage{Cluster: cl, Shards: shardViews(cl), Timeline: failoverTimeline(evs), Jobs: recentJobs(js, 10),
+	// Jobs of an earlier cluster of the same name are history of that one.
+	mine := js[:0]
+	for _, j := range js {
+		if !j.CreatedAt.Before(cl.CreatedAt.Add(-time.Second)) {
+			mine = append(mine, j)
+		}
+	}
+	p := clusterPage{Cluster: cl, Shards: shardViews(cl), Timeline: failoverTimeline(evs), Jobs: recentJobs(mine, 10),
 		Backups: bs, Ranges: []string{"1h", "6h", "24h"}}
 	if len(evs) > 50 {
 		evs = evs[:50]

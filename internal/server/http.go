@@ -119,11 +119,9 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 	if g.idle <= 0 {
 		g.idle = DefaultSessionIdleTimeout
 	}
-	// handle registers an API endpoint with the least role that may call
-	// it (public: anyone); route does it for a handler in the house
-	// style. There is no other way to add one: an /api/ pattern put on
-	// the mux directly answers 500 (gate.ServeHTTP).
-	handle := func(pattern string, need auth.Role, hh http.Handler) {
+	// route registers an API endpoint with the least role that may call
+	// it (public: anyone); there is no other way to add one.
+	route := func(pattern string, need auth.Role, f handler) {
 		if need != public && !need.Valid() {
 			panic(fmt.Sprintf("route %s: no role", pattern))
 		}
@@ -132,9 +130,8 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 		}
 		g.roles[pattern] = need
 		g.patterns = append(g.patterns, pattern)
-		mux.Handle(pattern, hh)
+		mux.Handle(pattern, h.wrap(f))
 	}
-	route := func(pattern string, need auth.Role, f handler) { handle(pattern, need, h.wrap(f)) }
 
 	route("GET /api/v1/health", public, func(*http.Request) (int, any, error) {
 		st := lead.Status()
@@ -214,15 +211,13 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 	})
 	h.backupRoutes(route)
 	g.accessRoutes(route)
-	// The figures' routes (series) under the gate's roles: the time series
-	// and the live stream are reads (viewer); the stream writes its own
-	// response, so it is registered raw, with its role recorded like
-	// route's.
-	h.seriesRoutes(func(pattern string, f handler) { route(pattern, auth.Viewer, f) }, func(pattern string, sh http.Handler) {
+	// The stream is a raw handler (it writes as it goes), registered with
+	// its role like every route.
+	h.seriesRoutes(route, func(pattern string, need auth.Role, sh http.Handler) {
 		if _, dup := g.roles[pattern]; dup {
 			panic(fmt.Sprintf("route %s registered twice", pattern))
 		}
-		g.roles[pattern] = auth.Viewer
+		g.roles[pattern] = need
 		g.patterns = append(g.patterns, pattern)
 		mux.Handle(pattern, sh)
 	}, cfg.Series, cfg.Stream)

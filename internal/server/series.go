@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/auth"
 	"github.com/redis-manager/redis-manager/internal/stream"
 	"github.com/redis-manager/redis-manager/internal/timeseries"
 )
@@ -22,14 +23,16 @@ const (
 // seriesRoutes are the endpoints of the instance figures: the time series
 // and the live stream. The stream writes its own response, so it is
 // registered with raw rather than route.
-func (h *apiHandler) seriesRoutes(route func(string, handler), raw func(string, http.Handler), series *timeseries.Series, hub *stream.Hub) {
+func (h *apiHandler) seriesRoutes(route func(string, auth.Role, handler), raw func(string, auth.Role, http.Handler), series *timeseries.Series, hub *stream.Hub) {
 	if series != nil {
-		route("GET /api/v1/clusters/{name}/metrics", func(r *http.Request) (int, any, error) {
+		route("GET /api/v1/clusters/{name}/metrics", auth.Viewer, func(r *http.Request) (int, any, error) {
 			return h.metrics(r, series)
 		})
 	}
 	if hub != nil {
-		raw("GET /api/v1/stream", h.stream(hub))
+		// Viewers too: the stream carries what their GETs show (clusters,
+		// jobs, events), no credential.
+		raw("GET /api/v1/stream", auth.Viewer, h.stream(hub))
 	}
 }
 
