@@ -436,6 +436,9 @@ func (tab *Tab) FirstLoad(path string, quiet time.Duration) Transfer {
 	for u, n := range tr.ByURL {
 		if pu, err := url.Parse(u); err == nil && pu.Path != "" && (pu.Scheme == "http" || pu.Scheme == "https") {
 			u = pu.Path
+			if pu.RawQuery != "" {
+				u += "?" + pu.RawQuery
+			}
 		} else if len(u) > 40 {
 			u = u[:40] + "…"
 		}
