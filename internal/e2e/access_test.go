@@ -72,7 +72,7 @@ func TestFirstAdminSignsInOverTLS(t *testing.T) {
 	var s api.Session
 	_ = json.Unmarshal(body, &s)
 	if s.Principal.Name != "admin" || s.Principal.Role != "admin" || s.Principal.Kind != "user" || s.CSRFToken == "" ||
-		s.IdleTimeoutMs != (45 * time.Minute).Milliseconds() {
+		s.IdleTimeoutMs != (45*time.Minute).Milliseconds() {
 		t.Fatalf("session: %s", body)
 	}
 	var cookie *http.Cookie
