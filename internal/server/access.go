@@ -119,6 +119,12 @@ func (g *gate) signIn(r *http.Request) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
+	host := remoteHost(r)
+	if wait, blocked := g.failures.blocked(host, g.now()); blocked {
+		setSummary(r, "refused: too many failed sign-ins from %s", host)
+		return 0, nil, &httpError{http.StatusTooManyRequests, api.ErrorDetail{Code: "too_many_requests",
+			Message: fmt.Sprintf("too many failed sign-ins from this address; try again in %d s", int(wait.Seconds())+1)}}
+	}
 	var p auth.Principal
 	switch {
 	case req.Token != "" && (req.Name != "" || req.Password != ""):
@@ -126,6 +132,7 @@ func (g *gate) signIn(r *http.Request) (int, any, error) {
 	case req.Token != "":
 		tp, err := g.tokenPrincipal(r.Context(), req.Token)
 		if err != nil {
+			g.failures.add(host, g.now())
 			setSummary(r, "sign-in with a token failed")
 			return 0, nil, &httpError{http.StatusUnauthorized, api.ErrorDetail{Code: "unauthorized", Message: "wrong, revoked or expired token"}}
 		}
@@ -139,6 +146,7 @@ func (g *gate) signIn(r *http.Request) (int, any, error) {
 			return 0, nil, err
 		}
 		if !ok {
+			g.failures.add(host, g.now())
 			setSummary(r, "sign-in failed for user %q", truncate(req.Name, 64))
 			return 0, nil, errSignIn
 		}

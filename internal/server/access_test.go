@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -490,7 +491,9 @@ func TestSignInTime(t *testing.T) {
 	}
 	median := func(body string, status int) time.Duration {
 		var ds []time.Duration
-		for range 7 {
+		// 5 each: 10 failures in all, the most one address may make in
+		// a minute.
+		for range 5 {
 			start := time.Now()
 			if res := ts.do(t, req{method: "POST", path: "/api/v1/session", body: body}); res.status != status {
 				t.Fatalf("%s: %d, want %d", body, res.status, status)
@@ -506,5 +509,54 @@ func TestSignInTime(t *testing.T) {
 	t.Logf("sign-in medians: right password %v, wrong password %v, unknown user %v", ok, wrong, unknown)
 	if unknown < wrong/2 || unknown > wrong*2 {
 		t.Fatalf("an unknown user's sign-in takes %v, a wrong password's %v: the time tells them apart", unknown, wrong)
+	}
+}
+
+// TestFailedSignInsLimited: after 10 failed sign-ins within a minute from
+// one address, sign-ins from it are refused (429), even with the right
+// password, until the window moves on.
+func TestFailedSignInsLimited(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOpts{})
+	var (
+		mu  sync.Mutex
+		now = time.Now()
+	)
+	ts.gate.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	ts.addUser(t, "ana", "ana-password-1", auth.Viewer)
+	signIn := func(name, pw string) resp {
+		return ts.do(t, req{method: "POST", path: "/api/v1/session", body: `{"name":"` + name + `","password":"` + pw + `"}`})
+	}
+	for i := range 10 {
+		name := "ana"
+		if i%2 == 1 {
+			name = "nobody"
+		}
+		if res := signIn(name, "guess-number-"+strconv.Itoa(i)); res.status != 401 {
+			t.Fatalf("failure %d: %d %s", i, res.status, res.body)
+		}
+		advance(time.Second)
+	}
+	for _, pw := range []string{"another-guess", "ana-password-1"} {
+		if res := signIn("ana", pw); res.status != 429 || res.errCode() != "too_many_requests" {
+			t.Fatalf("sign-in after 10 failures (%s): %d %s, want 429", pw, res.status, res.body)
+		}
+	}
+	// Bearer tokens are not affected.
+	if res := ts.do(t, req{method: "GET", path: "/api/v1/session", bearer: testAdminToken}); res.status != 200 {
+		t.Fatalf("admin token while sign-ins are blocked: %d", res.status)
+	}
+	// The first failure (now 10 s old) leaves the window 60 s after it:
+	// one more try.
+	advance(50 * time.Second)
+	if res := signIn("ana", "ana-password-1"); res.status != 200 {
+		t.Fatalf("sign-in once the window moved on: %d %s", res.status, res.body)
+	}
+	if res := signIn("ana", "wrong-again-1"); res.status != 401 {
+		t.Fatalf("a failure with 9 in the window: %d", res.status)
+	}
+	if res := signIn("ana", "ana-password-1"); res.status != 429 {
+		t.Fatalf("sign-in with 10 failures in the window again: %d, want 429", res.status)
 	}
 }
