@@ -464,8 +464,9 @@ func firstAdmin(ctx context.Context, a store.Access, dataDir, name, passwordFile
 	}
 	var (
 		password string
-		written  string
+		pending  string // the password file before the user exists
 	)
+	final := filepath.Join(dataDir, "admin.password")
 	if passwordFile != "" {
 		b, err := os.ReadFile(passwordFile)
 		if err != nil {
@@ -479,11 +480,22 @@ func firstAdmin(ctx context.Context, a store.Access, dataDir, name, passwordFile
 		if password, err = auth.RandomString(18); err != nil {
 			return err
 		}
-		written = filepath.Join(dataDir, "admin.password")
-		// Written before the user exists: a crash in between leaves a
-		// file with a password nobody has, never a user whose password
-		// nobody knows.
-		if err := writePrivate(written, password+"\n"); err != nil {
+		// Written before the user exists, under a name of its own
+		// (managers sharing a data dir may start at once): a crash in
+		// between leaves a file with the password, never a user whose
+		// password nobody knows. It becomes admin.password once the user
+		// is stored.
+		f, err := os.CreateTemp(dataDir, "admin.password.*") // mode 0600
+		if err != nil {
+			return fmt.Errorf("write the first admin's password: %w", err)
+		}
+		pending = f.Name()
+		_, err = f.WriteString(password + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(pending)
 			return fmt.Errorf("write the first admin's password: %w", err)
 		}
 	}
@@ -492,37 +504,19 @@ func firstAdmin(ctx context.Context, a store.Access, dataDir, name, passwordFile
 		return err
 	}
 	created, err := a.CreateFirstUser(ctx, store.User{Name: name, PasswordHash: h, Role: string(auth.Admin)})
-	if err != nil {
+	if err != nil || !created { // !created: another manager of the store made its own first
+		if pending != "" {
+			_ = os.Remove(pending)
+		}
 		return err
 	}
-	if !created { // another manager of the store made its own first
-		if written != "" {
-			_ = os.Remove(written)
-		}
+	if pending == "" {
+		log.Info("created the first admin user with the password of --admin-password-file", "user", name)
 		return nil
 	}
-	if written != "" {
-		log.Warn("created the first admin user; its password is in the file named here: sign in, then change it or make your own users", "user", name, "passwordFile", written)
-	} else {
-		log.Info("created the first admin user with the password of --admin-password-file", "user", name)
+	if err := os.Rename(pending, final); err != nil {
+		return fmt.Errorf("the first admin's password is in %s: %w", pending, err)
 	}
+	log.Warn("created the first admin user; its password is in the file named here: sign in, then change it or make your own users", "user", name, "passwordFile", final)
 	return nil
-}
-
-// writePrivate writes a file only its owner may read (mode 0600, also
-// when it existed with another mode).
-func writePrivate(path, content string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -367,6 +369,25 @@ func TestFirstAdmin(t *testing.T) {
 	}
 	ts.signIn(t, "admin", pw)
 
+	// Two managers sharing a data dir and a store start at once: one
+	// admin, whose password is the file's, and no other file left.
+	ts3 := newTestServer(t, serverOpts{})
+	shared := t.TempDir()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if err := firstAdmin(t.Context(), ts3.st, shared, "", "", log); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ents, _ := os.ReadDir(shared); len(ents) != 1 || ents[0].Name() != "admin.password" {
+		t.Fatalf("data dir after two first starts: %v", ents)
+	}
+	b, _ = os.ReadFile(filepath.Join(shared, "admin.password"))
+	ts3.signIn(t, "admin", strings.TrimSpace(string(b)))
+
 	// --admin-user and --admin-password-file choose them on an empty store.
 	ts2 := newTestServer(t, serverOpts{})
 	pwFile := filepath.Join(dir, "chosen")
@@ -456,5 +477,34 @@ func TestUsersAPI(t *testing.T) {
 	}
 	if res := admin("DELETE", "/api/v1/users/ana", ""); res.status != 404 {
 		t.Fatalf("delete a deleted user: %d", res.status)
+	}
+}
+
+// TestSignInTime: with the default argon2id parameters, a sign-in with a
+// wrong password and one with an unknown user cost the same hash, so their
+// times do not tell whether the user exists. It logs the medians.
+func TestSignInTime(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	if res := ts.do(t, req{method: "POST", path: "/api/v1/users", bearer: testAdminToken, body: `{"name":"ana","password":"ana-password-1","role":"viewer"}`}); res.status != 201 {
+		t.Fatalf("create user: %d %s", res.status, res.body)
+	}
+	median := func(body string, status int) time.Duration {
+		var ds []time.Duration
+		for range 7 {
+			start := time.Now()
+			if res := ts.do(t, req{method: "POST", path: "/api/v1/session", body: body}); res.status != status {
+				t.Fatalf("%s: %d, want %d", body, res.status, status)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	ok := median(`{"name":"ana","password":"ana-password-1"}`, 200)
+	wrong := median(`{"name":"ana","password":"not-the-password"}`, 401)
+	unknown := median(`{"name":"nobody","password":"not-the-password"}`, 401)
+	t.Logf("sign-in medians: right password %v, wrong password %v, unknown user %v", ok, wrong, unknown)
+	if unknown < wrong/2 || unknown > wrong*2 {
+		t.Fatalf("an unknown user's sign-in takes %v, a wrong password's %v: the time tells them apart", unknown, wrong)
 	}
 }

@@ -103,6 +103,14 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, pattern := g.mux.Handler(r)
 	need, known := g.roles[pattern]
 	if !known {
+		if isAPI && pattern != "" {
+			// Put on the mux without a role: refused, loudly, rather
+			// than served to anyone.
+			g.log.Error("API route registered without a role; register it with route or handle", "pattern", pattern)
+			writeJSON(w, http.StatusInternalServerError, api.ErrorBody{Error: api.ErrorDetail{Code: "internal",
+				Message: fmt.Sprintf("route %s has no role", pattern)}})
+			return
+		}
 		need = auth.Viewer // a 404/405 of the mux, a redirect: any principal
 	}
 	n := &note{}

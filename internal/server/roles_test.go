@@ -244,3 +244,16 @@ func TestAuditEveryMutatingCall(t *testing.T) {
 		t.Fatalf("limit=0: %d", res.status)
 	}
 }
+
+// TestRouteWithoutRoleRefused: an /api/ endpoint put on the mux without a
+// role is served to no one.
+func TestRouteWithoutRoleRefused(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOpts{})
+	ts.gate.mux.HandleFunc("GET /api/v1/sneaky", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("secret")) })
+	for _, tok := range []string{"", testAdminToken} {
+		if res := ts.do(t, req{method: "GET", path: "/api/v1/sneaky", bearer: tok}); res.status != 500 || strings.Contains(string(res.body), "secret") {
+			t.Fatalf("route without a role, token %q: %d %s, want 500", tok, res.status, res.body)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -19,6 +20,7 @@ func TestAccess(t *testing.T) {
 			t.Run("tokens", func(t *testing.T) { testTokens(t, e) })
 			t.Run("sessions", func(t *testing.T) { testSessions(t, e) })
 			t.Run("audit", func(t *testing.T) { testAudit(t, e) })
+			t.Run("first user, concurrently", func(t *testing.T) { testFirstUserRace(t, newEnv(t, eng)) })
 		})
 	}
 }
@@ -229,5 +231,34 @@ func testAudit(t *testing.T, e *env) {
 	}
 	if n, err := s.PruneAudit(ctx, 5, base); err != nil || n != 0 {
 		t.Fatalf("PruneAudit again: %d %v", n, err)
+	}
+}
+
+// testFirstUserRace: managers starting at once on an empty store make one
+// first user between them, and none fails.
+func testFirstUserRace(t *testing.T, e *env) {
+	const n = 8
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created int
+	)
+	for i := range n {
+		wg.Go(func() {
+			ok, err := e.s.CreateFirstUser(t.Context(), User{Name: "admin", PasswordHash: fmt.Sprintf("h%d", i), Role: "admin"})
+			if err != nil {
+				t.Errorf("CreateFirstUser %d: %v", i, err)
+			}
+			if ok {
+				mu.Lock()
+				created++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	us, err := e.s.ListUsers(t.Context())
+	if created != 1 || err != nil || len(us) != 1 {
+		t.Fatalf("%d of %d calls created the first user; users %+v %v", created, n, us, err)
 	}
 }

@@ -38,9 +38,12 @@ func (s *sqlStore) CreateFirstUser(ctx context.Context, u User) (bool, error) {
 	created := false
 	err := s.inTxUnfenced(ctx, func(tx *sql.Tx) error {
 		var n int
-		// FOR UPDATE on MySQL: two managers starting at once on an empty
-		// table serialize here (SQLite's IMMEDIATE transaction does it).
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM users"+s.d.lockUpdate).Scan(&n); err != nil {
+		// No locking read: on MySQL it would take a gap lock on the empty
+		// table and two managers starting at once could deadlock. Two that
+		// both see no user insert the same name (the default), and the
+		// second gets ErrConflict; SQLite's IMMEDIATE transaction
+		// serializes them anyway.
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM users").Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
