@@ -10,7 +10,7 @@ LISTEN   ?= 127.0.0.1:7800
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
 
-.PHONY: ui-vendor bench-k8s help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
+.PHONY: ui-vendor bench-timeseries bench-k8s help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -59,7 +59,7 @@ lint: ## go vet, gofmt and staticcheck
 	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	$(STATICCHECK) ./...
 
-bench: deps-test build ## benchmarks, each next to the plain tool: create, replica sync (1 GB), failover (10 kills × go-redis, redis-py, ioredis; plain Sentinel at 5000 and 1000 ms; 5 master-then-successor kills), backup engine and through the manager (600 MB; diskless vs redis-cli --rdb in 5 alternating pairs at 150 MB and 1 GB), restore, API under 1000 slow connections; and leader takeover (5 kills)
+bench: deps-test build ## benchmarks, each next to the plain tool: create, replica sync (1 GB), failover (10 kills × go-redis, redis-py, ioredis; plain Sentinel at 5000 and 1000 ms; 5 master-then-successor kills), backup engine and through the manager (600 MB; diskless vs redis-cli --rdb in 5 alternating pairs at 150 MB and 1 GB), restore, API under 1000 slow connections; leader takeover (5 kills); and time-series memory (bytes per instance, manager RSS with 1,000 instances' 24 h)
 	$(GO) run ./bench/create -bin $(BIN) -runs 5
 	$(GO) run ./bench/replica -bin $(BIN) -gb 1
 	$(GO) run ./bench/failover -bin $(BIN) -runs 10 -successor-runs 5
@@ -69,6 +69,7 @@ bench: deps-test build ## benchmarks, each next to the plain tool: create, repli
 	$(GO) run ./bench/restore -bin $(BIN) -mb 600
 	$(GO) run ./bench/connections -bin $(BIN) -n 1000
 	$(GO) run ./bench/takeover -bin $(BIN) -runs 5
+	$(GO) run ./bench/timeseries -instances 1000
 
 chaos: deps build ## chaos test: random kills under write load for CHAOS_DURATION (default 5m)
 	REDIS_MANAGER_CHAOS_DURATION=$${CHAOS_DURATION:-5m} $(GO) test -count=1 -v -timeout 30m -run 'TestChaos$$' ./internal/e2e/
@@ -76,6 +77,9 @@ chaos: deps build ## chaos test: random kills under write load for CHAOS_DURATIO
 # The node's binaries are cached in the invoking user's cache (also under sudo).
 K8S_NODE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/redis-manager/k8s-node
 K8S_ENV := env PATH="$$PATH" K8S_NODE_CACHE=$(K8S_NODE_CACHE)
+
+bench-timeseries: ## time-series memory only: bytes per instance (typical, worst) and the manager's RSS with 1,000 instances' full 24 h
+	$(GO) run ./bench/timeseries -instances 1000
 
 bench-k8s: build ## on a running node (root; KUBECONFIG, IMAGE and DNS from hack/k8s-node/up): create 1x2x3 -> Ready and replica pod deleted -> back, median of 5; master pod force-deleted under SET + WAIT 1 -> write unavailability, 10 runs next to plain Sentinel StatefulSets
 	$(GO) run ./bench/k8s -bin bin/redis-manager -image "$$IMAGE" -runs 5

@@ -336,7 +336,11 @@ func Serve(ctx context.Context, o Options, version string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go sweepAccess(ctx, st, o.SessionIdleTimeout, time.Minute, log)
-	go series.Run(ctx, st, log.With("component", "timeseries"))
+	var lister timeseries.Lister = st
+	if benchSeries != nil {
+		lister = benchSeries(series, lister)
+	}
+	go series.Run(ctx, lister, log.With("component", "timeseries"))
 	ctlDone := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() { ctlDone <- ctl.Run(ctx, ready) }()

@@ -20,6 +20,11 @@ const (
 	streamWriteTimeout = 30 * time.Second
 )
 
+// benchSeries is nil but in binaries built with -tags benchfill
+// (benchfill.go, for bench/timeseries): it fills the series with synthetic
+// samples before the manager listens.
+var benchSeries func(*timeseries.Series, timeseries.Lister) timeseries.Lister
+
 // seriesRoutes are the endpoints of the instance figures: the time series
 // and the live stream. The stream writes its own response, so it is
 // registered with raw rather than route.

@@ -99,11 +99,10 @@ func (m eventMark) before(e api.Event) bool {
 }
 
 type clusterState struct {
-	frame     []byte
-	createdAt time.Time
-	shape     uint64 // hash of the JSON without the figures
-	all       uint64 // hash of the whole JSON but observedAt
-	sent      time.Time
+	frame []byte
+	shape uint64 // hash of the JSON without the figures
+	all   uint64 // hash of the whole JSON but observedAt
+	sent  time.Time
 }
 
 type jobState struct {
@@ -289,7 +288,7 @@ func (h *Hub) poll(ctx context.Context, first bool) {
 		}
 		shape, all := hashes(cl)
 		p, seen := prevClusters[cl.Name]
-		cs := clusterState{frame: frame("cluster", data), createdAt: cl.CreatedAt, shape: shape, all: all, sent: p.sent}
+		cs := clusterState{frame: frame("cluster", data), shape: shape, all: all, sent: p.sent}
 		switch {
 		case !seen || p.shape != shape:
 			cs.sent = now

@@ -44,7 +44,9 @@ func fxCluster(shards, replicas, sentinels int) (api.ClusterSpec, Observation) {
 			in := store.Instance{Name: spec.InstanceName("orders", sh, o), Cluster: "orders", Kind: store.KindRedis,
 				Shard: sh, Ordinal: o, Host: fxHost, Port: port}
 			info := redisclient.Info{"process_id": strconv.Itoa(port + 10000), "used_memory": "1048576",
-				"db0": "keys=5,expires=0,avg_ttl=0", "db1": "keys=2,expires=1,avg_ttl=0"}
+				"db0": "keys=5,expires=0,avg_ttl=0", "db1": "keys=2,expires=1,avg_ttl=0",
+				"instantaneous_ops_per_sec": "120", "connected_clients": "4", "maxmemory": "268435456",
+				"keyspace_hits": "30", "keyspace_misses": "10", "evicted_keys": "2", "used_cpu_sys": "1.250000", "used_cpu_user": "0.500000"}
 			ro := RedisObs{In: in, Details: platform.Details{Pid: 1}, Up: true, Info: info}
 			if o == 0 {
 				info["role"] = "master"
@@ -114,13 +116,15 @@ func TestEvaluateHealthy(t *testing.T) {
 		t.Errorf("shard = index %d name %q", sh.Index, sh.SentinelName)
 	}
 	wantMaster := api.InstanceStatus{Name: "orders-0-0", Address: "127.0.0.1:7000", Role: "master", Up: true,
-		Pid: 17000, LagBytes: 0, Keys: 7, UsedMemoryBytes: 1048576}
+		Pid: 17000, LagBytes: 0, Keys: 7, UsedMemoryBytes: 1048576, OpsPerSec: 120, ConnectedClients: 4, MaxmemoryBytes: 268435456, KeyspaceHits: 30, KeyspaceMisses: 10, UsedCPUSeconds: 1.75, EvictedKeys: 2}
 	if sh.Master == nil || *sh.Master != wantMaster {
 		t.Errorf("master = %+v, want %+v", sh.Master, wantMaster)
 	}
 	wantReplicas := []api.InstanceStatus{
-		{Name: "orders-0-1", Address: "127.0.0.1:7001", Role: "replica", Up: true, Pid: 17001, MasterLinkStatus: "up", LagBytes: 0, Keys: 7, UsedMemoryBytes: 1048576},
-		{Name: "orders-0-2", Address: "127.0.0.1:7002", Role: "replica", Up: true, Pid: 17002, MasterLinkStatus: "up", LagBytes: 100, Keys: 7, UsedMemoryBytes: 1048576},
+		{Name: "orders-0-1", Address: "127.0.0.1:7001", Role: "replica", Up: true, Pid: 17001, MasterLinkStatus: "up", LagBytes: 0, Keys: 7, UsedMemoryBytes: 1048576,
+			OpsPerSec: 120, ConnectedClients: 4, MaxmemoryBytes: 268435456, KeyspaceHits: 30, KeyspaceMisses: 10, UsedCPUSeconds: 1.75, EvictedKeys: 2},
+		{Name: "orders-0-2", Address: "127.0.0.1:7002", Role: "replica", Up: true, Pid: 17002, MasterLinkStatus: "up", LagBytes: 100, Keys: 7, UsedMemoryBytes: 1048576,
+			OpsPerSec: 120, ConnectedClients: 4, MaxmemoryBytes: 268435456, KeyspaceHits: 30, KeyspaceMisses: 10, UsedCPUSeconds: 1.75, EvictedKeys: 2},
 	}
 	if !reflect.DeepEqual(sh.Replicas, wantReplicas) {
 		t.Errorf("replicas:\n got %+v\nwant %+v", sh.Replicas, wantReplicas)
