@@ -36,6 +36,7 @@ deps-test: deps ## install what the tests need: redis-server, mariadb-server, py
 run: deps build ## build, install redis-server if missing, start the manager on the embedded defaults
 	@echo "starting redis-manager: REST API at http://$(LISTEN)/api/v1, data in $(DATA_DIR)"
 	@echo "  token: $(DATA_DIR)/admin.token   try: $(BIN) cluster create demo"
+	@echo "  console: http://$(LISTEN)/ (user admin, password in $(DATA_DIR)/admin.password)"
 	$(BIN) serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 UNIT_PKGS = $$($(GO) list ./... | grep -v /internal/e2e)

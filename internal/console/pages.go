@@ -152,10 +152,10 @@ func (c *console) overview(r *http.Request, v *view) (int, error) {
 // are milliseconds from when the manager first noticed the master gone
 // (lost, else detected by Sentinel).
 type failover struct {
-	Event      api.Event
-	OldMaster  string
-	NewMaster  string
-	Start      time.Time
+	Event     api.Event
+	OldMaster string
+	NewMaster string
+	Start     time.Time
 	// DetectedMs is when Sentinel agreed the master is down or, when it
 	// never had to (the manager forced a fast failover on the platform's
 	// word), when the platform saw the process die: 0.

@@ -119,9 +119,11 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 	if g.idle <= 0 {
 		g.idle = DefaultSessionIdleTimeout
 	}
-	// route registers an API endpoint with the least role that may call
-	// it (public: anyone); there is no other way to add one.
-	route := func(pattern string, need auth.Role, f handler) {
+	// handle registers an API endpoint with the least role that may call
+	// it (public: anyone); route does it for a handler in the house
+	// style. There is no other way to add one: an /api/ pattern put on
+	// the mux directly answers 500 (gate.ServeHTTP).
+	handle := func(pattern string, need auth.Role, hh http.Handler) {
 		if need != public && !need.Valid() {
 			panic(fmt.Sprintf("route %s: no role", pattern))
 		}
@@ -130,8 +132,9 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 		}
 		g.roles[pattern] = need
 		g.patterns = append(g.patterns, pattern)
-		mux.Handle(pattern, h.wrap(f))
+		mux.Handle(pattern, hh)
 	}
+	route := func(pattern string, need auth.Role, f handler) { handle(pattern, need, h.wrap(f)) }
 
 	route("GET /api/v1/health", public, func(*http.Request) (int, any, error) {
 		st := lead.Status()
@@ -211,16 +214,8 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 	})
 	h.backupRoutes(route)
 	g.accessRoutes(route)
-	// The stream is a raw handler (it writes as it goes), registered with
-	// its role like every route.
-	h.seriesRoutes(route, func(pattern string, need auth.Role, sh http.Handler) {
-		if _, dup := g.roles[pattern]; dup {
-			panic(fmt.Sprintf("route %s registered twice", pattern))
-		}
-		g.roles[pattern] = need
-		g.patterns = append(g.patterns, pattern)
-		mux.Handle(pattern, sh)
-	}, cfg.Series, cfg.Stream)
+	// The stream writes its own answer: handle registers it with its role.
+	h.seriesRoutes(route, handle, cfg.Series, cfg.Stream)
 	route("/api/", auth.Viewer, func(r *http.Request) (int, any, error) {
 		return 0, nil, &httpError{http.StatusNotFound, api.ErrorDetail{Code: "not_found",
 			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}}
