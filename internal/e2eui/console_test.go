@@ -246,7 +246,6 @@ func testCreate(t *testing.T, e *consoleEnv) {
 	// The operator's own tab shows it Ready too (wherever the form led).
 	op.Go("/clusters/" + e.cluster)
 	op.WaitUntil("Ready on the cluster page", fmt.Sprintf(`(document.querySelector(%q)||{textContent:""}).textContent.trim() === "Ready"`, sel), 15*time.Second)
-	e.shot(t, watch, "overview", 1280)
 }
 
 func testFailover(t *testing.T, e *consoleEnv) {
@@ -403,7 +402,8 @@ func testBackupRestore(t *testing.T, e *consoleEnv) {
 		t.Fatalf("the restored cluster has console-test = %q %v", v, err)
 	}
 	op.Go("/")
-	op.WaitUntil("the restored cluster on the overview", fmt.Sprintf(`document.querySelector('[data-cluster-phase=%q]')`, e.restoredTo), 10*time.Second)
+	op.WaitUntil("the restored cluster Ready on the overview", fmt.Sprintf(`(document.querySelector('[data-cluster-phase=%q]')||{textContent:""}).textContent.trim() === "Ready"`, e.restoredTo), 15*time.Second)
+	e.shot(t, op, "overview", 1280)
 }
 
 func testViewer(t *testing.T, e *consoleEnv) {
