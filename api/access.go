@@ -54,7 +54,11 @@ type CreateUserRequest struct {
 // fields given change.
 type UpdateUserRequest struct {
 	Password *string `json:"password,omitempty"`
-	Role     *string `json:"role,omitempty"`
+	// CurrentPassword is required when users change their own password
+	// (signed in as themselves): a stolen session alone cannot lock the
+	// owner out. An admin changing another user's password omits it.
+	CurrentPassword *string `json:"currentPassword,omitempty"`
+	Role            *string `json:"role,omitempty"`
 }
 
 // Token is an API token. Token (the secret) is set only in the answer of

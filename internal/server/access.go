@@ -267,6 +267,18 @@ func (g *gate) updateUser(r *http.Request) (int, any, error) {
 		if err := checkPassword(*req.Password); err != nil {
 			return 0, nil, err
 		}
+		if self {
+			if req.CurrentPassword == nil || *req.CurrentPassword == "" {
+				return 0, nil, badRequest("currentPassword", "give your current password to change it")
+			}
+			if _, ok, err := g.checkUserPassword(r.Context(), name, *req.CurrentPassword); err != nil {
+				return 0, nil, err
+			} else if !ok {
+				setSummary(r, "refused: change own password %q: wrong current password", truncate(name, 64))
+				return 0, nil, &httpError{http.StatusForbidden, api.ErrorDetail{Code: "forbidden", Field: "currentPassword",
+					Message: "the current password is wrong"}}
+			}
+		}
 		h, err := g.hash(r.Context(), *req.Password)
 		if err != nil {
 			return 0, nil, err

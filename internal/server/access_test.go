@@ -453,7 +453,17 @@ func TestUsersAPI(t *testing.T) {
 		return ts.do(t, req{method: method, path: path, body: body, cookie: c, csrf: s.CSRFToken})
 	}
 	other, _ := ts.signIn(t, "ana", "ana-password-1") // e.g. on another machine
-	if res := self("PATCH", "/api/v1/users/ana", `{"password":"ana-password-2"}`); res.status != 200 {
+	// Her own password needs her current one: a session alone is not enough.
+	if res := self("PATCH", "/api/v1/users/ana", `{"password":"ana-password-2"}`); res.status != 400 || !strings.Contains(string(res.body), `"field": "currentPassword"`) {
+		t.Fatalf("own password change without the current one: %d %s, want 400 on currentPassword", res.status, res.body)
+	}
+	if res := self("PATCH", "/api/v1/users/ana", `{"password":"ana-password-2","currentPassword":"not-her-password"}`); res.status != 403 {
+		t.Fatalf("own password change with a wrong current one: %d %s, want 403", res.status, res.body)
+	}
+	if res := self("GET", "/api/v1/session", ""); res.status != 200 {
+		t.Fatalf("ana's session after refused changes: %d", res.status)
+	}
+	if res := self("PATCH", "/api/v1/users/ana", `{"password":"ana-password-2","currentPassword":"ana-password-1"}`); res.status != 200 {
 		t.Fatalf("own password change: %d %s", res.status, res.body)
 	}
 	// The change ends her other sessions, not the one that made it.
