@@ -22,11 +22,13 @@ import (
 // first admin with a random password in <data-dir>/admin.password (0600);
 // that password signs in, the session cookie is Secure, HttpOnly and
 // SameSite=Strict, and under --metrics-auth an API token (any role) reads
-// /metrics while a session cookie does not.
+// /metrics while a session cookie does not. The idle timeout comes from
+// REDIS_MANAGER_SESSION_IDLE_TIMEOUT.
 func TestFirstAdminSignsInOverTLS(t *testing.T) {
 	t.Parallel()
 	certFile, keyFile := selfSigned(t, t.TempDir())
-	m := testenv.StartManager(t, testenv.ManagerOptions{Args: []string{"--tls-cert", certFile, "--tls-key", keyFile, "--metrics-auth"}})
+	m := testenv.StartManager(t, testenv.ManagerOptions{Args: []string{"--tls-cert", certFile, "--tls-key", keyFile, "--metrics-auth"},
+		Env: []string{"REDIS_MANAGER_SESSION_IDLE_TIMEOUT=45m"}})
 	pwFile := filepath.Join(m.DataDir, "admin.password")
 	fi, err := os.Stat(pwFile)
 	if err != nil {
@@ -69,7 +71,8 @@ func TestFirstAdminSignsInOverTLS(t *testing.T) {
 	}
 	var s api.Session
 	_ = json.Unmarshal(body, &s)
-	if s.Principal.Name != "admin" || s.Principal.Role != "admin" || s.Principal.Kind != "user" || s.CSRFToken == "" {
+	if s.Principal.Name != "admin" || s.Principal.Role != "admin" || s.Principal.Kind != "user" || s.CSRFToken == "" ||
+		s.IdleTimeoutMs != (45*time.Minute).Milliseconds() {
 		t.Fatalf("session: %s", body)
 	}
 	var cookie *http.Cookie

@@ -119,6 +119,12 @@ func (g *gate) signIn(r *http.Request) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
+	host := remoteHost(r)
+	if wait, blocked := g.failures.blocked(host, g.now()); blocked {
+		setSummary(r, "refused: too many failed sign-ins from %s", host)
+		return 0, nil, &httpError{http.StatusTooManyRequests, api.ErrorDetail{Code: "too_many_requests",
+			Message: fmt.Sprintf("too many failed sign-ins from this address; try again in %d s", int(wait.Seconds())+1)}}
+	}
 	var p auth.Principal
 	switch {
 	case req.Token != "" && (req.Name != "" || req.Password != ""):
@@ -126,6 +132,7 @@ func (g *gate) signIn(r *http.Request) (int, any, error) {
 	case req.Token != "":
 		tp, err := g.tokenPrincipal(r.Context(), req.Token)
 		if err != nil {
+			g.failures.add(host, g.now())
 			setSummary(r, "sign-in with a token failed")
 			return 0, nil, &httpError{http.StatusUnauthorized, api.ErrorDetail{Code: "unauthorized", Message: "wrong, revoked or expired token"}}
 		}
@@ -139,6 +146,7 @@ func (g *gate) signIn(r *http.Request) (int, any, error) {
 			return 0, nil, err
 		}
 		if !ok {
+			g.failures.add(host, g.now())
 			setSummary(r, "sign-in failed for user %q", truncate(req.Name, 64))
 			return 0, nil, errSignIn
 		}
@@ -281,6 +289,18 @@ func (g *gate) updateUser(r *http.Request) (int, any, error) {
 			return 0, nil, notFound("user %q not found", name)
 		}
 		return 0, nil, err
+	}
+	if hash != nil {
+		// A new password ends the user's other sessions: whoever knew the
+		// old one is signed out. The session making the change (the
+		// user's own) stays.
+		keep := ""
+		if viaOf(r) == viaSession && self {
+			keep = noteOf(r).sessionID
+		}
+		if _, err := g.access.EndSessions(r.Context(), auth.KindUser, name, keep); err != nil {
+			return 0, nil, err
+		}
 	}
 	u, err := g.access.GetUser(r.Context(), name)
 	return 200, userView(u), err

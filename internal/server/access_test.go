@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -451,8 +452,16 @@ func TestUsersAPI(t *testing.T) {
 	self := func(method, path, body string) resp {
 		return ts.do(t, req{method: method, path: path, body: body, cookie: c, csrf: s.CSRFToken})
 	}
+	other, _ := ts.signIn(t, "ana", "ana-password-1") // e.g. on another machine
 	if res := self("PATCH", "/api/v1/users/ana", `{"password":"ana-password-2"}`); res.status != 200 {
 		t.Fatalf("own password change: %d %s", res.status, res.body)
+	}
+	// The change ends her other sessions, not the one that made it.
+	if res := ts.do(t, req{method: "GET", path: "/api/v1/session", cookie: other}); res.status != 401 {
+		t.Fatalf("another session of ana after her password change: %d, want 401", res.status)
+	}
+	if res := self("GET", "/api/v1/session", ""); res.status != 200 {
+		t.Fatalf("the session that changed the password: %d, want 200", res.status)
 	}
 	if res := self("PATCH", "/api/v1/users/ana", `{"role":"admin"}`); res.status != 403 {
 		t.Fatalf("own role change: %d %s, want 403", res.status, res.body)
@@ -461,7 +470,18 @@ func TestUsersAPI(t *testing.T) {
 	if res := self("PATCH", "/api/v1/users/bo", `{"password":"hijacked-pw-1"}`); res.status != 403 {
 		t.Fatalf("another's password change by an operator: %d %s, want 403", res.status, res.body)
 	}
+	if res := signInStatus(ts, t, "ana", "ana-password-1"); res != 401 {
+		t.Fatalf("sign-in with the old password: %d", res)
+	}
 	ts.signIn(t, "ana", "ana-password-2")
+	// An admin's password reset ends all of bo's sessions.
+	bo, _ := ts.signIn(t, "bo", "bo-password-1")
+	if res := admin("PATCH", "/api/v1/users/bo", `{"password":"bo-password-2"}`); res.status != 200 {
+		t.Fatalf("admin sets bo's password: %d %s", res.status, res.body)
+	}
+	if res := ts.do(t, req{method: "GET", path: "/api/v1/session", cookie: bo}); res.status != 401 {
+		t.Fatalf("bo's session after the admin reset his password: %d, want 401", res.status)
+	}
 	// The admin changes a role; the live session follows at once.
 	if res := admin("PATCH", "/api/v1/users/ana", `{"role":"viewer"}`); res.status != 200 {
 		t.Fatalf("role change: %d %s", res.status, res.body)
@@ -490,7 +510,9 @@ func TestSignInTime(t *testing.T) {
 	}
 	median := func(body string, status int) time.Duration {
 		var ds []time.Duration
-		for range 7 {
+		// 5 each: 10 failures in all, the most one address may make in
+		// a minute.
+		for range 5 {
 			start := time.Now()
 			if res := ts.do(t, req{method: "POST", path: "/api/v1/session", body: body}); res.status != status {
 				t.Fatalf("%s: %d, want %d", body, res.status, status)
@@ -507,4 +529,58 @@ func TestSignInTime(t *testing.T) {
 	if unknown < wrong/2 || unknown > wrong*2 {
 		t.Fatalf("an unknown user's sign-in takes %v, a wrong password's %v: the time tells them apart", unknown, wrong)
 	}
+}
+
+// TestFailedSignInsLimited: after 10 failed sign-ins within a minute from
+// one address, sign-ins from it are refused (429), even with the right
+// password, until the window moves on.
+func TestFailedSignInsLimited(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOpts{})
+	var (
+		mu  sync.Mutex
+		now = time.Now()
+	)
+	ts.gate.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	ts.addUser(t, "ana", "ana-password-1", auth.Viewer)
+	signIn := func(name, pw string) resp {
+		return ts.do(t, req{method: "POST", path: "/api/v1/session", body: `{"name":"` + name + `","password":"` + pw + `"}`})
+	}
+	for i := range 10 {
+		name := "ana"
+		if i%2 == 1 {
+			name = "nobody"
+		}
+		if res := signIn(name, "guess-number-"+strconv.Itoa(i)); res.status != 401 {
+			t.Fatalf("failure %d: %d %s", i, res.status, res.body)
+		}
+		advance(time.Second)
+	}
+	for _, pw := range []string{"another-guess", "ana-password-1"} {
+		if res := signIn("ana", pw); res.status != 429 || res.errCode() != "too_many_requests" {
+			t.Fatalf("sign-in after 10 failures (%s): %d %s, want 429", pw, res.status, res.body)
+		}
+	}
+	// Bearer tokens are not affected.
+	if res := ts.do(t, req{method: "GET", path: "/api/v1/session", bearer: testAdminToken}); res.status != 200 {
+		t.Fatalf("admin token while sign-ins are blocked: %d", res.status)
+	}
+	// The first failure (now 10 s old) leaves the window 60 s after it:
+	// one more try.
+	advance(50 * time.Second)
+	if res := signIn("ana", "ana-password-1"); res.status != 200 {
+		t.Fatalf("sign-in once the window moved on: %d %s", res.status, res.body)
+	}
+	if res := signIn("ana", "wrong-again-1"); res.status != 401 {
+		t.Fatalf("a failure with 9 in the window: %d", res.status)
+	}
+	if res := signIn("ana", "ana-password-1"); res.status != 429 {
+		t.Fatalf("sign-in with 10 failures in the window again: %d, want 429", res.status)
+	}
+}
+
+func signInStatus(ts *testServer, t *testing.T, name, password string) int {
+	t.Helper()
+	return ts.do(t, req{method: "POST", path: "/api/v1/session", body: `{"name":"` + name + `","password":"` + password + `"}`}).status
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -62,6 +63,7 @@ type gate struct {
 	hashing    chan struct{}
 	dummyOnce  sync.Once
 	dummyHash  string
+	failures   failureLog
 	now        func() time.Time
 }
 
@@ -359,4 +361,67 @@ func requireBearer(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Failed sign-ins are limited per remote host: after signInFailures
+// failures within signInWindow, sign-ins from that host are refused (429)
+// until the oldest of them leaves the window. Each failure already costs
+// an argon2id hash; this bounds online guessing from one address to 10 a
+// minute per manager. A wrong password and an unknown user count alike.
+const (
+	signInFailures = 10
+	signInWindow   = time.Minute
+)
+
+type failureLog struct {
+	mu sync.Mutex
+	m  map[string][]time.Time
+}
+
+// recent returns host's failures within the window (dropping older ones).
+func (f *failureLog) recent(host string, now time.Time) []time.Time {
+	ts := f.m[host]
+	i := 0
+	for i < len(ts) && now.Sub(ts[i]) >= signInWindow {
+		i++
+	}
+	ts = ts[i:]
+	if len(ts) == 0 {
+		delete(f.m, host)
+	} else {
+		f.m[host] = ts
+	}
+	return ts
+}
+
+// blocked reports whether host has used up its failures, and for how long.
+func (f *failureLog) blocked(host string, now time.Time) (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ts := f.recent(host, now)
+	if len(ts) < signInFailures {
+		return 0, false
+	}
+	return signInWindow - now.Sub(ts[0]), true
+}
+
+func (f *failureLog) add(host string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string][]time.Time{}
+	}
+	if len(f.m) > 10000 { // bounded memory: forget hosts whose failures are old
+		for h := range f.m {
+			f.recent(h, now)
+		}
+	}
+	f.m[host] = append(f.recent(host, now), now)
+}
+
+func remoteHost(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }
