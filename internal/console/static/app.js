@@ -57,8 +57,11 @@
   // leaves empty values out.
   function formBody(form) {
     var body = {};
+    var changedOnly = form.hasAttribute("data-changed-only");
     Array.prototype.forEach.call(form.elements, function (el) {
       if (!el.name || el.disabled || el.type === "submit" || el.type === "button") { return; }
+      // A PATCH sends only what the user changed.
+      if (changedOnly && el.name !== "force" && (el.type === "checkbox" ? el.checked === el.defaultChecked : el.value === el.defaultValue)) { return; }
       var type = el.getAttribute("data-type");
       var value;
       if (type === "bool") {
@@ -122,6 +125,11 @@
     var submit = form.querySelector('button[type="submit"]');
     if (submit) { submit.disabled = true; }
     var body = formBody(form);
+    if (form.hasAttribute("data-changed-only") && Object.keys(body).filter(function (k) { return k !== "force"; }).length === 0) {
+      showError(form, { message: "Change a value first." });
+      if (submit) { submit.disabled = false; }
+      return;
+    }
     api(form.getAttribute("data-method") || "POST", form.getAttribute("data-url"), body).then(function (res) {
       if (submit) { submit.disabled = false; }
       if (!res.ok) { showError(form, errorOf(res)); return; }
@@ -141,6 +149,12 @@
       } else if (form.getAttribute("data-after")) {
         location.assign(form.getAttribute("data-after"));
       } else {
+        if (form.hasAttribute("data-changed-only")) {
+          // What was sent is the new starting point.
+          Array.prototype.forEach.call(form.elements, function (el) {
+            if (el.type === "checkbox") { el.checked = el.defaultChecked = false; } else if ("defaultValue" in el) { el.defaultValue = el.value; }
+          });
+        }
         jobStarted(res);
       }
     });
