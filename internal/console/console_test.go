@@ -449,6 +449,20 @@ func TestEventsJobsAuditUsersPages(t *testing.T) {
 	if strings.Contains(body, `data-event="e_fo1"`) {
 		t.Error("events of carts show an event of orders")
 	}
+	// The filtered list stays filtered when it refreshes, and listens to that cluster only.
+	for _, want := range []string{`hx-get="/events?cluster=carts&amp;fragment=live"`, `data-stream="/api/v1/stream?cluster=carts"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/events?cluster=carts lacks %s", want)
+		}
+	}
+	_, body = f.get(t, "/events?cluster=carts&fragment=live", principal(auth.Viewer))
+	if strings.Contains(body, `data-event="e_fo1"`) {
+		t.Error("the live fragment of carts' events shows an event of orders")
+	}
+	_, body = f.get(t, "/jobs?cluster=carts", principal(auth.Viewer))
+	if strings.Count(body, `data-job-state="pending"`) != 1 || !strings.Contains(body, `hx-get="/jobs?cluster=carts&amp;fragment=live"`) {
+		t.Errorf("/jobs?cluster=carts: want carts' create job only, refreshed as carts'")
+	}
 	_, body = f.get(t, "/jobs", principal(auth.Viewer))
 	if strings.Count(body, `data-job-state="pending"`) != 2 {
 		t.Errorf("jobs page: want both create jobs pending\n%s", body)
