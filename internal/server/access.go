@@ -290,6 +290,18 @@ func (g *gate) updateUser(r *http.Request) (int, any, error) {
 		}
 		return 0, nil, err
 	}
+	if hash != nil {
+		// A new password ends the user's other sessions: whoever knew the
+		// old one is signed out. The session making the change (the
+		// user's own) stays.
+		keep := ""
+		if viaOf(r) == viaSession && self {
+			keep = noteOf(r).sessionID
+		}
+		if _, err := g.access.EndSessions(r.Context(), auth.KindUser, name, keep); err != nil {
+			return 0, nil, err
+		}
+	}
 	u, err := g.access.GetUser(r.Context(), name)
 	return 200, userView(u), err
 }

@@ -452,8 +452,16 @@ func TestUsersAPI(t *testing.T) {
 	self := func(method, path, body string) resp {
 		return ts.do(t, req{method: method, path: path, body: body, cookie: c, csrf: s.CSRFToken})
 	}
+	other, _ := ts.signIn(t, "ana", "ana-password-1") // e.g. on another machine
 	if res := self("PATCH", "/api/v1/users/ana", `{"password":"ana-password-2"}`); res.status != 200 {
 		t.Fatalf("own password change: %d %s", res.status, res.body)
+	}
+	// The change ends her other sessions, not the one that made it.
+	if res := ts.do(t, req{method: "GET", path: "/api/v1/session", cookie: other}); res.status != 401 {
+		t.Fatalf("another session of ana after her password change: %d, want 401", res.status)
+	}
+	if res := self("GET", "/api/v1/session", ""); res.status != 200 {
+		t.Fatalf("the session that changed the password: %d, want 200", res.status)
 	}
 	if res := self("PATCH", "/api/v1/users/ana", `{"role":"admin"}`); res.status != 403 {
 		t.Fatalf("own role change: %d %s, want 403", res.status, res.body)
@@ -462,7 +470,18 @@ func TestUsersAPI(t *testing.T) {
 	if res := self("PATCH", "/api/v1/users/bo", `{"password":"hijacked-pw-1"}`); res.status != 403 {
 		t.Fatalf("another's password change by an operator: %d %s, want 403", res.status, res.body)
 	}
+	if res := signInStatus(ts, t, "ana", "ana-password-1"); res != 401 {
+		t.Fatalf("sign-in with the old password: %d", res)
+	}
 	ts.signIn(t, "ana", "ana-password-2")
+	// An admin's password reset ends all of bo's sessions.
+	bo, _ := ts.signIn(t, "bo", "bo-password-1")
+	if res := admin("PATCH", "/api/v1/users/bo", `{"password":"bo-password-2"}`); res.status != 200 {
+		t.Fatalf("admin sets bo's password: %d %s", res.status, res.body)
+	}
+	if res := ts.do(t, req{method: "GET", path: "/api/v1/session", cookie: bo}); res.status != 401 {
+		t.Fatalf("bo's session after the admin reset his password: %d, want 401", res.status)
+	}
 	// The admin changes a role; the live session follows at once.
 	if res := admin("PATCH", "/api/v1/users/ana", `{"role":"viewer"}`); res.status != 200 {
 		t.Fatalf("role change: %d %s", res.status, res.body)
@@ -559,4 +578,9 @@ func TestFailedSignInsLimited(t *testing.T) {
 	if res := signIn("ana", "ana-password-1"); res.status != 429 {
 		t.Fatalf("sign-in with 10 failures in the window again: %d, want 429", res.status)
 	}
+}
+
+func signInStatus(ts *testServer, t *testing.T, name, password string) int {
+	t.Helper()
+	return ts.do(t, req{method: "POST", path: "/api/v1/session", body: `{"name":"` + name + `","password":"` + password + `"}`}).status
 }

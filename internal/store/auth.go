@@ -87,6 +87,9 @@ type Access interface {
 	GetSession(ctx context.Context, idHash string) (Session, error)
 	// TouchSession records activity on the session at the given time.
 	TouchSession(ctx context.Context, idHash string, at time.Time) error
+	// EndSessions ends every session of the principal (kind, name) but
+	// the one whose id hash is except ("": none), and returns how many.
+	EndSessions(ctx context.Context, kind, name, except string) (int64, error)
 	// DeleteSession ends a session (no error when it is gone already).
 	DeleteSession(ctx context.Context, idHash string) error
 	// DeleteStaleSessions removes the sessions last seen before idleBefore

@@ -185,6 +185,28 @@ func testSessions(t *testing.T, e *env) {
 			t.Fatalf("stale session %s: %v", id, err)
 		}
 	}
+	// EndSessions: all of a principal's but one, nobody else's.
+	for _, ss := range []Session{
+		{IDHash: "cy-1", Name: "cy", Kind: "user", Role: "viewer", CSRF: "c"},
+		{IDHash: "cy-2", Name: "cy", Kind: "user", Role: "viewer", CSRF: "c"},
+		{IDHash: "cy-3", Name: "cy", Kind: "user", Role: "viewer", CSRF: "c"},
+		{IDHash: "cy-token", Name: "cy", Kind: "token", Role: "viewer", CSRF: "c"},
+	} {
+		if err := s.CreateSession(ctx, ss); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.EndSessions(ctx, "user", "cy", "cy-2"); err != nil || n != 2 {
+		t.Fatalf("EndSessions: %d %v, want 2", n, err)
+	}
+	for id, alive := range map[string]bool{"cy-1": false, "cy-2": true, "cy-3": false, "cy-token": true, "live": true} {
+		if _, err := s.GetSession(ctx, id); (err == nil) != alive {
+			t.Errorf("session %s after EndSessions: %v, want alive=%v", id, err, alive)
+		}
+	}
+	if n, err := s.EndSessions(ctx, "user", "cy", ""); err != nil || n != 1 {
+		t.Fatalf("EndSessions without an exception: %d %v, want 1", n, err)
+	}
 	if err := s.DeleteSession(ctx, "live"); err != nil {
 		t.Fatal(err)
 	}

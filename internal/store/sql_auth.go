@@ -288,6 +288,14 @@ func (s *sqlStore) DeleteSession(ctx context.Context, idHash string) error {
 	return nil
 }
 
+func (s *sqlStore) EndSessions(ctx context.Context, kind, name, except string) (int64, error) {
+	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM sessions WHERE kind = ? AND principal = ? AND id_hash <> ?", kind, name, except))
+	if err != nil {
+		return 0, fmt.Errorf("end sessions of %s %q: %w", kind, name, err)
+	}
+	return n, nil
+}
+
 func (s *sqlStore) DeleteStaleSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int64, error) {
 	n, err := rowsAffected(s.db.ExecContext(ctx, "DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?",
 		timeArg(idleBefore), timeArg(createdBefore)))
