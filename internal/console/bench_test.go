@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -55,3 +56,33 @@ func BenchmarkRenderClusterLiveFragment(b *testing.B) {
 func BenchmarkRenderEvents100Clusters(b *testing.B) { benchPage(b, benchFixture(b), "/events") }
 
 func BenchmarkRenderJobs100Clusters(b *testing.B) { benchPage(b, benchFixture(b), "/jobs") }
+
+// benchGate renders a page through the whole stack serve builds (the
+// gate finds the session in the store first), as a signed-in viewer.
+func benchGate(b *testing.B, path string) {
+	f := benchFixture(b)
+	srv := flowServer(b, f)
+	s := signIn(b, srv, "vera")
+	client := &http.Client{}
+	bytes := 0
+	b.ResetTimer()
+	for b.Loop() {
+		r, _ := http.NewRequest("GET", srv.URL+path, nil)
+		r.AddCookie(s.cookie)
+		res, err := client.Do(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			b.Fatalf("%s: %d", path, res.StatusCode)
+		}
+		bytes = int(n)
+	}
+	b.ReportMetric(float64(bytes), "html-bytes")
+}
+
+func BenchmarkGateOverview100Clusters(b *testing.B) { benchGate(b, "/") }
+
+func BenchmarkGateClusterPage(b *testing.B) { benchGate(b, "/clusters/c000") }

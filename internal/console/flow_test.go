@@ -24,7 +24,7 @@ import (
 // flowServer is the whole HTTP stack as serve builds it: the API with
 // its gate (sessions, CSRF, roles, audit), the series and the stream, and
 // the console, over the fixture's service and SQLite store.
-func flowServer(t *testing.T, f *fixture) *httptest.Server {
+func flowServer(t testing.TB, f *fixture) *httptest.Server {
 	t.Helper()
 	access, ok := f.st.(store.Access)
 	if !ok {
@@ -58,7 +58,7 @@ type session struct {
 	csrf   string
 }
 
-func signIn(t *testing.T, srv *httptest.Server, name string) session {
+func signIn(t testing.TB, srv *httptest.Server, name string) session {
 	t.Helper()
 	res, err := http.Post(srv.URL+"/api/v1/session", "application/json", strings.NewReader(`{"name":"`+name+`","password":"pw-`+name+`"}`))
 	if err != nil {

@@ -28,6 +28,9 @@
       init.body = JSON.stringify(body);
     }
     return fetch(url, init).then(function (resp) {
+      if (resp.status === 401 && url !== "/api/v1/session" && document.querySelector("main").getAttribute("data-page") !== "sign-in") {
+        toSignIn();
+      }
       return resp.text().then(function (text) {
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
@@ -36,6 +39,12 @@
     }, function (err) {
       return { ok: false, status: 0, body: null, text: "network error: " + err.message };
     });
+  }
+
+  // toSignIn leaves a page whose session ended (idle timeout, sign-out
+  // elsewhere) for the sign-in page, coming back here afterwards.
+  function toSignIn() {
+    location.assign("/sign-in?next=" + encodeURIComponent(location.pathname + location.search));
   }
 
   function errorOf(res) {
@@ -48,8 +57,11 @@
   // leaves empty values out.
   function formBody(form) {
     var body = {};
+    var changedOnly = form.hasAttribute("data-changed-only");
     Array.prototype.forEach.call(form.elements, function (el) {
       if (!el.name || el.disabled || el.type === "submit" || el.type === "button") { return; }
+      // A PATCH sends only what the user changed.
+      if (changedOnly && el.name !== "force" && (el.type === "checkbox" ? el.checked === el.defaultChecked : el.value === el.defaultValue)) { return; }
       var type = el.getAttribute("data-type");
       var value;
       if (type === "bool") {
@@ -113,6 +125,11 @@
     var submit = form.querySelector('button[type="submit"]');
     if (submit) { submit.disabled = true; }
     var body = formBody(form);
+    if (form.hasAttribute("data-changed-only") && Object.keys(body).filter(function (k) { return k !== "force"; }).length === 0) {
+      showError(form, { message: "Change a value first." });
+      if (submit) { submit.disabled = false; }
+      return;
+    }
     api(form.getAttribute("data-method") || "POST", form.getAttribute("data-url"), body).then(function (res) {
       if (submit) { submit.disabled = false; }
       if (!res.ok) { showError(form, errorOf(res)); return; }
@@ -132,6 +149,12 @@
       } else if (form.getAttribute("data-after")) {
         location.assign(form.getAttribute("data-after"));
       } else {
+        if (form.hasAttribute("data-changed-only")) {
+          // What was sent is the new starting point.
+          Array.prototype.forEach.call(form.elements, function (el) {
+            if (el.type === "checkbox") { el.checked = el.defaultChecked = false; } else if ("defaultValue" in el) { el.defaultValue = el.value; }
+          });
+        }
         jobStarted(res);
       }
     });
@@ -271,6 +294,12 @@
     }
   });
 
+  // A live region answered with the sign-in page: the session is over.
+  document.addEventListener("htmx:afterRequest", function (ev) {
+    var xhr = ev.detail && ev.detail.xhr;
+    if (xhr && xhr.responseURL && new URL(xhr.responseURL).pathname === "/sign-in") { toSignIn(); }
+  });
+
   function setLive(state) {
     document.body.setAttribute("data-live", state);
     var n = document.getElementById("live-notice");
@@ -290,8 +319,14 @@
       es.addEventListener("error", function () {
         setLive("disconnected");
         if (es.readyState === EventSource.CLOSED) {
-          // The browser gave up (e.g. an error status): retry ourselves.
-          setTimeout(connect, backoff);
+          // The browser gave up (an error status): retry ourselves, unless
+          // the session is over.
+          setTimeout(function () {
+            api("GET", "/api/v1/session").then(function (res) {
+              if (res.status === 401) { toSignIn(); return; }
+              connect();
+            });
+          }, backoff);
           backoff = Math.min(backoff * 2, 8000);
         }
       });
