@@ -156,7 +156,9 @@ type view struct {
 	Version    string
 	// Stream is the EventSource URL of the page's live updates.
 	Stream string
-	Data   any
+	// LiveURL is where a filtered list page fetches its live regions.
+	LiveURL string
+	Data    any
 	// Message is the text of the message page (errors, forbidden).
 	Message string
 	Path    string

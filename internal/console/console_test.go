@@ -286,6 +286,10 @@ func TestPagesForEachRole(t *testing.T) {
 			}
 			checkPageHeaders(t, name, resp)
 			checkNoInlineCode(t, name, body)
+			checkAccessibleMarkup(t, name, body)
+			if page == "cluster" && role == auth.Admin && len(controlTag.FindAllString(body, -1)) < 10 {
+				t.Errorf("%s: the markup check found only %d controls", name, len(controlTag.FindAllString(body, -1)))
+			}
 			if !strings.Contains(body, `<main id="main" data-page="`+page+`"`) {
 				t.Errorf("%s: no <main data-page=%q>", name, page)
 			}
@@ -445,6 +449,20 @@ func TestEventsJobsAuditUsersPages(t *testing.T) {
 	if strings.Contains(body, `data-event="e_fo1"`) {
 		t.Error("events of carts show an event of orders")
 	}
+	// The filtered list stays filtered when it refreshes, and listens to that cluster only.
+	for _, want := range []string{`hx-get="/events?cluster=carts&amp;fragment=live"`, `data-stream="/api/v1/stream?cluster=carts"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/events?cluster=carts lacks %s", want)
+		}
+	}
+	_, body = f.get(t, "/events?cluster=carts&fragment=live", principal(auth.Viewer))
+	if strings.Contains(body, `data-event="e_fo1"`) {
+		t.Error("the live fragment of carts' events shows an event of orders")
+	}
+	_, body = f.get(t, "/jobs?cluster=carts", principal(auth.Viewer))
+	if strings.Count(body, `data-job-state="pending"`) != 1 || !strings.Contains(body, `hx-get="/jobs?cluster=carts&amp;fragment=live"`) {
+		t.Errorf("/jobs?cluster=carts: want carts' create job only, refreshed as carts'")
+	}
 	_, body = f.get(t, "/jobs", principal(auth.Viewer))
 	if strings.Count(body, `data-job-state="pending"`) != 2 {
 		t.Errorf("jobs page: want both create jobs pending\n%s", body)
@@ -539,12 +557,7 @@ func TestCreateFormFieldErrors(t *testing.T) {
 			t.Errorf("%s: field %q's input is not described by its error", b, field)
 		}
 	}
-	// Every input has a label.
-	for _, m := range regexp.MustCompile(`<(?:input|select)[^>]*\sid="([^"]+)"`).FindAllStringSubmatch(form, -1) {
-		if !strings.Contains(form, `<label for="`+m[1]+`"`) {
-			t.Errorf("input %s has no label", m[1])
-		}
-	}
+	checkAccessibleMarkup(t, "/clusters/new", form)
 }
 
 // eventID and backupID name addHistory's records: e_fo1 and b_one for
@@ -611,5 +624,56 @@ func TestClusterPageHidesJobsOfAnEarlierNamesake(t *testing.T) {
 	}
 	if strings.Count(body, `data-job="`) != 1 {
 		t.Errorf("want the new create job only, got %d jobs", strings.Count(body, `data-job="`))
+	}
+}
+
+var (
+	idAttr      = regexp.MustCompile(`\sid="([^"]+)"`)
+	controlTag  = regexp.MustCompile(`<(?:input|select)\b[^>]*>`)
+	describedBy = regexp.MustCompile(`aria-describedby="([^"]+)"`)
+	controlID   = regexp.MustCompile(`\sid="([^"]+)"`)
+	labelFor    = regexp.MustCompile(`<label for="([^"]+)"`)
+	buttonTag   = regexp.MustCompile(`<button\b[^>]*>`)
+)
+
+// checkAccessibleMarkup: ids are unique, every input and select has an id
+// and a <label for> it, every aria-describedby names elements of the page,
+// every button says its type (no accidental submits).
+func checkAccessibleMarkup(t *testing.T, name, body string) {
+	t.Helper()
+	ids := map[string]int{}
+	for _, m := range idAttr.FindAllStringSubmatch(body, -1) {
+		ids[m[1]]++
+	}
+	for id, n := range ids {
+		if n > 1 {
+			t.Errorf("%s: id %q is used %d times", name, id, n)
+		}
+	}
+	labels := map[string]bool{}
+	for _, m := range labelFor.FindAllStringSubmatch(body, -1) {
+		labels[m[1]] = true
+	}
+	for _, tag := range controlTag.FindAllString(body, -1) {
+		m := controlID.FindStringSubmatch(tag)
+		if m == nil {
+			t.Errorf("%s: control without id (so without a label): %s", name, tag)
+			continue
+		}
+		if !labels[m[1]] {
+			t.Errorf("%s: control %s has no <label for>", name, m[1])
+		}
+	}
+	for _, m := range describedBy.FindAllStringSubmatch(body, -1) {
+		for _, id := range strings.Fields(m[1]) {
+			if ids[id] == 0 {
+				t.Errorf("%s: aria-describedby names %q, which is not in the page", name, id)
+			}
+		}
+	}
+	for _, b := range buttonTag.FindAllString(body, -1) {
+		if !strings.Contains(b, ` type="`) {
+			t.Errorf("%s: button without a type: %s", name, b)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"time"
@@ -389,19 +390,22 @@ func (c *console) events(r *http.Request, v *view) (int, error) {
 	if len(all) > eventsLimit {
 		all = all[:eventsLimit]
 	}
-	v.Title, v.Page, v.tmpl, v.Data, v.Stream = "Events", "events", "events", all, "/api/v1/stream"
+	v.Title, v.Page, v.tmpl, v.Data = "Events", "events", "events", all
+	v.Stream, v.LiveURL = filtered("/api/v1/stream", cluster, false), filtered("/events", cluster, true)
 	return 0, nil
 }
 
 func (c *console) jobs(r *http.Request, v *view) (int, error) {
-	js, err := c.cfg.Service.ListJobs(r.Context(), r.URL.Query().Get("cluster"))
+	cluster := r.URL.Query().Get("cluster")
+	js, err := c.cfg.Service.ListJobs(r.Context(), cluster)
 	if err != nil {
 		return 0, err
 	}
 	if len(js) > eventsLimit {
 		js = js[:eventsLimit]
 	}
-	v.Title, v.Page, v.tmpl, v.Data, v.Stream = "Jobs", "jobs", "jobs", js, "/api/v1/stream"
+	v.Title, v.Page, v.tmpl, v.Data = "Jobs", "jobs", "jobs", js
+	v.Stream, v.LiveURL = filtered("/api/v1/stream", cluster, false), filtered("/jobs", cluster, true)
 	return 0, nil
 }
 
@@ -459,4 +463,20 @@ func (c *console) users(r *http.Request, v *view) (int, error) {
 	}
 	v.Title, v.Page, v.tmpl, v.Data = "Users and tokens", "users", "users", p
 	return 0, nil
+}
+
+// filtered is a list URL for one cluster's entries (cluster "": all),
+// as its live fragment when fragment is set.
+func filtered(path, cluster string, fragment bool) string {
+	q := url.Values{}
+	if fragment {
+		q.Set("fragment", "live")
+	}
+	if cluster != "" {
+		q.Set("cluster", cluster)
+	}
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
 }
