@@ -392,12 +392,22 @@ func testBackupRestore(t *testing.T, e *consoleEnv) {
 
 	op := e.op
 	op.Go("/clusters/" + e.cluster)
+	op.Mark()
 	before := op.Count(`[data-action="restore"]`)
 	act(t, op, "backup", nil, "")
 	op.WaitUntil("the new backup with its restore action", fmt.Sprintf(`document.querySelectorAll('[data-action="restore"]').length > %d`, before), 60*time.Second)
 	bs, err := e.m.Client.ListBackups(ctx, e.cluster)
 	if err != nil || len(bs) == 0 || bs[0].State != api.StateSucceeded {
 		t.Fatalf("backups after the console's backup: %+v %v", bs, err)
+	}
+	// The backup's job shows on the page, finished, without a reload.
+	js, err := e.m.Client.ListJobs(ctx, e.cluster)
+	if err != nil || len(js) == 0 || js[0].Kind != api.JobBackup {
+		t.Fatalf("the newest job of %s is not the backup: %+v %v", e.cluster, js, err)
+	}
+	op.WaitUntil("the backup job succeeded on the page", fmt.Sprintf(`(document.querySelector('[data-job=%q]')||{dataset:{}}).dataset.jobState === "succeeded"`, js[0].ID), 10*time.Second)
+	if !op.Marked() {
+		t.Error("the cluster page reloaded during the backup")
 	}
 	act(t, op, "restore", map[string]string{"cluster": e.restoredTo}, "")
 	cp := e.m.WaitPhase(ctx, e.restoredTo, api.PhaseReady, 90*time.Second)
