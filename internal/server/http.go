@@ -105,7 +105,7 @@ type HandlerConfig struct {
 // console.
 func Handler(cfg HandlerConfig) http.Handler {
 	h, _ := newHandler(cfg)
-	return h
+	return compress(h)
 }
 
 // newHandler is Handler, also returning the gate (its routes and roles,
