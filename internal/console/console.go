@@ -110,7 +110,7 @@ func newConsole(cfg Config) (*console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console templates: %w", err)
 	}
-	for _, name := range []string{"sign-in", "overview", "cluster", "create", "events", "jobs", "job", "audit", "users", "message"} {
+	for _, name := range []string{"sign-in", "overview", "cluster", "create", "events", "jobs", "job", "audit", "users", "account", "message"} {
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console template %s: %w", name, err)
@@ -135,6 +135,7 @@ func (c *console) routes() http.Handler {
 	mux.Handle("GET /jobs/{id}", c.signedIn(c.job))
 	mux.Handle("GET /audit", c.signedIn(c.audit))
 	mux.Handle("GET /users", c.signedIn(c.users))
+	mux.Handle("GET /account", c.signedIn(c.account))
 	mux.Handle("/", c.signedIn(func(r *http.Request, v *view) (int, error) {
 		return http.StatusNotFound, errNotFound
 	}))

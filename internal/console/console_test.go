@@ -146,12 +146,12 @@ func principal(role auth.Role) *auth.Principal {
 
 var pagePaths = map[string]string{
 	"overview": "/", "cluster": "/clusters/orders", "create": "/clusters/new", "events": "/events",
-	"jobs": "/jobs", "audit": "/audit", "users": "/users",
+	"jobs": "/jobs", "audit": "/audit", "users": "/users", "account": "/account",
 }
 
 func TestSignedOutRedirectsToSignIn(t *testing.T) {
 	f := newFixture(t)
-	for _, path := range []string{"/", "/clusters/orders", "/clusters/new", "/events", "/jobs", "/jobs/j_x", "/audit", "/users", "/events?cluster=a&x=1"} {
+	for _, path := range []string{"/", "/clusters/orders", "/clusters/new", "/events", "/jobs", "/jobs/j_x", "/audit", "/users", "/account", "/events?cluster=a&x=1"} {
 		resp, _ := f.get(t, path, nil)
 		if resp.StatusCode != http.StatusSeeOther {
 			t.Errorf("GET %s signed out: status %d, want 303", path, resp.StatusCode)
@@ -238,15 +238,17 @@ func checkNoInlineCode(t *testing.T, path, body string) {
 var roleActions = map[auth.Role]map[string][]string{
 	auth.Viewer: {
 		"overview": {"sign-out"}, "cluster": {"sign-out"}, "events": {"sign-out"}, "jobs": {"sign-out"},
+		"account": {"sign-out", "change-password"},
 	},
 	auth.Operator: {
 		"overview": {"sign-out"}, "cluster": {"sign-out", "scale", "failover", "backup", "restore", "verify"}, "create": {"sign-out", "create"},
-		"events": {"sign-out"}, "jobs": {"sign-out"},
+		"events": {"sign-out"}, "jobs": {"sign-out"}, "account": {"sign-out", "change-password"},
 	},
 	auth.Admin: {
 		"overview": {"sign-out"}, "cluster": {"sign-out", "scale", "failover", "backup", "restore", "verify", "delete", "delete-backup"},
 		"create": {"sign-out", "create"}, "events": {"sign-out"}, "jobs": {"sign-out"}, "audit": {"sign-out"},
-		"users": {"sign-out", "create-user", "delete-user", "create-token", "delete-token"},
+		"users":   {"sign-out", "create-user", "delete-user", "create-token", "delete-token"},
+		"account": {"sign-out", "change-password"},
 	},
 }
 

@@ -465,6 +465,19 @@ func (c *console) users(r *http.Request, v *view) (int, error) {
 	return 0, nil
 }
 
+type accountPage struct {
+	// Changed: the page follows a successful password change.
+	Changed bool
+}
+
+// account is the signed-in principal's own page: who and which role, and,
+// for a user, the form to change their password (PATCH /api/v1/users/{name}
+// with the current one).
+func (c *console) account(r *http.Request, v *view) (int, error) {
+	v.Title, v.Page, v.tmpl, v.Data = "Your account", "account", "account", accountPage{Changed: r.URL.Query().Get("changed") == "1"}
+	return 0, nil
+}
+
 // filtered is a list URL for one cluster's entries (cluster "": all),
 // as its live fragment when fragment is set.
 func filtered(path, cluster string, fragment bool) string {

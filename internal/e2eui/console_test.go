@@ -474,9 +474,25 @@ func testViewer(t *testing.T, e *consoleEnv) {
 	if _, err := e.m.Client.GetCluster(ctx, "viewer-made"); !api.IsNotFound(err) {
 		t.Errorf("a viewer made a cluster: %v", err)
 	}
-	// What a viewer may do, it can: read through the API with its token.
+	// What a viewer may do, it can: read through the API with its token,
+	// and change its own password on its account page, with the current one.
 	if st, _, body := do(t, e.m.URL, request{Method: "GET", Path: "/api/v1/clusters/" + e.cluster, Token: e.viewerToken}); st != 200 {
 		t.Errorf("GET the cluster with a viewer token: %d %s", st, body)
+	}
+	vt.Go("/account")
+	vt.Fill("#cp-current", "not-the-password")
+	vt.Fill("#cp-new", "vic-new-password-1")
+	vt.Click(`button[data-action="change-password"]`)
+	vt.WaitUntil("the wrong current password shown next to its field",
+		`document.querySelector('[data-error-for="currentPassword"]').textContent.trim() !== ""`, 5*time.Second)
+	vt.Fill("#cp-current", e.viewer)
+	vt.Click(`button[data-action="change-password"]`)
+	vt.WaitUntil("the password changed", `location.search.includes("changed=1")`, 10*time.Second)
+	e.viewer = "vic-new-password-1"
+	again := e.b.NewTab(t, e.m.URL)
+	again.SignIn("vic", e.viewer)
+	if page := again.Page(); page != "overview" {
+		t.Errorf("signed in with the new password: page %q, want overview", page)
 	}
 }
 
