@@ -47,6 +47,34 @@ func HashPassword(password string, p Params) (string, error) {
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
+// DecoyHash returns a hash in HashPassword's format, with p and a random
+// salt and key, that no password matches: checking a password against it
+// costs what checking against a real hash of p costs. A sign-in for an
+// unknown user checks against one, so its time does not tell that the user
+// does not exist; and making it costs no hashing.
+func DecoyHash(p Params) string {
+	salt := make([]byte, saltLen)
+	key := make([]byte, keyLen)
+	_, _ = rand.Read(salt)
+	_, _ = rand.Read(key)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
+		b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// ParamsOf returns the parameters a hash was made with.
+func ParamsOf(hash string) (Params, error) {
+	parts := strings.Split(hash, "$")
+	var p Params
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return p, ErrBadHash
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Time, &p.Threads); err != nil {
+		return p, ErrBadHash
+	}
+	return p, nil
+}
+
 // ErrBadHash: a stored hash this code cannot read.
 var ErrBadHash = errors.New("unreadable password hash")
 

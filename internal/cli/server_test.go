@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -73,10 +74,18 @@ func (s *server) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
+	// The CLI's client asks for gzip and the manager compresses large
+	// answers: record them as the CLI reads them, forward them as sent.
+	plain := out
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		if zr, err := gzip.NewReader(bytes.NewReader(out)); err == nil {
+			plain, _ = io.ReadAll(zr)
+		}
+	}
 	s.mu.Lock()
 	s.requests = append(s.requests, recordedRequest{
 		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization"),
-		Body: body, Status: resp.StatusCode, Response: out,
+		Body: body, Status: resp.StatusCode, Response: plain,
 	})
 	s.mu.Unlock()
 	for k, v := range resp.Header {

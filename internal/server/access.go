@@ -87,12 +87,12 @@ func (g *gate) checkUserPassword(ctx context.Context, name, password string) (st
 	known := err == nil
 	hash := u.PasswordHash
 	if !known {
-		g.dummyOnce.Do(func() { g.dummyHash, _ = auth.HashPassword("no such user", auth.DefaultParams) })
-		hash = g.dummyHash
+		hash = g.decoyHash
 	}
 	if err := g.acquireHashing(ctx); err != nil {
 		return store.User{}, false, err
 	}
+	g.checked(hash)
 	ok, err := auth.CheckPassword(hash, password)
 	<-g.hashing
 	if err != nil {

@@ -61,10 +61,14 @@ type gate struct {
 	roles      map[string]auth.Role
 	patterns   []string // in registration order, for tests
 	hashing    chan struct{}
-	dummyOnce  sync.Once
-	dummyHash  string
-	failures   failureLog
-	now        func() time.Time
+	// decoyHash is what an unknown user's password is checked against
+	// (auth.DecoyHash of the default parameters).
+	decoyHash string
+	// checked, when set (tests), is told each hash a password is checked
+	// against.
+	checked  func(hash string)
+	failures failureLog
+	now      func() time.Time
 }
 
 type ctxKey int

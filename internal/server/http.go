@@ -115,7 +115,8 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 	h := &apiHandler{svc: svc, log: log}
 	mux := http.NewServeMux()
 	g := &gate{adminToken: cfg.Token, access: cfg.Access, idle: cfg.SessionIdleTimeout, log: log, mux: mux,
-		roles: map[string]auth.Role{}, hashing: make(chan struct{}, maxHashing), now: time.Now}
+		roles: map[string]auth.Role{}, hashing: make(chan struct{}, maxHashing), now: time.Now,
+		decoyHash: auth.DecoyHash(auth.DefaultParams), checked: func(string) {}}
 	if g.idle <= 0 {
 		g.idle = DefaultSessionIdleTimeout
 	}
