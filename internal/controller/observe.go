@@ -32,6 +32,7 @@ func (c *Controller) controlLoop(ctx context.Context) {
 }
 
 func (c *Controller) observeAll(ctx context.Context) {
+	start := time.Now()
 	cls, err := c.store.ListClusters(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -70,6 +71,12 @@ func (c *Controller) observeAll(ctx context.Context) {
 		}(cl)
 	}
 	wg.Wait()
+	names := make([]string, 0, len(cls))
+	for _, cl := range cls {
+		names = append(names, cl.Name)
+	}
+	c.metrics.knownClusters(names)
+	c.metrics.observeDuration.Observe(time.Since(start).Seconds())
 	c.syncWatchers(ctx, cls)
 }
 
