@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -383,6 +384,43 @@ func TestMetricsDashboards(t *testing.T) {
 			t.Fatalf("after a failover of shard 1: failovers %v, config epochs %v (before %v)", fo, epochs, epoch)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+
+	// A Sentinel that stops answering (SIGSTOP) is redis_up 0 with no
+	// other series, and the others count 2 Sentinels that can vote.
+	cur, err := m.Client.GetCluster(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := cur.Status.Sentinels[2]
+	if stopped.Pid <= 0 {
+		t.Fatalf("no pid for %s: %+v", stopped.Name, stopped)
+	}
+	if err := syscall.Kill(stopped.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(stopped.Pid, syscall.SIGCONT) }()
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		s4 := getMetrics(t, m)
+		up := s4.series("redis_up", map[string]string{"instance": stopped.Name})
+		ok := s4.series("redis_sentinel_master_ok_sentinels", shop)
+		others := len(s4.series("redis_sentinel_tilt", map[string]string{"instance": stopped.Name})) +
+			len(s4.series("redis_sentinel_master_config_epoch", map[string]string{"instance": stopped.Name}))
+		done := len(up) == 1 && value(up[0]) == 0 && len(ok) == 2*2 && others == 0
+		for _, o := range ok {
+			done = done && value(o) == 2
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with %s stopped: redis_up %v, ok_sentinels %v, %d other series of it", stopped.Name, up, ok, others)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err := syscall.Kill(stopped.Pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
 	}
 
 	// No secret: neither the cluster's passwords nor the admin token.

@@ -497,3 +497,32 @@ func TestEvaluateRestoreIsCreating(t *testing.T) {
 		t.Errorf("phase during a restore: %q, want %q", st.Phase, api.PhaseCreating)
 	}
 }
+
+// TestEvaluateSentinelFigures: a Sentinel's TILT and its view of each shard
+// (quorum, config epoch, replicas it does not flag down) reach the status
+// that /metrics reads; a Sentinel that does not answer has none.
+func TestEvaluateSentinelFigures(t *testing.T) {
+	t.Parallel()
+	s, obs := fxCluster(2, 2, 3)
+	obs.Sentinels[0].Tilt = true
+	m := obs.Sentinels[0].View["orders-1"]
+	m.ConfigEpoch = 4
+	m.Replicas = append([]sentinel.Replica(nil), m.Replicas...)
+	m.Replicas[1].Flags = []string{"slave", "s_down"}
+	obs.Sentinels[0].View["orders-1"] = m
+	obs.Sentinels[2].Up, obs.Sentinels[2].View = false, nil
+	st := Evaluate(s, "orders", obs, "")
+	want := []api.SentinelMaster{
+		{Name: "orders-0", Address: "127.0.0.1:7000", Quorum: 2, OKReplicas: 2},
+		{Name: "orders-1", Address: fxAddr(fxRedisPort(1, 0)), Quorum: 2, ConfigEpoch: 4, OKReplicas: 1},
+	}
+	if ss := st.Sentinels[0]; !ss.Tilt || !reflect.DeepEqual(ss.Masters, want) {
+		t.Errorf("Sentinel 0: tilt %v masters %+v, want tilt and %+v", ss.Tilt, ss.Masters, want)
+	}
+	if ss := st.Sentinels[1]; ss.Tilt || len(ss.Masters) != 2 || ss.Masters[1].OKReplicas != 2 {
+		t.Errorf("Sentinel 1: tilt %v masters %+v", ss.Tilt, ss.Masters)
+	}
+	if ss := st.Sentinels[2]; ss.Up || ss.Tilt || len(ss.Masters) != 0 {
+		t.Errorf("Sentinel 2 (down): %+v", ss)
+	}
+}
