@@ -120,6 +120,8 @@ type InstanceStatus struct {
 	UptimeSeconds         int64   `json:"uptimeSeconds,omitempty"`         // uptime_in_seconds
 	CommandsProcessed     int64   `json:"commandsProcessed,omitempty"`     // total_commands_processed, cumulative
 	BlockedClients        int64   `json:"blockedClients,omitempty"`        // blocked_clients
+	MaxClients            int64   `json:"maxClients,omitempty"`            // maxclients
+	MasterReplOffset      int64   `json:"masterReplOffset,omitempty"`      // master_repl_offset
 	ExpiredKeys           int64   `json:"expiredKeys,omitempty"`           // cumulative
 	NetInputBytes         int64   `json:"netInputBytes,omitempty"`         // total_net_input_bytes, cumulative
 	NetOutputBytes        int64   `json:"netOutputBytes,omitempty"`        // total_net_output_bytes, cumulative

@@ -35,6 +35,8 @@ var (
 	descFrag          = redisDesc("redis_mem_fragmentation_ratio", "mem_fragmentation_ratio of the instance.")
 	descClients       = redisDesc("redis_connected_clients", "connected_clients of the instance.")
 	descBlocked       = redisDesc("redis_blocked_clients", "blocked_clients of the instance.")
+	descMaxClients    = redisDesc("redis_max_clients", "maxclients of the instance.")
+	descReplOffset    = redisDesc("redis_master_repl_offset", "master_repl_offset of the instance.")
 	descCmdProcessed  = redisDesc("redis_commands_processed_total", "total_commands_processed of the instance.")
 	descCmdCalls      = redisDesc("redis_commands_total", "Total number of calls per command (INFO commandstats).", "cmd")
 	descCmdDuration   = redisDesc("redis_commands_duration_seconds_total", "Total time in seconds spent per command (INFO commandstats).", "cmd")
@@ -63,7 +65,7 @@ var (
 	descCkquorum      = redisDesc("redis_sentinel_master_setting_ckquorum", "The quorum this Sentinel has configured for the master.", "master_name", "master_address")
 	descConfigEpoch   = redisDesc("redis_sentinel_master_config_epoch", "The configuration epoch of the master (increments on each failover).", "master_name", "master_address")
 
-	redisDescs = []*prometheus.Desc{descRedisUp, descRedisInfo, descUptime, descMemUsed, descMemMax, descFrag, descClients, descBlocked,
+	redisDescs = []*prometheus.Desc{descRedisUp, descRedisInfo, descUptime, descMemUsed, descMemMax, descFrag, descClients, descBlocked, descMaxClients, descReplOffset,
 		descCmdProcessed, descCmdCalls, descCmdDuration, descHits, descMisses, descEvicted, descExpired, descNetIn, descNetOut,
 		descCPUSys, descCPUUser, descDBKeys, descDBExpiring, descSlaves, descMasterLinkUp, descMasterLastIO, descSlaveLag,
 		descSlaveOffset, descReplLagBytes, descBgsave, descFork, descSentinelTilt, descSentinelMstrs, descOKSentinels, descOKSlaves,
@@ -105,6 +107,8 @@ func collectRedis(ch chan<- prometheus.Metric, cl store.Cluster) {
 			gauge(descFrag, in.MemFragmentationRatio)
 			gauge(descClients, float64(in.ConnectedClients))
 			gauge(descBlocked, float64(in.BlockedClients))
+			gauge(descMaxClients, float64(in.MaxClients))
+			gauge(descReplOffset, float64(in.MasterReplOffset))
 			counter(descCmdProcessed, float64(in.CommandsProcessed))
 			for cmd, st := range in.Commands {
 				counter(descCmdCalls, float64(st.Calls), cmd)

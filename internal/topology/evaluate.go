@@ -199,6 +199,8 @@ func figures(is *api.InstanceStatus, info redisclient.Info) {
 	is.UptimeSeconds = info.Int("uptime_in_seconds")
 	is.CommandsProcessed = info.Int("total_commands_processed")
 	is.BlockedClients = info.Int("blocked_clients")
+	is.MaxClients = info.Int("maxclients")
+	is.MasterReplOffset = info.Int("master_repl_offset")
 	is.ExpiredKeys = info.Int("expired_keys")
 	is.NetInputBytes = info.Int("total_net_input_bytes")
 	is.NetOutputBytes = info.Int("total_net_output_bytes")

@@ -49,7 +49,7 @@ func fxCluster(shards, replicas, sentinels int) (api.ClusterSpec, Observation) {
 				"instantaneous_ops_per_sec": "120", "connected_clients": "4", "maxmemory": "268435456",
 				"keyspace_hits": "30", "keyspace_misses": "10", "evicted_keys": "2", "used_cpu_sys": "1.250000", "used_cpu_user": "0.500000",
 				"redis_version": "7.0.15", "redis_mode": "standalone", "maxmemory_policy": "noeviction", "uptime_in_seconds": "3600",
-				"total_commands_processed": "900", "blocked_clients": "1", "expired_keys": "3", "total_net_input_bytes": "5000",
+				"total_commands_processed": "900", "blocked_clients": "1", "maxclients": "10000", "expired_keys": "3", "total_net_input_bytes": "5000",
 				"total_net_output_bytes": "7000", "rdb_last_bgsave_status": "ok", "latest_fork_usec": "250", "mem_fragmentation_ratio": "1.50",
 				"cmdstat_get": "calls=21,usec=175,usec_per_call=8.33,rejected_calls=0,failed_calls=0", "cmdstat_set": "calls=61,usec=3139,usec_per_call=51.46"}
 			ro := RedisObs{In: in, Details: platform.Details{Pid: 1}, Up: true, Info: info}
@@ -128,6 +128,7 @@ func TestEvaluateHealthy(t *testing.T) {
 	more := func(is api.InstanceStatus) api.InstanceStatus {
 		is.RedisVersion, is.RedisMode, is.MaxmemoryPolicy, is.UptimeSeconds = "7.0.15", "standalone", "noeviction", 3600
 		is.CommandsProcessed, is.BlockedClients, is.ExpiredKeys, is.NetInputBytes, is.NetOutputBytes = 900, 1, 3, 5000, 7000
+		is.MaxClients = 10000
 		is.CPUSysSeconds, is.CPUUserSeconds, is.RDBLastBgsaveStatus, is.LatestForkUsec, is.MemFragmentationRatio = 1.25, 0.5, "ok", 250, 1.5
 		is.DBs = map[string]api.DBKeys{"db0": {Keys: 5}, "db1": {Keys: 2, Expires: 1}}
 		is.Commands = map[string]api.CommandStat{"get": {Calls: 21, Usec: 175}, "set": {Calls: 61, Usec: 3139}}
@@ -138,7 +139,7 @@ func TestEvaluateHealthy(t *testing.T) {
 	}
 	wantMaster := more(api.InstanceStatus{Name: "orders-0-0", Address: "127.0.0.1:7000", Role: "master", Up: true,
 		Pid: 17000, LagBytes: 0, Keys: 7, UsedMemoryBytes: 1048576, OpsPerSec: 120, ConnectedClients: 4, MaxmemoryBytes: 268435456, KeyspaceHits: 30, KeyspaceMisses: 10, UsedCPUSeconds: 1.75, EvictedKeys: 2})
-	wantMaster.ConnectedReplicas = 2
+	wantMaster.ConnectedReplicas, wantMaster.MasterReplOffset = 2, 1000
 	wantMaster.ReplicaLinks = []api.ReplicaLink{{Address: "127.0.0.1:7001", State: "online", Offset: 1000, LagSeconds: 0},
 		{Address: "127.0.0.1:7002", State: "online", Offset: 900, LagSeconds: 1}}
 	if sh.Master == nil || !reflect.DeepEqual(*sh.Master, wantMaster) {
