@@ -113,6 +113,53 @@ type InstanceStatus struct {
 	KeyspaceMisses   int64   `json:"keyspaceMisses,omitempty"`   // cumulative
 	UsedCPUSeconds   float64 `json:"usedCpuSeconds,omitempty"`   // used_cpu_sys + used_cpu_user, cumulative
 	EvictedKeys      int64   `json:"evictedKeys,omitempty"`      // cumulative
+	// More of the same INFO, for /metrics (the names of redis_exporter).
+	RedisVersion          string  `json:"redisVersion,omitempty"`          // redis_version
+	RedisMode             string  `json:"redisMode,omitempty"`             // redis_mode
+	MaxmemoryPolicy       string  `json:"maxmemoryPolicy,omitempty"`       // maxmemory_policy
+	UptimeSeconds         int64   `json:"uptimeSeconds,omitempty"`         // uptime_in_seconds
+	CommandsProcessed     int64   `json:"commandsProcessed,omitempty"`     // total_commands_processed, cumulative
+	BlockedClients        int64   `json:"blockedClients,omitempty"`        // blocked_clients
+	MaxClients            int64   `json:"maxClients,omitempty"`            // maxclients
+	MasterReplOffset      int64   `json:"masterReplOffset,omitempty"`      // master_repl_offset
+	ExpiredKeys           int64   `json:"expiredKeys,omitempty"`           // cumulative
+	NetInputBytes         int64   `json:"netInputBytes,omitempty"`         // total_net_input_bytes, cumulative
+	NetOutputBytes        int64   `json:"netOutputBytes,omitempty"`        // total_net_output_bytes, cumulative
+	CPUSysSeconds         float64 `json:"cpuSysSeconds,omitempty"`         // used_cpu_sys, cumulative
+	CPUUserSeconds        float64 `json:"cpuUserSeconds,omitempty"`        // used_cpu_user, cumulative
+	ConnectedReplicas     int64   `json:"connectedReplicas,omitempty"`     // connected_slaves
+	RDBLastBgsaveStatus   string  `json:"rdbLastBgsaveStatus,omitempty"`   // rdb_last_bgsave_status: ok or err
+	LatestForkUsec        int64   `json:"latestForkUsec,omitempty"`        // latest_fork_usec
+	MemFragmentationRatio float64 `json:"memFragmentationRatio,omitempty"` // mem_fragmentation_ratio
+	// MasterLastIOSecondsAgo is a replica's master_last_io_seconds_ago
+	// (-1 while its link is down).
+	MasterLastIOSecondsAgo int64 `json:"masterLastIoSecondsAgo,omitempty"`
+	// DBs are the keys per database of INFO keyspace, by name ("db0").
+	DBs map[string]DBKeys `json:"dbs,omitempty"`
+	// Commands are the calls per command of INFO commandstats ("get").
+	Commands map[string]CommandStat `json:"commands,omitempty"`
+	// ReplicaLinks are the replicas a master lists (INFO replication slaveN).
+	ReplicaLinks []ReplicaLink `json:"replicaLinks,omitempty"`
+}
+
+// DBKeys are one database's keys (INFO keyspace).
+type DBKeys struct {
+	Keys    int64 `json:"keys"`
+	Expires int64 `json:"expires"`
+}
+
+// CommandStat is one command's cumulative figures (INFO commandstats).
+type CommandStat struct {
+	Calls int64 `json:"calls"`
+	Usec  int64 `json:"usec"`
+}
+
+// ReplicaLink is one replica as its master lists it.
+type ReplicaLink struct {
+	Address    string `json:"address"`
+	State      string `json:"state"`
+	Offset     int64  `json:"offset"`
+	LagSeconds int64  `json:"lagSeconds"`
 }
 
 // SentinelStatus is one Sentinel as observed.
@@ -124,6 +171,20 @@ type SentinelStatus struct {
 	Pod      string   `json:"pod,omitempty"`
 	Node     string   `json:"node,omitempty"`
 	Monitors []string `json:"monitors"`
+	// Tilt is true while the Sentinel is in TILT mode (INFO sentinel).
+	Tilt bool `json:"tilt,omitempty"`
+	// Masters are this Sentinel's entries for the cluster's shards
+	// (SENTINEL MASTERS and REPLICAS, as the observe loop reads them).
+	Masters []SentinelMaster `json:"masters,omitempty"`
+}
+
+// SentinelMaster is one shard as one Sentinel monitors it.
+type SentinelMaster struct {
+	Name        string `json:"name"`
+	Address     string `json:"address"`
+	Quorum      int    `json:"quorum"`
+	ConfigEpoch int64  `json:"configEpoch"`
+	OKReplicas  int    `json:"okReplicas"` // replicas it does not flag s_down or o_down
 }
 
 // Connection tells clients how to reach the cluster through Sentinel.

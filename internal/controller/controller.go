@@ -59,6 +59,7 @@ type Controller struct {
 	lost       locked[string, time.Time]     // instance -> when it was seen lost
 	observed   locked[string, time.Time]     // cluster -> start of the last stored observation
 	tracker    *tracker
+	metrics    *metrics
 	portMu     sync.Mutex // serialises endpoint reservation and recording
 
 	// ordered: the platform removes only the highest ordinals
@@ -136,6 +137,7 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 		wake:          make(chan struct{}, 1),
 		kick:          make(chan struct{}, 1),
 		tracker:       newTracker(),
+		metrics:       newMetrics(),
 	}
 }
 

@@ -201,6 +201,11 @@ func (r *jobRun) finish(ctx context.Context, err error) {
 		return
 	}
 	r.log.Info("job finished", "state", r.job.State, "took", now.Sub(r.job.CreatedAt).Round(time.Millisecond))
+	started := r.job.CreatedAt
+	if r.job.StartedAt != nil {
+		started = *r.job.StartedAt
+	}
+	r.c.metrics.jobDuration.WithLabelValues(r.job.Kind, r.job.State).Observe(now.Sub(started).Seconds())
 }
 
 // progress reports progress within the current step (0..1) with a message.
@@ -241,6 +246,12 @@ func (r *jobRun) save(ctx context.Context, force bool) error {
 // event records an event of the job's cluster.
 func (c *Controller) event(ctx context.Context, cluster string, shard *int, typ, msg string, details map[string]any) {
 	ev := api.Event{ID: jobspec.NewID("e"), Cluster: cluster, Shard: shard, Type: typ, At: time.Now().UTC(), Message: msg, Details: details}
+	if typ == "failover" {
+		// Planned or not; the write unavailability is known for the
+		// unplanned ones the watcher timed (writeUnavailableMs).
+		ms, _ := details["writeUnavailableMs"].(int64)
+		c.metrics.failover(cluster, time.Duration(ms)*time.Millisecond)
+	}
 	if err := c.store.AddEvent(context.WithoutCancel(ctx), ev); err != nil {
 		c.log.Error("record event", "type", typ, "err", err)
 	}

@@ -32,6 +32,7 @@ func (c *Controller) controlLoop(ctx context.Context) {
 }
 
 func (c *Controller) observeAll(ctx context.Context) {
+	start := time.Now()
 	cls, err := c.store.ListClusters(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -70,6 +71,12 @@ func (c *Controller) observeAll(ctx context.Context) {
 		}(cl)
 	}
 	wg.Wait()
+	names := make([]string, 0, len(cls))
+	for _, cl := range cls {
+		names = append(names, cl.Name)
+	}
+	c.metrics.knownClusters(names)
+	c.metrics.observeDuration.Observe(time.Since(start).Seconds())
 	c.syncWatchers(ctx, cls)
 }
 
@@ -166,7 +173,7 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 		go func() {
 			defer wg.Done()
 			o := topology.RedisObs{In: in, Details: c.platform.Describe(in.Handle)}
-			if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication", "keyspace", "memory", "server", "stats", "clients", "cpu"); err == nil {
+			if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication", "keyspace", "memory", "server", "stats", "clients", "cpu", "persistence", "commandstats"); err == nil {
 				o.Up, o.Info = true, info
 				if info["role"] == "slave" {
 					o.Master = net.JoinHostPort(info["master_host"], info["master_port"])
@@ -180,8 +187,12 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 		go func() {
 			defer wg.Done()
 			o := topology.SentinelObs{In: in, Details: c.platform.Describe(in.Handle)}
-			if v, err := sentinel.View(ctx, c.pool.Sentinel(addr(in), cl.SentinelPassword)); err == nil {
+			sc := c.pool.Sentinel(addr(in), cl.SentinelPassword)
+			if v, err := sentinel.View(ctx, sc); err == nil {
 				o.Up, o.View = true, v
+				// TILT for /metrics and the alert: one INFO sentinel
+				// more per Sentinel per round; unknown counts as not.
+				o.Tilt, _ = sentinel.Tilted(ctx, sc)
 			}
 			obs.Sentinels[i] = o
 		}()

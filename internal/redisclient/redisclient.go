@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-manager/redis-manager/api"
 )
 
 // Pool hands out clients keyed by address and password.
@@ -341,6 +343,65 @@ func (i Info) Replicas() []ConnectedReplica {
 		off, _ := strconv.ParseInt(fields["offset"], 10, 64)
 		lag, _ := strconv.ParseInt(fields["lag"], 10, 64)
 		out = append(out, ConnectedReplica{Addr: net.JoinHostPort(fields["ip"], fields["port"]), State: fields["state"], Offset: off, Lag: lag})
+	}
+	return out
+}
+
+// DBs returns the keys and the keys with an expiry of each database in
+// INFO keyspace ("db0:keys=3,expires=1,avg_ttl=0"), nil when none.
+func (i Info) DBs() map[string]api.DBKeys {
+	var out map[string]api.DBKeys
+	for k, v := range i {
+		if !strings.HasPrefix(k, "db") {
+			continue
+		}
+		if _, err := strconv.Atoi(k[2:]); err != nil {
+			continue
+		}
+		var d api.DBKeys
+		for _, kv := range strings.Split(v, ",") {
+			a, b, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(b, 10, 64)
+			switch a {
+			case "keys":
+				d.Keys = n
+			case "expires":
+				d.Expires = n
+			}
+		}
+		if out == nil {
+			out = map[string]api.DBKeys{}
+		}
+		out[k] = d
+	}
+	return out
+}
+
+// Commands returns the calls and microseconds per command of INFO
+// commandstats ("cmdstat_get:calls=21,usec=175,usec_per_call=8.33,…"),
+// nil when the section was not asked for.
+func (i Info) Commands() map[string]api.CommandStat {
+	var out map[string]api.CommandStat
+	for k, v := range i {
+		cmd, ok := strings.CutPrefix(k, "cmdstat_")
+		if !ok {
+			continue
+		}
+		var c api.CommandStat
+		for _, kv := range strings.Split(v, ",") {
+			a, b, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(b, 10, 64)
+			switch a {
+			case "calls":
+				c.Calls = n
+			case "usec":
+				c.Usec = n
+			}
+		}
+		if out == nil {
+			out = map[string]api.CommandStat{}
+		}
+		out[cmd] = c
 	}
 	return out
 }

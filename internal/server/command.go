@@ -313,7 +313,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 		maxConns = defaultMaxConnections()
 	}
 	lim := newConnLimiter(ln, maxConns)
-	metrics := metricsHandler(st, elector, lim)
+	metrics := metricsHandler(st, elector, lim, ctl.Collectors()...)
 	if err := firstAdmin(ctx, st, dataDir, o.AdminUser, o.AdminPasswordFile, log); err != nil {
 		return err
 	}

@@ -34,6 +34,12 @@ func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClusterReady, descInstanceUp, descKeys, descMemory, descLag, descSentinelUp} {
 		ch <- d
 	}
+	for _, d := range redisDescs {
+		ch <- d
+	}
+	for _, d := range []*prometheus.Desc{descJobs, descBackupLast, descBackupDuration, descBackupBytes} {
+		ch <- d
+	}
 }
 
 func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
@@ -66,6 +72,77 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range cl.Status.Sentinels {
 			gauge(descSentinelUp, b2f(s.Up), cl.Name, s.Name)
 		}
+		collectRedis(ch, cl)
+	}
+	collectJobs(ctx, ch, c.store)
+	collectBackups(ctx, ch, c.store, cls)
+}
+
+var (
+	descJobs = prometheus.NewDesc("redis_manager_jobs", "Jobs not finished, by kind and state (pending or running).", []string{"kind", "state"}, nil)
+
+	descBackupLast     = prometheus.NewDesc("redis_manager_backup_last_success_timestamp_seconds", "Unix time the shard's newest successful backup finished (0: none).", []string{"cluster", "shard"}, nil)
+	descBackupDuration = prometheus.NewDesc("redis_manager_backup_last_duration_seconds", "How long the shard's newest successful backup took.", []string{"cluster", "shard"}, nil)
+	descBackupBytes    = prometheus.NewDesc("redis_manager_backup_last_size_bytes", "Size of the shard's newest successful backup.", []string{"cluster", "shard"}, nil)
+
+	jobKinds = []string{api.JobCreate, api.JobScale, api.JobDelete, api.JobFailover, api.JobBackup, api.JobRestore, api.JobReplaceInstance,
+		api.JobBackupDelete, api.JobBackupVerify, api.JobRotateCredentials, api.JobFinishRotation}
+)
+
+// collectJobs counts the unfinished jobs (one store read); every kind and
+// state is sent, at 0 when none, so the series never vanish. Finished jobs
+// are counted by redis_manager_job_duration_seconds.
+func collectJobs(ctx context.Context, ch chan<- prometheus.Metric, st store.Store) {
+	jobs, err := st.UnfinishedJobs(ctx)
+	if err != nil {
+		return
+	}
+	n := map[[2]string]int{}
+	for _, k := range jobKinds {
+		n[[2]string{k, api.StatePending}], n[[2]string{k, api.StateRunning}] = 0, 0
+	}
+	for _, j := range jobs {
+		n[[2]string{j.Kind, j.State}]++
+	}
+	for k, v := range n {
+		ch <- prometheus.MustNewConstMetric(descJobs, prometheus.GaugeValue, float64(v), k[0], k[1])
+	}
+}
+
+// collectBackups sends each shard's newest successful backup (one store
+// read of the backup records, which retention bounds).
+func collectBackups(ctx context.Context, ch chan<- prometheus.Metric, st store.Store, cls []store.Cluster) {
+	backups, err := st.ListBackups(ctx, "")
+	if err != nil {
+		return
+	}
+	type key struct {
+		cluster string
+		shard   int
+	}
+	newest := map[key]store.Backup{}
+	for _, cl := range cls {
+		for shard := 0; shard < cl.Spec.Shards; shard++ {
+			newest[key{cl.Name, shard}] = store.Backup{}
+		}
+	}
+	for _, b := range backups {
+		k := key{b.Cluster, b.Shard}
+		cur, ok := newest[k]
+		if !ok || b.State != api.StateSucceeded || b.FinishedAt == nil || (cur.FinishedAt != nil && !b.FinishedAt.After(*cur.FinishedAt)) {
+			continue // not a managed shard's, not a success, or older
+		}
+		newest[k] = b
+	}
+	for k, b := range newest {
+		shard := strconv.Itoa(k.shard)
+		last := 0.0
+		if b.FinishedAt != nil {
+			last = float64(b.FinishedAt.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(descBackupLast, prometheus.GaugeValue, last, k.cluster, shard)
+		ch <- prometheus.MustNewConstMetric(descBackupDuration, prometheus.GaugeValue, float64(b.DurationMs)/1000, k.cluster, shard)
+		ch <- prometheus.MustNewConstMetric(descBackupBytes, prometheus.GaugeValue, float64(b.SizeBytes), k.cluster, shard)
 	}
 }
 
@@ -106,9 +183,10 @@ func (c leaderCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLastAction, prometheus.GaugeValue, last)
 }
 
-func metricsHandler(st store.Store, e *leader.Elector, lim *connLimiter) http.Handler {
+func metricsHandler(st store.Store, e *leader.Elector, lim *connLimiter, extra ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), statusCollector{store: st}, leaderCollector{e})
+	reg.MustRegister(extra...)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "redis_manager_http_connections_open",
 			Help: "API connections held open now."}, func() float64 { return float64(lim.Open()) }),

@@ -31,6 +31,17 @@ func Evaluate(s api.ClusterSpec, cluster string, obs Observation, activeJob stri
 			}
 		}
 		sort.Strings(ss.Monitors)
+		ss.Tilt = so.Tilt
+		for _, name := range ss.Monitors {
+			m := so.View[name]
+			sm := api.SentinelMaster{Name: name, Address: m.Addr, Quorum: m.Quorum, ConfigEpoch: m.ConfigEpoch}
+			for _, r := range m.Replicas {
+				if !sentinel.Down(r.Flags) {
+					sm.OKReplicas++
+				}
+			}
+			ss.Masters = append(ss.Masters, sm)
+		}
 		if !so.Up {
 			problems = append(problems, so.In.Name+" is down")
 		}
@@ -182,6 +193,31 @@ func figures(is *api.InstanceStatus, info redisclient.Info) {
 	is.KeyspaceMisses = info.Int("keyspace_misses")
 	is.EvictedKeys = info.Int("evicted_keys")
 	is.UsedCPUSeconds = info.Float("used_cpu_sys") + info.Float("used_cpu_user")
+	is.RedisVersion = info["redis_version"]
+	is.RedisMode = info["redis_mode"]
+	is.MaxmemoryPolicy = info["maxmemory_policy"]
+	is.UptimeSeconds = info.Int("uptime_in_seconds")
+	is.CommandsProcessed = info.Int("total_commands_processed")
+	is.BlockedClients = info.Int("blocked_clients")
+	is.MaxClients = info.Int("maxclients")
+	is.MasterReplOffset = info.Int("master_repl_offset")
+	is.ExpiredKeys = info.Int("expired_keys")
+	is.NetInputBytes = info.Int("total_net_input_bytes")
+	is.NetOutputBytes = info.Int("total_net_output_bytes")
+	is.CPUSysSeconds = info.Float("used_cpu_sys")
+	is.CPUUserSeconds = info.Float("used_cpu_user")
+	is.ConnectedReplicas = info.Int("connected_slaves")
+	is.RDBLastBgsaveStatus = info["rdb_last_bgsave_status"]
+	is.LatestForkUsec = info.Int("latest_fork_usec")
+	is.MemFragmentationRatio = info.Float("mem_fragmentation_ratio")
+	if info["role"] == "slave" {
+		is.MasterLastIOSecondsAgo = info.Int("master_last_io_seconds_ago")
+	}
+	is.DBs = info.DBs()
+	is.Commands = info.Commands()
+	for _, r := range info.Replicas() {
+		is.ReplicaLinks = append(is.ReplicaLinks, api.ReplicaLink{Address: r.Addr, State: r.State, Offset: r.Offset, LagSeconds: r.Lag})
+	}
 }
 
 func roleName(r string) string {

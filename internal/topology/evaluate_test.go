@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"fmt"
 	"net"
 	"reflect"
 	"sort"
@@ -46,17 +47,25 @@ func fxCluster(shards, replicas, sentinels int) (api.ClusterSpec, Observation) {
 			info := redisclient.Info{"process_id": strconv.Itoa(port + 10000), "used_memory": "1048576",
 				"db0": "keys=5,expires=0,avg_ttl=0", "db1": "keys=2,expires=1,avg_ttl=0",
 				"instantaneous_ops_per_sec": "120", "connected_clients": "4", "maxmemory": "268435456",
-				"keyspace_hits": "30", "keyspace_misses": "10", "evicted_keys": "2", "used_cpu_sys": "1.250000", "used_cpu_user": "0.500000"}
+				"keyspace_hits": "30", "keyspace_misses": "10", "evicted_keys": "2", "used_cpu_sys": "1.250000", "used_cpu_user": "0.500000",
+				"redis_version": "7.0.15", "redis_mode": "standalone", "maxmemory_policy": "noeviction", "uptime_in_seconds": "3600",
+				"total_commands_processed": "900", "blocked_clients": "1", "maxclients": "10000", "expired_keys": "3", "total_net_input_bytes": "5000",
+				"total_net_output_bytes": "7000", "rdb_last_bgsave_status": "ok", "latest_fork_usec": "250", "mem_fragmentation_ratio": "1.50",
+				"cmdstat_get": "calls=21,usec=175,usec_per_call=8.33,rejected_calls=0,failed_calls=0", "cmdstat_set": "calls=61,usec=3139,usec_per_call=51.46"}
 			ro := RedisObs{In: in, Details: platform.Details{Pid: 1}, Up: true, Info: info}
 			if o == 0 {
 				info["role"] = "master"
 				info["master_repl_offset"] = "1000"
 				info["connected_slaves"] = strconv.Itoa(replicas)
+				for r := 1; r <= replicas; r++ {
+					info["slave"+strconv.Itoa(r-1)] = fmt.Sprintf("ip=%s,port=%d,state=online,offset=%d,lag=%d", fxHost, fxRedisPort(sh, r), 1000-100*(r-1), r-1)
+				}
 			} else {
 				info["role"] = "slave"
 				info["master_host"], info["master_port"] = fxHost, strconv.Itoa(master)
 				info["master_link_status"] = "up"
 				info["slave_repl_offset"] = strconv.Itoa(1000 - 100*(o-1))
+				info["master_last_io_seconds_ago"] = "1"
 				ro.Master = fxAddr(master)
 				m.Replicas = append(m.Replicas, sentinel.Replica{Addr: fxAddr(port), Flags: []string{"slave"}, MasterLinkStatus: "ok"})
 			}
@@ -115,16 +124,32 @@ func TestEvaluateHealthy(t *testing.T) {
 	if sh.Index != 0 || sh.SentinelName != "orders-0" {
 		t.Errorf("shard = index %d name %q", sh.Index, sh.SentinelName)
 	}
-	wantMaster := api.InstanceStatus{Name: "orders-0-0", Address: "127.0.0.1:7000", Role: "master", Up: true,
-		Pid: 17000, LagBytes: 0, Keys: 7, UsedMemoryBytes: 1048576, OpsPerSec: 120, ConnectedClients: 4, MaxmemoryBytes: 268435456, KeyspaceHits: 30, KeyspaceMisses: 10, UsedCPUSeconds: 1.75, EvictedKeys: 2}
-	if sh.Master == nil || *sh.Master != wantMaster {
+	// more sets the figures every fixture instance shares.
+	more := func(is api.InstanceStatus) api.InstanceStatus {
+		is.RedisVersion, is.RedisMode, is.MaxmemoryPolicy, is.UptimeSeconds = "7.0.15", "standalone", "noeviction", 3600
+		is.CommandsProcessed, is.BlockedClients, is.ExpiredKeys, is.NetInputBytes, is.NetOutputBytes = 900, 1, 3, 5000, 7000
+		is.MaxClients = 10000
+		is.CPUSysSeconds, is.CPUUserSeconds, is.RDBLastBgsaveStatus, is.LatestForkUsec, is.MemFragmentationRatio = 1.25, 0.5, "ok", 250, 1.5
+		is.DBs = map[string]api.DBKeys{"db0": {Keys: 5}, "db1": {Keys: 2, Expires: 1}}
+		is.Commands = map[string]api.CommandStat{"get": {Calls: 21, Usec: 175}, "set": {Calls: 61, Usec: 3139}}
+		if is.Role == "replica" {
+			is.MasterLastIOSecondsAgo = 1
+		}
+		return is
+	}
+	wantMaster := more(api.InstanceStatus{Name: "orders-0-0", Address: "127.0.0.1:7000", Role: "master", Up: true,
+		Pid: 17000, LagBytes: 0, Keys: 7, UsedMemoryBytes: 1048576, OpsPerSec: 120, ConnectedClients: 4, MaxmemoryBytes: 268435456, KeyspaceHits: 30, KeyspaceMisses: 10, UsedCPUSeconds: 1.75, EvictedKeys: 2})
+	wantMaster.ConnectedReplicas, wantMaster.MasterReplOffset = 2, 1000
+	wantMaster.ReplicaLinks = []api.ReplicaLink{{Address: "127.0.0.1:7001", State: "online", Offset: 1000, LagSeconds: 0},
+		{Address: "127.0.0.1:7002", State: "online", Offset: 900, LagSeconds: 1}}
+	if sh.Master == nil || !reflect.DeepEqual(*sh.Master, wantMaster) {
 		t.Errorf("master = %+v, want %+v", sh.Master, wantMaster)
 	}
 	wantReplicas := []api.InstanceStatus{
-		{Name: "orders-0-1", Address: "127.0.0.1:7001", Role: "replica", Up: true, Pid: 17001, MasterLinkStatus: "up", LagBytes: 0, Keys: 7, UsedMemoryBytes: 1048576,
-			OpsPerSec: 120, ConnectedClients: 4, MaxmemoryBytes: 268435456, KeyspaceHits: 30, KeyspaceMisses: 10, UsedCPUSeconds: 1.75, EvictedKeys: 2},
-		{Name: "orders-0-2", Address: "127.0.0.1:7002", Role: "replica", Up: true, Pid: 17002, MasterLinkStatus: "up", LagBytes: 100, Keys: 7, UsedMemoryBytes: 1048576,
-			OpsPerSec: 120, ConnectedClients: 4, MaxmemoryBytes: 268435456, KeyspaceHits: 30, KeyspaceMisses: 10, UsedCPUSeconds: 1.75, EvictedKeys: 2},
+		more(api.InstanceStatus{Name: "orders-0-1", Address: "127.0.0.1:7001", Role: "replica", Up: true, Pid: 17001, MasterLinkStatus: "up", LagBytes: 0, Keys: 7, UsedMemoryBytes: 1048576,
+			OpsPerSec: 120, ConnectedClients: 4, MaxmemoryBytes: 268435456, KeyspaceHits: 30, KeyspaceMisses: 10, UsedCPUSeconds: 1.75, EvictedKeys: 2}),
+		more(api.InstanceStatus{Name: "orders-0-2", Address: "127.0.0.1:7002", Role: "replica", Up: true, Pid: 17002, MasterLinkStatus: "up", LagBytes: 100, Keys: 7, UsedMemoryBytes: 1048576,
+			OpsPerSec: 120, ConnectedClients: 4, MaxmemoryBytes: 268435456, KeyspaceHits: 30, KeyspaceMisses: 10, UsedCPUSeconds: 1.75, EvictedKeys: 2}),
 	}
 	if !reflect.DeepEqual(sh.Replicas, wantReplicas) {
 		t.Errorf("replicas:\n got %+v\nwant %+v", sh.Replicas, wantReplicas)
@@ -134,7 +159,7 @@ func TestEvaluateHealthy(t *testing.T) {
 	}
 	for i, ss := range st.Sentinels {
 		want := api.SentinelStatus{Name: spec.SentinelInstanceName("orders", i), Address: fxAddr(7100 + i), Up: true, Pid: 200 + i,
-			Monitors: []string{"orders-0"}}
+			Monitors: []string{"orders-0"}, Masters: []api.SentinelMaster{{Name: "orders-0", Address: "127.0.0.1:7000", Quorum: 2, ConfigEpoch: 0, OKReplicas: 2}}}
 		if !reflect.DeepEqual(ss, want) {
 			t.Errorf("Sentinel %d = %+v, want %+v (monitors of other clusters left out)", i, ss, want)
 		}
@@ -471,5 +496,34 @@ func TestEvaluateRestoreIsCreating(t *testing.T) {
 	s, obs := fxCluster(1, 2, 3)
 	if st := Evaluate(s, "orders", obs, api.JobRestore); st.Phase != api.PhaseCreating {
 		t.Errorf("phase during a restore: %q, want %q", st.Phase, api.PhaseCreating)
+	}
+}
+
+// TestEvaluateSentinelFigures: a Sentinel's TILT and its view of each shard
+// (quorum, config epoch, replicas it does not flag down) reach the status
+// that /metrics reads; a Sentinel that does not answer has none.
+func TestEvaluateSentinelFigures(t *testing.T) {
+	t.Parallel()
+	s, obs := fxCluster(2, 2, 3)
+	obs.Sentinels[0].Tilt = true
+	m := obs.Sentinels[0].View["orders-1"]
+	m.ConfigEpoch = 4
+	m.Replicas = append([]sentinel.Replica(nil), m.Replicas...)
+	m.Replicas[1].Flags = []string{"slave", "s_down"}
+	obs.Sentinels[0].View["orders-1"] = m
+	obs.Sentinels[2].Up, obs.Sentinels[2].View = false, nil
+	st := Evaluate(s, "orders", obs, "")
+	want := []api.SentinelMaster{
+		{Name: "orders-0", Address: "127.0.0.1:7000", Quorum: 2, OKReplicas: 2},
+		{Name: "orders-1", Address: fxAddr(fxRedisPort(1, 0)), Quorum: 2, ConfigEpoch: 4, OKReplicas: 1},
+	}
+	if ss := st.Sentinels[0]; !ss.Tilt || !reflect.DeepEqual(ss.Masters, want) {
+		t.Errorf("Sentinel 0: tilt %v masters %+v, want tilt and %+v", ss.Tilt, ss.Masters, want)
+	}
+	if ss := st.Sentinels[1]; ss.Tilt || len(ss.Masters) != 2 || ss.Masters[1].OKReplicas != 2 {
+		t.Errorf("Sentinel 1: tilt %v masters %+v", ss.Tilt, ss.Masters)
+	}
+	if ss := st.Sentinels[2]; ss.Up || ss.Tilt || len(ss.Masters) != 0 {
+		t.Errorf("Sentinel 2 (down): %+v", ss)
 	}
 }
