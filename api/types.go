@@ -113,6 +113,8 @@ type InstanceStatus struct {
 	KeyspaceMisses   int64   `json:"keyspaceMisses,omitempty"`   // cumulative
 	UsedCPUSeconds   float64 `json:"usedCpuSeconds,omitempty"`   // used_cpu_sys + used_cpu_user, cumulative
 	EvictedKeys      int64   `json:"evictedKeys,omitempty"`      // cumulative
+	MaxClients       int64   `json:"maxclients,omitempty"`       // maxclients (INFO clients, Redis 7+)
+	LatestForkUsec   int64   `json:"latestForkUsec,omitempty"`   // latest_fork_usec
 }
 
 // SentinelStatus is one Sentinel as observed.

@@ -49,12 +49,22 @@ var routeRoles = map[string]auth.Role{
 	"GET /api/v1/users":                                      auth.Admin,
 	// Registered for viewers, who may change their own password (see
 	// TestUsersAPI); another user's is the admin's.
-	"PATCH /api/v1/users/{name}":   auth.Admin,
-	"DELETE /api/v1/users/{name}":  auth.Admin,
-	"POST /api/v1/tokens":          auth.Admin,
-	"GET /api/v1/tokens":           auth.Admin,
-	"DELETE /api/v1/tokens/{name}": auth.Admin,
-	"GET /api/v1/audit":            auth.Admin,
+	"PATCH /api/v1/users/{name}":              auth.Admin,
+	"DELETE /api/v1/users/{name}":             auth.Admin,
+	"POST /api/v1/tokens":                     auth.Admin,
+	"GET /api/v1/tokens":                      auth.Admin,
+	"DELETE /api/v1/tokens/{name}":            auth.Admin,
+	"GET /api/v1/audit":                       auth.Admin,
+	"GET /api/v1/alerts":                      auth.Viewer,
+	"GET /api/v1/clusters/{name}/alert-rules": auth.Operator,
+	"PUT /api/v1/clusters/{name}/alert-rules": auth.Operator,
+	"POST /api/v1/silences":                   auth.Operator,
+	"GET /api/v1/silences":                    auth.Viewer,
+	"DELETE /api/v1/silences/{id}":            auth.Operator,
+	"GET /api/v1/notifications":               auth.Admin,
+	"PUT /api/v1/notifications":               auth.Admin,
+	"GET /api/v1/notifications/deliveries":    auth.Operator,
+	"POST /api/v1/notifications/test":         auth.Admin,
 	// Unknown endpoints: any principal gets the 404.
 	"/api/": auth.Viewer,
 }

@@ -181,6 +181,8 @@ func figures(is *api.InstanceStatus, info redisclient.Info) {
 	is.KeyspaceHits = info.Int("keyspace_hits")
 	is.KeyspaceMisses = info.Int("keyspace_misses")
 	is.EvictedKeys = info.Int("evicted_keys")
+	is.MaxClients = info.Int("maxclients")
+	is.LatestForkUsec = info.Int("latest_fork_usec")
 	is.UsedCPUSeconds = info.Float("used_cpu_sys") + info.Float("used_cpu_user")
 }
 
