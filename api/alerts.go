@@ -1,6 +1,11 @@
 package api
 
-import "time"
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+)
 
 // Alert states (GET /api/v1/alerts).
 const (
@@ -133,4 +138,83 @@ type DeliveryList struct {
 // TestNotificationRequest is the body of POST /api/v1/notifications/test.
 type TestNotificationRequest struct {
 	Webhook string `json:"webhook"`
+}
+
+// ListAlerts calls GET /api/v1/alerts; state and cluster filter ("" all).
+func (c *Client) ListAlerts(ctx context.Context, state, cluster string) ([]Alert, error) {
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", state)
+	}
+	if cluster != "" {
+		q.Set("cluster", cluster)
+	}
+	path := "/api/v1/alerts"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out AlertList
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out.Alerts, err
+}
+
+// GetAlertRules calls GET /api/v1/clusters/{name}/alert-rules.
+func (c *Client) GetAlertRules(ctx context.Context, cluster string) (AlertRules, error) {
+	var out AlertRules
+	err := c.do(ctx, http.MethodGet, clusterPath(cluster)+"/alert-rules", nil, &out)
+	return out, err
+}
+
+// PutAlertRules calls PUT /api/v1/clusters/{name}/alert-rules.
+func (c *Client) PutAlertRules(ctx context.Context, cluster string, rules AlertRules) (AlertRules, error) {
+	var out AlertRules
+	err := c.do(ctx, http.MethodPut, clusterPath(cluster)+"/alert-rules", rules, &out)
+	return out, err
+}
+
+// CreateSilence calls POST /api/v1/silences.
+func (c *Client) CreateSilence(ctx context.Context, req CreateSilenceRequest) (Silence, error) {
+	var out Silence
+	err := c.do(ctx, http.MethodPost, "/api/v1/silences", req, &out)
+	return out, err
+}
+
+// ListSilences calls GET /api/v1/silences.
+func (c *Client) ListSilences(ctx context.Context) ([]Silence, error) {
+	var out SilenceList
+	err := c.do(ctx, http.MethodGet, "/api/v1/silences", nil, &out)
+	return out.Silences, err
+}
+
+// DeleteSilence calls DELETE /api/v1/silences/{id}.
+func (c *Client) DeleteSilence(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/silences/"+url.PathEscape(id), nil, nil)
+}
+
+// GetNotifications calls GET /api/v1/notifications (secrets read "set").
+func (c *Client) GetNotifications(ctx context.Context) (Notifications, error) {
+	var out Notifications
+	err := c.do(ctx, http.MethodGet, "/api/v1/notifications", nil, &out)
+	return out, err
+}
+
+// PutNotifications calls PUT /api/v1/notifications.
+func (c *Client) PutNotifications(ctx context.Context, n Notifications) (Notifications, error) {
+	var out Notifications
+	err := c.do(ctx, http.MethodPut, "/api/v1/notifications", n, &out)
+	return out, err
+}
+
+// ListDeliveries calls GET /api/v1/notifications/deliveries.
+func (c *Client) ListDeliveries(ctx context.Context) ([]Delivery, error) {
+	var out DeliveryList
+	err := c.do(ctx, http.MethodGet, "/api/v1/notifications/deliveries", nil, &out)
+	return out.Deliveries, err
+}
+
+// TestNotification calls POST /api/v1/notifications/test.
+func (c *Client) TestNotification(ctx context.Context, webhook string) (Delivery, error) {
+	var out Delivery
+	err := c.do(ctx, http.MethodPost, "/api/v1/notifications/test", TestNotificationRequest{Webhook: webhook}, &out)
+	return out, err
 }

@@ -1,0 +1,271 @@
+package e2e
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/testenv"
+)
+
+// receiver is a webhook endpoint that records each delivery and checks its
+// signature; status is what it answers.
+type receiver struct {
+	*httptest.Server
+	secret string
+	status int
+
+	mu    sync.Mutex
+	got   []api.Notification
+	calls int
+	bad   []string // deliveries with a wrong or missing signature
+}
+
+func newReceiver(t *testing.T, secret string, status int) *receiver {
+	r := &receiver{secret: secret, status: status}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		m := hmac.New(sha256.New, []byte(r.secret))
+		m.Write(body)
+		want := "sha256=" + hex.EncodeToString(m.Sum(nil))
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.calls++
+		if !hmac.Equal([]byte(req.Header.Get(api.SignatureHeader)), []byte(want)) {
+			r.bad = append(r.bad, string(body))
+		}
+		var n api.Notification
+		if err := json.Unmarshal(body, &n); err == nil {
+			r.got = append(r.got, n)
+		}
+		w.WriteHeader(r.status)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// count is how many deliveries of rule and transition arrived.
+func (r *receiver) count(rule, transition string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, x := range r.got {
+		if x.Rule == rule && x.Transition == transition {
+			n++
+		}
+	}
+	return n
+}
+
+// waitAlert waits until the alert of rule (and instance, if not "") of the
+// cluster is in state.
+func waitAlert(t *testing.T, m *testenv.Manager, cluster, rule, instance, state string, timeout time.Duration) api.Alert {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last []api.Alert
+	for time.Now().Before(deadline) {
+		as, err := m.Client.ListAlerts(context.Background(), "", cluster)
+		if err == nil {
+			last = as
+			for _, a := range as {
+				if a.Rule == rule && (instance == "" || a.Instance == instance) && a.State == state {
+					return a
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("alert %s %s of %s never %s; alerts: %+v", rule, instance, cluster, state, last)
+	return api.Alert{}
+}
+
+// TestAlertsFireResolveNotify: against real processes, a stopped replica
+// raises instance-down (pending, then firing after forMs) and resolves when
+// it runs again; two stopped Sentinels raise sentinel-quorum; a master
+// filled past a small maxmemory raises memory-high, which a silence keeps
+// quiet. A webhook receiver gets exactly one firing and one resolved
+// delivery per alert, each with a valid signature; one that answers 500 is
+// retried, then recorded as failed.
+func TestAlertsFireResolveNotify(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	good := newReceiver(t, "good-webhook-secret", 200)
+	broken := newReceiver(t, "broken-webhook-secret", 500)
+	if _, err := m.Client.PutNotifications(ctx, api.Notifications{Webhooks: []api.Webhook{
+		{Name: "ops", URL: good.URL, Secret: good.secret, Format: api.WebhookJSON},
+		{Name: "broken", URL: broken.URL, Secret: broken.secret, Format: api.WebhookJSON},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := m.Client.GetNotifications(ctx)
+	if err != nil || len(n.Webhooks) != 2 || n.Webhooks[0].Secret != "set" || n.Webhooks[1].Secret != "set" {
+		t.Fatalf("GET notifications: %v %+v (secrets must read \"set\")", err, n)
+	}
+	if d, err := m.Client.TestNotification(ctx, "ops"); err != nil || !d.OK || d.Attempts != 1 || d.StatusCode != 200 {
+		t.Fatalf("test delivery: %v %+v", err, d)
+	}
+	if good.count("test", "test") != 1 {
+		t.Fatalf("the receiver did not get the test delivery")
+	}
+
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "al", Replicas: intp(1), Maxmemory: "8mb", MaxmemoryPolicy: "noeviction"})
+	one := int64(1000)
+	half := 50.0
+	if _, err := m.Client.PutAlertRules(ctx, "al", api.AlertRules{
+		"instance-down":   {ForMs: &one},
+		"sentinel-quorum": {ForMs: &one},
+		"memory-high":     {Threshold: &half, ForMs: &one},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := m.Client.GetAlertRules(ctx, "al")
+	if err != nil || *rules["instance-down"].ForMs != 1000 || *rules["replica-lag"].ForMs != 120000 || *rules["memory-high"].Threshold != 50 {
+		t.Fatalf("alert rules read back: %v %+v", err, rules)
+	}
+	if as, _ := m.Client.ListAlerts(ctx, "", "al"); len(as) != 0 {
+		t.Fatalf("a Ready cluster has alerts: %+v", as)
+	}
+
+	// A stopped replica: pending, firing, resolved.
+	replica := cl.Status.Shards[0].Replicas[0]
+	stopped := time.Now()
+	if err := syscall.Kill(replica.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	cont := func() { _ = syscall.Kill(replica.Pid, syscall.SIGCONT) }
+	t.Cleanup(cont)
+	p := waitAlert(t, m, "al", "instance-down", replica.Name, api.AlertPending, 15*time.Second)
+	f := waitAlert(t, m, "al", "instance-down", replica.Name, api.AlertFiring, 15*time.Second)
+	t.Logf("instance-down: pending %v, firing %v after SIGSTOP", p.Since.Sub(stopped).Round(time.Millisecond), f.Since.Sub(stopped).Round(time.Millisecond))
+	if f.Since.Sub(f.ActiveAt) < time.Second {
+		t.Errorf("fired %v after pending, before forMs 1000", f.Since.Sub(f.ActiveAt))
+	}
+	if as, _ := m.Client.ListAlerts(ctx, api.AlertFiring, ""); len(as) == 0 {
+		t.Errorf("?state=firing lists nothing")
+	}
+	cont()
+	waitAlert(t, m, "al", "instance-down", replica.Name, api.AlertResolved, 15*time.Second)
+
+	// Two of three Sentinels stopped: fewer than the quorum answer.
+	for _, s := range cl.Status.Sentinels[:2] {
+		if err := syscall.Kill(s.Pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		pid := s.Pid
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	}
+	waitAlert(t, m, "al", "sentinel-quorum", "", api.AlertFiring, 20*time.Second)
+	for _, s := range cl.Status.Sentinels[:2] {
+		_ = syscall.Kill(s.Pid, syscall.SIGCONT)
+	}
+	waitAlert(t, m, "al", "sentinel-quorum", "", api.AlertResolved, 20*time.Second)
+
+	// memory-high, silenced: it changes state but sends nothing.
+	if _, err := m.Client.CreateSilence(ctx, api.CreateSilenceRequest{Cluster: "al", Rule: "memory-high", DurationMs: 600000, Comment: "filling on purpose"}); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := m.Client.Credentials(ctx, "al")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := cl.Status.Shards[0].Master
+	rc := redis.NewClient(&redis.Options{Addr: master.Address, Password: creds.Password})
+	defer rc.Close()
+	value := strings.Repeat("x", 64<<10)
+	for i := 0; i < 100; i++ {
+		if err := rc.Set(ctx, fmt.Sprintf("fill:%d", i), value, 0).Err(); err != nil {
+			break // noeviction: full
+		}
+	}
+	a := waitAlert(t, m, "al", "memory-high", master.Name, api.AlertFiring, 20*time.Second)
+	if !a.Silenced || a.Value <= 50 {
+		t.Errorf("memory-high alert %+v: want silenced, value above 50", a)
+	}
+	if err := rc.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitAlert(t, m, "al", "memory-high", master.Name, api.AlertResolved, 20*time.Second)
+
+	// Deliveries: exactly one firing and one resolved per alert, signed;
+	// none of the silenced one. The broken receiver's are retried, then
+	// recorded as failed.
+	deadline := time.Now().Add(40 * time.Second)
+	var failed []api.Delivery
+	for time.Now().Before(deadline) {
+		ds, _ := m.Client.ListDeliveries(ctx)
+		failed = failed[:0]
+		for _, d := range ds {
+			if d.Webhook == "broken" && !d.OK {
+				failed = append(failed, d)
+			}
+		}
+		if len(failed) >= 4 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // anything extra would arrive by now
+	for _, rule := range []string{"instance-down", "sentinel-quorum"} {
+		for _, tr := range []string{api.AlertFiring, api.AlertResolved} {
+			if c := good.count(rule, tr); c != 1 {
+				t.Errorf("%s %s: %d deliveries, want exactly 1", rule, tr, c)
+			}
+		}
+	}
+	if c := good.count("memory-high", api.AlertFiring) + good.count("memory-high", api.AlertResolved); c != 0 {
+		t.Errorf("the silenced memory-high alert sent %d deliveries", c)
+	}
+	good.mu.Lock()
+	if len(good.bad) > 0 {
+		t.Errorf("deliveries with a bad signature: %q", good.bad)
+	}
+	for _, n := range good.got {
+		if n.Rule != "test" && (n.Cluster != "al" || !strings.HasSuffix(n.URL, "/clusters/al")) {
+			t.Errorf("delivery %+v: cluster and console URL", n)
+		}
+	}
+	good.mu.Unlock()
+	if len(failed) != 4 {
+		t.Fatalf("broken receiver: %d failed deliveries recorded, want 4 (two alerts × firing, resolved): %+v", len(failed), failed)
+	}
+	for _, d := range failed {
+		if d.Attempts != 5 || d.StatusCode != 500 || !strings.Contains(d.Error, "500") {
+			t.Errorf("failed delivery %+v: want 5 attempts ending in 500", d)
+		}
+	}
+	broken.mu.Lock()
+	if broken.calls != 20 {
+		t.Errorf("the broken receiver was called %d times, want 4 deliveries × 5 attempts", broken.calls)
+	}
+	broken.mu.Unlock()
+
+	// The transitions are events.
+	evs, err := m.Client.ClusterEvents(ctx, "al")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alertEvents int
+	for _, e := range evs {
+		if e.Type == api.EventAlert {
+			alertEvents++
+		}
+	}
+	if alertEvents < 9 { // 3 alerts × pending, firing, resolved
+		t.Errorf("%d alert events, want at least 9", alertEvents)
+	}
+}
