@@ -126,6 +126,7 @@ type SentinelStatus struct {
 	Pod      string   `json:"pod,omitempty"`
 	Node     string   `json:"node,omitempty"`
 	Monitors []string `json:"monitors"`
+	Tilt     bool     `json:"tilt,omitempty"` // in TILT mode (INFO sentinel)
 }
 
 // Connection tells clients how to reach the cluster through Sentinel.

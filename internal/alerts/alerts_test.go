@@ -55,6 +55,14 @@ func TestConditions(t *testing.T) {
 		{"two of three Sentinels down", func(in *Input) {
 			in.Status.Sentinels[0].Up, in.Status.Sentinels[1].Up = false, false
 		}, nil, []string{"sentinel-quorum/"}},
+		{"a Sentinel in TILT", func(in *Input) { in.Status.Sentinels[2].Tilt = true }, nil, []string{"sentinel-tilt/s2"}},
+		{"a failover 10 s ago", func(in *Input) {
+			in.Events = []api.Event{{Type: "failover", Shard: ptr(0), At: in.Now.Add(-10 * time.Second), Message: "switch"},
+				{Type: "failover", Shard: ptr(0), At: in.Now.Add(-20 * time.Second), Message: "older"}}
+		}, nil, []string{"failover/"}},
+		{"a failover 2 min ago", func(in *Input) {
+			in.Events = []api.Event{{Type: "failover", Shard: ptr(0), At: in.Now.Add(-2 * time.Minute), Message: "switch"}}
+		}, nil, nil},
 		{"one of three Sentinels down", func(in *Input) { in.Status.Sentinels[0].Up = false }, nil, nil},
 		{"newest backup failed", func(in *Input) {
 			in.Backups = []api.Backup{{ID: "b2", State: api.StateFailed, Error: "disk"}, {ID: "b1", State: api.StateSucceeded}}

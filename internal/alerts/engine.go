@@ -22,6 +22,7 @@ type EngineStore interface {
 	ListBackups(ctx context.Context, cluster string) ([]store.Backup, error)
 	GetBackupSchedule(ctx context.Context, cluster string) (store.BackupSchedule, error)
 	AddEvent(ctx context.Context, e api.Event) error
+	ListEvents(ctx context.Context, cluster string, limit int) ([]api.Event, error)
 }
 
 // Sender is where notifications go (the Notifier).
@@ -116,6 +117,13 @@ func (e *Engine) cluster(ctx context.Context, cl Cluster, prev []api.Alert, now 
 				in.Schedule, in.ScheduleCreated, in.Period = sch.Cron, sch.UpdatedAt, c.Next(first).Sub(first)
 			}
 		}
+	}
+	if settings["failover"].Enabled {
+		evs, err := e.store.ListEvents(ctx, cl.Name, 50)
+		if err != nil {
+			return nil, err
+		}
+		in.Events = evs
 	}
 	return Step(cl.Name, prev, Conditions(in, settings), settings, Severity, now), nil
 }

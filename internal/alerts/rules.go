@@ -41,9 +41,11 @@ var Rules = []Rule{
 	{Name: "memory-high", Severity: Warning, Threshold: 90, Unit: "percent", For: 2 * time.Minute, Help: "used memory above a share of maxmemory (instances with a maxmemory)"},
 	{Name: "connections-high", Severity: Warning, Threshold: 90, Unit: "percent", For: 2 * time.Minute, Help: "connected clients above a share of maxclients"},
 	{Name: "sentinel-quorum", Severity: Critical, For: 30 * time.Second, Help: "fewer Sentinels answer than the quorum: no failover can be authorized"},
+	{Name: "sentinel-tilt", Severity: Warning, For: 0, Help: "a Sentinel is in TILT mode (its clock jumped or it was paused): for 30 s it acts on nothing"},
 	{Name: "backup-failed", Severity: Warning, For: 0, Help: "the newest finished backup of a shard failed"},
 	{Name: "backup-missing", Severity: Warning, Threshold: 2, Unit: "periods", For: 0, Help: "no successful backup within threshold × the schedule's period"},
 	{Name: "slow-fork", Severity: Warning, Threshold: 500, Unit: "ms", For: 0, Help: "the latest fork (BGSAVE, AOF rewrite, full sync) took longer than the threshold"},
+	{Name: "failover", Severity: Info, Threshold: 60, Unit: "seconds", For: 0, Help: "a failover happened (planned or not): fires once per failover event and resolves threshold seconds later"},
 }
 
 // ruleByName finds a rule.
@@ -172,8 +174,12 @@ type Input struct {
 	Schedule        string
 	ScheduleCreated time.Time
 	Period          time.Duration
-	Now             time.Time
+	// Events are the cluster's recent events, newest first (the failover
+	// rule reads those of type failover).
+	Events []api.Event
+	Now    time.Time
 }
+
 
 // Conditions lists the enabled rules that hold for the cluster. It is pure.
 func Conditions(in Input, settings map[string]Setting) []Condition {
@@ -248,6 +254,21 @@ func Conditions(in Input, settings map[string]Setting) []Condition {
 		if q := spec.Quorum(in.Spec.Sentinels); up < q {
 			add("sentinel-quorum", nil, "", float64(up), "%d of %d Sentinels answer, fewer than the quorum %d: no failover can be authorized", up, len(st.Sentinels), q)
 		}
+	}
+	for _, s := range st.Sentinels {
+		if s.Up && s.Tilt {
+			add("sentinel-tilt", nil, s.Name, 1, "Sentinel %s (%s) is in TILT mode: it saw its clock jump or was paused, and acts on nothing for 30 s", s.Name, s.Address)
+		}
+	}
+	fired := map[int]bool{}
+	hold := time.Duration(settings["failover"].Threshold * float64(time.Second))
+	for _, e := range in.Events {
+		if e.Type != "failover" || e.Shard == nil || fired[*e.Shard] || in.Now.Sub(e.At) >= hold {
+			continue
+		}
+		fired[*e.Shard] = true
+		shard := *e.Shard
+		add("failover", &shard, "", 1, "%s", e.Message)
 	}
 	// Backups: the newest finished one of each shard.
 	seen := map[int]bool{}

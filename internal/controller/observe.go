@@ -194,8 +194,11 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 		go func() {
 			defer wg.Done()
 			o := topology.SentinelObs{In: in, Details: c.platform.Describe(in.Handle)}
-			if v, err := sentinel.View(ctx, c.pool.Sentinel(addr(in), cl.SentinelPassword)); err == nil {
+			sc := c.pool.Sentinel(addr(in), cl.SentinelPassword)
+			if v, err := sentinel.View(ctx, sc); err == nil {
 				o.Up, o.View = true, v
+				// For the sentinel-tilt alert: one small INFO section.
+				o.Tilt, _ = sentinel.Tilt(ctx, sc)
 			}
 			obs.Sentinels[i] = o
 		}()

@@ -59,16 +59,90 @@ func newReceiver(t *testing.T, secret string, status int) *receiver {
 }
 
 // count is how many deliveries of rule and transition arrived.
-func (r *receiver) count(rule, transition string) int {
+func (r *receiver) count(rule, transition string) int { return r.countOf(rule, "", transition) }
+
+// countOf is count for one instance ("": any).
+func (r *receiver) countOf(rule, instance, transition string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
 	for _, x := range r.got {
-		if x.Rule == rule && x.Transition == transition {
+		if x.Rule == rule && (instance == "" || x.Instance == instance) && x.Transition == transition {
 			n++
 		}
 	}
 	return n
+}
+
+// checkDeliveries checks, once every resolved alert's deliveries had time
+// to arrive, that good got exactly one firing and one resolved delivery
+// per alert that fired unsilenced, none of a silenced one, every one
+// signed; and that broken's were each tried attempts times, then recorded
+// as failed.
+func checkDeliveries(t *testing.T, m *testenv.Manager, cluster string, good, broken *receiver) {
+	t.Helper()
+	ctx := context.Background()
+	as, err := m.Client.ListAlerts(ctx, api.AlertResolved, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notified int
+	for _, a := range as {
+		if a.Silenced {
+			continue
+		}
+		notified++
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	var failed []api.Delivery
+	for time.Now().Before(deadline) {
+		ds, _ := m.Client.ListDeliveries(ctx)
+		failed = failed[:0]
+		for _, d := range ds {
+			if d.Webhook == "broken" && !d.OK && d.Cluster == cluster {
+				failed = append(failed, d)
+			}
+		}
+		if len(failed) >= 2*notified {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // anything extra would arrive by now
+	for _, a := range as {
+		for _, tr := range []string{api.AlertFiring, api.AlertResolved} {
+			want := 1
+			if a.Silenced {
+				want = 0
+			}
+			if c := good.countOf(a.Rule, a.Instance, tr); c != want {
+				t.Errorf("%s %s %s: %d deliveries, want exactly %d", a.Rule, a.Instance, tr, c, want)
+			}
+		}
+	}
+	good.mu.Lock()
+	if len(good.bad) > 0 {
+		t.Errorf("deliveries with a bad signature: %q", good.bad)
+	}
+	for _, n := range good.got {
+		if n.Rule != "test" && (n.Cluster != cluster || !strings.HasSuffix(n.URL, "/clusters/"+cluster)) {
+			t.Errorf("delivery %+v: cluster and console URL", n)
+		}
+	}
+	good.mu.Unlock()
+	if len(failed) != 2*notified {
+		t.Fatalf("broken receiver: %d failed deliveries recorded, want %d (%d alerts × firing, resolved): %+v", len(failed), 2*notified, notified, failed)
+	}
+	for _, d := range failed {
+		if d.Attempts != 5 || d.StatusCode != 500 || !strings.Contains(d.Error, "500") {
+			t.Errorf("failed delivery %+v: want 5 attempts ending in 500", d)
+		}
+	}
+	broken.mu.Lock()
+	if broken.calls != 5*len(failed) {
+		t.Errorf("the broken receiver was called %d times, want %d deliveries × 5 attempts", broken.calls, len(failed))
+	}
+	broken.mu.Unlock()
 }
 
 // waitAlert waits until the alert of rule (and instance, if not "") of the
@@ -169,11 +243,17 @@ func TestAlertsFireResolveNotify(t *testing.T) {
 		pid := s.Pid
 		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
 	}
+	sentinelsStopped := time.Now()
 	waitAlert(t, m, "al", "sentinel-quorum", "", api.AlertFiring, 20*time.Second)
+	// Paused over 2 s, a Sentinel enters TILT once it runs again.
+	time.Sleep(time.Until(sentinelsStopped.Add(3 * time.Second)))
 	for _, s := range cl.Status.Sentinels[:2] {
 		_ = syscall.Kill(s.Pid, syscall.SIGCONT)
 	}
 	waitAlert(t, m, "al", "sentinel-quorum", "", api.AlertResolved, 20*time.Second)
+	for _, s := range cl.Status.Sentinels[:2] {
+		waitAlert(t, m, "al", "sentinel-tilt", s.Name, api.AlertFiring, 20*time.Second)
+	}
 
 	// memory-high, silenced: it changes state but sends nothing.
 	if _, err := m.Client.CreateSilence(ctx, api.CreateSilenceRequest{Cluster: "al", Rule: "memory-high", DurationMs: 600000, Comment: "filling on purpose"}); err != nil {
@@ -200,59 +280,22 @@ func TestAlertsFireResolveNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAlert(t, m, "al", "memory-high", master.Name, api.AlertResolved, 20*time.Second)
+	for _, s := range cl.Status.Sentinels[:2] {
+		waitAlert(t, m, "al", "sentinel-tilt", s.Name, api.AlertResolved, 45*time.Second)
+	}
 
 	// Deliveries: exactly one firing and one resolved per alert, signed;
 	// none of the silenced one. The broken receiver's are retried, then
 	// recorded as failed.
-	deadline := time.Now().Add(40 * time.Second)
-	var failed []api.Delivery
-	for time.Now().Before(deadline) {
-		ds, _ := m.Client.ListDeliveries(ctx)
-		failed = failed[:0]
-		for _, d := range ds {
-			if d.Webhook == "broken" && !d.OK {
-				failed = append(failed, d)
-			}
-		}
-		if len(failed) >= 4 {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	time.Sleep(3 * time.Second) // anything extra would arrive by now
-	for _, rule := range []string{"instance-down", "sentinel-quorum"} {
-		for _, tr := range []string{api.AlertFiring, api.AlertResolved} {
-			if c := good.count(rule, tr); c != 1 {
-				t.Errorf("%s %s: %d deliveries, want exactly 1", rule, tr, c)
-			}
+	checkDeliveries(t, m, "al", good, broken)
+	for _, rule := range []string{"instance-down", "sentinel-quorum", "sentinel-tilt"} {
+		if good.count(rule, api.AlertFiring) == 0 {
+			t.Errorf("no %s delivery", rule)
 		}
 	}
 	if c := good.count("memory-high", api.AlertFiring) + good.count("memory-high", api.AlertResolved); c != 0 {
 		t.Errorf("the silenced memory-high alert sent %d deliveries", c)
 	}
-	good.mu.Lock()
-	if len(good.bad) > 0 {
-		t.Errorf("deliveries with a bad signature: %q", good.bad)
-	}
-	for _, n := range good.got {
-		if n.Rule != "test" && (n.Cluster != "al" || !strings.HasSuffix(n.URL, "/clusters/al")) {
-			t.Errorf("delivery %+v: cluster and console URL", n)
-		}
-	}
-	good.mu.Unlock()
-	if len(failed) != 4 {
-		t.Fatalf("broken receiver: %d failed deliveries recorded, want 4 (two alerts × firing, resolved): %+v", len(failed), failed)
-	}
-	for _, d := range failed {
-		if d.Attempts != 5 || d.StatusCode != 500 || !strings.Contains(d.Error, "500") {
-			t.Errorf("failed delivery %+v: want 5 attempts ending in 500", d)
-		}
-	}
-	broken.mu.Lock()
-	if broken.calls != 20 {
-		t.Errorf("the broken receiver was called %d times, want 4 deliveries × 5 attempts", broken.calls)
-	}
-	broken.mu.Unlock()
 
 	// The transitions are events.
 	evs, err := m.Client.ClusterEvents(ctx, "al")

@@ -411,3 +411,19 @@ func SendHello(ctx context.Context, sc Conn, h Hello) error {
 	}
 	return nil
 }
+
+// Tilt reports whether the Sentinel is in TILT mode (INFO sentinel,
+// sentinel_tilt:1): it saw its clock jump or was paused, and for 30 s
+// acts on nothing.
+func Tilt(ctx context.Context, sc Conn) (bool, error) {
+	cmd := redis.NewStringCmd(ctx, "info", "sentinel")
+	if err := sc.Process(ctx, cmd); err != nil {
+		return false, fmt.Errorf("info sentinel: %w", err)
+	}
+	for _, line := range strings.Split(cmd.Val(), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "sentinel_tilt:"); ok {
+			return v == "1", nil
+		}
+	}
+	return false, nil
+}

@@ -36,6 +36,7 @@ type SentinelObs struct {
 	Details platform.Details
 	Up      bool
 	View    map[string]sentinel.Master
+	Tilt    bool // INFO sentinel: sentinel_tilt
 }
 
 // Addr is the address of an instance.
