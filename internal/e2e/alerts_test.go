@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -310,5 +312,84 @@ func TestAlertsFireResolveNotify(t *testing.T) {
 	}
 	if alertEvents < 9 { // 3 alerts × pending, firing, resolved
 		t.Errorf("%d alert events, want at least 9", alertEvents)
+	}
+}
+
+// TestAlertsBackupAndFailover: a backup to a target that cannot be written
+// (a path under a regular file) raises backup-failed at once; once the
+// target can be written, the next backup succeeds and it resolves. A
+// planned failover raises the failover alert (information), which resolves
+// after its hold (threshold, seconds). Each sends exactly one firing and
+// one resolved delivery.
+func TestAlertsBackupAndFailover(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "blocker")
+	if err := os.WriteFile(blocker, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := testenv.StartManager(t, testenv.ManagerOptions{Args: []string{"--backup-target", "file://" + filepath.Join(blocker, "backups")}})
+	ctx := context.Background()
+	good := newReceiver(t, "good-webhook-secret", 200)
+	broken := newReceiver(t, "broken-webhook-secret", 500)
+	if _, err := m.Client.PutNotifications(ctx, api.Notifications{Webhooks: []api.Webhook{
+		{Name: "ops", URL: good.URL, Secret: good.secret, Format: api.WebhookJSON},
+		{Name: "broken", URL: broken.URL, Secret: broken.secret, Format: api.WebhookJSON},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	createReady(t, m, api.CreateClusterRequest{Name: "bf", Replicas: intp(1)})
+	hold := 5.0
+	if _, err := m.Client.PutAlertRules(ctx, "bf", api.AlertRules{"failover": {Threshold: &hold}}); err != nil {
+		t.Fatal(err)
+	}
+
+	bj, err := m.Client.CreateBackup(ctx, "bf", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j api.Job
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if j, err = m.Client.GetJob(ctx, bj.Job.ID); err == nil && (j.State == api.StateFailed || j.State == api.StateSucceeded) {
+			break
+		}
+	}
+	if j.State != api.StateFailed {
+		t.Fatalf("backup to a path under a file: job %s %s", j.State, j.Error)
+	}
+	a := waitAlert(t, m, "bf", "backup-failed", "", api.AlertFiring, 15*time.Second)
+	if a.Shard == nil || *a.Shard != 0 || a.Severity != "warning" {
+		t.Errorf("backup-failed alert %+v", a)
+	}
+	// The target becomes writable; the next backup succeeds.
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(blocker, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WhenIdle(t, "backup", func() error {
+		bj, err = m.Client.CreateBackup(ctx, "bf", nil)
+		return err
+	})
+	if j := m.WaitJob(ctx, bj.Job.ID); j.State != api.StateSucceeded {
+		t.Fatalf("backup to a writable target: job %s %s", j.State, j.Error)
+	}
+	waitAlert(t, m, "bf", "backup-failed", "", api.AlertResolved, 15*time.Second)
+
+	m.WaitJob(ctx, failoverWhenIdle(t, m, "bf", 0).ID)
+	f := waitAlert(t, m, "bf", "failover", "", api.AlertFiring, 15*time.Second)
+	if f.Severity != "info" || !strings.Contains(f.Message, "failover") {
+		t.Errorf("failover alert %+v", f)
+	}
+	r := waitAlert(t, m, "bf", "failover", "", api.AlertResolved, 20*time.Second)
+	if held := r.Since.Sub(f.Since); held < 4*time.Second {
+		t.Errorf("the failover alert resolved %v after firing, before its 5 s hold", held)
+	}
+	checkDeliveries(t, m, "bf", good, broken)
+	for _, rule := range []string{"backup-failed", "failover"} {
+		if good.count(rule, api.AlertFiring) != 1 {
+			t.Errorf("%s: no firing delivery", rule)
+		}
 	}
 }
