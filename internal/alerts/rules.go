@@ -180,7 +180,6 @@ type Input struct {
 	Now    time.Time
 }
 
-
 // Conditions lists the enabled rules that hold for the cluster. It is pure.
 func Conditions(in Input, settings map[string]Setting) []Condition {
 	var out []Condition
