@@ -139,9 +139,6 @@ func (e *Engine) apply(ctx context.Context, changes []Change, silences []api.Sil
 				errs = append(errs, err)
 				continue
 			}
-			if c.From == api.AlertPending {
-				e.event(ctx, a, fmt.Sprintf("alert %s ended before it fired: %s", a.Rule, a.Message), "inactive", c.From)
-			}
 			continue
 		}
 		a.Silenced = Silenced(a, silences, now)
@@ -151,7 +148,12 @@ func (e *Engine) apply(ctx context.Context, changes []Change, silences []api.Sil
 			errs = append(errs, err)
 			continue
 		}
-		e.event(ctx, a, fmt.Sprintf("alert %s %s: %s", a.Rule, a.State, a.Message), a.State, c.From)
+		// Events are the firing and resolved transitions: a pending alert
+		// that ends before it fires is what for filters out. The failover
+		// alert repeats the failover event, which is in the log already.
+		if a.State != api.AlertPending && a.Rule != "failover" {
+			e.event(ctx, a, fmt.Sprintf("alert %s %s: %s", a.Rule, a.State, a.Message), a.State, c.From)
+		}
 		e.log.Info("alert", "rule", a.Rule, "cluster", a.Cluster, "instance", a.Instance, "state", a.State, "from", c.From, "silenced", a.Silenced)
 		if c.Notify && !a.Silenced && e.send != nil {
 			e.send.Enqueue(a)
