@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -392,6 +393,98 @@ func TestAlertsBackupAndFailover(t *testing.T) {
 	for _, rule := range []string{"backup-failed", "failover"} {
 		if good.count(rule, api.AlertFiring) != 1 {
 			t.Errorf("%s: no firing delivery", rule)
+		}
+	}
+}
+
+// TestAlertsLinkAndConnections: a replica that answers but cannot
+// authenticate to its master (wrong masterauth, link killed) raises
+// replica-link-down until the password is right again (the test sets it,
+// or the manager's healing does first); a master whose
+// maxclients is lowered below its open connections raises
+// connections-high until they close.
+func TestAlertsLinkAndConnections(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	good := newReceiver(t, "good-webhook-secret", 200)
+	broken := newReceiver(t, "broken-webhook-secret", 500)
+	if _, err := m.Client.PutNotifications(ctx, api.Notifications{Webhooks: []api.Webhook{
+		{Name: "ops", URL: good.URL, Secret: good.secret, Format: api.WebhookJSON},
+		{Name: "broken", URL: broken.URL, Secret: broken.secret, Format: api.WebhookJSON},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "lc", Replicas: intp(1)})
+	one, pct := int64(1000), 50.0
+	if _, err := m.Client.PutAlertRules(ctx, "lc", api.AlertRules{
+		"replica-link-down": {ForMs: &one},
+		"connections-high":  {Threshold: &pct, ForMs: &one},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := m.Client.Credentials(ctx, "lc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := cl.Status.Shards[0].Replicas[0]
+	rc := redis.NewClient(&redis.Options{Addr: replica.Address, Password: creds.Password})
+	defer rc.Close()
+	if err := rc.ConfigSet(ctx, "masterauth", "not-the-password").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Do(ctx, "client", "kill", "type", "master").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitAlert(t, m, "lc", "replica-link-down", replica.Name, api.AlertFiring, 20*time.Second)
+	// The manager's healing may have set masterauth right already (and
+	// closed this client's connection); set it either way.
+	fix := redis.NewClient(&redis.Options{Addr: replica.Address, Password: creds.Password})
+	_ = fix.ConfigSet(ctx, "masterauth", creds.Password).Err()
+	fix.Close()
+	waitAlert(t, m, "lc", "replica-link-down", replica.Name, api.AlertResolved, 20*time.Second)
+
+	master := cl.Status.Shards[0].Master
+	mc := redis.NewClient(&redis.Options{Addr: master.Address, Password: creds.Password, PoolSize: 1})
+	defer mc.Close()
+	info, err := mc.Info(ctx, "clients").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var connected int
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_clients:"); ok {
+			connected, _ = strconv.Atoi(v)
+		}
+	}
+	// Below half of maxclients now; above once connected+6 more are open.
+	maxclients := 2*connected + 10
+	if err := mc.ConfigSet(ctx, "maxclients", strconv.Itoa(maxclients)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var extra []*redis.Client
+	for i := 0; i < connected+6; i++ {
+		c := redis.NewClient(&redis.Options{Addr: master.Address, Password: creds.Password, PoolSize: 1})
+		if err := c.Ping(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, c)
+	}
+	a := waitAlert(t, m, "lc", "connections-high", master.Name, api.AlertFiring, 20*time.Second)
+	if a.Value <= 50 {
+		t.Errorf("connections-high value %v, want above 50 (%%)", a.Value)
+	}
+	for _, c := range extra {
+		c.Close()
+	}
+	waitAlert(t, m, "lc", "connections-high", master.Name, api.AlertResolved, 20*time.Second)
+	if err := mc.ConfigSet(ctx, "maxclients", "10000").Err(); err != nil {
+		t.Fatal(err)
+	}
+	checkDeliveries(t, m, "lc", good, broken)
+	for _, rule := range []string{"replica-link-down", "connections-high"} {
+		if good.count(rule, api.AlertFiring) != 1 || good.count(rule, api.AlertResolved) != 1 {
+			t.Errorf("%s: want one firing and one resolved delivery", rule)
 		}
 	}
 }
