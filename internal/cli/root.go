@@ -102,6 +102,7 @@ client of its REST API.`,
 
 	root.AddCommand(newClusterCommand(a), newJobCommand(a), newBackupCommand(a))
 	root.AddCommand(newUserCommand(a), newTokenCommand(a), newAuditCommand(a))
+	root.AddCommand(newAlertCommand(a), newNotificationCommand(a))
 	root.AddCommand(extra...)
 	return root
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis-manager/redis-manager/internal/alerts"
 	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/platform"
@@ -28,6 +29,9 @@ type Config struct {
 	// Leader elects this manager among those sharing the store; nil
 	// builds one with a random id (a single manager).
 	Leader *leader.Elector
+	// Alerts evaluates the alert rules after each observe round; nil:
+	// no alerts.
+	Alerts *alerts.Engine
 }
 
 // Store is what the controller needs of the metadata store.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/alerts"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -59,11 +60,17 @@ func (c *Controller) observeAll(ctx context.Context) {
 		}
 	}
 	var wg sync.WaitGroup
-	for _, cl := range cls {
+	observed := make([]alerts.Cluster, len(cls))
+	for i, cl := range cls {
 		wg.Add(1)
 		go func(cl store.Cluster) {
 			defer wg.Done()
-			if _, obs, ok := c.observeAndStore(ctx, cl, active[cl.Name]); ok && active[cl.Name] == "" && ctx.Err() == nil {
+			st, obs, ok := c.observeAndStore(ctx, cl, active[cl.Name])
+			observed[i] = alerts.Cluster{Name: cl.Name, Spec: cl.Spec, Status: cl.Status}
+			if ok {
+				observed[i].Status = st
+			}
+			if ok && active[cl.Name] == "" && ctx.Err() == nil {
 				if err := c.heal(ctx, cl, obs); err != nil && ctx.Err() == nil {
 					c.log.Error("heal; trying again next round", "cluster", cl.Name, "err", err)
 				}
@@ -78,6 +85,13 @@ func (c *Controller) observeAll(ctx context.Context) {
 	c.metrics.knownClusters(names)
 	c.metrics.observeDuration.Observe(time.Since(start).Seconds())
 	c.syncWatchers(ctx, cls)
+	// The alert rules read what was just observed; the engine writes
+	// with this term's fence.
+	if c.cfg.Alerts != nil && ctx.Err() == nil {
+		if err := c.cfg.Alerts.Evaluate(ctx, observed); err != nil && ctx.Err() == nil {
+			c.log.Error("evaluate alert rules; trying again next round", "err", err)
+		}
+	}
 }
 
 // observeCluster reads the cluster's instances and Sentinels and stores its

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/alerts"
 	"github.com/redis-manager/redis-manager/internal/auth"
 	"github.com/redis-manager/redis-manager/internal/controller"
 	"github.com/redis-manager/redis-manager/internal/leader"
@@ -59,7 +60,8 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	ctl := controller.New(controller.Config{BackupTarget: "file://" + filepath.Join(dir, "backups"), ScratchDir: filepath.Join(dir, "tmp"), Leader: el}, st, plat, log)
 	svc := service.New(service.Config{BackupTarget: "file://" + filepath.Join(dir, "backups")}, st, plat, ctl, ctl, log)
 	h, g := newHandler(HandlerConfig{Service: svc, Leadership: el, Token: testAdminToken, Version: "test", Access: st,
-		SessionIdleTimeout: o.idle, Metrics: http.NotFoundHandler(), Log: log})
+		SessionIdleTimeout: o.idle, Metrics: http.NotFoundHandler(), Log: log,
+		Alerts: st, Notifier: alerts.NewNotifier(alerts.NotifierConfig{}, st, log)})
 	ts := &testServer{st: st, gate: g}
 	if o.tls {
 		ts.Server = httptest.NewTLSServer(h)

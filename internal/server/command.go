@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/redis-manager/redis-manager/internal/alerts"
 	"github.com/redis-manager/redis-manager/internal/cli"
 	"github.com/redis-manager/redis-manager/internal/console"
 	"github.com/redis-manager/redis-manager/internal/controller"
@@ -52,6 +53,9 @@ type Options struct {
 	TLSCert, TLSKey string
 	// MetricsAuth requires the admin token on GET /metrics too.
 	MetricsAuth bool
+	// ExternalURL is the console's address as people reach it, for the
+	// links in notifications ("": the listen address).
+	ExternalURL string
 	// ImportRoots are the targets, besides the backup target, that
 	// backup import may read under.
 	ImportRoots []string
@@ -112,6 +116,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
 	f.StringVar(&o.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	f.StringSliceVar(&o.ImportRoots, "import-root", nil, "a file:// or s3:// target that backup import may read under, besides --backup-target (repeat, or comma-separate)")
+	f.StringVar(&o.ExternalURL, "external-url", "", "the console's URL as people reach it, for the cluster links in alert notifications (default: from --listen)")
 	f.BoolVar(&o.MetricsAuth, "metrics-auth", false, "require an API token (the admin token or any API token) on GET /metrics (it carries no secret; off by default)")
 	f.StringVar(&o.AdminUser, "admin-user", "admin", "the first admin user's name, made at the first start when the store has no user")
 	f.StringVar(&o.AdminPasswordFile, "admin-password-file", "", "the first admin user's password, read from this file (default: a random one written to <data-dir>/admin.password, mode 0600)")
@@ -299,7 +304,18 @@ func Serve(ctx context.Context, o Options, version string) error {
 	// With SQLite the data dir's lock makes this the only manager of the
 	// store, so a lease left by a previous run is taken over at once.
 	elector := leader.New(leader.Config{ID: o.ID, Exclusive: sqlite, Outer: outer}, st, log)
-	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector}, st, plat, log)
+	externalURL := o.ExternalURL
+	if externalURL == "" {
+		externalURL = "http://" + o.Listen
+		if tlsConfig != nil {
+			externalURL = "https://" + o.Listen
+		}
+	}
+	// Alert notifications go out from a bounded queue of their own, so a
+	// slow webhook never holds up the control loop.
+	notifier := alerts.NewNotifier(alerts.NotifierConfig{ConsoleURL: externalURL}, st, log.With("component", "notify"))
+	engine := alerts.NewEngine(st, notifier, log.With("component", "alerts"))
+	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector, Alerts: engine}, st, plat, log)
 	// The API's use cases: they store intent and wake the controller's job
 	// runner; every manager serves them, leader or standby.
 	svc := service.New(service.Config{BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots}, st, plat, ctl, ctl, log)
@@ -326,7 +342,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Version: version, Log: log.With("component", "console")})
 	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics,
 		MetricsAuth: o.MetricsAuth, Access: st, SessionIdleTimeout: o.SessionIdleTimeout, Console: web, Log: log,
-		Series: series, Stream: hub}), lim)
+		Series: series, Stream: hub, Alerts: st, Notifier: notifier}), lim)
 	srv.RegisterOnShutdown(hub.Close)
 	scheme := "http"
 	if tlsConfig != nil {
@@ -341,6 +357,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 		lister = benchSeries(series, lister)
 	}
 	go series.Run(ctx, lister, log.With("component", "timeseries"))
+	go notifier.Run(ctx)
 	ctlDone := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() { ctlDone <- ctl.Run(ctx, ready) }()

@@ -99,6 +99,10 @@ type HandlerConfig struct {
 	Series *timeseries.Series
 	// Stream serves GET /api/v1/stream; nil: not served.
 	Stream *stream.Hub
+	// Alerts serves alerts, rule overrides, silences and notifications
+	// with Notifier for the test delivery; nil: not served.
+	Alerts   store.Alerts
+	Notifier Tester
 }
 
 // Handler builds the manager's HTTP handler: the API, the metrics and the
@@ -217,6 +221,9 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 	g.accessRoutes(route)
 	// The stream writes its own answer: handle registers it with its role.
 	h.seriesRoutes(route, handle, cfg.Series, cfg.Stream)
+	if cfg.Alerts != nil && cfg.Notifier != nil {
+		h.alertRoutes(route, cfg.Alerts, cfg.Notifier)
+	}
 	route("/api/", auth.Viewer, func(r *http.Request) (int, any, error) {
 		return 0, nil, &httpError{http.StatusNotFound, api.ErrorDetail{Code: "not_found",
 			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}}

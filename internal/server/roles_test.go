@@ -49,12 +49,22 @@ var routeRoles = map[string]auth.Role{
 	"GET /api/v1/users":                                      auth.Admin,
 	// Registered for viewers, who may change their own password (see
 	// TestUsersAPI); another user's is the admin's.
-	"PATCH /api/v1/users/{name}":   auth.Admin,
-	"DELETE /api/v1/users/{name}":  auth.Admin,
-	"POST /api/v1/tokens":          auth.Admin,
-	"GET /api/v1/tokens":           auth.Admin,
-	"DELETE /api/v1/tokens/{name}": auth.Admin,
-	"GET /api/v1/audit":            auth.Admin,
+	"PATCH /api/v1/users/{name}":              auth.Admin,
+	"DELETE /api/v1/users/{name}":             auth.Admin,
+	"POST /api/v1/tokens":                     auth.Admin,
+	"GET /api/v1/tokens":                      auth.Admin,
+	"DELETE /api/v1/tokens/{name}":            auth.Admin,
+	"GET /api/v1/audit":                       auth.Admin,
+	"GET /api/v1/alerts":                      auth.Viewer,
+	"GET /api/v1/clusters/{name}/alert-rules": auth.Operator,
+	"PUT /api/v1/clusters/{name}/alert-rules": auth.Operator,
+	"POST /api/v1/silences":                   auth.Operator,
+	"GET /api/v1/silences":                    auth.Viewer,
+	"DELETE /api/v1/silences/{id}":            auth.Operator,
+	"GET /api/v1/notifications":               auth.Admin,
+	"PUT /api/v1/notifications":               auth.Admin,
+	"GET /api/v1/notifications/deliveries":    auth.Operator,
+	"POST /api/v1/notifications/test":         auth.Admin,
 	// Unknown endpoints: any principal gets the 404.
 	"/api/": auth.Viewer,
 }
@@ -172,7 +182,7 @@ func TestAuditEveryMutatingCall(t *testing.T) {
 	op := ts.token(t, "ops", auth.Operator)
 	viewer := ts.token(t, "look", auth.Viewer)
 	c, s := ts.signIn(t, "ana", "ana-password-1")
-	secrets := []string{testAdminToken, op, viewer, c.Value, s.CSRFToken, "ana-password-1", "bo-password-1", "bo-password-2", "wrong-password-9"}
+	secrets := []string{testAdminToken, op, viewer, c.Value, s.CSRFToken, "ana-password-1", "bo-password-1", "bo-password-2", "wrong-password-9", "webhook-secret-7"}
 
 	type call struct {
 		req
@@ -192,6 +202,10 @@ func TestAuditEveryMutatingCall(t *testing.T) {
 		{req{method: "POST", path: "/api/v1/tokens", bearer: testAdminToken, body: `{"name":"tmp","role":"admin","expiresInDays":1}`}, "admin", "token", 201},
 		{req{method: "DELETE", path: "/api/v1/tokens/tmp", bearer: testAdminToken}, "admin", "token", 204},
 		{req{method: "DELETE", path: "/api/v1/users/bo", cookie: c, csrf: s.CSRFToken}, "ana", "user", 204},
+		{req{method: "PUT", path: "/api/v1/notifications", bearer: testAdminToken, body: `{"webhooks":[{"name":"ops","url":"https://hooks.example/x","secret":"webhook-secret-7","format":"json"}]}`}, "admin", "token", 200},
+		{req{method: "PUT", path: "/api/v1/notifications", bearer: op, body: `{"webhooks":[]}`}, "ops", "token", 403},
+		{req{method: "POST", path: "/api/v1/silences", bearer: op, body: `{"durationMs":60000,"comment":"maintenance"}`}, "ops", "token", 201},
+		{req{method: "PUT", path: "/api/v1/clusters/orders/alert-rules", bearer: op, body: `{"memory-high":{"threshold":101}}`}, "ops", "token", 400},
 		{req{method: "DELETE", path: "/api/v1/session", cookie: c, csrf: s.CSRFToken}, "ana", "user", 204},
 	}
 	before, _ := ts.st.ListAudit(t.Context(), 0)

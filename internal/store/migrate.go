@@ -299,6 +299,52 @@ var migrations = []migration{
 			`CREATE INDEX audit_log_at ON audit_log (at)`,
 		},
 	},
+	{
+		version: 9,
+		name:    "alerts, alert rules, silences, webhooks, deliveries",
+		// An alert's id is its identity (rule, cluster, shard, instance);
+		// its body is the api.Alert as JSON. A webhook's secret is sealed
+		// like a cluster password (crypto.go). See sql_alerts.go.
+		common: []string{
+			`CREATE TABLE IF NOT EXISTS alerts (
+				id VARCHAR(512) NOT NULL PRIMARY KEY,
+				cluster VARCHAR(255) NOT NULL,
+				state VARCHAR(16) NOT NULL,
+				body TEXT NOT NULL,
+				updated_at {{time}} NOT NULL
+			){{table}}`,
+			`CREATE TABLE IF NOT EXISTS alert_rules (
+				cluster VARCHAR(255) NOT NULL PRIMARY KEY,
+				rules TEXT NOT NULL
+			){{table}}`,
+			`CREATE TABLE IF NOT EXISTS silences (
+				id VARCHAR(64) NOT NULL PRIMARY KEY,
+				body TEXT NOT NULL,
+				ends_at {{time}} NOT NULL
+			){{table}}`,
+			`CREATE TABLE IF NOT EXISTS webhooks (
+				name VARCHAR(255) NOT NULL PRIMARY KEY,
+				position INT NOT NULL,
+				url TEXT NOT NULL,
+				format VARCHAR(16) NOT NULL,
+				secret_enc TEXT NOT NULL
+			){{table}}`,
+		},
+		sqlite: []string{
+			`CREATE TABLE IF NOT EXISTS deliveries (
+				id INTEGER PRIMARY KEY AUTOINCREMENT,
+				at TEXT NOT NULL,
+				body TEXT NOT NULL
+			)`,
+		},
+		mysql: []string{
+			`CREATE TABLE IF NOT EXISTS deliveries (
+				id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+				at DATETIME(6) NOT NULL,
+				body TEXT NOT NULL
+			) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+		},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from

@@ -247,5 +247,9 @@ type Store interface {
 	// Access is users, tokens, sessions and the audit log (auth.go).
 	Access
 
+	// Alerts is alert states, rule overrides, silences, webhooks and
+	// deliveries (alerts.go).
+	Alerts
+
 	Close() error
 }

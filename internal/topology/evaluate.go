@@ -24,7 +24,7 @@ func Evaluate(s api.ClusterSpec, cluster string, obs Observation, activeJob stri
 
 	for _, so := range obs.Sentinels {
 		ss := api.SentinelStatus{Name: so.In.Name, Address: Addr(so.In), Up: so.Up, Pid: so.Details.Pid,
-			Pod: so.Details.Pod, Node: so.Details.Node, Monitors: []string{}}
+			Pod: so.Details.Pod, Node: so.Details.Node, Monitors: []string{}, Tilt: so.Tilt}
 		for name := range so.View {
 			if strings.HasPrefix(name, cluster+"-") {
 				ss.Monitors = append(ss.Monitors, name)

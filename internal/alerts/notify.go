@@ -1,0 +1,284 @@
+package alerts
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// NotifyStore is what the notifier needs of the store.
+type NotifyStore interface {
+	ListWebhooks(ctx context.Context) ([]store.Webhook, error)
+	AddDelivery(ctx context.Context, d api.Delivery) (int64, error)
+	PruneDeliveries(ctx context.Context, keep int) error
+}
+
+// NotifierConfig tunes delivery; zero values take the defaults.
+type NotifierConfig struct {
+	// Attempts is how many times one delivery is tried (default 5).
+	Attempts int
+	// Backoff is the wait before the second attempt, doubled before each
+	// next one (default 1 s: 1 s, 2 s, 4 s, 8 s).
+	Backoff time.Duration
+	// AttemptTimeout bounds one attempt (default 10 s).
+	AttemptTimeout time.Duration
+	// Queue is how many notifications wait at most (default 1000); more
+	// are dropped and logged, never blocking the observe loop.
+	Queue int
+	// Workers deliver in parallel (default 4).
+	Workers int
+	// ConsoleURL is the console's base URL, for the cluster page's link
+	// in each notification ("" none).
+	ConsoleURL string
+	// KeepDeliveries is how many delivery records are kept (default 1000).
+	KeepDeliveries int
+}
+
+// maxResponse bounds what is read of a webhook's answer.
+const maxResponse = 4 << 10
+
+// Notifier sends alert transitions to the webhooks from a bounded queue.
+type Notifier struct {
+	cfg    NotifierConfig
+	store  NotifyStore
+	log    *slog.Logger
+	client *http.Client
+	queue  chan api.Notification
+	wg     sync.WaitGroup
+}
+
+// NewNotifier returns a notifier; Run delivers what Enqueue queues.
+func NewNotifier(cfg NotifierConfig, st NotifyStore, log *slog.Logger) *Notifier {
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 5
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = time.Second
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 10 * time.Second
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 1000
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.KeepDeliveries <= 0 {
+		cfg.KeepDeliveries = 1000
+	}
+	return &Notifier{cfg: cfg, store: st, log: log, queue: make(chan api.Notification, cfg.Queue),
+		client: &http.Client{
+			// No redirects: a webhook answers itself; following one would
+			// resend the signed body to wherever the answer points.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}}
+}
+
+// Enqueue queues a notification of an alert that entered state; it never
+// blocks (a full queue drops it, logged).
+func (n *Notifier) Enqueue(a api.Alert) {
+	note := api.Notification{Alert: a, Transition: a.State, URL: n.clusterURL(a.Cluster)}
+	select {
+	case n.queue <- note:
+	default:
+		n.log.Error("notification queue full; notification dropped", "rule", a.Rule, "cluster", a.Cluster, "instance", a.Instance, "state", a.State)
+	}
+}
+
+func (n *Notifier) clusterURL(cluster string) string {
+	if n.cfg.ConsoleURL == "" {
+		return ""
+	}
+	return strings.TrimRight(n.cfg.ConsoleURL, "/") + "/clusters/" + url.PathEscape(cluster)
+}
+
+// Run delivers queued notifications until ctx ends.
+func (n *Notifier) Run(ctx context.Context) {
+	for i := 0; i < n.cfg.Workers; i++ {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case note := <-n.queue:
+					n.deliverAll(ctx, note)
+				}
+			}
+		}()
+	}
+	n.wg.Wait()
+}
+
+func (n *Notifier) deliverAll(ctx context.Context, note api.Notification) {
+	hooks, err := n.store.ListWebhooks(ctx)
+	if err != nil {
+		n.log.Error("list webhooks; notification dropped", "rule", note.Rule, "cluster", note.Cluster, "err", err)
+		return
+	}
+	for _, h := range hooks {
+		n.Deliver(ctx, h, note)
+	}
+}
+
+// Test sends a test notification to the named webhook and returns its
+// recorded delivery. store.ErrNotFound when there is no such webhook.
+func (n *Notifier) Test(ctx context.Context, name string) (api.Delivery, error) {
+	hooks, err := n.store.ListWebhooks(ctx)
+	if err != nil {
+		return api.Delivery{}, err
+	}
+	for _, h := range hooks {
+		if h.Name == name {
+			now := time.Now().UTC()
+			note := api.Notification{Alert: api.Alert{Rule: "test", State: "test", Since: now, ActiveAt: now, Severity: Info,
+				Message: "test notification from redis-manager"}, Transition: "test"}
+			return n.Deliver(ctx, h, note), nil
+		}
+	}
+	return api.Delivery{}, fmt.Errorf("webhook %q: %w", name, store.ErrNotFound)
+}
+
+// Body encodes a notification in the webhook's format.
+func Body(format string, note api.Notification) ([]byte, error) {
+	if format == api.WebhookSlack {
+		where := note.Cluster
+		if note.Instance != "" {
+			where += " " + note.Instance
+		}
+		text := fmt.Sprintf("[%s] %s %s: %s", strings.ToUpper(note.Transition), note.Rule, where, note.Message)
+		if note.URL != "" {
+			text += " <" + note.URL + ">"
+		}
+		return json.Marshal(map[string]string{"text": text})
+	}
+	return json.Marshal(note)
+}
+
+// Sign is the signature header's value: sha256=<hex HMAC-SHA256 of body>.
+func Sign(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Deliver POSTs one notification to one webhook, retrying with
+// exponential backoff, and records the delivery.
+func (n *Notifier) Deliver(ctx context.Context, h store.Webhook, note api.Notification) api.Delivery {
+	start := time.Now()
+	d := api.Delivery{Webhook: h.Name, At: start.UTC(), Rule: note.Rule, Cluster: note.Cluster, Instance: note.Instance, State: note.Transition}
+	body, err := Body(h.Format, note)
+	if err != nil {
+		d.Error = err.Error()
+	} else {
+		wait := n.cfg.Backoff
+		for d.Attempts < n.cfg.Attempts {
+			d.Attempts++
+			d.StatusCode, err = n.attempt(ctx, h, body)
+			if err == nil {
+				d.OK, d.Error = true, ""
+				break
+			}
+			d.Error = err.Error()
+			if d.Attempts == n.cfg.Attempts || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			wait *= 2
+		}
+	}
+	d.DurationMs = time.Since(start).Milliseconds()
+	// Recorded even when ctx ended (shutdown): with a fresh, short one.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if id, err := n.store.AddDelivery(rctx, d); err != nil {
+		n.log.Error("record delivery", "webhook", h.Name, "err", err)
+	} else {
+		d.ID = id
+		if id%100 == 0 {
+			_ = n.store.PruneDeliveries(rctx, n.cfg.KeepDeliveries)
+		}
+	}
+	if !d.OK {
+		n.log.Warn("webhook delivery failed", "webhook", h.Name, "rule", d.Rule, "cluster", d.Cluster, "attempts", d.Attempts, "err", d.Error)
+	}
+	return d
+}
+
+// attempt is one POST; an answer outside 2xx is an error.
+func (n *Notifier) attempt(ctx context.Context, h store.Webhook, body []byte) (int, error) {
+	actx, cancel := context.WithTimeout(ctx, n.cfg.AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, h.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "redis-manager")
+	if h.Secret != "" {
+		req.Header.Set(api.SignatureHeader, Sign(h.Secret, body))
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL may carry credentials; the name says which webhook
+		}
+		return 0, err
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		s := strings.TrimSpace(string(snippet))
+		if len(s) > 200 {
+			s = s[:200]
+		}
+		return resp.StatusCode, fmt.Errorf("answered %s: %s", resp.Status, s)
+	}
+	return resp.StatusCode, nil
+}
+
+// ValidateWebhooks checks webhooks before they are stored; the error
+// names the field (e.g. "webhooks[1].url").
+func ValidateWebhooks(hooks []api.Webhook) error {
+	names := map[string]bool{}
+	for i, h := range hooks {
+		f := fmt.Sprintf("webhooks[%d].", i)
+		switch {
+		case h.Name == "" || len(h.Name) > 100:
+			return &FieldError{Field: f + "name", Message: "is required, at most 100 characters"}
+		case names[h.Name]:
+			return &FieldError{Field: f + "name", Message: fmt.Sprintf("%q is used twice", h.Name)}
+		case h.Format != api.WebhookJSON && h.Format != api.WebhookSlack:
+			return &FieldError{Field: f + "format", Message: `must be "json" or "slack"`}
+		case h.Secret == "":
+			return &FieldError{Field: f + "secret", Message: `is required (or "set" to keep the stored one)`}
+		}
+		names[h.Name] = true
+		u, err := url.Parse(h.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &FieldError{Field: f + "url", Message: "must be an http:// or https:// URL"}
+		}
+	}
+	return nil
+}
