@@ -69,8 +69,16 @@ type Access interface {
 type Config struct {
 	Service Service
 	Access  Access
+	// Alerts lists the alerts the leader keeps (store.Alerts); nil: the
+	// overview shows "—" and the cluster page no alerts.
+	Alerts  AlertSource
 	Version string
 	Log     *slog.Logger
+}
+
+// AlertSource is what the console reads of the alert rules' state.
+type AlertSource interface {
+	ListAlerts(ctx context.Context) ([]api.Alert, error)
 }
 
 // ContentSecurityPolicy is sent with every page: no inline script or

@@ -371,13 +371,13 @@ func TestLiveFragment(t *testing.T) {
 	if strings.Contains(body, "<html") || strings.Contains(body, `data-action="scale"`) {
 		t.Fatalf("the fragment is more than the live regions:\n%s", body)
 	}
-	for _, id := range []string{"cluster-head", "topology", "timeline", "jobs", "backups", "cluster-events"} {
+	for _, id := range []string{"cluster-head", "alerts", "topology", "timeline", "jobs", "backups", "cluster-events"} {
 		if !strings.Contains(body, `id="`+id+`"`) {
 			t.Errorf("fragment lacks region %s", id)
 		}
 	}
-	if n := strings.Count(body, `hx-swap-oob="true"`); n != 6 {
-		t.Errorf("%d regions swap out of band, want 6", n)
+	if n := strings.Count(body, `hx-swap-oob="true"`); n != 7 {
+		t.Errorf("%d regions swap out of band, want 7", n)
 	}
 	_, full := f.get(t, "/clusters/orders", principal(auth.Viewer))
 	if strings.Contains(full, "hx-swap-oob") {

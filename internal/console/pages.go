@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,7 +68,7 @@ func phaseRank(phase string) int {
 
 // overviewRows builds the overview's lines, problems first: by phase, then
 // down instances, then name. latest holds each cluster's newest backup.
-func overviewRows(cls []api.Cluster, latest map[string]api.Backup) []clusterRow {
+func overviewRows(cls []api.Cluster, latest map[string]api.Backup, firing map[string]int) []clusterRow {
 	rows := make([]clusterRow, 0, len(cls))
 	for _, cl := range cls {
 		row := clusterRow{Name: cl.Name, Phase: cl.Status.Phase, Reason: cl.Status.Reason, Shards: cl.Spec.Shards, rank: phaseRank(cl.Status.Phase)}
@@ -98,12 +99,19 @@ func overviewRows(cls []api.Cluster, latest map[string]api.Backup) []clusterRow 
 			b := b
 			row.LastBackup = &b
 		}
+		if firing != nil {
+			n := firing[cl.Name]
+			row.Alerts = &n
+		}
 		rows = append(rows, row)
 	}
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
 		if a.rank != b.rank {
 			return a.rank < b.rank
+		}
+		if fa, fb := deref(a.Alerts), deref(b.Alerts); fa != fb {
+			return fa > fb
 		}
 		if da, db := a.Instances-a.Up, b.Instances-b.Up; da != db {
 			return da > db
@@ -145,8 +153,57 @@ func (c *console) overview(r *http.Request, v *view) (int, error) {
 		return 0, err
 	}
 	v.Title, v.Page, v.tmpl, v.Stream = "Clusters", "overview", "overview", "/api/v1/stream"
-	v.Data = overviewRows(cls, latestBackups(bs))
+	alerts, err := c.alerts(r.Context(), "")
+	if err != nil {
+		return 0, err
+	}
+	var firing map[string]int
+	if alerts != nil {
+		firing = map[string]int{}
+		for _, a := range alerts {
+			if a.State == api.AlertFiring {
+				firing[a.Cluster]++
+			}
+		}
+	}
+	v.Data = overviewRows(cls, latestBackups(bs), firing)
 	return 0, nil
+}
+
+func deref(n *int) int {
+	if n == nil {
+		return 0
+	}
+	return *n
+}
+
+// alerts lists the alerts of a cluster ("": all) that are pending or
+// firing, firing first, then by rule and instance; nil when the console
+// has no alert source.
+func (c *console) alerts(ctx context.Context, cluster string) ([]api.Alert, error) {
+	if c.cfg.Alerts == nil {
+		return nil, nil
+	}
+	all, err := c.cfg.Alerts.ListAlerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.Alert{}
+	for _, a := range all {
+		if (cluster == "" || a.Cluster == cluster) && (a.State == api.AlertFiring || a.State == api.AlertPending) {
+			out = append(out, a)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if (out[i].State == api.AlertFiring) != (out[j].State == api.AlertFiring) {
+			return out[i].State == api.AlertFiring
+		}
+		if out[i].Rule != out[j].Rule {
+			return out[i].Rule < out[j].Rule
+		}
+		return out[i].Instance < out[j].Instance
+	})
+	return out, nil
 }
 
 // failover is one entry of a cluster's failover timeline. The timings
@@ -245,7 +302,10 @@ func detailNumber(d map[string]any, k string) (int64, bool) {
 
 // clusterPage is the cluster page's data.
 type clusterPage struct {
-	Cluster   api.Cluster
+	Cluster api.Cluster
+	// Alerts are the cluster's pending and firing alerts; nil when the
+	// manager keeps none.
+	Alerts    []api.Alert
 	Shards    []shardView
 	Timeline  []failover
 	Jobs      []api.Job
@@ -326,6 +386,9 @@ func (c *console) cluster(r *http.Request, v *view) (int, error) {
 		evs = evs[:50]
 	}
 	p.Events = evs
+	if p.Alerts, err = c.alerts(ctx, name); err != nil {
+		return 0, err
+	}
 	if s, err := c.cfg.Service.GetBackupSchedule(ctx, name); err == nil {
 		p.Schedule = &s
 	} else if !errors.Is(err, store.ErrNotFound) {
