@@ -30,7 +30,7 @@ const (
 // TestScheduleAcrossLeaderChange: the chart's manager (2 replicas, Lease)
 // runs a backup schedule every 30 s with retain 2 against a real S3 server
 // reachable from the pods (credentials in the Secret the chart's backup
-// value names) for four slots; the leader pod is force-deleted 2 s before
+// value names) for four slots; the leader pod is force-deleted 5 s before
 // the second slot's boundary, and the next leader force-deleted while the
 // third slot's snapshot Job runs. Each slot gets exactly one succeeded
 // backup and exactly one snapshot Job (the third one's Job adopted by the
@@ -73,6 +73,12 @@ func TestScheduleAcrossLeaderChange(t *testing.T) {
 	}
 
 	_, leader, epoch := ic.waitOneLeader(time.Minute)
+	// Set the schedule well inside a period: a boundary a moment after
+	// the PUT is a slot the scheduler rightly fires (it comes after the
+	// schedule's UpdatedAt), which the slots below would not count.
+	if d := time.Until(time.Now().Truncate(schedulePeriod).Add(schedulePeriod)); d < 8*time.Second {
+		time.Sleep(d + time.Second)
+	}
 	if _, err := ic.Client.PutBackupSchedule(ctx, "sched", api.BackupScheduleRequest{Cron: scheduleCron, Retain: intp(2)}); err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +96,12 @@ func TestScheduleAcrossLeaderChange(t *testing.T) {
 	// Slot 1: a plain run.
 	waitSlotStored(t, ic, slots[0], slots[1])
 
-	// Slot 2: the leader deleted (forced) 2 s before its boundary.
-	sleepUntil(slots[1].Add(-2 * time.Second))
+	// Slot 2: the leader deleted (forced) 5 s before its boundary. A
+	// force-deleted pod's process may run on for a moment (seconds under
+	// load, while the kubelet kills it) and, holding the Lease, fire the
+	// slot itself; 5 s is past that, and well inside the ~15 s before
+	// another manager takes the Lease.
+	sleepUntil(slots[1].Add(-5 * time.Second))
 	deleted := time.Now()
 	ic.deleteManagerPod(leader, 0)
 	next, at := ic.newLeaderAfter(leader, 40*time.Second)
