@@ -40,30 +40,6 @@ func main() {
 	}
 }
 
-// fill samples n instances (10 per cluster) for 24 h ending now.
-func fill(s *timeseries.Series, n int, profile func(*rand.Rand) func(int, *api.InstanceStatus)) {
-	now := time.Now().Truncate(timeseries.Step)
-	first := now.Add(-timeseries.Window + timeseries.Step)
-	for c := 0; c*10 < n; c++ {
-		name := fmt.Sprintf("bench-%03d", c)
-		var gens []func(int, *api.InstanceStatus)
-		for k := 0; k < 10 && c*10+k < n; k++ {
-			gens = append(gens, profile(rand.New(rand.NewPCG(uint64(c), uint64(k)))))
-		}
-		i := 0
-		for at := first; !at.After(now); at = at.Add(timeseries.Step) {
-			st := api.ClusterStatus{ObservedAt: &at}
-			for k, gen := range gens {
-				is := api.InstanceStatus{Name: fmt.Sprintf("%s-%d-0", name, k), Role: "master", Up: true}
-				gen(i, &is)
-				st.Shards = append(st.Shards, api.ShardStatus{Index: k, Master: &is})
-			}
-			s.Add(name, st, at)
-			i++
-		}
-	}
-}
-
 // kept is how much of the 24 h one instance still holds.
 func kept(s *timeseries.Series) time.Duration {
 	m, _ := s.Query("bench-000", "24h", "bench-000-0-0", time.Now())
@@ -92,7 +68,7 @@ func run(instances, base int) error {
 	}{{"typical (2,000 ops/s ±20 %, 1 GB moving, 50 clients, growing keys, hit ratio ~0.9, a few % CPU)", timeseries.Typical},
 		{"worst (every figure random over a wide range at every sample)", timeseries.Worst}} {
 		s := timeseries.New()
-		fill(s, 1, p.profile)
+		timeseries.Fill(s, 1, p.profile)
 		b, _ := s.Bytes("bench-000", "bench-000-0-0")
 		fmt.Printf("  %-100s %6d bytes per instance (%.1f KiB), %s of 24 h kept\n", p.name, b, float64(b)/1024, kept(s))
 	}
@@ -100,7 +76,7 @@ func run(instances, base int) error {
 	before := heapAlloc()
 	s := timeseries.New()
 	start := time.Now()
-	fill(s, instances, timeseries.Typical)
+	timeseries.Fill(s, instances, timeseries.Typical)
 	took := time.Since(start)
 	after := heapAlloc()
 	fmt.Printf("\n  Go heap of %d typical instances' 24 h in this process: %.1f MiB (%.1f KiB per instance; filled in %s)\n",

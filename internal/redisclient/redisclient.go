@@ -329,20 +329,31 @@ type ConnectedReplica struct {
 	Lag    int64
 }
 
+// fieldList splits an INFO value made of comma-separated key=value pairs
+// ("keys=3,expires=1,avg_ttl=0", "ip=…,port=…,state=online,…").
+func fieldList(v string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(v, ",") {
+		if a, b, ok := strings.Cut(kv, "="); ok {
+			out[a] = b
+		}
+	}
+	return out
+}
+
+func fieldInt(f map[string]string, key string) int64 {
+	n, _ := strconv.ParseInt(f[key], 10, 64)
+	return n
+}
+
 // Replicas returns the replicas a master lists.
 func (i Info) Replicas() []ConnectedReplica {
 	n := int(i.Int("connected_slaves"))
 	out := make([]ConnectedReplica, 0, n)
 	for k := 0; k < n; k++ {
-		fields := map[string]string{}
-		for _, kv := range strings.Split(i["slave"+strconv.Itoa(k)], ",") {
-			if a, b, ok := strings.Cut(kv, "="); ok {
-				fields[a] = b
-			}
-		}
-		off, _ := strconv.ParseInt(fields["offset"], 10, 64)
-		lag, _ := strconv.ParseInt(fields["lag"], 10, 64)
-		out = append(out, ConnectedReplica{Addr: net.JoinHostPort(fields["ip"], fields["port"]), State: fields["state"], Offset: off, Lag: lag})
+		f := fieldList(i["slave"+strconv.Itoa(k)])
+		out = append(out, ConnectedReplica{Addr: net.JoinHostPort(f["ip"], f["port"]), State: f["state"],
+			Offset: fieldInt(f, "offset"), Lag: fieldInt(f, "lag")})
 	}
 	return out
 }
@@ -358,17 +369,8 @@ func (i Info) DBs() map[string]api.DBKeys {
 		if _, err := strconv.Atoi(k[2:]); err != nil {
 			continue
 		}
-		var d api.DBKeys
-		for _, kv := range strings.Split(v, ",") {
-			a, b, _ := strings.Cut(kv, "=")
-			n, _ := strconv.ParseInt(b, 10, 64)
-			switch a {
-			case "keys":
-				d.Keys = n
-			case "expires":
-				d.Expires = n
-			}
-		}
+		f := fieldList(v)
+		d := api.DBKeys{Keys: fieldInt(f, "keys"), Expires: fieldInt(f, "expires")}
 		if out == nil {
 			out = map[string]api.DBKeys{}
 		}
@@ -387,17 +389,8 @@ func (i Info) Commands() map[string]api.CommandStat {
 		if !ok {
 			continue
 		}
-		var c api.CommandStat
-		for _, kv := range strings.Split(v, ",") {
-			a, b, _ := strings.Cut(kv, "=")
-			n, _ := strconv.ParseInt(b, 10, 64)
-			switch a {
-			case "calls":
-				c.Calls = n
-			case "usec":
-				c.Usec = n
-			}
-		}
+		f := fieldList(v)
+		c := api.CommandStat{Calls: fieldInt(f, "calls"), Usec: fieldInt(f, "usec")}
 		if out == nil {
 			out = map[string]api.CommandStat{}
 		}
@@ -409,16 +402,8 @@ func (i Info) Commands() map[string]api.CommandStat {
 // Keys sums the keys of every database in INFO keyspace.
 func (i Info) Keys() int64 {
 	var total int64
-	for k, v := range i {
-		if !strings.HasPrefix(k, "db") {
-			continue
-		}
-		for _, kv := range strings.Split(v, ",") {
-			if a, b, ok := strings.Cut(kv, "="); ok && a == "keys" {
-				n, _ := strconv.ParseInt(b, 10, 64)
-				total += n
-			}
-		}
+	for _, d := range i.DBs() {
+		total += d.Keys
 	}
 	return total
 }

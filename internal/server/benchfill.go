@@ -5,14 +5,12 @@ package server
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"time"
 
-	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/store"
 	"github.com/redis-manager/redis-manager/internal/timeseries"
 )
@@ -30,28 +28,7 @@ func init() {
 			return l
 		}
 		start := time.Now()
-		now := time.Now().Truncate(timeseries.Step)
-		first := now.Add(-timeseries.Window + timeseries.Step)
-		var names []string
-		for c := 0; c*10 < n; c++ {
-			name := fmt.Sprintf("bench-%03d", c)
-			names = append(names, name)
-			var gens []func(int, *api.InstanceStatus)
-			for k := 0; k < 10 && c*10+k < n; k++ {
-				gens = append(gens, timeseries.Typical(rand.New(rand.NewPCG(uint64(c), uint64(k)))))
-			}
-			i := 0
-			for at := first; !at.After(now); at = at.Add(timeseries.Step) {
-				st := api.ClusterStatus{ObservedAt: &at}
-				for k, gen := range gens {
-					is := api.InstanceStatus{Name: fmt.Sprintf("%s-%d-0", name, k), Role: "master", Up: true}
-					gen(i, &is)
-					st.Shards = append(st.Shards, api.ShardStatus{Index: k, Master: &is})
-				}
-				s.Add(name, st, at)
-				i++
-			}
-		}
+		names := timeseries.Fill(s, n, timeseries.Typical)
 		runtime.GC()
 		debug.FreeOSMemory()
 		fmt.Fprintf(os.Stderr, "bench: filled 24 h of series for %d instances in %s\n", n, time.Since(start).Round(time.Millisecond))

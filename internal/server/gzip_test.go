@@ -25,9 +25,19 @@ func TestCompress(t *testing.T) {
 		case "/png":
 			w.Header().Set("Content-Type", "image/png")
 			w.Write(bytes.Repeat([]byte{1}, 4096))
-		case "/api/v1/stream":
+		case "/stream":
+			// As the event stream: its type, a flush after each event.
 			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "retry: 2000\n\n")
+			w.(http.Flusher).Flush()
 			io.WriteString(w, big)
+		case "/encoded":
+			// As promhttp: a handler that compresses itself.
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			io.WriteString(zw, big)
+			zw.Close()
 		case "/empty":
 			w.WriteHeader(204)
 		}
@@ -58,16 +68,25 @@ func TestCompress(t *testing.T) {
 		t.Fatalf("big JSON compressed to %d of %d bytes", len(raw), len(big))
 	}
 	for _, c := range []struct{ path, accept string }{
-		{"/big", ""}, {"/big", "gzip;q=0"}, {"/big", "br"}, {"/small", "gzip"}, {"/png", "gzip"}, {"/api/v1/stream", "gzip"},
+		{"/big", ""}, {"/big", "gzip;q=0"}, {"/big", "br"}, {"/small", "gzip"}, {"/png", "gzip"}, {"/stream", "gzip"},
 	} {
 		res := get(c.path, c.accept)
 		body, _ := io.ReadAll(res.Body)
 		if res.Header.Get("Content-Encoding") != "" {
 			t.Errorf("%s with Accept-Encoding %q: compressed", c.path, c.accept)
 		}
-		if c.path == "/big" && string(body) != big || c.path == "/small" && string(body) != `{"ok": true}` {
+		if c.path == "/big" && string(body) != big || c.path == "/small" && string(body) != `{"ok": true}` ||
+			c.path == "/stream" && string(body) != "retry: 2000\n\n"+big {
 			t.Errorf("%s with Accept-Encoding %q: body changed", c.path, c.accept)
 		}
+	}
+	// A body the handler encoded itself is sent as it is, not twice.
+	res = get("/encoded", "gzip")
+	raw, _ = io.ReadAll(res.Body)
+	if zr, err := gzip.NewReader(bytes.NewReader(raw)); err != nil {
+		t.Errorf("self-encoded answer: %v", err)
+	} else if plain, _ := io.ReadAll(zr); string(plain) != big {
+		t.Errorf("self-encoded answer decodes to %d bytes, want %d (compressed twice?)", len(plain), len(big))
 	}
 	if res := get("/empty", "gzip"); res.StatusCode != 204 || res.Header.Get("Content-Encoding") != "" {
 		t.Errorf("204: status %d, encoding %q", res.StatusCode, res.Header.Get("Content-Encoding"))

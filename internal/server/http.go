@@ -184,7 +184,7 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 	route("GET /api/v1/clusters/{name}/credentials", auth.Admin, func(r *http.Request) (int, any, error) {
 		creds, err := svc.Credentials(r.Context(), r.PathValue("name"))
 		if err == nil {
-			log.Info("audit: credentials read", "cluster", r.PathValue("name"), "remote", r.RemoteAddr)
+			setSummary(r, "read the credentials of cluster %q", truncate(r.PathValue("name"), 64))
 		}
 		return 200, creds, err
 	})
@@ -195,7 +195,7 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 		}
 		j, err := svc.RotateCredentials(r.Context(), r.PathValue("name"), req)
 		if err == nil {
-			log.Info("audit: password rotation started", "cluster", r.PathValue("name"), "remote", r.RemoteAddr, "job", j.ID)
+			setSummary(r, "start a password rotation of cluster %q (job %s)", truncate(r.PathValue("name"), 64), j.ID)
 		}
 		return http.StatusAccepted, map[string]any{"job": j}, err
 	})
@@ -205,7 +205,7 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 		}
 		j, err := svc.FinishRotation(r.Context(), r.PathValue("name"))
 		if err == nil {
-			log.Info("audit: password rotation finished by hand", "cluster", r.PathValue("name"), "remote", r.RemoteAddr, "job", j.ID)
+			setSummary(r, "finish the password rotation of cluster %q by hand (job %s)", truncate(r.PathValue("name"), 64), j.ID)
 		}
 		return http.StatusAccepted, map[string]any{"job": j}, err
 	})

@@ -1,7 +1,9 @@
 package timeseries
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/redis-manager/redis-manager/api"
 )
@@ -45,4 +47,35 @@ func Worst(r *rand.Rand) func(i int, is *api.InstanceStatus) {
 		cpu += r.Float64() * 40
 		is.UsedCPUSeconds = cpu
 	}
+}
+
+// Fill adds 24 h of samples ending now for n synthetic masters, 10 per
+// cluster ("bench-000", …; instances "bench-000-<k>-0"), each drawn from
+// profile (Typical or Worst) with its own seeded source, and returns the
+// clusters' names: what the bench and the benchfill build measure memory
+// with.
+func Fill(s *Series, n int, profile func(*rand.Rand) func(int, *api.InstanceStatus)) []string {
+	now := time.Now().Truncate(Step)
+	first := now.Add(-Window + Step)
+	var names []string
+	for c := 0; c*10 < n; c++ {
+		name := fmt.Sprintf("bench-%03d", c)
+		names = append(names, name)
+		var gens []func(int, *api.InstanceStatus)
+		for k := 0; k < 10 && c*10+k < n; k++ {
+			gens = append(gens, profile(rand.New(rand.NewPCG(uint64(c), uint64(k)))))
+		}
+		i := 0
+		for at := first; !at.After(now); at = at.Add(Step) {
+			st := api.ClusterStatus{ObservedAt: &at}
+			for k, gen := range gens {
+				is := api.InstanceStatus{Name: fmt.Sprintf("%s-%d-0", name, k), Role: "master", Up: true}
+				gen(i, &is)
+				st.Shards = append(st.Shards, api.ShardStatus{Index: k, Master: &is})
+			}
+			s.Add(name, st, at)
+			i++
+		}
+	}
+	return names
 }
