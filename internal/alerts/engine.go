@@ -112,9 +112,8 @@ func (e *Engine) cluster(ctx context.Context, cl Cluster, prev []api.Alert, now 
 		case err != nil:
 			return nil, err
 		default:
-			if c, err := schedule.Parse(sch.Cron); err == nil {
-				first := c.Next(now)
-				in.Schedule, in.ScheduleCreated, in.Period = sch.Cron, sch.UpdatedAt, c.Next(first).Sub(first)
+			if p := schedule.Period(sch.Cron, now); p > 0 {
+				in.Schedule, in.ScheduleCreated, in.Period = sch.Cron, sch.UpdatedAt, p
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/testenv"
@@ -186,12 +187,42 @@ func queried(expr string) (metrics, labels []string) {
 	return metrics, labels
 }
 
+// ruleExprs reads the expressions of a Prometheus rules file, by the
+// manager rule each alert carries in its rule label.
+func ruleExprs(t *testing.T, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Expr   string            `yaml:"expr"`
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	out := map[string]string{}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			out[r.Labels["rule"]] = r.Expr
+		}
+	}
+	return out
+}
+
 // TestMetricsDashboards: a real manager with a real cluster (2 shards, 2
 // replicas each, 3 Sentinels) exposes every metric that Grafana dashboard
 // 763 (redis_exporter's) and our deploy/grafana dashboard query, with the
 // labels they select and group by, and sensible values: every instance up,
 // memory used, the keys written counted per shard, replicas linked,
-// Sentinels that can vote; the label sets are the same in two scrapes an
+// Sentinels that can vote; every metric and label the rules of
+// deploy/prometheus read is exposed (a backup schedule set for the
+// backup-missing rule); the label sets are the same in two scrapes an
 // observe round apart; no password or token appears in the scrape.
 func TestMetricsDashboards(t *testing.T) {
 	t.Parallel()
@@ -223,6 +254,11 @@ func TestMetricsDashboards(t *testing.T) {
 	}
 	if n, err := fc.Do(ctx, "WAIT", 2, 5000).Int(); err != nil || n != 2 {
 		t.Fatalf("WAIT 2: %d %v", n, err)
+	}
+	// A weekly backup schedule (Sundays 03:00 UTC), for the schedule's
+	// figures the backup-missing rule of deploy/prometheus reads.
+	if _, err := m.Client.PutBackupSchedule(ctx, "shop", api.BackupScheduleRequest{Cron: "0 3 * * 0"}); err != nil {
+		t.Fatal(err)
 	}
 
 	// The keys show once an observe round stored them (every 2 s).
@@ -283,6 +319,30 @@ func TestMetricsDashboards(t *testing.T) {
 		}
 		t.Logf("%s: %d metric names, all exposed", filepath.Base(dash.path), len(names))
 	}
+
+	// Every metric and label the Prometheus rules of deploy/prometheus
+	// read is exposed.
+	rulesFile := filepath.Join("..", "..", "deploy", "prometheus", "redis-manager.rules.yml")
+	exprs := ruleExprs(t, rulesFile)
+	names := map[string]bool{}
+	for rule, q := range exprs {
+		ms, ls := queried(q)
+		for _, n := range ms {
+			names[n] = true
+			if s.families[n] == nil || len(s.families[n].Metric) == 0 {
+				t.Errorf("%s: rule %s reads %s (%q); /metrics has no such series", filepath.Base(rulesFile), rule, n, q)
+			}
+		}
+		for _, l := range ls {
+			if !exposedLabels[l] {
+				t.Errorf("%s: rule %s uses label %q (%q); no redis_* series has it", filepath.Base(rulesFile), rule, l, q)
+			}
+		}
+	}
+	if len(exprs) < 13 || len(names) < 15 {
+		t.Errorf("%s: %d rules reading %d metric names: %v", rulesFile, len(exprs), len(names), names)
+	}
+	t.Logf("%s: %d rules read %d metric names, all exposed", filepath.Base(rulesFile), len(exprs), len(names))
 
 	// Sensible values.
 	check := func(name string, want map[string]string, n int, ok func(float64) bool, what string) {
@@ -364,6 +424,12 @@ func TestMetricsDashboards(t *testing.T) {
 	check("redis_manager_jobs", map[string]string{"kind": api.JobCreate, "state": api.StateRunning}, 1, eq(0), "0")
 	check("redis_manager_failovers_total", shop, 1, eq(0), "0")
 	check("redis_manager_backup_last_success_timestamp_seconds", shop, 2, eq(0), "0 (no backup yet)")
+	check("redis_manager_backup_last_failure_timestamp_seconds", shop, 2, eq(0), "0 (no backup yet)")
+	check("redis_manager_backup_schedule_period_seconds", shop, 1, eq(7*24*3600), "a week")
+	check("redis_manager_backup_schedule_updated_timestamp_seconds", shop, 1, func(x float64) bool {
+		return x > float64(time.Now().Add(-5*time.Minute).Unix()) && x <= float64(time.Now().Unix())
+	}, "when the test set it")
+	check("redis_manager_sentinel_quorum", shop, 1, eq(2), "2 (a majority of 3)")
 	check("redis_manager_observe_duration_seconds", nil, 1, pos, "rounds > 0")
 	check("redis_manager_leader", nil, 1, eq(1), "1")
 

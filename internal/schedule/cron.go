@@ -35,3 +35,15 @@ func Parse(expr string) (cron.Schedule, error) {
 	}
 	return s, nil
 }
+
+// Period is the time between a schedule's next two slots after now (0
+// when the expression does not parse): what "no backup within twice the
+// schedule's period" measures against.
+func Period(expr string, now time.Time) time.Duration {
+	s, err := Parse(expr)
+	if err != nil {
+		return 0
+	}
+	first := s.Next(now)
+	return s.Next(first).Sub(first)
+}

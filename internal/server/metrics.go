@@ -12,6 +12,8 @@ import (
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/leader"
+	"github.com/redis-manager/redis-manager/internal/schedule"
+	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
@@ -37,7 +39,8 @@ func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range redisDescs {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{descJobs, descBackupLast, descBackupDuration, descBackupBytes} {
+	for _, d := range []*prometheus.Desc{descJobs, descBackupLast, descBackupDuration, descBackupBytes, descBackupLastFailure,
+		descSchedulePeriod, descScheduleUpdated, descSentinelQuorum} {
 		ch <- d
 	}
 }
@@ -72,6 +75,9 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range cl.Status.Sentinels {
 			gauge(descSentinelUp, b2f(s.Up), cl.Name, s.Name)
 		}
+		if len(cl.Status.Sentinels) > 0 {
+			gauge(descSentinelQuorum, float64(spec.Quorum(cl.Spec.Sentinels)), cl.Name)
+		}
 		collectRedis(ch, cl)
 	}
 	collectJobs(ctx, ch, c.store)
@@ -84,6 +90,14 @@ var (
 	descBackupLast     = prometheus.NewDesc("redis_manager_backup_last_success_timestamp_seconds", "Unix time the shard's newest successful backup finished (0: none).", []string{"cluster", "shard"}, nil)
 	descBackupDuration = prometheus.NewDesc("redis_manager_backup_last_duration_seconds", "How long the shard's newest successful backup took.", []string{"cluster", "shard"}, nil)
 	descBackupBytes    = prometheus.NewDesc("redis_manager_backup_last_size_bytes", "Size of the shard's newest successful backup.", []string{"cluster", "shard"}, nil)
+	// The figures the backup-failed and backup-missing rules of
+	// deploy/prometheus read.
+	descBackupLastFailure = prometheus.NewDesc("redis_manager_backup_last_failure_timestamp_seconds", "Unix time the shard's newest failed backup finished (0: none).", []string{"cluster", "shard"}, nil)
+	descSchedulePeriod    = prometheus.NewDesc("redis_manager_backup_schedule_period_seconds", "Time between two slots of the cluster's backup schedule (only clusters with a schedule).", []string{"cluster"}, nil)
+	descScheduleUpdated   = prometheus.NewDesc("redis_manager_backup_schedule_updated_timestamp_seconds", "Unix time the cluster's backup schedule was set or last changed (only clusters with a schedule).", []string{"cluster"}, nil)
+	// descSentinelQuorum is what the sentinel-quorum rule compares the
+	// answering Sentinels with.
+	descSentinelQuorum = prometheus.NewDesc("redis_manager_sentinel_quorum", "Sentinels that must answer to authorize a failover: a majority of the cluster's Sentinels.", []string{"cluster"}, nil)
 
 	jobKinds = []string{api.JobCreate, api.JobScale, api.JobDelete, api.JobFailover, api.JobBackup, api.JobRestore, api.JobReplaceInstance,
 		api.JobBackupDelete, api.JobBackupVerify, api.JobRotateCredentials, api.JobFinishRotation}
@@ -109,9 +123,19 @@ func collectJobs(ctx context.Context, ch chan<- prometheus.Metric, st store.Stor
 	}
 }
 
-// collectBackups sends each shard's newest successful backup (one store
-// read of the backup records, which retention bounds).
+// collectBackups sends each shard's newest successful and newest failed
+// backup (one store read of the backup records, which retention bounds)
+// and each backup schedule's period (one read of the schedules).
 func collectBackups(ctx context.Context, ch chan<- prometheus.Metric, st store.Store, cls []store.Cluster) {
+	if schedules, err := st.ListBackupSchedules(ctx); err == nil {
+		now := time.Now().UTC()
+		for _, s := range schedules {
+			if p := schedule.Period(s.Cron, now); p > 0 {
+				ch <- prometheus.MustNewConstMetric(descSchedulePeriod, prometheus.GaugeValue, p.Seconds(), s.Cluster)
+				ch <- prometheus.MustNewConstMetric(descScheduleUpdated, prometheus.GaugeValue, float64(s.UpdatedAt.UnixNano())/1e9, s.Cluster)
+			}
+		}
+	}
 	backups, err := st.ListBackups(ctx, "")
 	if err != nil {
 		return
@@ -126,8 +150,12 @@ func collectBackups(ctx context.Context, ch chan<- prometheus.Metric, st store.S
 			newest[key{cl.Name, shard}] = store.Backup{}
 		}
 	}
+	failed := map[key]float64{}
 	for _, b := range backups {
 		k := key{b.Cluster, b.Shard}
+		if _, ok := newest[k]; ok && b.State == api.StateFailed && b.FinishedAt != nil {
+			failed[k] = max(failed[k], float64(b.FinishedAt.UnixNano())/1e9)
+		}
 		cur, ok := newest[k]
 		if !ok || b.State != api.StateSucceeded || b.FinishedAt == nil || (cur.FinishedAt != nil && !b.FinishedAt.After(*cur.FinishedAt)) {
 			continue // not a managed shard's, not a success, or older
@@ -143,6 +171,7 @@ func collectBackups(ctx context.Context, ch chan<- prometheus.Metric, st store.S
 		ch <- prometheus.MustNewConstMetric(descBackupLast, prometheus.GaugeValue, last, k.cluster, shard)
 		ch <- prometheus.MustNewConstMetric(descBackupDuration, prometheus.GaugeValue, float64(b.DurationMs)/1000, k.cluster, shard)
 		ch <- prometheus.MustNewConstMetric(descBackupBytes, prometheus.GaugeValue, float64(b.SizeBytes), k.cluster, shard)
+		ch <- prometheus.MustNewConstMetric(descBackupLastFailure, prometheus.GaugeValue, failed[k], k.cluster, shard)
 	}
 }
 
