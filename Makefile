@@ -9,8 +9,14 @@ DATA_DIR ?= ./redis-manager-data
 LISTEN   ?= 127.0.0.1:7800
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN_DIR)/staticcheck
+# promtool checks and unit-tests deploy/prometheus. Built once from the Go
+# module proxy (the prometheus module tags v0.316.0 for Prometheus 3.x)
+# under a versioned name, so a version bump builds the new one; a cold
+# build takes minutes (docs/testing.md).
+PROMTOOL_VERSION := v0.316.0
+PROMTOOL := $(GOBIN_DIR)/promtool-$(PROMTOOL_VERSION)
 
-.PHONY: ui-vendor bench-timeseries bench-k8s bench-console screenshots test-ui help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
+.PHONY: test-rules ui-vendor bench-timeseries bench-k8s bench-console screenshots test-ui help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -41,7 +47,7 @@ run: deps build ## build, install redis-server if missing, start the manager on 
 
 UNIT_PKGS = $$($(GO) list ./... | grep -v /internal/e2e)
 
-test: deps-test lint ## what CI runs: vet, gofmt, staticcheck, unit tests with -race, end-to-end tests with real processes, then test-k8s
+test: deps-test lint test-rules ## what CI runs: vet, gofmt, staticcheck, promtool on deploy/prometheus, unit tests with -race, end-to-end tests with real processes, then test-k8s
 	CI=true $(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
 	CI=true $(GO) test -count=1 -timeout 15m ./internal/e2e/
 	CI=true $(GO) test -count=1 -timeout 10m ./internal/e2eui/
@@ -61,6 +67,12 @@ test-ui: deps-test ## only the console's browser tests (headless Chromium agains
 
 screenshots: deps-test ## PNGs of the console's main pages into docs/ui/ (headless Chromium, real manager and clusters)
 	REDIS_MANAGER_SCREENSHOTS=$(CURDIR)/docs/ui CI=true $(GO) test -count=1 -v -timeout 10m -run 'TestConsole$$' ./internal/e2eui/
+
+test-rules: ## promtool check rules and test rules on deploy/prometheus (promtool built once with go install, pinned)
+	@[ -x $(PROMTOOL) ] || { echo "building promtool $(PROMTOOL_VERSION) into $(PROMTOOL) (go install; minutes)"; \
+		tmp=$$(mktemp -d) && (cd / && GOBIN=$$tmp $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)) && \
+		mv $$tmp/promtool $(PROMTOOL) && rmdir $$tmp; }
+	cd deploy/prometheus && $(PROMTOOL) check rules redis-manager.rules.yml && $(PROMTOOL) test rules redis-manager.rules.test.yml
 
 bench-console: deps-test build ## console render time (median, p99 over 200 requests) and first-load bytes, overview and cluster page, 100 clusters / 1000 instances in the store
 	$(GO) run ./bench/console -bin $(BIN) -requests 200

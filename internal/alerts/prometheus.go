@@ -40,7 +40,7 @@ var PromRules = []PromRule{
 		Summary: `replica {{ $labels.instance }} of {{ $labels.cluster }} shard {{ $labels.shard }} has its master link down`},
 	{Rule: "replica-lag", Alert: "RedisReplicaLag",
 		Expr:    `redis_replica_lag_bytes > {{threshold}} and on (cluster, shard, instance) redis_master_link_up == 1`,
-		Summary: `replica {{ $labels.instance }} of {{ $labels.cluster }} is {{ $value }} bytes behind its master`},
+		Summary: `replica {{ $labels.instance }} of {{ $labels.cluster }} is {{ $value | humanize1024 }}B behind its master`},
 	{Rule: "memory-high", Alert: "RedisMemoryHigh",
 		Expr:    `100 * redis_memory_used_bytes / (redis_memory_max_bytes > 0) > {{threshold}}`,
 		Summary: `{{ $labels.instance }} of {{ $labels.cluster }} uses {{ printf "%.1f" $value }} % of its maxmemory`},
