@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -210,3 +212,106 @@ func TestAlertsBackupMissing(t *testing.T) {
 	}
 }
 
+
+// forkUsec runs BGSAVE on the instance, waits until it ends and returns its
+// latest_fork_usec.
+func forkUsec(t *testing.T, ctx context.Context, c *redis.Client) int64 {
+	t.Helper()
+	if err := c.BgSave(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		info, err := c.Info(ctx, "persistence", "stats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields := map[string]string{}
+		for _, l := range strings.Split(info, "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok {
+				fields[k] = v
+			}
+		}
+		if fields["rdb_bgsave_in_progress"] == "0" {
+			n, _ := strconv.ParseInt(fields["latest_fork_usec"], 10, 64)
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("BGSAVE did not end in 60 s")
+	return 0
+}
+
+// TestAlertsSlowFork: a replica holding 400 MB forks for its BGSAVE far
+// slower than it did empty, because fork copies the page tables of all
+// its memory: slow-fork fires for it (threshold set between the two
+// figures as measured); after FLUSHALL and MEMORY PURGE its next BGSAVE
+// forks fast again and the alert resolves. One firing and one resolved
+// signed delivery.
+func TestAlertsSlowFork(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	good, broken := hooks(t, m)
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "sf", Replicas: intp(1)})
+	creds, err := m.Client.Credentials(ctx, "sf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, replica := cl.Status.Shards[0].Master, cl.Status.Shards[0].Replicas[0]
+	mc := redis.NewClient(&redis.Options{Addr: master.Address, Password: creds.Password})
+	defer mc.Close()
+	rc := redis.NewClient(&redis.Options{Addr: replica.Address, Password: creds.Password})
+	defer rc.Close()
+	small := forkUsec(t, ctx, rc)
+	masterFork := forkUsec(t, ctx, mc)
+
+	value := strings.Repeat("v", 1<<20)
+	pipe := mc.Pipeline()
+	for i := 0; i < 400; i++ {
+		pipe.Set(ctx, "big:"+strconv.Itoa(i), value, 0)
+		if i%20 == 19 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n, err := mc.Do(ctx, "WAIT", 1, 30000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1: %d %v", n, err)
+	}
+	big := forkUsec(t, ctx, rc)
+	t.Logf("latest_fork_usec: replica empty %d, master empty %d, replica with 400 MB %d", small, masterFork, big)
+	// Halfway between the big fork and the larger small one, in ms.
+	lo := max(small, masterFork)
+	if big < 3*lo {
+		t.Fatalf("the 400 MB fork (%d µs) is not clearly slower than the empty ones (%d µs): cannot place a threshold between them", big, lo)
+	}
+	threshold := float64(big+lo) / 2 / 1000
+	if _, err := m.Client.PutAlertRules(ctx, "sf", api.AlertRules{"slow-fork": {Threshold: &threshold}}); err != nil {
+		t.Fatal(err)
+	}
+	f := waitAlert(t, m, "sf", "slow-fork", replica.Name, api.AlertFiring, 20*time.Second)
+	if f.Value*1000 < float64(big)-1 {
+		t.Errorf("slow-fork value %v ms, want the replica's %d µs", f.Value, big)
+	}
+
+	if err := mc.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := mc.Do(ctx, "WAIT", 1, 30000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1: %d %v", n, err)
+	}
+	if err := rc.Do(ctx, "MEMORY", "PURGE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	again := forkUsec(t, ctx, rc)
+	t.Logf("latest_fork_usec of the replica after FLUSHALL: %d (threshold %.3f ms)", again, threshold)
+	if float64(again) >= threshold*1000 {
+		t.Fatalf("the replica's fork after FLUSHALL took %d µs, not below the threshold %.3f ms", again, threshold)
+	}
+	waitAlert(t, m, "sf", "slow-fork", replica.Name, api.AlertResolved, 20*time.Second)
+	checkDeliveries(t, m, "sf", good, broken)
+	if good.count("slow-fork", api.AlertFiring) != 1 || good.count("slow-fork", api.AlertResolved) != 1 {
+		t.Errorf("slow-fork: want one firing and one resolved delivery")
+	}
+}
