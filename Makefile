@@ -29,13 +29,14 @@ deps: ## install redis-server from Debian's packages when missing
 		echo "installing redis-server (apt-get)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server redis-tools >/dev/null; }
 
-deps-test: deps ## install what the tests need: redis-server, mariadb-server, python3-redis, nodejs and npm (ioredis comes from npm at test time), chromium (the console's browser tests)
+deps-test: deps ## install what the tests need: redis-server, mariadb-server, python3-redis, nodejs and npm (ioredis comes from npm at test time), chromium (the console's browser tests), iptables (TestAlertsReplicaLag)
 	@command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { \
 		echo "installing mariadb-server (apt-get)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mariadb-server >/dev/null; }
 	@need=""; /usr/bin/python3 -c 'import redis.sentinel' 2>/dev/null || need="$$need python3-redis"; \
 		command -v node >/dev/null || need="$$need nodejs"; command -v npm >/dev/null || need="$$need npm"; \
 		[ -x /usr/bin/chromium ] || command -v chromium >/dev/null || need="$$need chromium"; \
+		command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need="$$need iptables"; \
 		[ -z "$$need" ] || { echo "installing$$need (apt-get)"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$need >/dev/null; }
 

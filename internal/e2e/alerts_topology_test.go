@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -212,7 +214,6 @@ func TestAlertsBackupMissing(t *testing.T) {
 	}
 }
 
-
 // forkUsec runs BGSAVE on the instance, waits until it ends and returns its
 // latest_fork_usec.
 func forkUsec(t *testing.T, ctx context.Context, c *redis.Client) int64 {
@@ -313,5 +314,102 @@ func TestAlertsSlowFork(t *testing.T) {
 	checkDeliveries(t, m, "sf", good, broken)
 	if good.count("slow-fork", api.AlertFiring) != 1 || good.count("slow-fork", api.AlertResolved) != 1 {
 		t.Errorf("slow-fork: want one firing and one resolved delivery")
+	}
+}
+
+// iptables runs iptables with args.
+func iptables(args ...string) error {
+	out, err := exec.Command("iptables", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// TestAlertsReplicaLag: the master's replication stream to its replica is
+// held back (an iptables rule drops the master's packets to that one
+// connection; the replica still answers INFO and its link stays up, as it
+// does on a congested network) while 4 MB are written: the replica falls
+// more than the threshold (1 MiB) behind and replica-lag fires after its
+// forMs; once the rule is gone, TCP retransmits, the replica catches up
+// and the alert resolves. One firing and one resolved signed delivery.
+// Needs root and iptables (CI has both; elsewhere it is skipped).
+func TestAlertsReplicaLag(t *testing.T) {
+	if _, err := exec.LookPath("iptables"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("TestAlertsReplicaLag needs root and iptables under CI=true (iptables: %v, uid %d)", err, os.Geteuid())
+		}
+		t.Skipf("needs root and iptables (iptables: %v, uid %d)", err, os.Geteuid())
+	}
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	good, broken := hooks(t, m)
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "rl", Replicas: intp(1)})
+	threshold, second := float64(1<<20), int64(1000)
+	if _, err := m.Client.PutAlertRules(ctx, "rl", api.AlertRules{"replica-lag": {Threshold: &threshold, ForMs: &second}}); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := m.Client.Credentials(ctx, "rl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, replica := cl.Status.Shards[0].Master, cl.Status.Shards[0].Replicas[0]
+	mc := redis.NewClient(&redis.Options{Addr: master.Address, Password: creds.Password})
+	defer mc.Close()
+	// The replica's end of its master link, as the master lists it.
+	list, err := mc.Do(ctx, "CLIENT", "LIST", "TYPE", "replica").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var linkPort string
+	for _, f := range strings.Fields(list) {
+		if addr, ok := strings.CutPrefix(f, "addr="); ok {
+			_, linkPort, _ = strings.Cut(addr, ":")
+		}
+	}
+	_, masterPort, _ := strings.Cut(master.Address, ":")
+	if linkPort == "" || masterPort == "" {
+		t.Fatalf("no replica link in CLIENT LIST TYPE replica: %q", list)
+	}
+	rule := []string{"OUTPUT", "-o", "lo", "-p", "tcp", "-s", "127.0.0.1", "--sport", masterPort, "-d", "127.0.0.1", "--dport", linkPort, "-j", "DROP"}
+	if err := iptables(append([]string{"-I"}, rule...)...); err != nil {
+		t.Fatal(err)
+	}
+	dropped := true
+	lift := func() {
+		if dropped {
+			dropped = false
+			if err := iptables(append([]string{"-D"}, rule...)...); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(lift)
+	value := strings.Repeat("l", 1<<20)
+	for i := 0; i < 4; i++ {
+		if err := mc.Set(ctx, "lag:"+strconv.Itoa(i), value, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := time.Now()
+	f := waitAlert(t, m, "rl", "replica-lag", replica.Name, api.AlertFiring, 20*time.Second)
+	if f.Value <= threshold || f.Since.Sub(f.ActiveAt) < time.Second {
+		t.Errorf("replica-lag alert %+v: want a value above %v bytes, firing at least forMs after pending", f, threshold)
+	}
+	lift()
+	r := waitAlert(t, m, "rl", "replica-lag", replica.Name, api.AlertResolved, 40*time.Second)
+	t.Logf("replica-lag: firing %v (%.0f bytes behind), resolved %v after the stream was held back",
+		f.Since.Sub(held).Round(time.Millisecond), f.Value, r.Since.Sub(held).Round(time.Millisecond))
+	if as, err := m.Client.ListAlerts(ctx, "", "rl"); err == nil {
+		for _, a := range as {
+			if a.Rule == "replica-link-down" {
+				t.Errorf("the link went down while held back: %+v", a)
+			}
+		}
+	}
+	checkDeliveries(t, m, "rl", good, broken)
+	if good.count("replica-lag", api.AlertFiring) != 1 || good.count("replica-lag", api.AlertResolved) != 1 {
+		t.Errorf("replica-lag: want one firing and one resolved delivery")
 	}
 }
