@@ -90,6 +90,12 @@ const (
 // SignatureHeader carries sha256=<hex HMAC-SHA256 of the body>.
 const SignatureHeader = "X-Redis-Manager-Signature"
 
+// DeliveryHeader carries a notification's delivery id: the same on every
+// attempt, from every manager, so a receiver can drop a notification it
+// has already accepted (a manager that stops between the receiver's 2xx
+// and recording it sends it again).
+const DeliveryHeader = "X-Redis-Manager-Delivery"
+
 // Webhook is one notification target. In a GET, Secret is "set" or "".
 type Webhook struct {
 	Name   string `json:"name"`

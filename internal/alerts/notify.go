@@ -26,6 +26,11 @@ type NotifyStore interface {
 	ListWebhooks(ctx context.Context) ([]store.Webhook, error)
 	AddDelivery(ctx context.Context, d api.Delivery) (int64, error)
 	PruneDeliveries(ctx context.Context, keep int) error
+	QueueNotification(ctx context.Context, o store.Outgoing) (int64, error)
+	ClaimNotifications(ctx context.Context, by string, now, until time.Time, limit int) ([]store.Outgoing, error)
+	RetryNotification(ctx context.Context, o store.Outgoing, next time.Time) error
+	DoneNotification(ctx context.Context, id int64) error
+	ReleaseNotifications(ctx context.Context, by string) error
 }
 
 // NotifierConfig tunes delivery; zero values take the defaults.
@@ -37,11 +42,14 @@ type NotifierConfig struct {
 	Backoff time.Duration
 	// AttemptTimeout bounds one attempt (default 10 s).
 	AttemptTimeout time.Duration
-	// Queue is how many notifications wait at most (default 1000); more
-	// are dropped and logged, never blocking the observe loop.
-	Queue int
 	// Workers deliver in parallel (default 4).
 	Workers int
+	// ID names this manager in the outbox's claims (default "notifier").
+	ID string
+	// Poll is how often the outbox is read for notifications that are
+	// due (default 500 ms); a notification queued by this manager wakes
+	// it at once.
+	Poll time.Duration
 	// ConsoleURL is the console's base URL, for the cluster page's link
 	// in each notification ("" none).
 	ConsoleURL string
@@ -52,14 +60,17 @@ type NotifierConfig struct {
 // maxResponse bounds what is read of a webhook's answer.
 const maxResponse = 4 << 10
 
-// Notifier sends alert transitions to the webhooks from a bounded queue.
+// Notifier sends alert transitions to the webhooks through the store's
+// outbox: Enqueue stores one notification per webhook, Run (on every
+// manager) claims the due ones and makes one attempt each, a failed one
+// waiting its backoff in the outbox, so a notification queued or being
+// retried when its manager stops is sent by the next.
 type Notifier struct {
 	cfg    NotifierConfig
 	store  NotifyStore
 	log    *slog.Logger
 	client *http.Client
-	queue  chan api.Notification
-	wg     sync.WaitGroup
+	wake   chan struct{}
 }
 
 // NewNotifier returns a notifier; Run delivers what Enqueue queues.
@@ -73,16 +84,19 @@ func NewNotifier(cfg NotifierConfig, st NotifyStore, log *slog.Logger) *Notifier
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = 10 * time.Second
 	}
-	if cfg.Queue <= 0 {
-		cfg.Queue = 1000
-	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
+	}
+	if cfg.ID == "" {
+		cfg.ID = "notifier"
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 500 * time.Millisecond
 	}
 	if cfg.KeepDeliveries <= 0 {
 		cfg.KeepDeliveries = 1000
 	}
-	return &Notifier{cfg: cfg, store: st, log: log, queue: make(chan api.Notification, cfg.Queue),
+	return &Notifier{cfg: cfg, store: st, log: log, wake: make(chan struct{}, 1),
 		client: &http.Client{
 			// No redirects: a webhook answers itself; following one would
 			// resend the signed body to wherever the answer points.
@@ -90,14 +104,26 @@ func NewNotifier(cfg NotifierConfig, st NotifyStore, log *slog.Logger) *Notifier
 		}}
 }
 
-// Enqueue queues a notification of an alert that entered state; it never
-// blocks (a full queue drops it, logged).
+// Enqueue stores a notification of an alert that entered state in the
+// outbox, once per webhook (a store write each; the sending happens in
+// Run), and wakes Run.
 func (n *Notifier) Enqueue(a api.Alert) {
 	note := api.Notification{Alert: a, Transition: a.State, URL: n.clusterURL(a.Cluster)}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hooks, err := n.store.ListWebhooks(ctx)
+	if err != nil {
+		n.log.Error("list webhooks; notification dropped", "rule", a.Rule, "cluster", a.Cluster, "err", err)
+		return
+	}
+	for _, h := range hooks {
+		if _, err := n.store.QueueNotification(ctx, store.Outgoing{Webhook: h.Name, Notification: note}); err != nil {
+			n.log.Error("queue notification; dropped", "webhook", h.Name, "rule", a.Rule, "cluster", a.Cluster, "err", err)
+		}
+	}
 	select {
-	case n.queue <- note:
+	case n.wake <- struct{}{}:
 	default:
-		n.log.Error("notification queue full; notification dropped", "rule", a.Rule, "cluster", a.Cluster, "instance", a.Instance, "state", a.State)
 	}
 }
 
@@ -108,34 +134,123 @@ func (n *Notifier) clusterURL(cluster string) string {
 	return strings.TrimRight(n.cfg.ConsoleURL, "/") + "/clusters/" + url.PathEscape(cluster)
 }
 
-// Run delivers queued notifications until ctx ends.
+// Run sends the outbox's due notifications until ctx ends, then releases
+// its claims so that the next manager sends what is left at once.
 func (n *Notifier) Run(ctx context.Context) {
-	for i := 0; i < n.cfg.Workers; i++ {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case note := <-n.queue:
-					n.deliverAll(ctx, note)
-				}
-			}
-		}()
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := n.store.ReleaseNotifications(rctx, n.cfg.ID); err != nil {
+			n.log.Warn("release notifications", "err", err)
+		}
+	}()
+	tick := time.NewTicker(n.cfg.Poll)
+	defer tick.Stop()
+	for {
+		n.round(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-n.wake:
+		}
 	}
-	n.wg.Wait()
 }
 
-func (n *Notifier) deliverAll(ctx context.Context, note api.Notification) {
-	hooks, err := n.store.ListWebhooks(ctx)
-	if err != nil {
-		n.log.Error("list webhooks; notification dropped", "rule", note.Rule, "cluster", note.Cluster, "err", err)
+// round claims the due notifications and makes one attempt of each, at
+// most Workers at once.
+func (n *Notifier) round(ctx context.Context) {
+	now := time.Now().UTC()
+	// A claim outlives one attempt; a manager that dies leaves it to run
+	// out.
+	claimed, err := n.store.ClaimNotifications(ctx, n.cfg.ID, now, now.Add(n.cfg.AttemptTimeout+10*time.Second), 100)
+	if err != nil && ctx.Err() == nil {
+		n.log.Warn("claim notifications", "err", err)
+	}
+	if len(claimed) == 0 {
 		return
 	}
-	for _, h := range hooks {
-		n.Deliver(ctx, h, note)
+	hooks, err := n.store.ListWebhooks(ctx)
+	if err != nil {
+		return // claims run out; tried again then
 	}
+	byName := map[string]store.Webhook{}
+	for _, h := range hooks {
+		byName[h.Name] = h
+	}
+	sem := make(chan struct{}, n.cfg.Workers)
+	var wg sync.WaitGroup
+	for _, o := range claimed {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			n.send(ctx, byName, o)
+		}()
+	}
+	wg.Wait()
+}
+
+// send makes one attempt of a claimed notification and records it: done
+// when delivered or out of attempts, else back in the outbox until its
+// backoff has passed.
+func (n *Notifier) send(ctx context.Context, hooks map[string]store.Webhook, o store.Outgoing) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	note := o.Notification
+	h, ok := hooks[o.Webhook]
+	if !ok {
+		// The webhook was removed since: nothing to send it to.
+		_ = n.store.DoneNotification(rctx, o.ID)
+		return
+	}
+	d := api.Delivery{Webhook: h.Name, At: o.CreatedAt, Rule: note.Rule, Cluster: note.Cluster, Instance: note.Instance, State: note.Transition}
+	body, err := Body(h.Format, note)
+	if err == nil {
+		o.LastStatus, err = n.attempt(ctx, h, body, DeliveryID(o))
+		if err != nil && ctx.Err() != nil {
+			return // stopping: not an attempt; Run releases the claim
+		}
+	}
+	o.Attempts++
+	d.Attempts, d.StatusCode, d.OK = o.Attempts, o.LastStatus, err == nil
+	if err != nil {
+		o.LastError, d.Error = err.Error(), err.Error()
+		if o.Attempts < n.cfg.Attempts {
+			next := time.Now().UTC().Add(n.cfg.Backoff << (o.Attempts - 1))
+			if err := n.store.RetryNotification(rctx, o, next); err != nil {
+				n.log.Error("retry notification", "webhook", h.Name, "err", err)
+			}
+			return
+		}
+	}
+	d.DurationMs = time.Since(o.CreatedAt).Milliseconds()
+	n.record(rctx, d)
+	if err := n.store.DoneNotification(rctx, o.ID); err != nil {
+		n.log.Error("remove sent notification", "webhook", h.Name, "err", err)
+	}
+}
+
+// DeliveryID is the value of the delivery header: the outbox row and when
+// it was queued, unique per store and the same on every attempt.
+func DeliveryID(o store.Outgoing) string {
+	return fmt.Sprintf("%d-%d", o.ID, o.CreatedAt.UnixMicro())
+}
+
+// record stores a finished delivery (and prunes now and then).
+func (n *Notifier) record(ctx context.Context, d api.Delivery) api.Delivery {
+	if id, err := n.store.AddDelivery(ctx, d); err != nil {
+		n.log.Error("record delivery", "webhook", d.Webhook, "err", err)
+	} else {
+		d.ID = id
+		if id%100 == 0 {
+			_ = n.store.PruneDeliveries(ctx, n.cfg.KeepDeliveries)
+		}
+	}
+	if !d.OK {
+		n.log.Warn("webhook delivery failed", "webhook", d.Webhook, "rule", d.Rule, "cluster", d.Cluster, "attempts", d.Attempts, "err", d.Error)
+	}
+	return d
 }
 
 // Test sends a test notification to the named webhook and returns its
@@ -179,8 +294,8 @@ func Sign(secret string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// Deliver POSTs one notification to one webhook, retrying with
-// exponential backoff, and records the delivery.
+// Deliver POSTs one notification to one webhook at once (the test
+// button), retrying with exponential backoff, and records the delivery.
 func (n *Notifier) Deliver(ctx context.Context, h store.Webhook, note api.Notification) api.Delivery {
 	start := time.Now()
 	d := api.Delivery{Webhook: h.Name, At: start.UTC(), Rule: note.Rule, Cluster: note.Cluster, Instance: note.Instance, State: note.Transition}
@@ -191,7 +306,7 @@ func (n *Notifier) Deliver(ctx context.Context, h store.Webhook, note api.Notifi
 		wait := n.cfg.Backoff
 		for d.Attempts < n.cfg.Attempts {
 			d.Attempts++
-			d.StatusCode, err = n.attempt(ctx, h, body)
+			d.StatusCode, err = n.attempt(ctx, h, body, "")
 			if err == nil {
 				d.OK, d.Error = true, ""
 				break
@@ -211,22 +326,12 @@ func (n *Notifier) Deliver(ctx context.Context, h store.Webhook, note api.Notifi
 	// Recorded even when ctx ended (shutdown): with a fresh, short one.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if id, err := n.store.AddDelivery(rctx, d); err != nil {
-		n.log.Error("record delivery", "webhook", h.Name, "err", err)
-	} else {
-		d.ID = id
-		if id%100 == 0 {
-			_ = n.store.PruneDeliveries(rctx, n.cfg.KeepDeliveries)
-		}
-	}
-	if !d.OK {
-		n.log.Warn("webhook delivery failed", "webhook", h.Name, "rule", d.Rule, "cluster", d.Cluster, "attempts", d.Attempts, "err", d.Error)
-	}
-	return d
+	return n.record(rctx, d)
 }
 
-// attempt is one POST; an answer outside 2xx is an error.
-func (n *Notifier) attempt(ctx context.Context, h store.Webhook, body []byte) (int, error) {
+// attempt is one POST; an answer outside 2xx is an error. id is the
+// delivery header's value ("" none).
+func (n *Notifier) attempt(ctx context.Context, h store.Webhook, body []byte, id string) (int, error) {
 	actx, cancel := context.WithTimeout(ctx, n.cfg.AttemptTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, h.URL, bytes.NewReader(body))
@@ -237,6 +342,9 @@ func (n *Notifier) attempt(ctx context.Context, h store.Webhook, body []byte) (i
 	req.Header.Set("User-Agent", "redis-manager")
 	if h.Secret != "" {
 		req.Header.Set(api.SignatureHeader, Sign(h.Secret, body))
+	}
+	if id != "" {
+		req.Header.Set(api.DeliveryHeader, id)
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {

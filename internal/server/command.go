@@ -313,7 +313,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	// Alert notifications go out from a bounded queue of their own, so a
 	// slow webhook never holds up the control loop.
-	notifier := alerts.NewNotifier(alerts.NotifierConfig{ConsoleURL: externalURL}, st, log.With("component", "notify"))
+	notifier := alerts.NewNotifier(alerts.NotifierConfig{ConsoleURL: externalURL, ID: o.ID}, st, log.With("component", "notify"))
 	engine := alerts.NewEngine(st, notifier, log.With("component", "alerts"))
 	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector, Alerts: engine}, st, plat, log)
 	// The API's use cases: they store intent and wake the controller's job

@@ -51,6 +51,39 @@ type Alerts interface {
 	ListDeliveries(ctx context.Context, limit int) ([]api.Delivery, error)
 	// PruneDeliveries keeps the newest keep deliveries.
 	PruneDeliveries(ctx context.Context, keep int) error
+
+	// Outbox: notifications queued for a webhook and not yet delivered
+	// (migration 10), so that a manager that stops leaves them to the
+	// next one.
+	//
+	// QueueNotification stores a notification for a webhook; its id is
+	// the delivery's id, the same on every attempt and every manager.
+	QueueNotification(ctx context.Context, o Outgoing) (int64, error)
+	// ClaimNotifications claims for by, until until, at most limit
+	// notifications due at now and not claimed by another manager whose
+	// claim still runs, oldest first.
+	ClaimNotifications(ctx context.Context, by string, now, until time.Time, limit int) ([]Outgoing, error)
+	// RetryNotification records a failed attempt of a claimed
+	// notification and releases it until next.
+	RetryNotification(ctx context.Context, o Outgoing, next time.Time) error
+	// DoneNotification removes a notification: delivered, or its last
+	// attempt failed. No error when it is gone.
+	DoneNotification(ctx context.Context, id int64) error
+	// ReleaseNotifications releases every claim of by (a manager that
+	// stops), so the next manager need not wait for them to run out.
+	ReleaseNotifications(ctx context.Context, by string) error
+}
+
+// Outgoing is a notification waiting in the outbox for one webhook.
+type Outgoing struct {
+	ID           int64
+	CreatedAt    time.Time
+	Webhook      string
+	Notification api.Notification
+	// Attempts made so far, the last one's error and status code.
+	Attempts   int
+	LastError  string
+	LastStatus int
 }
 
 // AlertID is an alert's identity: rule, cluster, shard, instance.

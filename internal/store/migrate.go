@@ -345,6 +345,41 @@ var migrations = []migration{
 			) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
 		},
 	},
+	{
+		version: 10,
+		name:    "outbox: notifications not yet delivered",
+		// One row per notification and webhook until it is delivered or
+		// its last attempt failed; a manager claims a row until
+		// claimed_until. See sql_outbox.go.
+		sqlite: []string{
+			`CREATE TABLE IF NOT EXISTS outbox (
+				id INTEGER PRIMARY KEY AUTOINCREMENT,
+				created_at TEXT NOT NULL,
+				webhook VARCHAR(255) NOT NULL,
+				body TEXT NOT NULL,
+				attempts INT NOT NULL,
+				last_error TEXT NOT NULL,
+				last_status INT NOT NULL,
+				next_at TEXT NOT NULL,
+				claimed_by VARCHAR(255) NOT NULL,
+				claimed_until TEXT NULL
+			)`,
+		},
+		mysql: []string{
+			`CREATE TABLE IF NOT EXISTS outbox (
+				id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+				created_at DATETIME(6) NOT NULL,
+				webhook VARCHAR(255) NOT NULL,
+				body TEXT NOT NULL,
+				attempts INT NOT NULL,
+				last_error TEXT NOT NULL,
+				last_status INT NOT NULL,
+				next_at DATETIME(6) NOT NULL,
+				claimed_by VARCHAR(255) NOT NULL,
+				claimed_until DATETIME(6) NULL
+			) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+		},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from
