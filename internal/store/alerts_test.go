@@ -20,6 +20,7 @@ func TestAlertsStore(t *testing.T) {
 			t.Run("silences", func(t *testing.T) { testSilences(t, e) })
 			t.Run("webhooks", func(t *testing.T) { testWebhooks(t, e) })
 			t.Run("deliveries", func(t *testing.T) { testDeliveries(t, e) })
+			t.Run("outbox", func(t *testing.T) { testOutbox(t, e) })
 		})
 	}
 }
@@ -152,5 +153,50 @@ func testDeliveries(t *testing.T, e *env) {
 	}
 	if got, _ := s.ListDeliveries(ctx, 0); len(got) != 2 || got[1].Attempts != 4 {
 		t.Fatalf("after prune to 2: %+v", got)
+	}
+}
+
+// testOutbox: a queued notification is claimed by one manager only while
+// its claim runs; a retry releases it until its next time; a release
+// hands every claim of a manager back; done removes it.
+func testOutbox(t *testing.T, e *env) {
+	ctx := t.Context()
+	s := e.s
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	note := api.Notification{Alert: api.Alert{Rule: "instance-down", Cluster: "orders", State: api.AlertFiring}, Transition: api.AlertFiring}
+	id, err := s.QueueNotification(ctx, Outgoing{Webhook: "ops", Notification: note, CreatedAt: t0})
+	if err != nil || id <= 0 {
+		t.Fatalf("QueueNotification: %d %v", id, err)
+	}
+	got, err := s.ClaimNotifications(ctx, "a", t0.Add(time.Second), t0.Add(20*time.Second), 10)
+	if err != nil || len(got) != 1 || got[0].ID != id || got[0].Webhook != "ops" || got[0].Notification.Rule != "instance-down" || !got[0].CreatedAt.Equal(t0) {
+		t.Fatalf("claim by a: %v %+v", err, got)
+	}
+	if other, err := s.ClaimNotifications(ctx, "b", t0.Add(2*time.Second), t0.Add(30*time.Second), 10); err != nil || len(other) != 0 {
+		t.Fatalf("b claimed what a holds: %v %+v", err, other)
+	}
+	o := got[0]
+	o.Attempts, o.LastError, o.LastStatus = 1, "answered 500", 500
+	if err := s.RetryNotification(ctx, o, t0.Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if early, _ := s.ClaimNotifications(ctx, "b", t0.Add(4*time.Second), t0.Add(30*time.Second), 10); len(early) != 0 {
+		t.Fatalf("claimed before its retry time: %+v", early)
+	}
+	got, err = s.ClaimNotifications(ctx, "b", t0.Add(6*time.Second), t0.Add(30*time.Second), 10)
+	if err != nil || len(got) != 1 || got[0].Attempts != 1 || got[0].LastStatus != 500 || got[0].LastError != "answered 500" {
+		t.Fatalf("claim by b after the retry time: %v %+v", err, got)
+	}
+	if err := s.ReleaseNotifications(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.ClaimNotifications(ctx, "a", t0.Add(7*time.Second), t0.Add(30*time.Second), 10); len(got) != 1 {
+		t.Fatalf("not claimable after b released it: %+v", got)
+	}
+	if err := s.DoneNotification(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.ClaimNotifications(ctx, "a", t0.Add(time.Hour), t0.Add(2*time.Hour), 10); len(got) != 0 {
+		t.Fatalf("claimed after done: %+v", got)
 	}
 }
