@@ -32,7 +32,22 @@ type Config struct {
 	// Alerts evaluates the alert rules after each observe round; nil:
 	// no alerts.
 	Alerts *alerts.Engine
+	// ObserveConcurrency bounds the instance reads (INFO, a Sentinel's
+	// view) in flight at once over every cluster an observe round reads
+	// (default DefaultObserveConcurrency).
+	ObserveConcurrency int
+	// InstanceTimeout bounds one instance's read in an observation, from
+	// when it gets its slot: an instance that does not answer within it
+	// is reported down, and the others of its cluster are not held up
+	// longer (default DefaultInstanceTimeout).
+	InstanceTimeout time.Duration
 }
+
+// The defaults of Config.ObserveConcurrency and Config.InstanceTimeout.
+const (
+	DefaultObserveConcurrency = 64
+	DefaultInstanceTimeout    = 2 * time.Second
+)
 
 // Store is what the controller needs of the metadata store.
 type Store = store.Store
@@ -62,9 +77,12 @@ type Controller struct {
 	crashLoops locked[string, time.Time]     // shard -> last crash-loop event
 	lost       locked[string, time.Time]     // instance -> when it was seen lost
 	observed   locked[string, time.Time]     // cluster -> start of the last stored observation
-	tracker    *tracker
-	metrics    *metrics
-	portMu     sync.Mutex // serialises endpoint reservation and recording
+	// reads holds one token per instance read in flight in observations
+	// (Config.ObserveConcurrency).
+	reads   chan struct{}
+	tracker *tracker
+	metrics *metrics
+	portMu  sync.Mutex // serialises endpoint reservation and recording
 
 	// ordered: the platform removes only the highest ordinals
 	// (platform.OrderedRemoval).
@@ -95,6 +113,12 @@ type Controller struct {
 func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controller {
 	if cfg.ObserveEvery == 0 {
 		cfg.ObserveEvery = 2 * time.Second
+	}
+	if cfg.ObserveConcurrency <= 0 {
+		cfg.ObserveConcurrency = DefaultObserveConcurrency
+	}
+	if cfg.InstanceTimeout <= 0 {
+		cfg.InstanceTimeout = DefaultInstanceTimeout
 	}
 	if cfg.StepTimeout == 0 {
 		cfg.StepTimeout = 10 * time.Minute
@@ -142,6 +166,7 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 		kick:          make(chan struct{}, 1),
 		tracker:       newTracker(),
 		metrics:       newMetrics(),
+		reads:         make(chan struct{}, cfg.ObserveConcurrency),
 	}
 }
 

@@ -104,7 +104,10 @@ func (c *Controller) observeCluster(ctx context.Context, cl store.Cluster, activ
 // observeAndStore observes a cluster, stores its status and returns it with
 // the raw observation; ok is false when nothing could be observed.
 func (c *Controller) observeAndStore(ctx context.Context, cl store.Cluster, activeJob string) (api.ClusterStatus, topology.Observation, bool) {
-	octx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	// The instance reads have their own timeout (read); this bounds
+	// the store read and the wait for read slots when many instances
+	// hang at once.
+	octx, cancel := context.WithTimeout(ctx, max(3*time.Second, 2*c.cfg.InstanceTimeout))
 	defer cancel()
 	redis, sentinels, err := c.instancesOf(octx, cl.Name)
 	if err != nil {
@@ -187,12 +190,14 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 		go func() {
 			defer wg.Done()
 			o := topology.RedisObs{In: in, Details: c.platform.Describe(in.Handle)}
-			if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication", "keyspace", "memory", "server", "stats", "clients", "cpu", "persistence", "commandstats"); err == nil {
-				o.Up, o.Info = true, info
-				if info["role"] == "slave" {
-					o.Master = net.JoinHostPort(info["master_host"], info["master_port"])
+			c.read(ctx, func(ctx context.Context) {
+				if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication", "keyspace", "memory", "server", "stats", "clients", "cpu", "persistence", "commandstats"); err == nil {
+					o.Up, o.Info = true, info
+					if info["role"] == "slave" {
+						o.Master = net.JoinHostPort(info["master_host"], info["master_port"])
+					}
 				}
-			}
+			})
 			obs.Redis[i] = o
 		}()
 	}
@@ -202,15 +207,35 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 			defer wg.Done()
 			o := topology.SentinelObs{In: in, Details: c.platform.Describe(in.Handle)}
 			sc := c.pool.Sentinel(addr(in), cl.SentinelPassword)
-			if v, err := sentinel.View(ctx, sc); err == nil {
-				o.Up, o.View = true, v
-				// TILT for /metrics and the alert: one INFO sentinel
-				// more per Sentinel per round; unknown counts as not.
-				o.Tilt, _ = sentinel.Tilted(ctx, sc)
-			}
+			c.read(ctx, func(ctx context.Context) {
+				if v, err := sentinel.View(ctx, sc); err == nil {
+					o.Up, o.View = true, v
+					// TILT for /metrics and the alert: one INFO sentinel
+					// more per Sentinel per round; unknown counts as not.
+					o.Tilt, _ = sentinel.Tilted(ctx, sc)
+				}
+			})
 			obs.Sentinels[i] = o
 		}()
 	}
 	wg.Wait()
 	return obs
+}
+
+// read runs one instance's read of an observation with one of the
+// manager's Config.ObserveConcurrency slots and Config.InstanceTimeout
+// from when it got it: a stopped or slow instance holds one slot for at
+// most that long and delays only its own cluster's status, by at most
+// that long. Without a slot before ctx ends the read is not made (the
+// instance counts as not answering this round).
+func (c *Controller) read(ctx context.Context, f func(ctx context.Context)) {
+	select {
+	case c.reads <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-c.reads }()
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.InstanceTimeout)
+	defer cancel()
+	f(rctx)
 }
