@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/alerts"
 	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/leader"
@@ -77,6 +78,9 @@ type Controller struct {
 	crashLoops locked[string, time.Time]     // shard -> last crash-loop event
 	lost       locked[string, time.Time]     // instance -> when it was seen lost
 	observed   locked[string, time.Time]     // cluster -> start of the last stored observation
+	// commands: cluster -> instance -> INFO commandstats of the last
+	// stored observation, kept out of the stored status (Commands).
+	commands locked[string, map[string]map[string]api.CommandStat]
 	// reads holds one token per instance read in flight in observations
 	// (Config.ObserveConcurrency).
 	reads   chan struct{}
@@ -258,6 +262,8 @@ func (c *Controller) lead(ctx context.Context, events <-chan platform.InstanceEv
 	// The next term starts its own watchers and failovers.
 	c.watchers.reset()
 	c.failovers.reset()
+	// Per-command figures are this leader's; a standby serves none.
+	c.commands.reset()
 }
 
 // goTask runs f on a goroutine the current term waits for. Call it only

@@ -337,7 +337,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 		maxConns = defaultMaxConnections()
 	}
 	lim := newConnLimiter(ln, maxConns)
-	metrics := metricsHandler(st, elector, lim, ctl.Collectors()...)
+	metrics := metricsHandler(st, elector, lim, ctl.Commands, ctl.Collectors()...)
 	if err := firstAdmin(ctx, st, dataDir, o.AdminUser, o.AdminPasswordFile, log); err != nil {
 		return err
 	}
