@@ -16,7 +16,7 @@ STATICCHECK := $(GOBIN_DIR)/staticcheck
 PROMTOOL_VERSION := v0.316.0
 PROMTOOL := $(GOBIN_DIR)/promtool-$(PROMTOOL_VERSION)
 
-.PHONY: test-rules ui-vendor bench-timeseries bench-k8s bench-console screenshots test-ui help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
+.PHONY: test-rules bench-scale ui-vendor bench-timeseries bench-k8s bench-console screenshots test-ui help run build test test-race test-unit test-e2e lint bench chaos deps deps-test clean k8s-node-up k8s-node-down k8s-node-image test-k8s
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -103,6 +103,9 @@ chaos: deps build ## chaos test: random kills under write load for CHAOS_DURATIO
 # The node's binaries are cached in the invoking user's cache (also under sudo).
 K8S_NODE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/redis-manager/k8s-node
 K8S_ENV := env PATH="$$PATH" K8S_NODE_CACHE=$(K8S_NODE_CACHE)
+
+bench-scale: build ## 1,000 instances (20 clusters × 16 shards × 1+2, 3 Sentinels each) through the API: manager CPU and RSS next to Redis and Sentinel, /metrics scrape, GET /api/v1/clusters p99, killed-master notice (ports 28000-31999)
+	$(GO) run ./bench/scale -bin $(BIN)
 
 bench-timeseries: ## time-series memory only: bytes per instance (typical, worst) and the manager's RSS with 1,000 instances' full 24 h
 	$(GO) run ./bench/timeseries -instances 1000

@@ -136,7 +136,9 @@ type InstanceStatus struct {
 	MasterLastIOSecondsAgo int64 `json:"masterLastIoSecondsAgo,omitempty"`
 	// DBs are the keys per database of INFO keyspace, by name ("db0").
 	DBs map[string]DBKeys `json:"dbs,omitempty"`
-	// Commands are the calls per command of INFO commandstats ("get").
+	// Commands are the calls per command of INFO commandstats ("get"),
+	// for /metrics only: the leader keeps them in memory, they are not
+	// stored, and the API does not send them.
 	Commands map[string]CommandStat `json:"commands,omitempty"`
 	// ReplicaLinks are the replicas a master lists (INFO replication slaveN).
 	ReplicaLinks []ReplicaLink `json:"replicaLinks,omitempty"`

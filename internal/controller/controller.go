@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/alerts"
 	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/leader"
@@ -32,7 +33,22 @@ type Config struct {
 	// Alerts evaluates the alert rules after each observe round; nil:
 	// no alerts.
 	Alerts *alerts.Engine
+	// ObserveConcurrency bounds the instance reads (INFO, a Sentinel's
+	// view) in flight at once over every cluster an observe round reads
+	// (default DefaultObserveConcurrency).
+	ObserveConcurrency int
+	// InstanceTimeout bounds one instance's read in an observation, from
+	// when it gets its slot: an instance that does not answer within it
+	// is reported down, and the others of its cluster are not held up
+	// longer (default DefaultInstanceTimeout).
+	InstanceTimeout time.Duration
 }
+
+// The defaults of Config.ObserveConcurrency and Config.InstanceTimeout.
+const (
+	DefaultObserveConcurrency = 64
+	DefaultInstanceTimeout    = 2 * time.Second
+)
 
 // Store is what the controller needs of the metadata store.
 type Store = store.Store
@@ -62,9 +78,15 @@ type Controller struct {
 	crashLoops locked[string, time.Time]     // shard -> last crash-loop event
 	lost       locked[string, time.Time]     // instance -> when it was seen lost
 	observed   locked[string, time.Time]     // cluster -> start of the last stored observation
-	tracker    *tracker
-	metrics    *metrics
-	portMu     sync.Mutex // serialises endpoint reservation and recording
+	// commands: cluster -> instance -> INFO commandstats of the last
+	// stored observation, kept out of the stored status (Commands).
+	commands locked[string, map[string]map[string]api.CommandStat]
+	// reads holds one token per instance read in flight in observations
+	// (Config.ObserveConcurrency).
+	reads   chan struct{}
+	tracker *tracker
+	metrics *metrics
+	portMu  sync.Mutex // serialises endpoint reservation and recording
 
 	// ordered: the platform removes only the highest ordinals
 	// (platform.OrderedRemoval).
@@ -95,6 +117,12 @@ type Controller struct {
 func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controller {
 	if cfg.ObserveEvery == 0 {
 		cfg.ObserveEvery = 2 * time.Second
+	}
+	if cfg.ObserveConcurrency <= 0 {
+		cfg.ObserveConcurrency = DefaultObserveConcurrency
+	}
+	if cfg.InstanceTimeout <= 0 {
+		cfg.InstanceTimeout = DefaultInstanceTimeout
 	}
 	if cfg.StepTimeout == 0 {
 		cfg.StepTimeout = 10 * time.Minute
@@ -142,6 +170,7 @@ func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controlle
 		kick:          make(chan struct{}, 1),
 		tracker:       newTracker(),
 		metrics:       newMetrics(),
+		reads:         make(chan struct{}, cfg.ObserveConcurrency),
 	}
 }
 
@@ -233,6 +262,8 @@ func (c *Controller) lead(ctx context.Context, events <-chan platform.InstanceEv
 	// The next term starts its own watchers and failovers.
 	c.watchers.reset()
 	c.failovers.reset()
+	// Per-command figures are this leader's; a standby serves none.
+	c.commands.reset()
 }
 
 // goTask runs f on a goroutine the current term waits for. Call it only

@@ -83,6 +83,13 @@ func (c *Controller) observeAll(ctx context.Context) {
 		names = append(names, cl.Name)
 	}
 	c.metrics.knownClusters(names)
+	c.commands.with(func(m map[string]map[string]map[string]api.CommandStat) {
+		for n := range m {
+			if !slices.Contains(names, n) {
+				delete(m, n)
+			}
+		}
+	})
 	c.metrics.observeDuration.Observe(time.Since(start).Seconds())
 	c.syncWatchers(ctx, cls)
 	// The alert rules read what was just observed; the engine writes
@@ -104,7 +111,10 @@ func (c *Controller) observeCluster(ctx context.Context, cl store.Cluster, activ
 // observeAndStore observes a cluster, stores its status and returns it with
 // the raw observation; ok is false when nothing could be observed.
 func (c *Controller) observeAndStore(ctx context.Context, cl store.Cluster, activeJob string) (api.ClusterStatus, topology.Observation, bool) {
-	octx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	// The instance reads have their own timeout (read); this bounds
+	// the store read and the wait for read slots when many instances
+	// hang at once.
+	octx, cancel := context.WithTimeout(ctx, max(3*time.Second, 2*c.cfg.InstanceTimeout))
 	defer cancel()
 	redis, sentinels, err := c.instancesOf(octx, cl.Name)
 	if err != nil {
@@ -116,6 +126,7 @@ func (c *Controller) observeAndStore(ctx context.Context, cl store.Cluster, acti
 	started := time.Now()
 	obs := c.observe(octx, cl, redis, sentinels)
 	status := topology.Evaluate(cl.Spec, cl.Name, obs, activeJob)
+	commands := takeCommands(&status)
 	if ctx.Err() != nil {
 		return status, obs, false
 	}
@@ -131,11 +142,47 @@ func (c *Controller) observeAndStore(ctx context.Context, cl store.Cluster, acti
 	if stale {
 		return status, obs, true
 	}
+	c.commands.set(cl.Name, commands)
 	if err := c.store.UpdateClusterStatus(ctx, cl.Name, status); err != nil && ctx.Err() == nil {
 		c.log.Debug("store status", "cluster", cl.Name, "err", err)
 	}
 	c.pointMasters(ctx, cl, obs)
 	return status, obs, true
+}
+
+// takeCommands moves each instance's per-command figures (INFO
+// commandstats) out of status and returns them by instance name. They
+// were over half of the stored status (15 commands: 700 of an instance's
+// 1,282 bytes), written every round and decoded by every read of the
+// clusters (GET /api/v1/clusters, /metrics, the time-series sampler),
+// and only /metrics uses them: the leader keeps them in memory
+// (Commands).
+func takeCommands(status *api.ClusterStatus) map[string]map[string]api.CommandStat {
+	out := map[string]map[string]api.CommandStat{}
+	take := func(in *api.InstanceStatus) {
+		if in.Commands != nil {
+			out[in.Name] = in.Commands
+			in.Commands = nil
+		}
+	}
+	for i := range status.Shards {
+		if status.Shards[i].Master != nil {
+			take(status.Shards[i].Master)
+		}
+		for j := range status.Shards[i].Replicas {
+			take(&status.Shards[i].Replicas[j])
+		}
+	}
+	return out
+}
+
+// Commands returns the per-command figures (INFO commandstats) of the
+// cluster's instances from this manager's last stored observation, by
+// instance name; nil on a standby or before the first round. The maps
+// are not changed after they are returned.
+func (c *Controller) Commands(cluster string) map[string]map[string]api.CommandStat {
+	m, _ := c.commands.get(cluster)
+	return m
 }
 
 // pointMasters has the platform point clients that do not speak Sentinel
@@ -187,12 +234,14 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 		go func() {
 			defer wg.Done()
 			o := topology.RedisObs{In: in, Details: c.platform.Describe(in.Handle)}
-			if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication", "keyspace", "memory", "server", "stats", "clients", "cpu", "persistence", "commandstats"); err == nil {
-				o.Up, o.Info = true, info
-				if info["role"] == "slave" {
-					o.Master = net.JoinHostPort(info["master_host"], info["master_port"])
+			c.read(ctx, func(ctx context.Context) {
+				if info, err := redisclient.GetInfo(ctx, c.pool.Redis(addr(in), cl.Password), "replication", "keyspace", "memory", "server", "stats", "clients", "cpu", "persistence", "commandstats"); err == nil {
+					o.Up, o.Info = true, info
+					if info["role"] == "slave" {
+						o.Master = net.JoinHostPort(info["master_host"], info["master_port"])
+					}
 				}
-			}
+			})
 			obs.Redis[i] = o
 		}()
 	}
@@ -202,15 +251,35 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 			defer wg.Done()
 			o := topology.SentinelObs{In: in, Details: c.platform.Describe(in.Handle)}
 			sc := c.pool.Sentinel(addr(in), cl.SentinelPassword)
-			if v, err := sentinel.View(ctx, sc); err == nil {
-				o.Up, o.View = true, v
-				// TILT for /metrics and the alert: one INFO sentinel
-				// more per Sentinel per round; unknown counts as not.
-				o.Tilt, _ = sentinel.Tilted(ctx, sc)
-			}
+			c.read(ctx, func(ctx context.Context) {
+				if v, err := sentinel.View(ctx, sc); err == nil {
+					o.Up, o.View = true, v
+					// TILT for /metrics and the alert: one INFO sentinel
+					// more per Sentinel per round; unknown counts as not.
+					o.Tilt, _ = sentinel.Tilted(ctx, sc)
+				}
+			})
 			obs.Sentinels[i] = o
 		}()
 	}
 	wg.Wait()
 	return obs
+}
+
+// read runs one instance's read of an observation with one of the
+// manager's Config.ObserveConcurrency slots and Config.InstanceTimeout
+// from when it got it: a stopped or slow instance holds one slot for at
+// most that long and delays only its own cluster's status, by at most
+// that long. Without a slot before ctx ends the read is not made (the
+// instance counts as not answering this round).
+func (c *Controller) read(ctx context.Context, f func(ctx context.Context)) {
+	select {
+	case c.reads <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-c.reads }()
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.InstanceTimeout)
+	defer cancel()
+	f(rctx)
 }

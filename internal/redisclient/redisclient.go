@@ -129,6 +129,9 @@ func NewPool() *Pool {
 	return &Pool{redis: map[string]*pooled[*redis.Client]{}, sentinels: map[string]*pooled[*redis.SentinelClient]{}}
 }
 
+// connBufferSize is the read and the write buffer of each connection.
+const connBufferSize = 4 << 10
+
 func (p *Pool) options(addr, password string, dialFailed func(bool)) *redis.Options {
 	d := &net.Dialer{KeepAlive: 5 * time.Minute}
 	dial := d.DialContext
@@ -144,8 +147,21 @@ func (p *Pool) options(addr, password string, dialFailed func(bool)) *redis.Opti
 		DialTimeout:     500 * time.Millisecond,
 		ReadTimeout:     2 * time.Second,
 		WriteTimeout:    2 * time.Second,
-		PoolSize:        poolSize,
-		MaxRetries:      -1, // callers retry with their own deadlines
+		// A caller's deadline shorter than ReadTimeout ends the command
+		// at that deadline (the observation's per-instance timeout), not
+		// 2 s later.
+		ContextTimeoutEnabled: true,
+		PoolSize:              poolSize,
+		// The manager holds a client per instance (1,000 and more): the
+		// go-redis defaults (32 KiB read and write buffers per
+		// connection, 128 KiB for pipelines) were most of its memory at
+		// that scale (docs/monitoring.md, Scale). Replies longer than a
+		// buffer are still read whole.
+		ReadBufferSize:          connBufferSize,
+		WriteBufferSize:         connBufferSize,
+		PipelineReadBufferSize:  connBufferSize,
+		PipelineWriteBufferSize: connBufferSize,
+		MaxRetries:              -1, // callers retry with their own deadlines
 		// A dead instance must be seen dead at once, not after five dial
 		// attempts with back-off: the control loop observes again anyway.
 		DialerRetries: 1,

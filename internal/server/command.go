@@ -62,6 +62,11 @@ type Options struct {
 	// MaxConnections bounds the API's open connections (0: half the
 	// process's file limit, at most 4096).
 	MaxConnections int
+	// ObserveConcurrency bounds the instance reads in flight in the
+	// control loop's observations; InstanceTimeout bounds each
+	// (controller.Config).
+	ObserveConcurrency int
+	InstanceTimeout    time.Duration
 	// ID names this manager among those sharing a store (the leader
 	// lease's holder); default <hostname>-<pid>.
 	ID string
@@ -122,6 +127,8 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.AdminPasswordFile, "admin-password-file", "", "the first admin user's password, read from this file (default: a random one written to <data-dir>/admin.password, mode 0600)")
 	f.DurationVar(&o.SessionIdleTimeout, "session-idle-timeout", DefaultSessionIdleTimeout, "end a console session not used for this long (sessions end after 12h in any case)")
 	f.IntVar(&o.MaxConnections, "max-connections", 0, "most API connections held open; idle and slow ones are closed first (default: half the file limit, at most 4096)")
+	f.IntVar(&o.ObserveConcurrency, "observe-concurrency", controller.DefaultObserveConcurrency, "most instance reads (INFO, a Sentinel's view) in flight at once in the control loop's observations, over every cluster")
+	f.DurationVar(&o.InstanceTimeout, "instance-timeout", controller.DefaultInstanceTimeout, "how long the control loop waits for one instance's INFO (a Sentinel's view) before reporting it down; a slow instance delays only its own cluster's status, by at most this")
 	f.StringVar(&o.ID, "id", "", "this manager's id among managers sharing a MySQL store (default <hostname>-<pid>)")
 	f.StringVar(&o.Kube.Kubeconfig, "kubeconfig", "", "kubernetes platform: kubeconfig file (default: in-cluster config, then $KUBECONFIG)")
 	f.StringVar(&o.Kube.Namespace, "namespace", "", `kubernetes platform: where clusters live (default: the manager's own, or "default")`)
@@ -315,7 +322,8 @@ func Serve(ctx context.Context, o Options, version string) error {
 	// slow webhook never holds up the control loop.
 	notifier := alerts.NewNotifier(alerts.NotifierConfig{ConsoleURL: externalURL, ID: o.ID}, st, log.With("component", "notify"))
 	engine := alerts.NewEngine(st, notifier, log.With("component", "alerts"))
-	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector, Alerts: engine}, st, plat, log)
+	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector, Alerts: engine,
+		ObserveConcurrency: o.ObserveConcurrency, InstanceTimeout: o.InstanceTimeout}, st, plat, log)
 	// The API's use cases: they store intent and wake the controller's job
 	// runner; every manager serves them, leader or standby.
 	svc := service.New(service.Config{BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots}, st, plat, ctl, ctl, log)
@@ -329,7 +337,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 		maxConns = defaultMaxConnections()
 	}
 	lim := newConnLimiter(ln, maxConns)
-	metrics := metricsHandler(st, elector, lim, ctl.Collectors()...)
+	metrics := metricsHandler(st, elector, lim, ctl.Commands, ctl.Collectors()...)
 	if err := firstAdmin(ctx, st, dataDir, o.AdminUser, o.AdminPasswordFile, log); err != nil {
 		return err
 	}

@@ -21,6 +21,12 @@ import (
 // latest observed status, labelled by cluster, shard and instance.
 type statusCollector struct {
 	store store.Store
+	// commands, when set, gives the per-command figures (INFO
+	// commandstats) of a cluster's instances by name: the leader keeps
+	// them in memory instead of in the stored status
+	// (controller.Commands); nil there (a standby) sends no
+	// redis_commands_total series.
+	commands func(cluster string) map[string]map[string]api.CommandStat
 }
 
 var (
@@ -77,6 +83,9 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if len(cl.Status.Sentinels) > 0 {
 			gauge(descSentinelQuorum, float64(spec.Quorum(cl.Spec.Sentinels)), cl.Name)
+		}
+		if c.commands != nil {
+			withCommands(&cl.Status, c.commands(cl.Name))
 		}
 		collectRedis(ch, cl)
 	}
@@ -212,9 +221,32 @@ func (c leaderCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLastAction, prometheus.GaugeValue, last)
 }
 
-func metricsHandler(st store.Store, e *leader.Elector, lim *connLimiter, extra ...prometheus.Collector) http.Handler {
+// withCommands sets the instances' per-command figures from cmds (by
+// instance name) where the stored status has none.
+func withCommands(st *api.ClusterStatus, cmds map[string]map[string]api.CommandStat) {
+	if len(cmds) == 0 {
+		return
+	}
+	set := func(in *api.InstanceStatus) {
+		if in.Commands == nil {
+			in.Commands = cmds[in.Name]
+		}
+	}
+	for i := range st.Shards {
+		if st.Shards[i].Master != nil {
+			set(st.Shards[i].Master)
+		}
+		for j := range st.Shards[i].Replicas {
+			set(&st.Shards[i].Replicas[j])
+		}
+	}
+}
+
+// metricsHandler serves /metrics; commands is the leader's in-memory
+// per-command figures (statusCollector.commands), nil for none.
+func metricsHandler(st store.Store, e *leader.Elector, lim *connLimiter, commands func(string) map[string]map[string]api.CommandStat, extra ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), statusCollector{store: st}, leaderCollector{e})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), statusCollector{store: st, commands: commands}, leaderCollector{e})
 	reg.MustRegister(extra...)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "redis_manager_http_connections_open",

@@ -157,7 +157,7 @@ func scaleHandler(t testing.TB, clusters int) (http.Handler, *countingStore, int
 	}
 	t.Cleanup(func() { ln.Close() })
 	e := leader.New(leader.Config{ID: "scale"}, st, slog.New(slog.DiscardHandler))
-	return metricsHandler(cs, e, newConnLimiter(ln, 16)), cs, n
+	return metricsHandler(cs, e, newConnLimiter(ln, 16), nil), cs, n
 }
 
 func scrapeOnce(t testing.TB, h http.Handler) (string, time.Duration) {
