@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis-manager/redis-manager/internal/alerts"
+	"github.com/redis-manager/redis-manager/internal/autoscale"
 	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/platform"
@@ -32,6 +33,9 @@ type Config struct {
 	// Alerts evaluates the alert rules after each observe round; nil:
 	// no alerts.
 	Alerts *alerts.Engine
+	// Autoscale runs the autoscaling policies after each observe round,
+	// after the alert rules; nil: no autoscaling.
+	Autoscale *autoscale.Engine
 }
 
 // Store is what the controller needs of the metadata store.
