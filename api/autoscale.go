@@ -115,9 +115,9 @@ type AutoscaleState struct {
 
 // AutoscaleReadings are what one round of the engine read.
 type AutoscaleReadings struct {
-	At     time.Time                `json:"at"`
-	Metric string                   `json:"metric,omitempty"`
-	Target float64                  `json:"target,omitempty"`
+	At     time.Time `json:"at"`
+	Metric string    `json:"metric,omitempty"`
+	Target float64   `json:"target,omitempty"`
 	// Signal is the highest shard average: scale-out when it is above the
 	// target, scale-in when even it is below 75 % of the target.
 	Signal   float64                  `json:"signal"`
