@@ -36,10 +36,16 @@ func autoscaleEvents(t *testing.T, m *testenv.Manager, name string) []api.Event 
 // (when not "") guard.
 func waitDecision(t *testing.T, m *testenv.Manager, name, action, outcome, guard string, timeout time.Duration) api.Event {
 	t.Helper()
+	return waitDecisionAfter(t, m, name, action, outcome, guard, time.Time{}, timeout)
+}
+
+// waitDecisionAfter is waitDecision for an event at or after after.
+func waitDecisionAfter(t *testing.T, m *testenv.Manager, name, action, outcome, guard string, after time.Time, timeout time.Duration) api.Event {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		for _, e := range autoscaleEvents(t, m, name) {
-			if e.Details["action"] == action && e.Details["outcome"] == outcome && (guard == "" || e.Details["guard"] == guard) {
+			if !e.At.Before(after.Truncate(time.Second)) && e.Details["action"] == action && e.Details["outcome"] == outcome && (guard == "" || e.Details["guard"] == guard) {
 				return e
 			}
 		}
@@ -86,7 +92,7 @@ func TestAutoscaleFollowsLoad(t *testing.T) {
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	loadStart := time.Now()
-	load := exec.CommandContext(loadCtx, bench, "-h", host, "-p", port, "-a", creds.Password, "--no-auth-warning", "-t", "get", "-c", "20", "-n", "100000000", "-q")
+	load := exec.CommandContext(loadCtx, bench, "-h", host, "-p", port, "-a", creds.Password, "-t", "get", "-c", "20", "-n", "100000000", "-q")
 	if err := load.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -228,28 +234,34 @@ func TestAutoscaleGuards(t *testing.T) {
 	}
 	waitDecision(t, m, "ag", "scale-out", "held", "failover-window", 30*time.Second)
 
-	// A BGSAVE that lasts: 60 keys at 100 ms each.
+	// A BGSAVE that lasts about 8 s: rdb-key-save-delay spread over the
+	// keys there are (the writer adds more; the child saves what it forked).
 	c := m.WaitPhase(ctx, "ag", api.PhaseReady, 30*time.Second)
 	master := redis.NewClient(&redis.Options{Addr: c.Status.Shards[0].Master.Address, Password: creds.Password, Protocol: 2})
 	defer master.Close()
-	for i := range 60 {
-		master.Set(ctx, fmt.Sprintf("bg:%d", i), "v", 0)
-	}
-	if err := master.ConfigSet(ctx, "rdb-key-save-delay", "100000").Err(); err != nil {
+	keys, err := master.DBSize(ctx).Result()
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := master.ConfigSet(ctx, "rdb-key-save-delay", strconv.FormatInt(8e6/max(keys, 1), 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	bgAt := time.Now()
 	if err := master.BgSave(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
+	master.ConfigSet(ctx, "rdb-key-save-delay", "0")
 	policy.FailoverWindowMs = i64p(0)
 	put()
-	waitDecision(t, m, "ag", "scale-out", "held", "bgsave", 20*time.Second)
+	waitDecisionAfter(t, m, "ag", "scale-out", "held", "bgsave", bgAt, 20*time.Second)
 	if c, _ := m.Client.GetCluster(ctx, "ag"); c.Spec.Replicas != 1 {
 		t.Fatalf("replicas changed to %d while a guard held", c.Spec.Replicas)
 	}
-	master.ConfigSet(ctx, "rdb-key-save-delay", "0")
 	// Once the BGSAVE ends, the replica is added.
-	ev := waitDecision(t, m, "ag", "scale-out", "scaled", "", 30*time.Second)
+	ev := waitDecisionAfter(t, m, "ag", "scale-out", "scaled", "", bgAt, 40*time.Second)
+	if ev.At.Sub(bgAt) < 7*time.Second {
+		t.Errorf("scaled %s after a BGSAVE of about 8 s started", ev.At.Sub(bgAt))
+	}
 	job2, _ := ev.Details["job"].(string)
 	if j := m.WaitJob(ctx, job2); j.State != api.StateSucceeded {
 		t.Fatalf("autoscale job %s: %s %s", job2, j.State, j.Error)
