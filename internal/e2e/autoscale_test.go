@@ -269,3 +269,73 @@ func TestAutoscaleGuards(t *testing.T) {
 	_, errs := w.Stop()
 	t.Logf("MEASURE write errors through Sentinel across a planned failover and an autoscale scale-out: %d", len(errs))
 }
+
+// TestAutoscaleSquareWave: the square wave, shortened to the
+// package's time budget: read load on 15 s, off 15 s, for 2 minutes,
+// with a 30 s scale-out cooldown and a 60 s stabilisation (longer than an
+// "off" half-period). No flapping: consecutive changes are at least a
+// cooldown apart, and no replica is removed while the wave runs.
+func TestAutoscaleSquareWave(t *testing.T) {
+	t.Parallel()
+	bench, err := exec.LookPath("redis-benchmark")
+	if err != nil {
+		t.Skip("redis-benchmark (redis-tools) not installed")
+	}
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	createReady(t, m, api.CreateClusterRequest{Name: "sq", Replicas: intp(1)})
+	creds, _ := m.Client.Credentials(ctx, "sq")
+	const cooldown = 30 * time.Second
+	policy := api.AutoscalePolicy{
+		Replicas:           &api.AutoscaleReplicas{Min: 1, Max: 4, Metric: api.MetricOps, Target: 3000},
+		ScaleOutAfterMs:    i64p(4000),
+		ScaleOutCooldownMs: i64p(cooldown.Milliseconds()),
+		ScaleInCooldownMs:  i64p(cooldown.Milliseconds()),
+		StabilizationMs:    i64p(60000),
+		FailoverWindowMs:   i64p(0),
+	}
+	if _, err := m.Client.PutAutoscaling(ctx, "sq", policy); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for time.Since(start) < 2*time.Minute {
+		// Load every replica there is now.
+		c, _ := m.Client.GetCluster(ctx, "sq")
+		lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		var cmds []*exec.Cmd
+		for _, r := range c.Status.Shards[0].Replicas {
+			host, port, _ := strings.Cut(r.Address, ":")
+			cmd := exec.CommandContext(lctx, bench, "-h", host, "-p", port, "-a", creds.Password, "-t", "get", "-c", "10", "-n", "100000000", "-q")
+			if cmd.Start() == nil {
+				cmds = append(cmds, cmd)
+			}
+		}
+		<-lctx.Done()
+		cancel()
+		for _, cmd := range cmds {
+			_ = cmd.Wait()
+		}
+		time.Sleep(15 * time.Second)
+	}
+	var changes []api.Event
+	for _, e := range autoscaleEvents(t, m, "sq") {
+		t.Logf("event %s %s", e.At.Format(time.RFC3339), e.Message)
+		if e.Details["outcome"] == "scaled" {
+			changes = append(changes, e)
+		}
+	}
+	t.Logf("MEASURE square wave (15 s on / 15 s off, 2 min, cooldown %s): %d changes", cooldown, len(changes))
+	if len(changes) == 0 {
+		t.Errorf("the load never added a replica")
+	}
+	for i, e := range changes {
+		if e.Details["action"] == "scale-in" {
+			t.Errorf("a replica was removed during the wave: %s", e.Message)
+		}
+		if i > 0 {
+			if gap := e.At.Sub(changes[i-1].At); gap < cooldown {
+				t.Errorf("changes %s apart, within the %s cooldown: %s", gap, cooldown, e.Message)
+			}
+		}
+	}
+}
