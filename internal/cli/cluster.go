@@ -31,6 +31,7 @@ func newClusterCommand(a *app) *cobra.Command {
 		newClusterScaleCommand(a),
 		newClusterFailoverCommand(a),
 		newClusterRotateCommand(a),
+		newClusterAutoscalingCommand(a),
 	)
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/alerts"
+	"github.com/redis-manager/redis-manager/internal/autoscale"
 	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/platform"
@@ -42,6 +43,9 @@ type Config struct {
 	// is reported down, and the others of its cluster are not held up
 	// longer (default DefaultInstanceTimeout).
 	InstanceTimeout time.Duration
+	// Autoscale runs the autoscaling policies after each observe round,
+	// after the alert rules; nil: no autoscaling.
+	Autoscale *autoscale.Engine
 }
 
 // The defaults of Config.ObserveConcurrency and Config.InstanceTimeout.

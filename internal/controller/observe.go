@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/alerts"
+	"github.com/redis-manager/redis-manager/internal/autoscale"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/sentinel"
 	"github.com/redis-manager/redis-manager/internal/spec"
@@ -53,14 +54,15 @@ func (c *Controller) observeAll(ctx context.Context) {
 		}
 		return
 	}
-	active := map[string]string{}
+	active, activeID := map[string]string{}, map[string]string{}
 	for _, j := range jobs {
 		if store.JobLock(j.Kind, j.Cluster) == j.Cluster {
-			active[j.Cluster] = j.Kind
+			active[j.Cluster], activeID[j.Cluster] = j.Kind, j.ID
 		}
 	}
 	var wg sync.WaitGroup
 	observed := make([]alerts.Cluster, len(cls))
+	scaling := make([]autoscale.Cluster, len(cls))
 	for i, cl := range cls {
 		wg.Add(1)
 		go func(cl store.Cluster) {
@@ -70,6 +72,8 @@ func (c *Controller) observeAll(ctx context.Context) {
 			if ok {
 				observed[i].Status = st
 			}
+			scaling[i] = autoscale.Cluster{Name: cl.Name, Spec: cl.Spec, Phase: observed[i].Status.Phase, Obs: obs, Observed: ok,
+				JobID: activeID[cl.Name], JobKind: active[cl.Name]}
 			if ok && active[cl.Name] == "" && ctx.Err() == nil {
 				if err := c.heal(ctx, cl, obs); err != nil && ctx.Err() == nil {
 					c.log.Error("heal; trying again next round", "cluster", cl.Name, "err", err)
@@ -97,6 +101,13 @@ func (c *Controller) observeAll(ctx context.Context) {
 	if c.cfg.Alerts != nil && ctx.Err() == nil {
 		if err := c.cfg.Alerts.Evaluate(ctx, observed); err != nil && ctx.Err() == nil {
 			c.log.Error("evaluate alert rules; trying again next round", "err", err)
+		}
+	}
+	// The autoscaler reads the same observation; its changes are scale
+	// jobs, which the runner picks up like any other.
+	if c.cfg.Autoscale != nil && ctx.Err() == nil {
+		if err := c.cfg.Autoscale.Evaluate(ctx, scaling); err != nil && ctx.Err() == nil {
+			c.log.Error("evaluate autoscaling policies; trying again next round", "err", err)
 		}
 	}
 }

@@ -379,3 +379,14 @@ func (l *Locks) Lock(key string) func() {
 	k.Lock()
 	return k.Unlock
 }
+
+// ReplicaRoom is an optional platform interface: whether a new replica's
+// initial sync from a master fits in memory. The master forks for the dump
+// (its copy-on-write grows with what is written meanwhile) and the new
+// replica loads a copy of the dataset.
+type ReplicaRoom interface {
+	// ReplicaRoom returns what the sync needs given the master's
+	// used_memory and copy-on-write size, what there is for it (0:
+	// unknown, no bound) and what bounds it, for messages.
+	ReplicaRoom(ctx context.Context, master ID, used, cow int64) (need, have int64, bound string, err error)
+}

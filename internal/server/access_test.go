@@ -61,7 +61,7 @@ func newTestServer(t *testing.T, o serverOpts) *testServer {
 	svc := service.New(service.Config{BackupTarget: "file://" + filepath.Join(dir, "backups")}, st, plat, ctl, ctl, log)
 	h, g := newHandler(HandlerConfig{Service: svc, Leadership: el, Token: testAdminToken, Version: "test", Access: st,
 		SessionIdleTimeout: o.idle, Metrics: http.NotFoundHandler(), Log: log,
-		Alerts: st, Notifier: alerts.NewNotifier(alerts.NotifierConfig{}, st, log)})
+		Alerts: st, Notifier: alerts.NewNotifier(alerts.NotifierConfig{}, st, log), Autoscaling: st})
 	ts := &testServer{st: st, gate: g}
 	if o.tls {
 		ts.Server = httptest.NewTLSServer(h)

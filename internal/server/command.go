@@ -22,7 +22,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/alerts"
+	"github.com/redis-manager/redis-manager/internal/autoscale"
 	"github.com/redis-manager/redis-manager/internal/cli"
 	"github.com/redis-manager/redis-manager/internal/console"
 	"github.com/redis-manager/redis-manager/internal/controller"
@@ -322,11 +324,20 @@ func Serve(ctx context.Context, o Options, version string) error {
 	// slow webhook never holds up the control loop.
 	notifier := alerts.NewNotifier(alerts.NotifierConfig{ConsoleURL: externalURL, ID: o.ID}, st, log.With("component", "notify"))
 	engine := alerts.NewEngine(st, notifier, log.With("component", "alerts"))
-	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector, Alerts: engine,
+	// The autoscaler's changes go through the service's UpdateCluster,
+	// the path of PATCH; the service is made after the controller it
+	// wakes, so the engine reaches it through svc once it is set.
+	var svc *service.Service
+	room, _ := plat.(platform.ReplicaRoom)
+	scaler := autoscale.ScalerFunc(func(ctx context.Context, name string, req api.UpdateClusterRequest) (api.Cluster, api.Job, error) {
+		return svc.UpdateCluster(ctx, name, req)
+	})
+	autoscaler := autoscale.NewEngine(st, scaler, room, log.With("component", "autoscale"))
+	ctl := controller.New(controller.Config{BackupTarget: o.BackupTarget, ScratchDir: filepath.Join(dataDir, "tmp"), Leader: elector, Alerts: engine, Autoscale: autoscaler,
 		ObserveConcurrency: o.ObserveConcurrency, InstanceTimeout: o.InstanceTimeout}, st, plat, log)
 	// The API's use cases: they store intent and wake the controller's job
 	// runner; every manager serves them, leader or standby.
-	svc := service.New(service.Config{BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots}, st, plat, ctl, ctl, log)
+	svc = service.New(service.Config{BackupTarget: o.BackupTarget, ImportRoots: o.ImportRoots}, st, plat, ctl, ctl, log)
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -350,7 +361,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Alerts: st, Version: version, Log: log.With("component", "console")})
 	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics,
 		MetricsAuth: o.MetricsAuth, Access: st, SessionIdleTimeout: o.SessionIdleTimeout, Console: web, Log: log,
-		Series: series, Stream: hub, Alerts: st, Notifier: notifier}), lim)
+		Series: series, Stream: hub, Alerts: st, Notifier: notifier, Autoscaling: st}), lim)
 	srv.RegisterOnShutdown(hub.Close)
 	scheme := "http"
 	if tlsConfig != nil {

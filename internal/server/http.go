@@ -103,6 +103,8 @@ type HandlerConfig struct {
 	// with Notifier for the test delivery; nil: not served.
 	Alerts   store.Alerts
 	Notifier Tester
+	// Autoscaling serves the autoscaling policies; nil: not served.
+	Autoscaling store.Autoscaling
 }
 
 // Handler builds the manager's HTTP handler: the API, the metrics and the
@@ -221,6 +223,9 @@ func newHandler(cfg HandlerConfig) (http.Handler, *gate) {
 	g.accessRoutes(route)
 	// The stream writes its own answer: handle registers it with its role.
 	h.seriesRoutes(route, handle, cfg.Series, cfg.Stream)
+	if cfg.Autoscaling != nil {
+		h.autoscaleRoutes(route, cfg.Autoscaling)
+	}
 	if cfg.Alerts != nil && cfg.Notifier != nil {
 		h.alertRoutes(route, cfg.Alerts, cfg.Notifier)
 	}

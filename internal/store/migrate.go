@@ -380,6 +380,27 @@ var migrations = []migration{
 			) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
 		},
 	},
+	{
+		version: 11,
+		name:    "autoscaling policies and state",
+		// A policy is the api.AutoscalePolicy as JSON, with its defaults
+		// filled in; the state is the engine's api.AutoscaleState (last
+		// changes, since when a signal holds, last readings), written by
+		// the leader with its fence. The decisions are events. See
+		// sql_autoscale.go.
+		common: []string{
+			`CREATE TABLE IF NOT EXISTS autoscale_policies (
+				cluster VARCHAR(255) NOT NULL PRIMARY KEY,
+				policy TEXT NOT NULL,
+				updated_at {{time}} NOT NULL
+			){{table}}`,
+			`CREATE TABLE IF NOT EXISTS autoscale_state (
+				cluster VARCHAR(255) NOT NULL PRIMARY KEY,
+				state TEXT NOT NULL,
+				updated_at {{time}} NOT NULL
+			){{table}}`,
+		},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from

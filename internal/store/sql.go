@@ -409,9 +409,14 @@ func (s *sqlStore) DeleteCluster(ctx context.Context, name string) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM instances WHERE cluster = ?", name); err != nil {
 			return err
 		}
-		// Backups outlive their cluster; its schedule does not.
-		_, err = tx.ExecContext(ctx, "DELETE FROM backup_schedules WHERE cluster = ?", name)
-		return err
+		// Backups outlive their cluster; its schedule and autoscaling
+		// policy do not.
+		for _, table := range []string{"backup_schedules", "autoscale_policies", "autoscale_state"} {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE cluster = ?", name); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete cluster %q: %w", name, err)

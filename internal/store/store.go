@@ -251,5 +251,8 @@ type Store interface {
 	// deliveries (alerts.go).
 	Alerts
 
+	// Autoscaling is the policies and the engine's state (autoscale.go).
+	Autoscaling
+
 	Close() error
 }

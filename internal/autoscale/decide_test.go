@@ -1,0 +1,133 @@
+package autoscale
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-manager/redis-manager/api"
+)
+
+func policy(t *testing.T, body func(p *api.AutoscalePolicy)) api.AutoscalePolicy {
+	t.Helper()
+	p := api.AutoscalePolicy{}
+	body(&p)
+	n, err := Normalize(p, api.ClusterSpec{Shards: 1, Replicas: 2, Maxmemory: "100mb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func at(t0 time.Time, s int) *time.Time { x := t0.Add(time.Duration(s) * time.Second); return &x }
+
+// TestDecide is the decision table: target tracking with the 75 % rule,
+// windows, cooldowns, limits, guards, and memory steps.
+func TestDecide(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	now := t0.Add(time.Hour)
+	ms := func(v int64) *int64 { return &v }
+	replicas := policy(t, func(p *api.AutoscalePolicy) {
+		p.Replicas = &api.AutoscaleReplicas{Min: 1, Max: 3, Metric: "ops", Target: 1000}
+		p.ScaleOutAfterMs, p.ScaleOutCooldownMs, p.ScaleInCooldownMs, p.StabilizationMs = ms(10000), ms(60000), ms(120000), ms(300000)
+	})
+	mem := policy(t, func(p *api.AutoscalePolicy) {
+		p.Memory = &api.AutoscaleMemory{Max: "200mb", ForMs: ms(5000), LowPercent: new(float64)}
+		*p.Memory.LowPercent = 30
+		p.StabilizationMs, p.ScaleOutCooldownMs = ms(60000), ms(60000)
+	})
+	shard := func(avg float64, used, maxmem int64) api.AutoscaleReadings {
+		pct := 0.0
+		if maxmem > 0 {
+			pct = float64(used) / float64(maxmem) * 100
+		}
+		return api.AutoscaleReadings{Signal: avg, Shards: []api.AutoscaleShardReadings{{Average: avg, UsedMemoryBytes: used, MaxmemoryBytes: maxmem, MemoryPercent: pct}}}
+	}
+	const mb = 1 << 20
+	for _, c := range []struct {
+		name     string
+		p        api.AutoscalePolicy
+		replicas int
+		r        api.AutoscaleReadings
+		st       api.AutoscaleState
+		guards   []Guard
+		rguards  []Guard
+		action   string
+		hold     string
+		to       int64
+	}{
+		{name: "above target, not long enough", p: replicas, replicas: 2, r: shard(1500, 0, 0), st: api.AutoscaleState{AboveSince: at(now, -5)}},
+		{name: "above target first round starts the window", p: replicas, replicas: 2, r: shard(1500, 0, 0)},
+		{name: "above target for the window", p: replicas, replicas: 2, r: shard(1500, 0, 0), st: api.AutoscaleState{AboveSince: at(now, -10)}, action: ScaleOut, to: 3},
+		{name: "at max", p: replicas, replicas: 3, r: shard(1500, 0, 0), st: api.AutoscaleState{AboveSince: at(now, -10)}, action: ScaleOut, hold: GuardLimit},
+		{name: "scale-out cooldown", p: replicas, replicas: 2, r: shard(1500, 0, 0), st: api.AutoscaleState{AboveSince: at(now, -20), LastScaleOutAt: at(now, -30)}, action: ScaleOut, hold: GuardCooldown},
+		{name: "after the cooldown", p: replicas, replicas: 2, r: shard(1500, 0, 0), st: api.AutoscaleState{AboveSince: at(now, -20), LastScaleOutAt: at(now, -60)}, action: ScaleOut, to: 3},
+		{name: "bgsave holds", p: replicas, replicas: 2, r: shard(1500, 0, 0), st: api.AutoscaleState{AboveSince: at(now, -10)}, guards: []Guard{{GuardBgsave, "x"}}, action: ScaleOut, hold: GuardBgsave},
+		{name: "replica guard holds scale-out", p: replicas, replicas: 2, r: shard(1500, 0, 0), st: api.AutoscaleState{AboveSince: at(now, -10)}, rguards: []Guard{{GuardMemory, "x"}}, action: ScaleOut, hold: GuardMemory},
+		{name: "between 75 % and target: nothing", p: replicas, replicas: 3, r: shard(800, 0, 0), st: api.AutoscaleState{BelowSince: at(now, -1000)}},
+		{name: "below 75 %, not stable yet", p: replicas, replicas: 3, r: shard(700, 0, 0), st: api.AutoscaleState{BelowSince: at(now, -299)}},
+		{name: "below 75 % for the stabilisation", p: replicas, replicas: 3, r: shard(700, 0, 0), st: api.AutoscaleState{BelowSince: at(now, -300)}, action: ScaleIn, to: 2},
+		{name: "scale-in cooldown after a scale-out", p: replicas, replicas: 3, r: shard(700, 0, 0), st: api.AutoscaleState{BelowSince: at(now, -300), LastScaleOutAt: at(now, -100)}, action: ScaleIn, hold: GuardCooldown},
+		{name: "replica guards do not hold scale-in", p: replicas, replicas: 3, r: shard(700, 0, 0), st: api.AutoscaleState{BelowSince: at(now, -300)}, rguards: []Guard{{GuardBacklog, "x"}}, action: ScaleIn, to: 2},
+		{name: "at min: no scale-in", p: replicas, replicas: 1, r: shard(0, 0, 0), st: api.AutoscaleState{BelowSince: at(now, -3000)}},
+		{name: "below min", p: replicas, replicas: 0, r: shard(0, 0, 0), action: ScaleOut, to: 1},
+		{name: "memory high, not long enough", p: mem, replicas: 2, r: shard(0, 85*mb, 100*mb), st: api.AutoscaleState{MemoryHighSince: at(now, -4)}},
+		{name: "memory high for a while", p: mem, replicas: 2, r: shard(0, 85*mb, 100*mb), st: api.AutoscaleState{MemoryHighSince: at(now, -5)}, action: MemoryUp, to: 150 * mb},
+		{name: "memory step capped at max", p: mem, replicas: 2, r: shard(0, 130*mb, 150*mb), st: api.AutoscaleState{MemoryHighSince: at(now, -5)}, action: MemoryUp, to: 200 * mb},
+		{name: "memory at max", p: mem, replicas: 2, r: shard(0, 190*mb, 200*mb), st: api.AutoscaleState{MemoryHighSince: at(now, -5)}, action: MemoryUp, hold: GuardLimit},
+		{name: "memory raise cooldown", p: mem, replicas: 2, r: shard(0, 85*mb, 100*mb), st: api.AutoscaleState{MemoryHighSince: at(now, -5), LastMemoryUpAt: at(now, -10)}, action: MemoryUp, hold: GuardCooldown},
+		{name: "memory low for the stabilisation: lowered, headroom kept", p: mem, replicas: 2, r: shard(0, 20*mb, 150*mb), st: api.AutoscaleState{MemoryLowSince: at(now, -60)}, action: MemoryDown, to: 100 * mb},
+		{name: "memory low but headroom: no change under 10 %", p: mem, replicas: 2, r: shard(0, 40*mb, 100*mb), st: api.AutoscaleState{MemoryLowSince: at(now, -600)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cs := api.ClusterSpec{Shards: 1, Replicas: c.replicas}
+			if c.r.Shards[0].MaxmemoryBytes > 0 {
+				cs.Maxmemory = FormatSize(c.r.Shards[0].MaxmemoryBytes)
+			}
+			d, st := Decide(Input{Now: now, Policy: c.p, Spec: cs, Readings: c.r, State: c.st, Guards: c.guards, ReplicaGuards: c.rguards})
+			if d.Action != c.action {
+				t.Fatalf("action %q (%+v), want %q", d.Action, d, c.action)
+			}
+			hold := ""
+			if d.Hold != nil {
+				hold = d.Hold.Name
+			}
+			if hold != c.hold {
+				t.Fatalf("hold %q (%+v), want %q", hold, d.Hold, c.hold)
+			}
+			if c.hold == "" && c.action != "" && d.To != c.to {
+				t.Fatalf("to %d, want %d", d.To, c.to)
+			}
+			if c.p.Replicas != nil && c.r.Signal > c.p.Replicas.Target && st.AboveSince == nil {
+				t.Fatalf("signal above target but no AboveSince")
+			}
+		})
+	}
+}
+
+// TestTaken: a change starts its cooldown and resets its window, so the
+// signal must hold again for a whole window before the next one.
+func TestTaken(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	st := Taken(api.AutoscaleState{AboveSince: &now, LastHold: "scale-out/bgsave"}, Decision{Action: ScaleOut}, now, "j_1")
+	if st.LastScaleOutAt == nil || !st.LastScaleOutAt.Equal(now) || st.AboveSince != nil || st.LastJob != "j_1" || st.LastHold != "" {
+		t.Fatalf("%+v", st)
+	}
+}
+
+// TestBacklog: the backlog must hold twice the writes of a sync's time.
+func TestBacklog(t *testing.T) {
+	sync, need := Backlog(100e6, 2, 1e6)
+	if sync != 4*time.Second || need != 8e6 {
+		t.Fatalf("sync %s need %d, want 4s 8000000", sync, need)
+	}
+	if _, need := Backlog(0, 0, 0); need != 0 {
+		t.Fatalf("no writes need %d", need)
+	}
+	if g := MemoryRoom("m", 10, 5, "this host"); len(g) != 1 || !strings.Contains(g[0].Message, "this host has 5") {
+		t.Fatalf("%+v", g)
+	}
+	if g := MemoryRoom("m", 10, 0, ""); g != nil {
+		t.Fatalf("unknown room must not hold: %+v", g)
+	}
+}

@@ -1,0 +1,341 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/testenv"
+)
+
+func i64p(v int64) *int64     { return &v }
+func f64p(v float64) *float64 { return &v }
+
+// autoscaleEvents returns the cluster's autoscale events, oldest first.
+func autoscaleEvents(t *testing.T, m *testenv.Manager, name string) []api.Event {
+	t.Helper()
+	as, err := m.Client.GetAutoscaling(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]api.Event, 0, len(as.Decisions))
+	for i := len(as.Decisions) - 1; i >= 0; i-- {
+		out = append(out, as.Decisions[i])
+	}
+	return out
+}
+
+// waitDecision waits for an autoscale event with the action, outcome and
+// (when not "") guard.
+func waitDecision(t *testing.T, m *testenv.Manager, name, action, outcome, guard string, timeout time.Duration) api.Event {
+	t.Helper()
+	return waitDecisionAfter(t, m, name, action, outcome, guard, time.Time{}, timeout)
+}
+
+// waitDecisionAfter is waitDecision for an event at or after after.
+func waitDecisionAfter(t *testing.T, m *testenv.Manager, name, action, outcome, guard string, after time.Time, timeout time.Duration) api.Event {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, e := range autoscaleEvents(t, m, name) {
+			if !e.At.Before(after.Truncate(time.Second)) && e.Details["action"] == action && e.Details["outcome"] == outcome && (guard == "" || e.Details["guard"] == guard) {
+				return e
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, e := range autoscaleEvents(t, m, name) {
+		t.Logf("event %s %s", e.At.Format(time.RFC3339), e.Message)
+	}
+	t.Fatalf("no autoscale %s %s %s within %s", action, outcome, guard, timeout)
+	return api.Event{}
+}
+
+// TestAutoscaleFollowsLoad: redis-benchmark read load on the replica adds
+// a replica within the policy's window (which then serves reads); once the
+// load stops, the replica is removed only after the stabilisation window;
+// memory filled past highPercent raises maxmemory before any key is
+// evicted; a writer through Sentinel sees no error throughout.
+func TestAutoscaleFollowsLoad(t *testing.T) {
+	t.Parallel()
+	bench, err := exec.LookPath("redis-benchmark")
+	if err != nil {
+		t.Skip("redis-benchmark (redis-tools) not installed")
+	}
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "as", Replicas: intp(1), Maxmemory: "32mb", MaxmemoryPolicy: "allkeys-lru"})
+	creds, _ := m.Client.Credentials(ctx, "as")
+	w := startWriter(t, cl, creds, 0, "w")
+	const stabilization = 20 * time.Second
+	policy := api.AutoscalePolicy{
+		Replicas:           &api.AutoscaleReplicas{Min: 1, Max: 2, Metric: api.MetricOps, Target: 3000},
+		Memory:             &api.AutoscaleMemory{Max: "64mb", HighPercent: f64p(70), ForMs: i64p(2000)},
+		ScaleOutAfterMs:    i64p(4000),
+		ScaleOutCooldownMs: i64p(5000),
+		ScaleInCooldownMs:  i64p(5000),
+		StabilizationMs:    i64p(stabilization.Milliseconds()),
+		FailoverWindowMs:   i64p(0),
+	}
+	if _, err := m.Client.PutAutoscaling(ctx, "as", policy); err != nil {
+		t.Fatal(err)
+	}
+	replica := cl.Status.Shards[0].Replicas[0].Address
+	host, port, _ := strings.Cut(replica, ":")
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	loadStart := time.Now()
+	load := exec.CommandContext(loadCtx, bench, "-h", host, "-p", port, "-a", creds.Password, "-t", "get", "-c", "20", "-n", "100000000", "-q")
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The window the policy implies: scaleOutAfter plus two observe
+	// rounds, then the scale job (a replica's start and sync).
+	var added api.Cluster
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := m.Client.GetCluster(ctx, "as")
+		if err == nil && len(c.Status.Shards) == 1 && len(c.Status.Shards[0].Replicas) == 2 && c.Status.Phase == api.PhaseReady {
+			added = c
+			break
+		}
+		if time.Now().After(deadline) {
+			m.Dump()
+			t.Fatalf("no replica added within 60 s of the load step")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var fresh string
+	for _, r := range added.Status.Shards[0].Replicas {
+		if r.Address != replica {
+			fresh = r.Address
+		}
+	}
+	rc := redis.NewClient(&redis.Options{Addr: fresh, Password: creds.Password, Protocol: 2})
+	defer rc.Close()
+	for rc.Get(ctx, "w:0").Err() != nil {
+		if time.Since(loadStart) > 90*time.Second {
+			t.Fatalf("the new replica %s serves no reads", fresh)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("MEASURE load step → new replica serving reads: %s", time.Since(loadStart).Round(100*time.Millisecond))
+	out := waitDecision(t, m, "as", "scale-out", "scaled", "", time.Second)
+	if r, ok := out.Details["readings"].(map[string]any); !ok || r["signal"].(float64) <= 3000 {
+		t.Errorf("scale-out event without readings above the target: %v", out.Details)
+	}
+	stopLoad()
+	_ = load.Wait()
+	loadStopped := time.Now()
+	deadline = time.Now().Add(stabilization + 60*time.Second)
+	for {
+		c, err := m.Client.GetCluster(ctx, "as")
+		if err == nil && len(c.Status.Shards[0].Replicas) == 1 && c.Spec.Replicas == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no scale-in within stabilisation + 60 s of the load stop")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	in := waitDecision(t, m, "as", "scale-in", "scaled", "", time.Second)
+	if d := in.At.Sub(loadStopped); d < stabilization {
+		t.Errorf("scale-in %s after the load stopped, before the %s stabilisation window", d, stabilization)
+	}
+	m.WaitPhase(ctx, "as", api.PhaseReady, 30*time.Second)
+
+	// Memory: fill the master to about 75 % of 32mb.
+	c, _ := m.Client.GetCluster(ctx, "as")
+	master := redis.NewClient(&redis.Options{Addr: c.Status.Shards[0].Master.Address, Password: creds.Password, Protocol: 2})
+	defer master.Close()
+	val := strings.Repeat("x", 100<<10)
+	for i := 0; ; i++ {
+		info, _ := master.Info(ctx, "memory").Result()
+		if used := infoInt(info, "used_memory"); used > 24<<20 {
+			break
+		}
+		if err := master.Set(ctx, fmt.Sprintf("fill:%d", i), val, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		mm, _ := master.ConfigGet(ctx, "maxmemory").Result()
+		if mm["maxmemory"] == strconv.Itoa(48<<20) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("maxmemory not raised to 48mb within 30 s: %v", mm)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	info, _ := master.Info(ctx, "stats").Result()
+	evicted := infoInt(info, "evicted_keys")
+	t.Logf("MEASURE evictions before the memory step: %d", evicted)
+	if evicted != 0 {
+		t.Errorf("evicted_keys %d before the raise, want 0", evicted)
+	}
+	waitDecision(t, m, "as", "memory-up", "scaled", "", 5*time.Second)
+	_, errs := w.Stop()
+	t.Logf("MEASURE write errors through Sentinel during the autoscale actions: %d", len(errs))
+	if len(errs) > 0 {
+		t.Errorf("writes through Sentinel failed during autoscaling: %v", errs[:min(5, len(errs))])
+	}
+}
+
+// TestAutoscaleGuards: a decision the policy wants (clients per replica
+// above a target of 1, always true) is held back and recorded, with why:
+// in a dry run, while another job changes the cluster, within the window
+// after a failover, while a BGSAVE runs; then, with none of them, taken.
+func TestAutoscaleGuards(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "ag", Replicas: intp(1)})
+	creds, _ := m.Client.Credentials(ctx, "ag")
+	w := startWriter(t, cl, creds, 0, "g")
+	policy := api.AutoscalePolicy{
+		Replicas:           &api.AutoscaleReplicas{Min: 1, Max: 2, Metric: api.MetricClients, Target: 1},
+		ScaleOutAfterMs:    i64p(0),
+		ScaleOutCooldownMs: i64p(0),
+		FailoverWindowMs:   i64p(0),
+		DryRun:             true,
+	}
+	put := func() {
+		t.Helper()
+		if _, err := m.Client.PutAutoscaling(ctx, "ag", policy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put()
+	waitDecision(t, m, "ag", "scale-out", "dry-run", "", 20*time.Second)
+	if c, _ := m.Client.GetCluster(ctx, "ag"); c.Spec.Replicas != 1 {
+		t.Fatalf("a dry run changed the replicas to %d", c.Spec.Replicas)
+	}
+
+	// Another job: a Sentinel scale; then the failover window.
+	policy.DryRun = false
+	policy.FailoverWindowMs = i64p(int64(10 * time.Minute / time.Millisecond))
+	job, err := m.Client.Failover(ctx, "ag", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put()
+	waitDecision(t, m, "ag", "scale-out", "held", "job-running", 30*time.Second)
+	if j := m.WaitJob(ctx, job.ID); j.State != api.StateSucceeded {
+		t.Fatalf("failover: %s %s", j.State, j.Error)
+	}
+	waitDecision(t, m, "ag", "scale-out", "held", "failover-window", 30*time.Second)
+
+	// A BGSAVE that lasts about 8 s: rdb-key-save-delay spread over the
+	// keys there are (the writer adds more; the child saves what it forked).
+	c := m.WaitPhase(ctx, "ag", api.PhaseReady, 30*time.Second)
+	master := redis.NewClient(&redis.Options{Addr: c.Status.Shards[0].Master.Address, Password: creds.Password, Protocol: 2})
+	defer master.Close()
+	keys, err := master.DBSize(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := master.ConfigSet(ctx, "rdb-key-save-delay", strconv.FormatInt(8e6/max(keys, 1), 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	bgAt := time.Now()
+	if err := master.BgSave(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	master.ConfigSet(ctx, "rdb-key-save-delay", "0")
+	policy.FailoverWindowMs = i64p(0)
+	put()
+	waitDecisionAfter(t, m, "ag", "scale-out", "held", "bgsave", bgAt, 20*time.Second)
+	if c, _ := m.Client.GetCluster(ctx, "ag"); c.Spec.Replicas != 1 {
+		t.Fatalf("replicas changed to %d while a guard held", c.Spec.Replicas)
+	}
+	// Once the BGSAVE ends, the replica is added.
+	ev := waitDecisionAfter(t, m, "ag", "scale-out", "scaled", "", bgAt, 40*time.Second)
+	if ev.At.Sub(bgAt) < 7*time.Second {
+		t.Errorf("scaled %s after a BGSAVE of about 8 s started", ev.At.Sub(bgAt))
+	}
+	job2, _ := ev.Details["job"].(string)
+	if j := m.WaitJob(ctx, job2); j.State != api.StateSucceeded {
+		t.Fatalf("autoscale job %s: %s %s", job2, j.State, j.Error)
+	}
+	_, errs := w.Stop()
+	t.Logf("MEASURE write errors through Sentinel across a planned failover and an autoscale scale-out: %d", len(errs))
+}
+
+// TestAutoscaleSquareWave: the square wave, shortened to the
+// package's time budget: read load on 15 s, off 15 s, for 2 minutes,
+// with a 30 s scale-out cooldown and a 60 s stabilisation (longer than an
+// "off" half-period). No flapping: consecutive changes are at least a
+// cooldown apart, and no replica is removed while the wave runs.
+func TestAutoscaleSquareWave(t *testing.T) {
+	t.Parallel()
+	bench, err := exec.LookPath("redis-benchmark")
+	if err != nil {
+		t.Skip("redis-benchmark (redis-tools) not installed")
+	}
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	ctx := context.Background()
+	createReady(t, m, api.CreateClusterRequest{Name: "sq", Replicas: intp(1)})
+	creds, _ := m.Client.Credentials(ctx, "sq")
+	const cooldown = 30 * time.Second
+	policy := api.AutoscalePolicy{
+		Replicas:           &api.AutoscaleReplicas{Min: 1, Max: 4, Metric: api.MetricOps, Target: 3000},
+		ScaleOutAfterMs:    i64p(4000),
+		ScaleOutCooldownMs: i64p(cooldown.Milliseconds()),
+		ScaleInCooldownMs:  i64p(cooldown.Milliseconds()),
+		StabilizationMs:    i64p(60000),
+		FailoverWindowMs:   i64p(0),
+	}
+	if _, err := m.Client.PutAutoscaling(ctx, "sq", policy); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for time.Since(start) < 2*time.Minute {
+		// Load every replica there is now.
+		c, _ := m.Client.GetCluster(ctx, "sq")
+		lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		var cmds []*exec.Cmd
+		for _, r := range c.Status.Shards[0].Replicas {
+			host, port, _ := strings.Cut(r.Address, ":")
+			cmd := exec.CommandContext(lctx, bench, "-h", host, "-p", port, "-a", creds.Password, "-t", "get", "-c", "10", "-n", "100000000", "-q")
+			if cmd.Start() == nil {
+				cmds = append(cmds, cmd)
+			}
+		}
+		<-lctx.Done()
+		cancel()
+		for _, cmd := range cmds {
+			_ = cmd.Wait()
+		}
+		time.Sleep(15 * time.Second)
+	}
+	var changes []api.Event
+	for _, e := range autoscaleEvents(t, m, "sq") {
+		t.Logf("event %s %s", e.At.Format(time.RFC3339), e.Message)
+		if e.Details["outcome"] == "scaled" {
+			changes = append(changes, e)
+		}
+	}
+	t.Logf("MEASURE square wave (15 s on / 15 s off, 2 min, cooldown %s): %d changes", cooldown, len(changes))
+	if len(changes) == 0 {
+		t.Errorf("the load never added a replica")
+	}
+	for i, e := range changes {
+		if e.Details["action"] == "scale-in" {
+			t.Errorf("a replica was removed during the wave: %s", e.Message)
+		}
+		if i > 0 {
+			if gap := e.At.Sub(changes[i-1].At); gap < cooldown {
+				t.Errorf("changes %s apart, within the %s cooldown: %s", gap, cooldown, e.Message)
+			}
+		}
+	}
+}
