@@ -15,7 +15,7 @@ import (
 // EngineStore is what the engine needs of the store.
 type EngineStore interface {
 	ListAlerts(ctx context.Context) ([]api.Alert, error)
-	PutAlert(ctx context.Context, a api.Alert) error
+	PutAlert(ctx context.Context, a api.Alert, notify ...store.Outgoing) error
 	DeleteAlert(ctx context.Context, a api.Alert) error
 	GetAlertRules(ctx context.Context, cluster string) (api.AlertRules, error)
 	ListSilences(ctx context.Context, now time.Time) ([]api.Silence, error)
@@ -25,9 +25,12 @@ type EngineStore interface {
 	ListEvents(ctx context.Context, cluster string, limit int) ([]api.Event, error)
 }
 
-// Sender is where notifications go (the Notifier).
+// Sender is where notifications go (the Notifier): Outgoing makes the
+// notifications of a transition, which the engine stores with the alert's
+// state in one transaction; Wake tells the sender some were queued.
 type Sender interface {
-	Enqueue(a api.Alert)
+	Outgoing(ctx context.Context, a api.Alert) ([]store.Outgoing, error)
+	Wake()
 }
 
 // Engine evaluates the rules after each observe round of the leader.
@@ -141,9 +144,20 @@ func (e *Engine) apply(ctx context.Context, changes []Change, silences []api.Sil
 			continue
 		}
 		a.Silenced = Silenced(a, silences, now)
-		if err := e.store.PutAlert(ctx, a); err != nil {
-			// Not sent: the next round tries the same transition again,
-			// so a notification is sent once the state is stored.
+		var notify []store.Outgoing
+		if c.Notify && !a.Silenced && e.send != nil {
+			var err error
+			if notify, err = e.send.Outgoing(ctx, a); err != nil {
+				// Nothing stored: the next round makes the same
+				// transition and tries again.
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if err := e.store.PutAlert(ctx, a, notify...); err != nil {
+			// Neither the state nor its notifications are stored: the
+			// next round tries the same transition again, so a
+			// notification is queued exactly when its state is.
 			errs = append(errs, err)
 			continue
 		}
@@ -153,9 +167,9 @@ func (e *Engine) apply(ctx context.Context, changes []Change, silences []api.Sil
 		if a.State != api.AlertPending && a.Rule != "failover" {
 			e.event(ctx, a, fmt.Sprintf("alert %s %s: %s", a.Rule, a.State, a.Message), a.State, c.From)
 		}
-		e.log.Info("alert", "rule", a.Rule, "cluster", a.Cluster, "instance", a.Instance, "state", a.State, "from", c.From, "silenced", a.Silenced)
-		if c.Notify && !a.Silenced && e.send != nil {
-			e.send.Enqueue(a)
+		e.log.Info("alert", "rule", a.Rule, "cluster", a.Cluster, "instance", a.Instance, "state", a.State, "from", c.From, "silenced", a.Silenced, "notifications", len(notify))
+		if len(notify) > 0 {
+			e.send.Wake()
 		}
 	}
 	return errors.Join(errs...)

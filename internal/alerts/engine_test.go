@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -18,10 +19,31 @@ type sent struct {
 	alerts []api.Alert
 }
 
-func (s *sent) Enqueue(a api.Alert) {
+// Outgoing records a and gives one notification for the store to queue.
+func (s *sent) Outgoing(_ context.Context, a api.Alert) ([]store.Outgoing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.alerts = append(s.alerts, a)
+	return []store.Outgoing{{Webhook: "w", Notification: api.Notification{Alert: a, Transition: a.State}}}, nil
+}
+
+func (s *sent) Wake() {}
+
+// queued returns the transitions in the store's outbox, oldest first.
+func queued(t *testing.T, st store.Store) []string {
+	t.Helper()
+	outs, err := st.ClaimNotifications(t.Context(), "test", time.Now().Add(time.Hour), time.Now().Add(2*time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range outs {
+		got = append(got, o.Notification.Transition)
+		if err := st.DoneNotification(t.Context(), o.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return got
 }
 
 // TestEngineNewLeaderContinues: alert state lives in the store, so a
@@ -73,6 +95,9 @@ func TestEngineNewLeaderContinues(t *testing.T) {
 	if len(s1.alerts) != 1 || s1.alerts[0].State != api.AlertResolved || len(s2.alerts) != 1 {
 		t.Fatalf("resolved: first sent %+v, second sent %+v; want one resolved", s1.alerts, s2.alerts)
 	}
+	if got := queued(t, st); len(got) != 2 || got[0] != api.AlertFiring || got[1] != api.AlertResolved {
+		t.Fatalf("outbox %v, want firing then resolved", got)
+	}
 	evs, _ := st.ListEvents(t.Context(), "c", 0)
 	if len(evs) != 2 || evs[0].Type != api.EventAlert || evs[0].Details["state"] != api.AlertResolved || evs[1].Details["state"] != api.AlertFiring {
 		t.Fatalf("events %+v, want firing then resolved", evs)
@@ -91,5 +116,53 @@ func TestEngineNewLeaderContinues(t *testing.T) {
 	at(second, 27*time.Second, in)
 	if len(s2.alerts) != 1 {
 		t.Fatalf("a silenced alert sent %+v", s2.alerts[1:])
+	}
+	if got := queued(t, st); len(got) != 0 {
+		t.Fatalf("a silenced alert queued %v", got)
+	}
+}
+
+// TestEngineStateAndNotificationTogether: a transition's state and its
+// notifications are one write. A deposed leader (its fence refused)
+// stores neither; the next round of the real leader stores both, once.
+func TestEngineStateAndNotificationTogether(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "m.db"), filepath.Join(dir, "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	zero := int64(0)
+	if err := st.PutAlertRules(t.Context(), "c", api.AlertRules{"instance-down": {ForMs: &zero}}); err != nil {
+		t.Fatal(err)
+	}
+	down := healthy()
+	down.Status.Shards = []api.ShardStatus{down.Status.Shards[0]}
+	down.Status.Shards[0].Replicas = []api.InstanceStatus{down.Status.Shards[0].Replicas[0]}
+	down.Status.Shards[0].Replicas[0].Up = false
+	var s sent
+	e := NewEngine(st, &s, log)
+	refused := 0
+	deposed := store.WithFence(t.Context(), store.Fence{Name: "leader", Holder: "old", Epoch: 1, Refused: func(string) { refused++ }})
+	if err := e.Evaluate(deposed, []Cluster{{Name: "c", Spec: down.Spec, Status: down.Status}}); err == nil || refused == 0 {
+		t.Fatalf("a deposed leader's transition was not refused (err %v, refused %d)", err, refused)
+	}
+	if as, _ := st.ListAlerts(t.Context()); len(as) != 0 {
+		t.Fatalf("refused round stored alerts %+v", as)
+	}
+	if got := queued(t, st); len(got) != 0 {
+		t.Fatalf("refused round queued notifications %v", got)
+	}
+	if err := e.Evaluate(t.Context(), []Cluster{{Name: "c", Spec: down.Spec, Status: down.Status}}); err != nil {
+		t.Fatal(err)
+	}
+	as, _ := st.ListAlerts(t.Context())
+	if len(as) != 1 || as[0].State != api.AlertFiring {
+		t.Fatalf("alerts %+v, want one firing", as)
+	}
+	if got := queued(t, st); len(got) != 1 || got[0] != api.AlertFiring {
+		t.Fatalf("outbox %v, want the one firing notification", got)
 	}
 }

@@ -104,27 +104,46 @@ func NewNotifier(cfg NotifierConfig, st NotifyStore, log *slog.Logger) *Notifier
 		}}
 }
 
-// Enqueue stores a notification of an alert that entered state in the
-// outbox, once per webhook (a store write each; the sending happens in
-// Run), and wakes Run.
-func (n *Notifier) Enqueue(a api.Alert) {
-	note := api.Notification{Alert: a, Transition: a.State, URL: n.clusterURL(a.Cluster)}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+// Outgoing returns the notifications of an alert that entered its state,
+// one per webhook, for the store to queue (the engine stores them with the
+// alert's state in one transaction; Run sends them).
+func (n *Notifier) Outgoing(ctx context.Context, a api.Alert) ([]store.Outgoing, error) {
 	hooks, err := n.store.ListWebhooks(ctx)
 	if err != nil {
-		n.log.Error("list webhooks; notification dropped", "rule", a.Rule, "cluster", a.Cluster, "err", err)
-		return
+		return nil, fmt.Errorf("notifications of %s on %s: list webhooks: %w", a.Rule, a.Cluster, err)
 	}
+	note := api.Notification{Alert: a, Transition: a.State, URL: n.clusterURL(a.Cluster)}
+	out := make([]store.Outgoing, 0, len(hooks))
 	for _, h := range hooks {
-		if _, err := n.store.QueueNotification(ctx, store.Outgoing{Webhook: h.Name, Notification: note}); err != nil {
-			n.log.Error("queue notification; dropped", "webhook", h.Name, "rule", a.Rule, "cluster", a.Cluster, "err", err)
-		}
+		out = append(out, store.Outgoing{Webhook: h.Name, Notification: note})
 	}
+	return out, nil
+}
+
+// Wake makes Run look at the outbox now.
+func (n *Notifier) Wake() {
 	select {
 	case n.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Enqueue queues the notifications of an alert outside of any state
+// change (each a store write) and wakes Run.
+func (n *Notifier) Enqueue(a api.Alert) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	outs, err := n.Outgoing(ctx, a)
+	if err != nil {
+		n.log.Error("notification dropped", "err", err)
+		return
+	}
+	for _, o := range outs {
+		if _, err := n.store.QueueNotification(ctx, o); err != nil {
+			n.log.Error("queue notification; dropped", "webhook", o.Webhook, "rule", a.Rule, "cluster", a.Cluster, "err", err)
+		}
+	}
+	n.Wake()
 }
 
 func (n *Notifier) clusterURL(cluster string) string {

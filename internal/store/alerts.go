@@ -21,8 +21,10 @@ type Webhook = api.Webhook
 type Alerts interface {
 	// ListAlerts lists every stored alert (any state), by id.
 	ListAlerts(ctx context.Context) ([]api.Alert, error)
-	// PutAlert inserts or replaces the alert with that identity.
-	PutAlert(ctx context.Context, a api.Alert) error
+	// PutAlert inserts or replaces the alert with that identity, and
+	// queues the notifications of its transition (notify) in the outbox
+	// in the same transaction, so that either both are stored or neither.
+	PutAlert(ctx context.Context, a api.Alert, notify ...Outgoing) error
 	// DeleteAlert removes an alert; no error when it is gone.
 	DeleteAlert(ctx context.Context, a api.Alert) error
 

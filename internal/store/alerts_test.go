@@ -199,4 +199,52 @@ func testOutbox(t *testing.T, e *env) {
 	if got, _ = s.ClaimNotifications(ctx, "a", t0.Add(time.Hour), t0.Add(2*time.Hour), 10); len(got) != 0 {
 		t.Fatalf("claimed after done: %+v", got)
 	}
+
+	// An alert's state and its notifications are one transaction: a
+	// refused fence stores neither, an accepted write stores both.
+	tr := api.Alert{Rule: "two-masters", Cluster: "orders", State: api.AlertFiring, Since: t0}
+	outs := []Outgoing{{Webhook: "ops", Notification: api.Notification{Alert: tr, Transition: api.AlertFiring}}, {Webhook: "chat", Notification: api.Notification{Alert: tr, Transition: api.AlertFiring}}}
+	deposed := WithFence(ctx, Fence{Name: "outbox-test", Holder: "nobody", Epoch: 7})
+	if err := s.PutAlert(deposed, tr, outs...); !errors.Is(err, ErrFenced) {
+		t.Fatalf("PutAlert under a lost fence: %v, want ErrFenced", err)
+	}
+	if got, _ := s.ClaimNotifications(ctx, "a", t0.Add(time.Hour), t0.Add(2*time.Hour), 10); len(got) != 0 {
+		t.Fatalf("a refused alert write queued %+v", got)
+	}
+	for _, a := range mustAlerts(t, s) {
+		if a.Rule == "two-masters" {
+			t.Fatalf("a refused alert write stored %+v", a)
+		}
+	}
+	if err := s.PutAlert(ctx, tr, outs...); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.ClaimNotifications(ctx, "a", t0.Add(time.Hour), t0.Add(2*time.Hour), 10)
+	if err != nil || len(got) != 2 || got[0].Webhook != "ops" || got[1].Webhook != "chat" || got[0].Notification.Rule != "two-masters" || got[0].ID == got[1].ID {
+		t.Fatalf("PutAlert with notifications queued %v %+v, want ops then chat", err, got)
+	}
+	for _, o := range got {
+		if err := s.DoneNotification(ctx, o.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found := false
+	for _, a := range mustAlerts(t, s) {
+		found = found || (a.Rule == "two-masters" && a.State == api.AlertFiring)
+	}
+	if !found {
+		t.Fatal("PutAlert with notifications did not store the alert")
+	}
+	if err := s.DeleteAlert(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustAlerts(t *testing.T, s Store) []api.Alert {
+	t.Helper()
+	as, err := s.ListAlerts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
 }

@@ -38,13 +38,13 @@ func (s *sqlStore) ListAlerts(ctx context.Context) ([]api.Alert, error) {
 	return out, nil
 }
 
-func (s *sqlStore) PutAlert(ctx context.Context, a api.Alert) error {
+func (s *sqlStore) PutAlert(ctx context.Context, a api.Alert, notify ...Outgoing) error {
 	id := AlertID(a)
 	body, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("put alert %s: encode: %w", id, err)
 	}
-	err = s.write(ctx, "put alert", func(q execer) error {
+	put := func(q execer) error {
 		res, err := q.ExecContext(ctx, "UPDATE alerts SET state = ?, body = ?, updated_at = ? WHERE id = ?",
 			a.State, string(body), timeArg(now()), id)
 		n, err := rowsAffected(res, err)
@@ -54,7 +54,24 @@ func (s *sqlStore) PutAlert(ctx context.Context, a api.Alert) error {
 		_, err = q.ExecContext(ctx, "INSERT INTO alerts (id, cluster, state, body, updated_at) VALUES (?, ?, ?, ?, ?)",
 			id, a.Cluster, a.State, string(body), timeArg(now()))
 		return err
-	})
+	}
+	if len(notify) == 0 {
+		err = s.write(ctx, "put alert", put)
+	} else {
+		// The state and its notifications in one transaction: a manager
+		// that dies in between loses neither (nor sends one twice).
+		err = s.inTxOp(ctx, "put alert", func(tx *sql.Tx) error {
+			if err := put(tx); err != nil {
+				return err
+			}
+			for _, o := range notify {
+				if _, err := queueNotification(ctx, tx, o); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("put alert %s: %w", id, err)
 	}

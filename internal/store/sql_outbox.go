@@ -15,6 +15,10 @@ import (
 // out by itself when its manager dies.
 
 func (s *sqlStore) QueueNotification(ctx context.Context, o Outgoing) (int64, error) {
+	return queueNotification(ctx, s.db, o)
+}
+
+func queueNotification(ctx context.Context, q execer, o Outgoing) (int64, error) {
 	if o.CreatedAt.IsZero() {
 		o.CreatedAt = now()
 	}
@@ -22,7 +26,7 @@ func (s *sqlStore) QueueNotification(ctx context.Context, o Outgoing) (int64, er
 	if err != nil {
 		return 0, fmt.Errorf("queue notification: encode: %w", err)
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO outbox (created_at, webhook, body, attempts, last_error, last_status, next_at, claimed_by, claimed_until)
+	res, err := q.ExecContext(ctx, `INSERT INTO outbox (created_at, webhook, body, attempts, last_error, last_status, next_at, claimed_by, claimed_until)
 		VALUES (?, ?, ?, 0, '', 0, ?, '', NULL)`, timeArg(o.CreatedAt), o.Webhook, string(body), timeArg(o.CreatedAt))
 	if err != nil {
 		return 0, fmt.Errorf("queue notification for %q: %w", o.Webhook, err)
