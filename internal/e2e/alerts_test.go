@@ -152,21 +152,29 @@ func checkDeliveries(t *testing.T, m *testenv.Manager, cluster string, good, bro
 // cluster is in state.
 func waitAlert(t *testing.T, m *testenv.Manager, cluster, rule, instance, state string, timeout time.Duration) api.Alert {
 	t.Helper()
+	return waitAlertMatch(t, m, cluster, fmt.Sprintf("%s %s never %s", rule, instance, state), timeout, func(a api.Alert) bool {
+		return a.Rule == rule && (instance == "" || a.Instance == instance) && a.State == state
+	})
+}
+
+// waitAlertMatch waits until an alert of the cluster matches; what is
+// the failure's description of the awaited alert.
+func waitAlertMatch(t *testing.T, m *testenv.Manager, cluster, what string, timeout time.Duration, match func(api.Alert) bool) api.Alert {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last []api.Alert
 	for time.Now().Before(deadline) {
-		as, err := m.Client.ListAlerts(context.Background(), "", cluster)
-		if err == nil {
+		if as, err := m.Client.ListAlerts(context.Background(), "", cluster); err == nil {
 			last = as
 			for _, a := range as {
-				if a.Rule == rule && (instance == "" || a.Instance == instance) && a.State == state {
+				if match(a) {
 					return a
 				}
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("alert %s %s of %s never %s; alerts: %+v", rule, instance, cluster, state, last)
+	t.Fatalf("alert of %s: %s in %v; alerts: %+v", cluster, what, timeout, last)
 	return api.Alert{}
 }
 

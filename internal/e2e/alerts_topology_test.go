@@ -61,21 +61,9 @@ func settled(t *testing.T, m *testenv.Manager, name string, timeout time.Duratio
 // began after since.
 func waitAlertSince(t *testing.T, m *testenv.Manager, cluster, rule, state string, since time.Time, timeout time.Duration) api.Alert {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last []api.Alert
-	for time.Now().Before(deadline) {
-		if as, err := m.Client.ListAlerts(context.Background(), "", cluster); err == nil {
-			last = as
-			for _, a := range as {
-				if a.Rule == rule && a.State == state && a.ActiveAt.After(since) {
-					return a
-				}
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("alert %s of %s never %s after %v; alerts: %+v", rule, cluster, state, since, last)
-	return api.Alert{}
+	return waitAlertMatch(t, m, cluster, fmt.Sprintf("%s never %s after %v", rule, state, since), timeout, func(a api.Alert) bool {
+		return a.Rule == rule && a.State == state && a.ActiveAt.After(since)
+	})
 }
 
 // TestAlertsMasters: against real processes, a SIGSTOPped master leaves
