@@ -53,8 +53,12 @@ func printAutoscaling(cmd *cobra.Command, as api.Autoscaling) error {
 		row(t, "replicas", "off")
 	}
 	if m := p.Memory; m != nil {
-		row(t, "memory", fmt.Sprintf("up to %s: +%g %% at %g %% used for %s; lower below %g %% (0: never), floor %s, headroom %g %%",
-			m.Max, deref(m.StepPercent), deref(m.HighPercent), dur(m.ForMs), deref(m.LowPercent), dash(m.Min), deref(m.HeadroomPercent)))
+		lower := "never lowered"
+		if deref(m.LowPercent) > 0 {
+			lower = fmt.Sprintf("lowered below %g %% used, not under %s, headroom %g %%", deref(m.LowPercent), dash(m.Min), deref(m.HeadroomPercent))
+		}
+		row(t, "memory", fmt.Sprintf("up to %s: +%g %% at %g %% used for %s; %s",
+			m.Max, deref(m.StepPercent), deref(m.HighPercent), dur(m.ForMs), lower))
 	} else {
 		row(t, "memory", "off")
 	}
@@ -64,9 +68,18 @@ func printAutoscaling(cmd *cobra.Command, as api.Autoscaling) error {
 	row(t, "dry run", strconv.FormatBool(p.DryRun))
 	if r := as.State.Readings; r != nil {
 		row(t, "readings at", r.At.UTC().Format(time.RFC3339))
+		if r.Metric != "" {
+			signal := fmt.Sprintf("%g %s per replica (target %g)", r.Signal, r.Metric, r.Target)
+			if st := as.State; st.AboveSince != nil {
+				signal += "; above the target since " + st.AboveSince.UTC().Format(time.RFC3339)
+			} else if st.BelowSince != nil {
+				signal += "; below 75 % of the target since " + st.BelowSince.UTC().Format(time.RFC3339)
+			}
+			row(t, "signal", signal)
+		}
 		for _, s := range r.Shards {
-			row(t, fmt.Sprintf("shard %d", s.Shard), fmt.Sprintf("%s %g per replica over %d; master %s memory %d/%d bytes (%g %%)",
-				r.Metric, s.Average, len(s.Replicas), dash(s.Master), s.UsedMemoryBytes, s.MaxmemoryBytes, s.MemoryPercent))
+			row(t, fmt.Sprintf("shard %d", s.Shard), fmt.Sprintf("%s %g per replica over %d; master %s memory %s of %s (%g %%)",
+				r.Metric, s.Average, len(s.Replicas), dash(s.Master), humanBytes(float64(s.UsedMemoryBytes)), humanBytes(float64(s.MaxmemoryBytes)), s.MemoryPercent))
 		}
 	}
 	if err := t.Flush(); err != nil {
