@@ -401,6 +401,17 @@ var migrations = []migration{
 			){{table}}`,
 		},
 	},
+	{
+		version: 12,
+		name:    "clusters.rev",
+		// A new random value at every write of a cluster's row
+		// (ClusterRevs): readers that keep what they derived from a
+		// cluster (the encoded GET /api/v1/clusters, the /metrics text)
+		// compare it instead of reading and decoding every status.
+		common: []string{
+			`ALTER TABLE clusters ADD COLUMN rev BIGINT NOT NULL DEFAULT 0`,
+		},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -255,7 +256,7 @@ func (s *sqlStore) checkKey(ctx context.Context) error {
 
 // Clusters.
 
-const clusterCols = "name, spec, status, password_enc, sentinel_password_enc, created_at, next_password_enc, old_password_enc, rotation_ends_at, next_sentinel_password_enc, old_sentinel_password_enc"
+const clusterCols = "name, spec, status, password_enc, sentinel_password_enc, created_at, next_password_enc, old_password_enc, rotation_ends_at, next_sentinel_password_enc, old_sentinel_password_enc, rev"
 
 func (s *sqlStore) CreateClusterWithJob(ctx context.Context, c Cluster, j Job) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -292,8 +293,8 @@ func (s *sqlStore) insertCluster(ctx context.Context, tx *sql.Tx, c Cluster) err
 		return err
 	}
 	_, err = tx.ExecContext(ctx,
-		"INSERT INTO clusters (name, spec, status, password_enc, sentinel_password_enc, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-		c.Name, string(spec), string(status), pw, spw, timeArg(c.CreatedAt))
+		"INSERT INTO clusters (name, spec, status, password_enc, sentinel_password_enc, created_at, rev) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		c.Name, string(spec), string(status), pw, spw, timeArg(c.CreatedAt), newRev())
 	if s.d.isDuplicate(err) {
 		return fmt.Errorf("name is taken: %w", ErrConflict)
 	}
@@ -310,7 +311,7 @@ func (s *sqlStore) scanCluster(row interface{ Scan(...any) error }) (Cluster, er
 		nextS, oldS   sql.NullString
 		endsAt        dbTime
 	)
-	if err := row.Scan(&c.Name, &spec, &status, &pwEnc, &spwEnc, &created, &next, &old, &endsAt, &nextS, &oldS); err != nil {
+	if err := row.Scan(&c.Name, &spec, &status, &pwEnc, &spwEnc, &created, &next, &old, &endsAt, &nextS, &oldS, &c.Rev); err != nil {
 		return Cluster{}, err
 	}
 	if err := s.openRotation(&c, next, old, nextS, oldS, endsAt); err != nil {
@@ -365,6 +366,64 @@ func (s *sqlStore) ListClusters(ctx context.Context) ([]Cluster, error) {
 	return out, nil
 }
 
+func (s *sqlStore) GetClusters(ctx context.Context, names []string) ([]Cluster, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(names))
+	for i, n := range names {
+		args[i] = n
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT "+clusterCols+" FROM clusters WHERE name IN (?"+strings.Repeat(", ?", len(names)-1)+") ORDER BY name", args...)
+	if err != nil {
+		return nil, fmt.Errorf("get clusters: %w", err)
+	}
+	defer rows.Close()
+	var out []Cluster
+	for rows.Next() {
+		c, err := s.scanCluster(rows)
+		if err != nil {
+			return nil, fmt.Errorf("get clusters: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get clusters: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) ClusterRevs(ctx context.Context) ([]ClusterRev, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT name, rev FROM clusters ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list cluster revisions: %w", err)
+	}
+	defer rows.Close()
+	var out []ClusterRev
+	for rows.Next() {
+		var r ClusterRev
+		if err := rows.Scan(&r.Name, &r.Rev); err != nil {
+			return nil, fmt.Errorf("list cluster revisions: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list cluster revisions: %w", err)
+	}
+	return out, nil
+}
+
+// newRev is a cluster row's next revision: random, so writers on several
+// managers need no coordination, and never 0 (a row from before
+// migration 12 until its first write).
+func newRev() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return int64(binary.BigEndian.Uint64(b[:])>>1) | 1
+}
+
 func (s *sqlStore) UpdateClusterSpec(ctx context.Context, name string, spec api.ClusterSpec) error {
 	if err := s.updateClusterJSON(ctx, "spec", name, spec); err != nil {
 		return fmt.Errorf("update spec of cluster %q: %w", name, err)
@@ -386,7 +445,7 @@ func (s *sqlStore) updateClusterJSON(ctx context.Context, column, name string, v
 		return fmt.Errorf("encode: %w", err)
 	}
 	return s.write(ctx, "update cluster "+column, func(q execer) error {
-		n, err := rowsAffected(q.ExecContext(ctx, "UPDATE clusters SET "+column+" = ? WHERE name = ?", string(b), name))
+		n, err := rowsAffected(q.ExecContext(ctx, "UPDATE clusters SET "+column+" = ?, rev = ? WHERE name = ?", string(b), newRev(), name))
 		if err != nil {
 			return err
 		}

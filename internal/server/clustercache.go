@@ -1,0 +1,219 @@
+package server
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/service"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// clusterReader is what the cluster cache reads.
+type clusterReader interface {
+	ClusterRevs(ctx context.Context) ([]store.ClusterRev, error)
+	GetClusters(ctx context.Context, names []string) ([]store.Cluster, error)
+}
+
+// ClusterCache keeps, for each cluster at its stored revision
+// (store.Cluster.Rev), what GET /api/v1/clusters and /metrics derive from
+// it: the decoded cluster, its API view encoded as JSON, and its /metrics
+// text. Every request first reads the revisions (one small read, no
+// status), then reads and decodes only the clusters whose revision
+// changed, in one read. So an answer is never older than the store at the
+// moment of the request, on the leader as on a standby, and a request
+// that finds nothing changed writes bytes it already has.
+//
+// The observe loop writes every cluster's status each round, so under
+// steady polling each request re-derives the few clusters written since
+// the previous one, not all of them.
+type ClusterCache struct {
+	st clusterReader
+
+	// mu serializes refreshes: requests that find the same clusters
+	// changed wait for one read and one encoding, not one each.
+	mu      sync.Mutex
+	entries map[string]*clusterEntry
+	list    listBody
+}
+
+// clusterEntry is one cluster at one revision. Its fields are filled
+// under ClusterCache.mu and not changed after.
+type clusterEntry struct {
+	rev int64
+	cl  store.Cluster // passwords cleared
+	// json is the API view (service.View), indented as an element of the
+	// list's "clusters" array; nil until a list asks.
+	json []byte
+	// metrics is the cluster's /metrics text per family, rendered with
+	// the per-command figures cmds (compared by identity: the leader
+	// replaces the map every round); nil until a scrape asks.
+	metrics *metricsText
+	cmds    uintptr
+}
+
+// listBody is the last assembled GET /api/v1/clusters answer and the
+// revisions it holds.
+type listBody struct {
+	revs []store.ClusterRev
+	body []byte
+	gz   []byte // body gzipped; nil until a client accepts gzip
+}
+
+// NewClusterCache returns an empty cache over st.
+func NewClusterCache(st clusterReader) *ClusterCache {
+	return &ClusterCache{st: st, entries: map[string]*clusterEntry{}}
+}
+
+// current reads the revisions and brings every changed cluster up to
+// date. It returns the revisions read and the entries in name order. The
+// caller must hold c.mu.
+func (c *ClusterCache) current(ctx context.Context) ([]store.ClusterRev, []*clusterEntry, error) {
+	revs, err := c.st.ClusterRevs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var changed []string
+	for _, r := range revs {
+		if e := c.entries[r.Name]; e == nil || e.rev != r.Rev || r.Rev == 0 {
+			changed = append(changed, r.Name)
+		}
+	}
+	if len(changed) > 0 {
+		cls, err := c.st.GetClusters(ctx, changed)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, cl := range cls {
+			cl.Password, cl.SentinelPassword, cl.Rotation = "", "", store.Rotation{}
+			c.entries[cl.Name] = &clusterEntry{rev: cl.Rev, cl: cl}
+		}
+	}
+	out := make([]*clusterEntry, 0, len(revs))
+	live := make(map[string]bool, len(revs))
+	for i, r := range revs {
+		live[r.Name] = true
+		e := c.entries[r.Name]
+		if e == nil {
+			continue // deleted between the two reads
+		}
+		// The entry may be newer than the revision read first (written
+		// in between): the answer holds the newer one.
+		revs[i].Rev = e.rev
+		out = append(out, e)
+	}
+	for name := range c.entries {
+		if !live[name] {
+			delete(c.entries, name)
+		}
+	}
+	return revs, out, nil
+}
+
+// listJSON returns the GET /api/v1/clusters answer as writeJSON would
+// encode {"clusters": [...]}, gzipped when gz is set.
+func (c *ClusterCache) listJSON(ctx context.Context, gz bool) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	revs, entries, err := c.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.list.body == nil || !slices.Equal(c.list.revs, revs) {
+		var b bytes.Buffer
+		if len(entries) == 0 {
+			b.WriteString("{\n  \"clusters\": []\n}\n")
+		} else {
+			b.WriteString("{\n  \"clusters\": [\n    ")
+			for i, e := range entries {
+				if e.json == nil {
+					// The prefix and indent of an element of the array
+					// writeJSON indents.
+					if e.json, err = json.MarshalIndent(service.View(e.cl), "    ", "  "); err != nil {
+						return nil, fmt.Errorf("encode cluster %q: %w", e.cl.Name, err)
+					}
+				}
+				if i > 0 {
+					b.WriteString(",\n    ")
+				}
+				b.Write(e.json)
+			}
+			b.WriteString("\n  ]\n}\n")
+		}
+		c.list = listBody{revs: revs, body: b.Bytes()}
+	}
+	if !gz {
+		return c.list.body, nil
+	}
+	if c.list.gz == nil {
+		var b bytes.Buffer
+		w := gzipWriters.Get().(*gzip.Writer)
+		w.Reset(&b)
+		_, _ = w.Write(c.list.body)
+		_ = w.Close()
+		w.Reset(nil)
+		gzipWriters.Put(w)
+		c.list.gz = b.Bytes()
+	}
+	return c.list.gz, nil
+}
+
+// serveList answers GET /api/v1/clusters from the cache; fail answers an
+// error the way every other route does.
+func (c *ClusterCache) serveList(w http.ResponseWriter, r *http.Request, fail func(http.ResponseWriter, *http.Request, error)) {
+	gz := r.Method != http.MethodHead && acceptsGzip(r.Header.Get("Accept-Encoding"))
+	body, err := c.listJSON(r.Context(), gz)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if gz {
+		// Already compressed: compress (gzip.go) passes it through.
+		h.Set("Content-Encoding", "gzip")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// clusterMetrics is a cluster and its per-cluster /metrics text, as one
+// scrape uses them; neither is changed after.
+type clusterMetrics struct {
+	cl   store.Cluster
+	text *metricsText
+}
+
+// metricsEntries returns every cluster (in name order) with its /metrics
+// text, rendered when its revision or its per-command figures changed;
+// cmds gives the leader's per-command figures (nil: none).
+func (c *ClusterCache) metricsEntries(ctx context.Context, cmds func(string) map[string]map[string]api.CommandStat) ([]clusterMetrics, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, entries, err := c.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]clusterMetrics, 0, len(entries))
+	for _, e := range entries {
+		var m map[string]map[string]api.CommandStat
+		if cmds != nil {
+			m = cmds(e.cl.Name)
+		}
+		id := reflect.ValueOf(m).Pointer()
+		if e.metrics == nil || e.cmds != id {
+			e.metrics, e.cmds = renderCluster(e.cl, m), id
+		}
+		out = append(out, clusterMetrics{cl: e.cl, text: e.metrics})
+	}
+	return out, nil
+}
