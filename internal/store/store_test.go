@@ -60,6 +60,7 @@ var storeTests = []struct {
 	{"duplicate cluster name", testDuplicateCluster},
 	{"passwords encrypted at rest", testPasswordsEncrypted},
 	{"password rotation", testRotation},
+	{"cluster revisions", testClusterRevs},
 	{"admission serializes", testAdmit},
 	{"instances", testInstances},
 	{"one unfinished job per cluster", testJobConflict},
@@ -117,6 +118,77 @@ func mustCreate(t *testing.T, e *env, c Cluster) {
 	}
 }
 
+// testClusterRevs: every write of a cluster's row gives it a new
+// revision (what the API's cluster cache relies on to never answer a
+// stale cluster); reads leave it; ClusterRevs and GetClusters read the
+// same revisions as GetCluster.
+func testClusterRevs(t *testing.T, e *env) {
+	ctx := t.Context()
+	for _, n := range []string{"b", "a", "c"} {
+		mustCreate(t, e, testCluster(n))
+	}
+	rev := func(name string) int64 {
+		t.Helper()
+		c, err := e.s.GetCluster(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Rev
+	}
+	revs, err := e.s.ClusterRevs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(revs) != 3 || revs[0].Name != "a" || revs[1].Name != "b" || revs[2].Name != "c" {
+		t.Fatalf("ClusterRevs = %+v, want a, b, c by name", revs)
+	}
+	seen := map[int64]bool{}
+	for _, r := range revs {
+		if r.Rev == 0 || seen[r.Rev] || r.Rev != rev(r.Name) {
+			t.Errorf("%s: revision %d (GetCluster: %d), want a new non-zero one", r.Name, r.Rev, rev(r.Name))
+		}
+		seen[r.Rev] = true
+	}
+	cls, err := e.s.GetClusters(ctx, []string{"c", "missing", "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cls) != 2 || cls[0].Name != "a" || cls[1].Name != "c" || cls[0].Rev != revs[0].Rev || cls[1].Rev != revs[2].Rev ||
+		cls[0].Password != "pw-a-Zq9!x" {
+		t.Errorf("GetClusters(c, missing, a) = %d clusters %v, want a and c with their revisions and passwords", len(cls), names(cls))
+	}
+	if cls, err := e.s.GetClusters(ctx, nil); err != nil || len(cls) != 0 {
+		t.Errorf("GetClusters(nil) = %v, %v", cls, err)
+	}
+	writes := []struct {
+		what string
+		do   func() error
+	}{
+		{"spec", func() error { return e.s.UpdateClusterSpec(ctx, "b", api.ClusterSpec{Shards: 4}) }},
+		{"status", func() error { return e.s.UpdateClusterStatus(ctx, "b", api.ClusterStatus{Phase: api.PhaseReady}) }},
+		{"the same status again", func() error { return e.s.UpdateClusterStatus(ctx, "b", api.ClusterStatus{Phase: api.PhaseReady}) }},
+		{"rotation start", func() error {
+			return e.s.StartRotation(ctx, "b", "next-pw", "next-spw", testJob("rot-b", "b", api.JobRotateCredentials, base))
+		}},
+		{"rotation", func() error { return e.s.SetRotation(ctx, "b", "next-pw", "next-spw", Rotation{Old: "pw-b-Zq9!x"}) }},
+	}
+	if err := e.s.UpdateJob(ctx, Job{Job: api.Job{ID: "create-b", Kind: api.JobCreate, Cluster: "b", State: api.StateSucceeded, CreatedAt: base, FinishedAt: &base}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range writes {
+		before, other := rev("b"), rev("a")
+		if err := w.do(); err != nil {
+			t.Fatalf("%s: %v", w.what, err)
+		}
+		if after := rev("b"); after == before || after == 0 {
+			t.Errorf("after writing the %s the revision is still %d", w.what, after)
+		}
+		if rev("a") != other {
+			t.Errorf("writing b's %s changed a's revision", w.what)
+		}
+	}
+}
+
 func testClusters(t *testing.T, e *env) {
 	ctx := t.Context()
 	want := testCluster("orders")
@@ -129,6 +201,10 @@ func testClusters(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got.Rev == 0 {
+		t.Error("a created cluster has revision 0")
+	}
+	want.Rev = got.Rev // read back, not written
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("GetCluster:\n got %+v\nwant %+v", got, want)
 	}
@@ -157,7 +233,12 @@ func testClusters(t *testing.T, e *env) {
 	if err := e.s.UpdateClusterStatus(ctx, "orders", want.Status); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := e.s.GetCluster(ctx, "orders"); err != nil || !reflect.DeepEqual(got, want) {
+	got, err = e.s.GetCluster(ctx, "orders")
+	if err == nil && (got.Rev == want.Rev || got.Rev == 0) {
+		t.Errorf("the revision is %d after updates, %d before", got.Rev, want.Rev)
+	}
+	want.Rev = got.Rev
+	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("after updates: GetCluster = %+v, %v\nwant %+v", got, err, want)
 	}
 

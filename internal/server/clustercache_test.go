@@ -1,0 +1,183 @@
+package server
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/controller"
+	"github.com/redis-manager/redis-manager/internal/leader"
+	"github.com/redis-manager/redis-manager/internal/platform/fake"
+	"github.com/redis-manager/redis-manager/internal/service"
+	"github.com/redis-manager/redis-manager/internal/store"
+)
+
+// listServer is one manager's API over st; cached: with a ClusterCache.
+func listServer(t *testing.T, st store.Store, dir string, cached bool) *httptest.Server {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	plat := fake.New(fake.Options{})
+	el := leader.New(leader.Config{ID: "list"}, st, log)
+	ctl := controller.New(controller.Config{BackupTarget: "file://" + filepath.Join(dir, "backups"), ScratchDir: filepath.Join(dir, "tmp"), Leader: el}, st, plat, log)
+	svc := service.New(service.Config{BackupTarget: "file://" + filepath.Join(dir, "backups")}, st, plat, ctl, ctl, log)
+	cfg := HandlerConfig{Service: svc, Leadership: el, Token: testAdminToken, Version: "test", Log: log}
+	if cached {
+		cfg.Clusters = NewClusterCache(st)
+	}
+	ts := httptest.NewServer(Handler(cfg))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// getList answers GET /api/v1/clusters, gunzipped when gz (and then
+// checked to be gzipped).
+func getList(t *testing.T, ts *httptest.Server, gz bool) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/v1/clusters", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /api/v1/clusters: %s, %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	var body io.Reader = resp.Body
+	if gz {
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Fatalf("asked for gzip, got Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+		}
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = zr
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestListClustersCache: two managers share one store (two handles on one
+// SQLite file), each with its cache, beside a manager without one. Every
+// answer of the cached managers is byte for byte the uncached one's,
+// plain and gzipped, and shows at once what was written through the other
+// manager: a cluster created through its API, a spec stored (the end of
+// a scale job), a status stored (an observe round), a cluster deleted.
+func TestListClustersCache(t *testing.T) {
+	dir := t.TempDir()
+	stA, stB := openStore(t, dir), openStore(t, dir)
+	seedVaried(t, stA)
+	plain := listServer(t, stA, t.TempDir(), false)
+	a, b := listServer(t, stA, t.TempDir(), true), listServer(t, stB, t.TempDir(), true)
+	check := func(step string, want ...string) {
+		t.Helper()
+		ref := getList(t, plain, false)
+		for _, s := range []struct {
+			name string
+			ts   *httptest.Server
+			gz   bool
+		}{{"a", a, false}, {"a gzip", a, true}, {"b", b, false}, {"b gzip", b, true}} {
+			if got := getList(t, s.ts, s.gz); got != ref {
+				t.Fatalf("%s: manager %s answered\n%.400s\nthe uncached answer is\n%.400s", step, s.name, got, ref)
+			}
+		}
+		for _, w := range want {
+			if !strings.Contains(ref, w) {
+				t.Fatalf("%s: the answer lacks %s:\n%.2000s", step, w, ref)
+			}
+		}
+	}
+	check("seeded", `"name": "alpha"`, `"name": "beta"`)
+	check("again") // from the cache
+
+	// A cluster created through manager b's API shows on a at once.
+	req, _ := http.NewRequest(http.MethodPost, b.URL+"/api/v1/clusters", strings.NewReader(`{"name": "gamma", "shards": 1, "replicas": 1, "sentinels": 3}`))
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("create gamma: %s", resp.Status)
+	}
+	check("created", `"name": "gamma"`)
+
+	ctx := context.Background()
+	spec := api.ClusterSpec{Shards: 3, Replicas: 2, Sentinels: 3, Maxmemory: "77mb"}
+	if err := stA.UpdateClusterSpec(ctx, "beta", spec); err != nil {
+		t.Fatal(err)
+	}
+	check("spec stored", `"maxmemory": "77mb"`, `"beta-2"`)
+
+	cl, err := stB.GetCluster(ctx, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Status.Phase = api.PhaseReady
+	cl.Status.Shards[0].Master.UsedMemoryBytes = 424242
+	if err := stB.UpdateClusterStatus(ctx, "alpha", cl.Status); err != nil {
+		t.Fatal(err)
+	}
+	check("status stored", `"usedMemoryBytes": 424242`)
+
+	if err := stA.DeleteCluster(ctx, "alpha"); err != nil {
+		t.Fatal(err)
+	}
+	check("deleted")
+	if strings.Contains(getList(t, b, false), `"name": "alpha"`) {
+		t.Fatal("a deleted cluster is still listed")
+	}
+	for _, name := range []string{"beta", "gamma"} {
+		if err := stB.DeleteCluster(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("none left", `"clusters": []`)
+}
+
+// TestListClustersCacheScale: for the 1,020 instances of seedScale the
+// cached answer is the uncached one, and a second request finds nothing
+// changed (no cluster read or encoded again).
+func TestListClustersCacheScale(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	seedScale(t, st, 20)
+	cs := &countingStore{Store: st}
+	c := NewClusterCache(cs)
+	first, err := c.listJSON(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := getList(t, listServer(t, st, t.TempDir(), false), false)
+	if string(first) != ref {
+		t.Fatalf("the cached answer (%d bytes) differs from the uncached one (%d bytes)", len(first), len(ref))
+	}
+	before := cs.calls.Load()
+	second, err := c.listJSON(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls := cs.calls.Load() - before; calls != 1 {
+		t.Errorf("a request with nothing changed read the store %d times, want 1 (the revisions)", calls)
+	}
+	if !bytes.Equal(first, second) || &first[0] != &second[0] {
+		t.Error("a request with nothing changed did not answer the bytes it had")
+	}
+}
