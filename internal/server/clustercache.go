@@ -2,15 +2,19 @@ package server
 
 import (
 	"bytes"
-	"compress/gzip"
+	"compress/flate"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/service"
@@ -43,6 +47,40 @@ type ClusterCache struct {
 	mu      sync.Mutex
 	entries map[string]*clusterEntry
 	list    listBody
+
+	// listedAt and gzippedAt are when a client last asked for the list,
+	// and for it gzipped (Unix nanoseconds), for Run.
+	listedAt, gzippedAt atomic.Int64
+}
+
+// Keeping the list warm (Run): how often, and for how long after the
+// last request.
+const (
+	warmEvery = 250 * time.Millisecond
+	warmFor   = 10 * time.Second
+)
+
+// Run keeps the list's answer up to date while clients poll it (a
+// request in the last warmFor): every warmEvery it reads the revisions
+// and encodes what changed, so a request mostly finds the answer ready
+// rather than encoding the clusters the observe loop just wrote. Nobody
+// polling, it reads nothing. It returns when ctx ends.
+func (c *ClusterCache) Run(ctx context.Context) {
+	t := time.NewTicker(warmEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		if now-c.listedAt.Load() > int64(warmFor) {
+			continue
+		}
+		// An error shows to the next request, which reads again.
+		_, _ = c.listJSON(ctx, now-c.gzippedAt.Load() <= int64(warmFor))
+	}
 }
 
 // clusterEntry is one cluster at one revision. Its fields are filled
@@ -51,8 +89,10 @@ type clusterEntry struct {
 	rev int64
 	cl  store.Cluster // passwords cleared
 	// json is the API view (service.View), indented as an element of the
-	// list's "clusters" array; nil until a list asks.
-	json []byte
+	// list's "clusters" array; nil until a list asks. deflated is json
+	// compressed on its own (deflateChunk); nil until a client accepts
+	// gzip.
+	json, deflated []byte
 	// metrics is the cluster's /metrics text per family, rendered with
 	// the per-command figures cmds (compared by identity: the leader
 	// replaces the map every round); nil until a scrape asks.
@@ -63,9 +103,10 @@ type clusterEntry struct {
 // listBody is the last assembled GET /api/v1/clusters answer and the
 // revisions it holds.
 type listBody struct {
-	revs []store.ClusterRev
-	body []byte
-	gz   []byte // body gzipped; nil until a client accepts gzip
+	revs    []store.ClusterRev
+	entries []*clusterEntry
+	body    []byte
+	gz      []byte // body gzipped; nil until a client accepts gzip
 }
 
 // NewClusterCache returns an empty cache over st.
@@ -148,28 +189,87 @@ func (c *ClusterCache) listJSON(ctx context.Context, gz bool) ([]byte, error) {
 			}
 			b.WriteString("\n  ]\n}\n")
 		}
-		c.list = listBody{revs: revs, body: b.Bytes()}
+		c.list = listBody{revs: revs, entries: entries, body: b.Bytes()}
 	}
 	if !gz {
 		return c.list.body, nil
 	}
 	if c.list.gz == nil {
-		var b bytes.Buffer
-		w := gzipWriters.Get().(*gzip.Writer)
-		w.Reset(&b)
-		_, _ = w.Write(c.list.body)
-		_ = w.Close()
-		w.Reset(nil)
-		gzipWriters.Put(w)
-		c.list.gz = b.Bytes()
+		c.list.gz = c.gzipList()
 	}
 	return c.list.gz, nil
+}
+
+// The constant pieces of the list, compressed once.
+var (
+	listHead  = deflateChunk([]byte("{\n  \"clusters\": [\n    "), false)
+	listSep   = deflateChunk([]byte(",\n    "), false)
+	listTail  = deflateChunk([]byte("\n  ]\n}\n"), true)
+	listEmpty = deflateChunk([]byte("{\n  \"clusters\": []\n}\n"), true)
+)
+
+// gzipList gzips c.list.body from one compressed piece per cluster, each
+// compressed once per revision: one gzip member whose deflate stream is
+// the pieces one after the other (each ends on a byte boundary, after a
+// sync flush, and refers to nothing before it, as pigz does), so a
+// request after one status write compresses that cluster's ~70 kB, not
+// the whole answer. The caller must hold c.mu.
+func (c *ClusterCache) gzipList() []byte {
+	body := c.list.body
+	out := make([]byte, 0, len(body)/8)
+	// The header: magic, deflate, no flags, no time, no extra flags,
+	// OS unknown (RFC 1952).
+	out = append(out, 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255)
+	if len(c.list.entries) == 0 {
+		out = append(out, listEmpty...)
+	} else {
+		out = append(out, listHead...)
+		for i, e := range c.list.entries {
+			if e.deflated == nil {
+				e.deflated = deflateChunk(e.json, false)
+			}
+			if i > 0 {
+				out = append(out, listSep...)
+			}
+			out = append(out, e.deflated...)
+		}
+		out = append(out, listTail...)
+	}
+	out = binary.LittleEndian.AppendUint32(out, crc32.ChecksumIEEE(body))
+	return binary.LittleEndian.AppendUint32(out, uint32(len(body)))
+}
+
+var flateWriters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed)
+	return w
+}}
+
+// deflateChunk compresses b on its own: ending with a sync flush (on a
+// byte boundary, the stream goes on) or, when final, with the last block.
+func deflateChunk(b []byte, final bool) []byte {
+	var buf bytes.Buffer
+	w := flateWriters.Get().(*flate.Writer)
+	w.Reset(&buf)
+	_, _ = w.Write(b)
+	if final {
+		_ = w.Close()
+	} else {
+		_ = w.Flush()
+	}
+	w.Reset(nil)
+	flateWriters.Put(w)
+	return buf.Bytes()
 }
 
 // serveList answers GET /api/v1/clusters from the cache; fail answers an
 // error the way every other route does.
 func (c *ClusterCache) serveList(w http.ResponseWriter, r *http.Request, fail func(http.ResponseWriter, *http.Request, error)) {
 	gz := r.Method != http.MethodHead && acceptsGzip(r.Header.Get("Accept-Encoding"))
+	now := time.Now().UnixNano()
+	c.listedAt.Store(now)
+	if gz {
+		c.gzippedAt.Store(now)
+	}
 	body, err := c.listJSON(r.Context(), gz)
 	if err != nil {
 		fail(w, r, err)

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/controller"
@@ -59,11 +61,20 @@ func getList(t *testing.T, ts *httptest.Server, gz bool) string {
 		if resp.Header.Get("Content-Encoding") != "gzip" {
 			t.Fatalf("asked for gzip, got Content-Encoding %q", resp.Header.Get("Content-Encoding"))
 		}
+		// One member, nothing after it: what every gzip reader takes.
 		zr, err := gzip.NewReader(resp.Body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		body = zr
+		zr.Multistream(false)
+		b, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("the gzipped answer: %v", err)
+		}
+		if rest, _ := io.ReadAll(resp.Body); len(rest) > 0 {
+			t.Fatalf("%d bytes after the gzip member", len(rest))
+		}
+		return string(b)
 	}
 	b, err := io.ReadAll(body)
 	if err != nil {
@@ -179,5 +190,63 @@ func TestListClustersCacheScale(t *testing.T) {
 	}
 	if !bytes.Equal(first, second) || &first[0] != &second[0] {
 		t.Error("a request with nothing changed did not answer the bytes it had")
+	}
+	zipped, err := c.listJSON(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(zipped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr.Multistream(false)
+	if plain, err := io.ReadAll(zr); err != nil || string(plain) != ref {
+		t.Errorf("the gzipped answer (%d bytes) unzips to %d bytes, %v; want the answer", len(zipped), len(plain), err)
+	}
+	if out := os.Getenv("LIST_GZIP_OUT"); out != "" {
+		// For a check with other gzip readers (gzip -t, zcat).
+		_ = os.WriteFile(out, zipped, 0o644)
+	}
+	t.Logf("%d bytes, %d gzipped", len(first), len(zipped))
+}
+
+// TestListClustersWarm: while clients poll the list, Run encodes what
+// the store changed before the next request asks; with nobody polling it
+// reads nothing.
+func TestListClustersWarm(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	seedVaried(t, st)
+	cs := &countingStore{Store: st}
+	c := NewClusterCache(cs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	time.Sleep(3 * warmEvery)
+	if n := cs.calls.Load(); n != 0 {
+		t.Fatalf("with nobody polling, Run read the store %d times", n)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/clusters", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	c.serveList(httptest.NewRecorder(), req, func(_ http.ResponseWriter, _ *http.Request, err error) { t.Fatal(err) })
+	cl, err := st.GetCluster(ctx, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Status.Shards[0].Master.Keys = 31337
+	if err := st.UpdateClusterStatus(ctx, "alpha", cl.Status); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * warmEvery)
+	for {
+		c.mu.Lock()
+		ready := bytes.Contains(c.list.body, []byte(`"keys": 31337`)) && c.list.gz != nil
+		c.mu.Unlock()
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not encode the changed cluster (plain and gzipped) while a client polls")
+		}
+		time.Sleep(warmEvery / 5)
 	}
 }

@@ -380,6 +380,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	go series.Run(ctx, lister, log.With("component", "timeseries"))
 	go notifier.Run(ctx)
+	go clusters.Run(ctx)
 	ctlDone := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() { ctlDone <- ctl.Run(ctx, ready) }()

@@ -244,13 +244,62 @@ func TestMetricsScrapeScale(t *testing.T) {
 }
 
 // BenchmarkMetricsScrape: one scrape of /metrics with 1,020 instances
-// stored.
+// stored: unchanged (every cluster's text already rendered), one-changed
+// (one status written before each scrape), all-changed (every cluster
+// read and rendered: a scrape every 15 s finds every status written
+// since the last one); gzip: compressed as Prometheus asks.
 //
 //	go test -run '^$' -bench BenchmarkMetricsScrape -benchtime 20x ./internal/server
 func BenchmarkMetricsScrape(b *testing.B) {
-	h, _, _ := scaleHandler(b, 20)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		scrapeOnce(b, h)
+	h, cs, _ := scaleHandler(b, 20)
+	ctx := context.Background()
+	cl, err := cs.Store.GetCluster(ctx, "s05")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, gz := range []bool{false, true} {
+		hh := h
+		name := ""
+		if gz {
+			hh, name = compress(h), "gzip/"
+		}
+		scrape := func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			if gz {
+				req.Header.Set("Accept-Encoding", "gzip")
+			}
+			rec := httptest.NewRecorder()
+			hh.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("GET /metrics: %d", rec.Code)
+			}
+			b.ReportMetric(float64(rec.Body.Len()), "bytes/response")
+		}
+		b.Run(name+"unchanged", func(b *testing.B) {
+			scrape(b)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				scrape(b)
+			}
+		})
+		b.Run(name+"one-changed", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				cl.Status.Shards[0].Master.OpsPerSec = int64(i)
+				if err := cs.Store.UpdateClusterStatus(ctx, cl.Name, cl.Status); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				scrape(b)
+			}
+		})
+		b.Run(name+"all-changed", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				h.(*metricsServer).cache = NewClusterCache(cs)
+				b.StartTimer()
+				scrape(b)
+			}
+		})
 	}
 }
