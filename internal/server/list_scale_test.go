@@ -11,24 +11,16 @@ import (
 )
 
 // BenchmarkListClusters is what GET /api/v1/clusters costs with 1,020
-// instances stored (seedScale):
+// instances stored (seedScale). uncached: the store read, JSON decoding
+// of every status and writing the response as writeJSON does (the path
+// without a ClusterCache). cached/unchanged: the revisions read, the
+// bytes already encoded. cached/one-changed: one cluster's status written
+// before each request (the observe loop writes each cluster every round),
+// so that one is read, decoded and encoded again, the rest reused.
+// cached/all-changed: every cluster new to the cache. cached/gzip/…: the
+// same, gzipped (what browsers and Go's client ask for).
 //
-//   - uncached: the store read, JSON decoding of every status and
-//     writing the response as writeJSON does (the path without a
-//     ClusterCache);
-//
-//   - cached/unchanged: the revisions read, the bytes already encoded;
-//
-//   - cached/one-changed: one cluster's status written before each
-//     request (the observe loop writes each cluster every round), so it
-//     is read, decoded and encoded again, the rest reused;
-//
-//   - cached/all-changed: every cluster new to the cache;
-//
-//   - the same with /gzip: the answer gzipped (what browsers and Go's
-//     client ask for).
-//
-//     go test -run '^$' -bench BenchmarkListClusters -benchmem ./internal/server
+//	go test -run '^$' -bench BenchmarkListClusters -benchmem ./internal/server
 func BenchmarkListClusters(b *testing.B) {
 	dir := b.TempDir()
 	st, err := store.Open(context.Background(), "sqlite://"+filepath.Join(dir, "manager.db"), filepath.Join(dir, "secret.key"))
