@@ -115,14 +115,22 @@ var mysqlDialect = dialect{
 
 // sqlStore implements Store on database/sql for both engines.
 type sqlStore struct {
-	db   *sql.DB
-	d    dialect
-	seal *sealer
+	db *sql.DB
+	// reads serves ClusterRevs and GetClusters: read-only connections
+	// beside db's one on SQLite (openSQLiteReads), db itself on MySQL.
+	reads *sql.DB
+	d     dialect
+	seal  *sealer
 }
 
 var _ Store = (*sqlStore)(nil)
 
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	if s.reads != nil && s.reads != s.db {
+		s.reads.Close()
+	}
+	return s.db.Close()
+}
 
 // Times are stored in UTC with microsecond precision as fixed-width text,
 // which SQLite keeps as TEXT (so it sorts) and MySQL parses into DATETIME(6).
@@ -374,7 +382,7 @@ func (s *sqlStore) GetClusters(ctx context.Context, names []string) ([]Cluster, 
 	for i, n := range names {
 		args[i] = n
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT "+clusterCols+" FROM clusters WHERE name IN (?"+strings.Repeat(", ?", len(names)-1)+") ORDER BY name", args...)
+	rows, err := s.reads.QueryContext(ctx, "SELECT "+clusterCols+" FROM clusters WHERE name IN (?"+strings.Repeat(", ?", len(names)-1)+") ORDER BY name", args...)
 	if err != nil {
 		return nil, fmt.Errorf("get clusters: %w", err)
 	}
@@ -394,7 +402,7 @@ func (s *sqlStore) GetClusters(ctx context.Context, names []string) ([]Cluster, 
 }
 
 func (s *sqlStore) ClusterRevs(ctx context.Context) ([]ClusterRev, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT name, rev FROM clusters ORDER BY name")
+	rows, err := s.reads.QueryContext(ctx, "SELECT name, rev FROM clusters ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("list cluster revisions: %w", err)
 	}

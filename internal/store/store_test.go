@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -1218,5 +1219,33 @@ func testMigration4(t *testing.T, e *env) {
 	}
 	if err := s.PutInstance(ctx, Instance{Name: "m-0-2", Cluster: "m", Kind: KindRedis, Host: "127.0.0.1", Port: 17001}); !errors.Is(err, ErrConflict) {
 		t.Errorf("same endpoint: %v, want ErrConflict", err)
+	}
+}
+
+// TestSQLiteRevsBesideWriter: on SQLite, ClusterRevs and GetClusters do
+// not wait for the one writing connection (held here by an open
+// transaction, as the observe loop's writes and a ListClusters that
+// decodes every status hold it), and see what was committed before.
+func TestSQLiteRevsBesideWriter(t *testing.T) {
+	e := newEnv(t, engines[0])
+	ctx := t.Context()
+	mustCreate(t, e, testCluster("held"))
+	tx, err := e.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE clusters SET status = status WHERE name = ?", "held"); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	revs, err := e.s.ClusterRevs(rctx)
+	if err != nil || len(revs) != 1 || revs[0].Name != "held" || revs[0].Rev == 0 {
+		t.Fatalf("ClusterRevs while the writer is held = %+v, %v", revs, err)
+	}
+	cls, err := e.s.GetClusters(rctx, []string{"held"})
+	if err != nil || len(cls) != 1 || cls[0].Rev != revs[0].Rev {
+		t.Fatalf("GetClusters while the writer is held = %d clusters, %v", len(cls), err)
 	}
 }
