@@ -116,8 +116,10 @@ var mysqlDialect = dialect{
 // sqlStore implements Store on database/sql for both engines.
 type sqlStore struct {
 	db *sql.DB
-	// reads serves ClusterRevs and GetClusters: read-only connections
-	// beside db's one on SQLite (openSQLiteReads), db itself on MySQL.
+	// reads serves the reads of GET /api/v1/clusters and /metrics
+	// (ClusterRevs, GetClusters, UnfinishedJobs, the backup records and
+	// schedules): read-only connections beside db's one on SQLite
+	// (openSQLiteReads), db itself on MySQL.
 	reads *sql.DB
 	d     dialect
 	seal  *sealer
@@ -735,7 +737,7 @@ func (s *sqlStore) ListJobs(ctx context.Context, cluster string) ([]Job, error) 
 }
 
 func (s *sqlStore) UnfinishedJobs(ctx context.Context) ([]Job, error) {
-	jobs, err := s.queryJobs(ctx, "SELECT "+jobCols+" FROM jobs WHERE state IN (?, ?) ORDER BY created_at, id",
+	jobs, err := s.queryJobsIn(ctx, s.reads, "SELECT "+jobCols+" FROM jobs WHERE state IN (?, ?) ORDER BY created_at, id",
 		api.StatePending, api.StateRunning)
 	if err != nil {
 		return nil, fmt.Errorf("list unfinished jobs: %w", err)
