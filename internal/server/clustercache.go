@@ -31,22 +31,35 @@ type clusterReader interface {
 // (store.Cluster.Rev), what GET /api/v1/clusters and /metrics derive from
 // it: the decoded cluster, its API view encoded as JSON, and its /metrics
 // text. Every request first reads the revisions (one small read, no
-// status), then reads and decodes only the clusters whose revision
-// changed, in one read. So an answer is never older than the store at the
-// moment of the request, on the leader as on a standby, and a request
-// that finds nothing changed writes bytes it already has.
+// status); then only the clusters whose revision changed are read, in one
+// read, decoded and encoded again. A request that finds nothing changed
+// writes bytes the cache already has.
 //
-// The observe loop writes every cluster's status each round, so under
-// steady polling each request re-derives the few clusters written since
-// the previous one, not all of them.
+// How fresh: /metrics and, with maxStale 0, the list are never older than
+// the store when the request came, on the leader as on a standby. With
+// maxStale > 0 (the server passes one observe period), a list request
+// that finds only statuses changed since the last answer was built
+// (every spec revision and name the same: no cluster created, deleted,
+// scaled or rotated) gets that answer if it was read from the store at
+// most maxStale ago, and Run encodes the new statuses beside it: the
+// observe loop writes every cluster's status each round, and without
+// this every request during a round would wait for some of them to be
+// decoded and encoded. A status is then at most one round older than the
+// store's, as it is at most one round older than the instances anyway; a
+// change made through the API shows in the next answer.
 type ClusterCache struct {
-	st clusterReader
+	st       clusterReader
+	maxStale time.Duration
 
-	// mu serializes refreshes: requests that find the same clusters
-	// changed wait for one read and one encoding, not one each.
-	mu      sync.Mutex
+	// build serializes reading and encoding, and guards entries:
+	// requests that find the same clusters changed wait for one read and
+	// one encoding, not one each.
+	build   sync.Mutex
 	entries map[string]*clusterEntry
-	list    listBody
+	// list is the last assembled answer, replaced whole.
+	list atomic.Pointer[listBody]
+	// kick wakes Run when a request was answered from an older list.
+	kick chan struct{}
 
 	// listedAt and gzippedAt are when a client last asked for the list,
 	// and for it gzipped (Unix nanoseconds), for Run.
@@ -61,10 +74,11 @@ const (
 )
 
 // Run keeps the list's answer up to date while clients poll it (a
-// request in the last warmFor): every warmEvery it reads the revisions
-// and encodes what changed, so a request mostly finds the answer ready
-// rather than encoding the clusters the observe loop just wrote. Nobody
-// polling, it reads nothing. It returns when ctx ends.
+// request in the last warmFor): every warmEvery, and at once when a
+// request was answered from an older list, it reads the revisions and
+// encodes what changed, so requests find the answer ready rather than
+// encoding the clusters the observe loop just wrote. Nobody polling, it
+// reads nothing. It returns when ctx ends.
 func (c *ClusterCache) Run(ctx context.Context) {
 	t := time.NewTicker(warmEvery)
 	defer t.Stop()
@@ -73,18 +87,19 @@ func (c *ClusterCache) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-c.kick:
 		}
 		now := time.Now().UnixNano()
 		if now-c.listedAt.Load() > int64(warmFor) {
 			continue
 		}
 		// An error shows to the next request, which reads again.
-		_, _ = c.listJSON(ctx, now-c.gzippedAt.Load() <= int64(warmFor))
+		_, _ = c.rebuild(ctx, now-c.gzippedAt.Load() <= int64(warmFor))
 	}
 }
 
 // clusterEntry is one cluster at one revision. Its fields are filled
-// under ClusterCache.mu and not changed after.
+// under ClusterCache.build and not changed after, but metrics.
 type clusterEntry struct {
 	rev int64
 	cl  store.Cluster // passwords cleared
@@ -100,23 +115,27 @@ type clusterEntry struct {
 	cmds    uintptr
 }
 
-// listBody is the last assembled GET /api/v1/clusters answer and the
-// revisions it holds.
+// listBody is an assembled GET /api/v1/clusters answer: the revisions
+// read at readAt it holds (its clusters are at least as new), plain and
+// gzipped (nil until a client accepts gzip). Not changed after it is
+// stored in ClusterCache.list.
 type listBody struct {
 	revs    []store.ClusterRev
+	readAt  time.Time
 	entries []*clusterEntry
 	body    []byte
-	gz      []byte // body gzipped; nil until a client accepts gzip
+	gz      []byte
 }
 
-// NewClusterCache returns an empty cache over st.
-func NewClusterCache(st clusterReader) *ClusterCache {
-	return &ClusterCache{st: st, entries: map[string]*clusterEntry{}}
+// NewClusterCache returns an empty cache over st; maxStale: see
+// ClusterCache.
+func NewClusterCache(st clusterReader, maxStale time.Duration) *ClusterCache {
+	return &ClusterCache{st: st, maxStale: maxStale, entries: map[string]*clusterEntry{}, kick: make(chan struct{}, 1)}
 }
 
 // current reads the revisions and brings every changed cluster up to
 // date. It returns the revisions read and the entries in name order. The
-// caller must hold c.mu.
+// caller must hold c.build.
 func (c *ClusterCache) current(ctx context.Context) ([]store.ClusterRev, []*clusterEntry, error) {
 	revs, err := c.st.ClusterRevs(ctx)
 	if err != nil {
@@ -135,21 +154,18 @@ func (c *ClusterCache) current(ctx context.Context) ([]store.ClusterRev, []*clus
 		}
 		for _, cl := range cls {
 			cl.Password, cl.SentinelPassword, cl.Rotation = "", "", store.Rotation{}
+			// The row may be newer than the revision read first
+			// (written in between): it is kept under its own.
 			c.entries[cl.Name] = &clusterEntry{rev: cl.Rev, cl: cl}
 		}
 	}
 	out := make([]*clusterEntry, 0, len(revs))
 	live := make(map[string]bool, len(revs))
-	for i, r := range revs {
+	for _, r := range revs {
 		live[r.Name] = true
-		e := c.entries[r.Name]
-		if e == nil {
-			continue // deleted between the two reads
-		}
-		// The entry may be newer than the revision read first (written
-		// in between): the answer holds the newer one.
-		revs[i].Rev = e.rev
-		out = append(out, e)
+		if e := c.entries[r.Name]; e != nil {
+			out = append(out, e)
+		} // else deleted between the two reads
 	}
 	for name := range c.entries {
 		if !live[name] {
@@ -159,16 +175,61 @@ func (c *ClusterCache) current(ctx context.Context) ([]store.ClusterRev, []*clus
 	return revs, out, nil
 }
 
+// sameSpecs tells whether a and b list the same clusters with the same
+// spec revisions: between them only statuses were written.
+func sameSpecs(a, b []store.ClusterRev) bool {
+	return slices.EqualFunc(a, b, func(x, y store.ClusterRev) bool { return x.Name == y.Name && x.SpecRev == y.SpecRev && x.SpecRev != 0 })
+}
+
 // listJSON returns the GET /api/v1/clusters answer as writeJSON would
 // encode {"clusters": [...]}, gzipped when gz is set.
 func (c *ClusterCache) listJSON(ctx context.Context, gz bool) ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	revs, err := c.st.ClusterRevs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cur := c.list.Load(); cur != nil && (!gz || cur.gz != nil) {
+		fresh := slices.Equal(cur.revs, revs)
+		if !fresh && c.maxStale > 0 && sameSpecs(cur.revs, revs) && time.Since(cur.readAt) <= c.maxStale {
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+			fresh = true
+		}
+		if fresh {
+			if gz {
+				return cur.gz, nil
+			}
+			return cur.body, nil
+		}
+	}
+	lb, err := c.rebuild(ctx, gz)
+	if err != nil {
+		return nil, err
+	}
+	if gz {
+		return lb.gz, nil
+	}
+	return lb.body, nil
+}
+
+// rebuild reads the store and stores the answer as it is now (gzipped
+// too when gz is set).
+func (c *ClusterCache) rebuild(ctx context.Context, gz bool) (*listBody, error) {
+	c.build.Lock()
+	defer c.build.Unlock()
+	readAt := time.Now()
 	revs, entries, err := c.current(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if c.list.body == nil || !slices.Equal(c.list.revs, revs) {
+	lb := &listBody{revs: revs, readAt: readAt, entries: entries}
+	if cur := c.list.Load(); cur != nil && slices.Equal(cur.revs, revs) {
+		// The same revisions: the same clusters (revisions never
+		// repeat), already encoded.
+		lb.entries, lb.body, lb.gz = cur.entries, cur.body, cur.gz
+	} else {
 		var b bytes.Buffer
 		if len(entries) == 0 {
 			b.WriteString("{\n  \"clusters\": []\n}\n")
@@ -189,15 +250,13 @@ func (c *ClusterCache) listJSON(ctx context.Context, gz bool) ([]byte, error) {
 			}
 			b.WriteString("\n  ]\n}\n")
 		}
-		c.list = listBody{revs: revs, entries: entries, body: b.Bytes()}
+		lb.body = b.Bytes()
 	}
-	if !gz {
-		return c.list.body, nil
+	if gz && lb.gz == nil {
+		lb.gz = gzipList(lb)
 	}
-	if c.list.gz == nil {
-		c.list.gz = c.gzipList()
-	}
-	return c.list.gz, nil
+	c.list.Store(lb)
+	return lb, nil
 }
 
 // The constant pieces of the list, compressed once.
@@ -208,23 +267,23 @@ var (
 	listEmpty = deflateChunk([]byte("{\n  \"clusters\": []\n}\n"), true)
 )
 
-// gzipList gzips c.list.body from one compressed piece per cluster, each
+// gzipList gzips lb.body from one compressed piece per cluster, each
 // compressed once per revision: one gzip member whose deflate stream is
 // the pieces one after the other (each ends on a byte boundary, after a
 // sync flush, and refers to nothing before it, as pigz does), so a
 // request after one status write compresses that cluster's ~70 kB, not
-// the whole answer. The caller must hold c.mu.
-func (c *ClusterCache) gzipList() []byte {
-	body := c.list.body
+// the whole answer. The caller must hold c.build.
+func gzipList(lb *listBody) []byte {
+	body := lb.body
 	out := make([]byte, 0, len(body)/8)
 	// The header: magic, deflate, no flags, no time, no extra flags,
 	// OS unknown (RFC 1952).
 	out = append(out, 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255)
-	if len(c.list.entries) == 0 {
+	if len(lb.entries) == 0 {
 		out = append(out, listEmpty...)
 	} else {
 		out = append(out, listHead...)
-		for i, e := range c.list.entries {
+		for i, e := range lb.entries {
 			if e.deflated == nil {
 				e.deflated = deflateChunk(e.json, false)
 			}
@@ -297,8 +356,8 @@ type clusterMetrics struct {
 // text, rendered when its revision or its per-command figures changed;
 // cmds gives the leader's per-command figures (nil: none).
 func (c *ClusterCache) metricsEntries(ctx context.Context, cmds func(string) map[string]map[string]api.CommandStat) ([]clusterMetrics, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.build.Lock()
+	defer c.build.Unlock()
 	_, entries, err := c.current(ctx)
 	if err != nil {
 		return nil, err

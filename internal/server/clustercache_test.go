@@ -32,7 +32,7 @@ func listServer(t *testing.T, st store.Store, dir string, cached bool) *httptest
 	svc := service.New(service.Config{BackupTarget: "file://" + filepath.Join(dir, "backups")}, st, plat, ctl, ctl, log)
 	cfg := HandlerConfig{Service: svc, Leadership: el, Token: testAdminToken, Version: "test", Log: log}
 	if cached {
-		cfg.Clusters = NewClusterCache(st)
+		cfg.Clusters = NewClusterCache(st, 0)
 	}
 	ts := httptest.NewServer(Handler(cfg))
 	t.Cleanup(ts.Close)
@@ -171,7 +171,7 @@ func TestListClustersCacheScale(t *testing.T) {
 	st := openStore(t, dir)
 	seedScale(t, st, 20)
 	cs := &countingStore{Store: st}
-	c := NewClusterCache(cs)
+	c := NewClusterCache(cs, 0)
 	first, err := c.listJSON(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func TestListClustersWarm(t *testing.T) {
 	st := openStore(t, t.TempDir())
 	seedVaried(t, st)
 	cs := &countingStore{Store: st}
-	c := NewClusterCache(cs)
+	c := NewClusterCache(cs, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go c.Run(ctx)
@@ -238,9 +238,8 @@ func TestListClustersWarm(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * warmEvery)
 	for {
-		c.mu.Lock()
-		ready := bytes.Contains(c.list.body, []byte(`"keys": 31337`)) && c.list.gz != nil
-		c.mu.Unlock()
+		lb := c.list.Load()
+		ready := lb != nil && bytes.Contains(lb.body, []byte(`"keys": 31337`)) && lb.gz != nil
 		if ready {
 			break
 		}
@@ -248,5 +247,82 @@ func TestListClustersWarm(t *testing.T) {
 			t.Fatal("Run did not encode the changed cluster (plain and gzipped) while a client polls")
 		}
 		time.Sleep(warmEvery / 5)
+	}
+}
+
+// TestListClustersStaleBound: with maxStale (the server passes one
+// observe period), a status written since the last answer may be missing
+// from the next answers for at most maxStale, never longer; a cluster
+// created or deleted, or a spec stored, shows in the very next answer.
+func TestListClustersStaleBound(t *testing.T) {
+	const maxStale = 600 * time.Millisecond
+	st := openStore(t, t.TempDir())
+	seedVaried(t, st)
+	c := NewClusterCache(st, maxStale)
+	ctx := context.Background()
+	list := func() string {
+		t.Helper()
+		b, err := c.listJSON(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	list()
+	cl, err := st.GetCluster(ctx, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Status.Shards[0].Master.Keys = 4711
+	written := time.Now()
+	if err := st.UpdateClusterStatus(ctx, "alpha", cl.Status); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		got := list()
+		if strings.Contains(got, `"keys": 4711`) {
+			break
+		}
+		if time.Since(written) > maxStale {
+			t.Fatalf("a status written %s ago is still not listed (at most %s)", time.Since(written).Round(time.Millisecond), maxStale)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(maxStale + 50*time.Millisecond)
+	cl.Status.Shards[0].Master.Keys = 4712
+	if err := st.UpdateClusterStatus(ctx, "alpha", cl.Status); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); !strings.Contains(got, `"keys": 4712`) {
+		t.Fatalf("the answer built over %s ago was served after a status write", maxStale)
+	}
+
+	// With a bound of a minute (so the test does not depend on timing):
+	// a status write is not read again, a spec, a creation, a deletion
+	// are, at once.
+	c = NewClusterCache(st, time.Minute)
+	list()
+	cl.Status.Shards[0].Master.Keys = 4713
+	if err := st.UpdateClusterStatus(ctx, "alpha", cl.Status); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); !strings.Contains(got, `"keys": 4712`) {
+		t.Error("within the bound, a status write made the answer be built again")
+	}
+	if err := st.UpdateClusterSpec(ctx, "beta", api.ClusterSpec{Shards: 2, Replicas: 1, Sentinels: 3, Maxmemory: "33mb"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); !strings.Contains(got, `"maxmemory": "33mb"`) || !strings.Contains(got, `"keys": 4713`) {
+		t.Fatal("a spec stored is not in the next answer (with the statuses as they are)")
+	}
+	if err := st.DeleteCluster(ctx, "beta"); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); strings.Contains(got, `"name": "beta"`) {
+		t.Fatal("a deleted cluster is in the next answer")
+	}
+	seedScale(t, st, 1)
+	if got := list(); !strings.Contains(got, `"name": "s00"`) {
+		t.Fatal("a created cluster is not in the next answer")
 	}
 }

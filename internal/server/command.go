@@ -349,8 +349,9 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	lim := newConnLimiter(ln, maxConns)
 	// GET /api/v1/clusters and /metrics keep what they derive from each
-	// cluster until its stored revision changes.
-	clusters := NewClusterCache(st)
+	// cluster until its stored revision changes; the list may show a
+	// status up to one observe round old, never an older spec.
+	clusters := NewClusterCache(st, controller.DefaultObserveEvery)
 	metrics := metricsHandler(st, clusters, elector, lim, ctl.Commands, ctl.Collectors()...)
 	if err := firstAdmin(ctx, st, dataDir, o.AdminUser, o.AdminPasswordFile, log); err != nil {
 		return err

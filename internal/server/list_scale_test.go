@@ -56,7 +56,7 @@ func BenchmarkListClusters(b *testing.B) {
 		if gz {
 			name = "cached/gzip"
 		}
-		c := NewClusterCache(st)
+		c := NewClusterCache(st, 0)
 		size := 0
 		list := func(b *testing.B) {
 			body, err := c.listJSON(ctx, gz)
@@ -84,7 +84,7 @@ func BenchmarkListClusters(b *testing.B) {
 		})
 		b.Run(name+"/all-changed", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				c = NewClusterCache(st)
+				c = NewClusterCache(st, 0)
 				list(b)
 			}
 		})

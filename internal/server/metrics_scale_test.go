@@ -165,7 +165,7 @@ func scaleHandler(t testing.TB, clusters int) (http.Handler, *countingStore, int
 	}
 	t.Cleanup(func() { ln.Close() })
 	e := leader.New(leader.Config{ID: "scale"}, st, slog.New(slog.DiscardHandler))
-	return metricsHandler(cs, NewClusterCache(cs), e, newConnLimiter(ln, 16), nil), cs, n
+	return metricsHandler(cs, NewClusterCache(cs, 0), e, newConnLimiter(ln, 16), nil), cs, n
 }
 
 func scrapeOnce(t testing.TB, h http.Handler) (string, time.Duration) {
@@ -296,7 +296,7 @@ func BenchmarkMetricsScrape(b *testing.B) {
 		b.Run(name+"all-changed", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				h.(*metricsServer).cache = NewClusterCache(cs)
+				h.(*metricsServer).cache = NewClusterCache(cs, 0)
 				b.StartTimer()
 				scrape(b)
 			}

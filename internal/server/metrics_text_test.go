@@ -39,7 +39,7 @@ func testMetricsHandler(t testing.TB, st store.Store, commands func(string) map[
 	}
 	t.Cleanup(func() { ln.Close() })
 	e := leader.New(leader.Config{ID: "text"}, st, slog.New(slog.DiscardHandler))
-	return metricsHandler(st, NewClusterCache(st), e, newConnLimiter(ln, 16), commands).(*metricsServer)
+	return metricsHandler(st, NewClusterCache(st, 0), e, newConnLimiter(ln, 16), commands).(*metricsServer)
 }
 
 // parseText parses a whole exposition as Prometheus does, failing the

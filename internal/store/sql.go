@@ -303,8 +303,8 @@ func (s *sqlStore) insertCluster(ctx context.Context, tx *sql.Tx, c Cluster) err
 		return err
 	}
 	_, err = tx.ExecContext(ctx,
-		"INSERT INTO clusters (name, spec, status, password_enc, sentinel_password_enc, created_at, rev) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		c.Name, string(spec), string(status), pw, spw, timeArg(c.CreatedAt), newRev())
+		"INSERT INTO clusters (name, spec, status, password_enc, sentinel_password_enc, created_at, rev, spec_rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		c.Name, string(spec), string(status), pw, spw, timeArg(c.CreatedAt), newRev(), newRev())
 	if s.d.isDuplicate(err) {
 		return fmt.Errorf("name is taken: %w", ErrConflict)
 	}
@@ -404,7 +404,7 @@ func (s *sqlStore) GetClusters(ctx context.Context, names []string) ([]Cluster, 
 }
 
 func (s *sqlStore) ClusterRevs(ctx context.Context) ([]ClusterRev, error) {
-	rows, err := s.reads.QueryContext(ctx, "SELECT name, rev FROM clusters ORDER BY name")
+	rows, err := s.reads.QueryContext(ctx, "SELECT name, rev, spec_rev FROM clusters ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("list cluster revisions: %w", err)
 	}
@@ -412,7 +412,7 @@ func (s *sqlStore) ClusterRevs(ctx context.Context) ([]ClusterRev, error) {
 	var out []ClusterRev
 	for rows.Next() {
 		var r ClusterRev
-		if err := rows.Scan(&r.Name, &r.Rev); err != nil {
+		if err := rows.Scan(&r.Name, &r.Rev, &r.SpecRev); err != nil {
 			return nil, fmt.Errorf("list cluster revisions: %w", err)
 		}
 		out = append(out, r)
@@ -435,27 +435,32 @@ func newRev() int64 {
 }
 
 func (s *sqlStore) UpdateClusterSpec(ctx context.Context, name string, spec api.ClusterSpec) error {
-	if err := s.updateClusterJSON(ctx, "spec", name, spec); err != nil {
+	if err := s.updateClusterJSON(ctx, "spec", name, spec, true); err != nil {
 		return fmt.Errorf("update spec of cluster %q: %w", name, err)
 	}
 	return nil
 }
 
 func (s *sqlStore) UpdateClusterStatus(ctx context.Context, name string, status api.ClusterStatus) error {
-	if err := s.updateClusterJSON(ctx, "status", name, status); err != nil {
+	if err := s.updateClusterJSON(ctx, "status", name, status, false); err != nil {
 		return fmt.Errorf("update status of cluster %q: %w", name, err)
 	}
 	return nil
 }
 
-// updateClusterJSON stores v as the JSON of column (a constant, never input).
-func (s *sqlStore) updateClusterJSON(ctx context.Context, column, name string, v any) error {
+// updateClusterJSON stores v as the JSON of column (a constant, never
+// input), with a new rev, and a new spec_rev when spec is set.
+func (s *sqlStore) updateClusterJSON(ctx context.Context, column, name string, v any, spec bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
+	set, args := "UPDATE clusters SET "+column+" = ?, rev = ?", []any{string(b), newRev()}
+	if spec {
+		set, args = set+", spec_rev = ?", append(args, newRev())
+	}
 	return s.write(ctx, "update cluster "+column, func(q execer) error {
-		n, err := rowsAffected(q.ExecContext(ctx, "UPDATE clusters SET "+column+" = ?, rev = ? WHERE name = ?", string(b), newRev(), name))
+		n, err := rowsAffected(q.ExecContext(ctx, set+" WHERE name = ?", append(args, name)...))
 		if err != nil {
 			return err
 		}

@@ -34,10 +34,13 @@ type Cluster struct {
 	Rev int64
 }
 
-// ClusterRev is a cluster's name and revision (Cluster.Rev).
+// ClusterRev is a cluster's name and revisions: Rev changes at every
+// write of the cluster (Cluster.Rev), SpecRev at every write but its
+// status's (UpdateClusterStatus).
 type ClusterRev struct {
-	Name string
-	Rev  int64
+	Name    string
+	Rev     int64
+	SpecRev int64
 }
 
 // Admission is what an admission check sees (Store.Admit).

@@ -176,16 +176,38 @@ func testClusterRevs(t *testing.T, e *env) {
 	if err := e.s.UpdateJob(ctx, Job{Job: api.Job{ID: "create-b", Kind: api.JobCreate, Cluster: "b", State: api.StateSucceeded, CreatedAt: base, FinishedAt: &base}}); err != nil {
 		t.Fatal(err)
 	}
+	specRev := func(name string) int64 {
+		t.Helper()
+		revs, err := e.s.ClusterRevs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range revs {
+			if r.Name == name {
+				return r.SpecRev
+			}
+		}
+		t.Fatalf("%s not in ClusterRevs", name)
+		return 0
+	}
 	for _, w := range writes {
-		before, other := rev("b"), rev("a")
+		before, beforeSpec, other, otherSpec := rev("b"), specRev("b"), rev("a"), specRev("a")
+		if beforeSpec == 0 {
+			t.Errorf("before writing the %s the spec revision is 0", w.what)
+		}
 		if err := w.do(); err != nil {
 			t.Fatalf("%s: %v", w.what, err)
 		}
 		if after := rev("b"); after == before || after == 0 {
 			t.Errorf("after writing the %s the revision is still %d", w.what, after)
 		}
-		if rev("a") != other {
-			t.Errorf("writing b's %s changed a's revision", w.what)
+		// Only a status write leaves the spec revision.
+		status := strings.Contains(w.what, "status")
+		if afterSpec := specRev("b"); (afterSpec == beforeSpec) != status || afterSpec == 0 {
+			t.Errorf("after writing the %s the spec revision went %d → %d", w.what, beforeSpec, afterSpec)
+		}
+		if rev("a") != other || specRev("a") != otherSpec {
+			t.Errorf("writing b's %s changed a's revisions", w.what)
 		}
 	}
 }
