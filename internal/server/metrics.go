@@ -178,25 +178,27 @@ type metricsServer struct {
 	// byName are the per-cluster families sorted by name, for the
 	// merge with the gathered ones (sorted by name too).
 	byName []*family
-	// mu: one scrape at a time (records.clusters is per scrape; two
-	// scrapes at once would only compete for the same CPU).
+	// mu: one gathering at a time (records.clusters is per scrape).
 	mu sync.Mutex
 }
 
 func (m *metricsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	// As before the cache: without the clusters, the scrape still
 	// answers the rest (the store's error shows in the manager's log
 	// and its own metrics).
 	entries, _ := m.cache.metricsEntries(ctx, m.commands)
+	// What is written is not changed after: only gathering is one
+	// scrape at a time, not writing to a slow client.
+	m.mu.Lock()
 	m.records.clusters = m.records.clusters[:0]
 	for _, e := range entries {
 		m.records.clusters = append(m.records.clusters, e.cl)
 	}
 	mfs, err := m.reg.Gather()
+	m.records.clusters = m.records.clusters[:0]
+	m.mu.Unlock()
 	if err != nil {
 		http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
 		return
