@@ -61,35 +61,66 @@ func StartIn(bin, dir string, portBase, ports int, extra ...string) (*Manager, e
 			}
 		}
 	}()
+	m := &Manager{DataDir: dir, URL: url, cmd: cmd}
 	if url == "" {
-		_ = cmd.Process.Kill()
+		m.Stop()
 		return nil, fmt.Errorf("manager did not start")
 	}
 	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
 	if err != nil {
+		m.Stop()
 		return nil, err
 	}
-	c := api.NewClient(url, strings.TrimSpace(string(tok)))
-	c.PollInterval = 10 * time.Millisecond
-	return &Manager{Client: c, DataDir: dir, URL: url, Token: strings.TrimSpace(string(tok)), cmd: cmd}, nil
+	m.Token = strings.TrimSpace(string(tok))
+	m.Client = api.NewClient(url, m.Token)
+	m.Client.PollInterval = 10 * time.Millisecond
+	return m, nil
+}
+
+// InstancePids lists the processes whose working directory is under the
+// data dir's instances/ (every instance chdirs into its own): the
+// redis-servers and Sentinels a manager on that data dir started.
+func InstancePids(dataDir string) []int {
+	root := filepath.Join(dataDir, "instances") + "/"
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd"); err == nil && strings.HasPrefix(cwd+"/", root) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // Stop stops the manager, kills the instances it started and removes its
 // data dir.
 func (m *Manager) Stop() {
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	_ = m.cmd.Wait()
-	root := filepath.Join(m.DataDir, "instances") + "/"
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		if cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd"); err == nil && strings.HasPrefix(cwd+"/", root) {
-			var pid int
-			if _, err := fmt.Sscan(e.Name(), &pid); err == nil {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
+	done := make(chan struct{})
+	go func() { _ = m.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		// A manager that does not stop within 20 s is killed.
+		_ = m.cmd.Process.Kill()
+		<-done
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Killed until none is left: an instance the manager was starting
+	// as it stopped appears a moment later.
+	for i := 0; i < 10; i++ {
+		pids := InstancePids(m.DataDir)
+		if len(pids) == 0 {
+			break
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	os.RemoveAll(m.DataDir)
 }
 

@@ -5,7 +5,9 @@
 // state it measures the manager's CPU (share of one core, from
 // /proc/<pid>/stat over -window) and RSS, next to the CPU that all
 // redis-server and Sentinel processes use in the same window; /metrics
-// scrape time and size; GET /api/v1/clusters latency; and, for a few
+// scrape time and size and GET /api/v1/clusters latency, each with and
+// without Accept-Encoding: gzip (Prometheus, browsers and Go's client
+// send it); and, for a few
 // SIGKILLed masters, the time until the API shows the master down and
 // until another instance of its shard is the master.
 //
@@ -57,8 +59,8 @@ func main() {
 	flag.IntVar(&c.sentinels, "sentinels", 3, "Sentinels per cluster")
 	flag.IntVar(&c.parallel, "parallel", 2, "clusters being created at a time")
 	flag.IntVar(&c.kills, "kills", 3, "masters SIGKILLed, one after the other")
-	flag.IntVar(&c.requests, "requests", 300, "GET /api/v1/clusters requests")
-	flag.IntVar(&c.scrapes, "scrapes", 10, "GET /metrics scrapes")
+	flag.IntVar(&c.requests, "requests", 300, "GET /api/v1/clusters requests with gzip, and as many without")
+	flag.IntVar(&c.scrapes, "scrapes", 10, "GET /metrics scrapes 500 ms apart with gzip, and as many without; then half as many 4 s apart")
 	flag.DurationVar(&c.window, "window", 60*time.Second, "CPU measurement window")
 	flag.DurationVar(&c.settle, "settle", 20*time.Second, "wait after every cluster is Ready, before measuring")
 	flag.StringVar(&c.profile, "profile", "", "write a 30 s CPU profile of the manager at steady state to this file (builds the manager with -tags benchprof)")
@@ -159,9 +161,14 @@ func run(c config) error {
 			return err
 		}
 	}
-	if err := measureScrape(m, c.scrapes); err != nil {
+	if err := measureScrape(m, c.scrapes, 500*time.Millisecond); err != nil {
 		return err
 	}
+	if err := measureScrape(m, max(2, c.scrapes/2), 4*time.Second); err != nil {
+		return err
+	}
+	series, mb := lines(m)
+	fmt.Printf("  %d series, %.1f MB of text\n", series, mb)
 	if err := measureList(m, c.requests); err != nil {
 		return err
 	}
@@ -271,22 +278,11 @@ func rssMB(pid int) float64 {
 	return 0
 }
 
-// instancePids lists the processes whose working directory is under the
-// manager's data dir (every instance chdirs into its own), as redis-servers
-// and Sentinels.
+// instancePids splits the manager's instances (benchenv.InstancePids)
+// into redis-servers and Sentinels.
 func instancePids(dataDir string) (redis, sentinels []int) {
-	root := filepath.Join(dataDir, "instances") + "/"
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
-		if err != nil || !strings.HasPrefix(cwd+"/", root) {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+	for _, pid := range benchenv.InstancePids(dataDir) {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if strings.Contains(string(cmd), "sentinel") {
 			sentinels = append(sentinels, pid)
 		} else {
@@ -349,13 +345,22 @@ func takeProfile(port int, path string) error {
 	return err
 }
 
-func get(m *benchenv.Manager, path string, auth bool) (time.Duration, int, error) {
+// plain is a client that never asks for gzip by itself, so each request
+// says what it accepts.
+var plain = &http.Client{Transport: &http.Transport{DisableCompression: true}}
+
+// get fetches path, with Accept-Encoding: gzip when gz, and returns the
+// time until the whole answer was read and its size on the wire.
+func get(m *benchenv.Manager, path string, auth, gz bool) (time.Duration, int, error) {
 	req, _ := http.NewRequest(http.MethodGet, m.URL+path, nil)
 	if auth {
 		req.Header.Set("Authorization", "Bearer "+m.Token)
 	}
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
 	t := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := plain.Do(req)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -365,7 +370,17 @@ func get(m *benchenv.Manager, path string, auth bool) (time.Duration, int, error
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
+	if err == nil && gz != (resp.Header.Get("Content-Encoding") == "gzip") {
+		err = fmt.Errorf("GET %s (gzip %v): Content-Encoding %q", path, gz, resp.Header.Get("Content-Encoding"))
+	}
 	return d, int(n), err
+}
+
+func encoding(gz bool) string {
+	if gz {
+		return "Accept-Encoding: gzip"
+	}
+	return "no gzip"
 }
 
 func pct(ds []time.Duration, p float64) time.Duration {
@@ -377,28 +392,37 @@ func pct(ds []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
-func measureScrape(m *benchenv.Manager, n int) error {
+// measureScrape scrapes 2n times, gap apart, alternately with gzip (as
+// Prometheus asks) and without, so both meet the same load. With a gap
+// of two observe rounds every cluster's status was written since the
+// last scrape (as for Prometheus scraping every 15 s): nothing is reused.
+func measureScrape(m *benchenv.Manager, n int, gap time.Duration) error {
 	load0 := loadavg()
-	var ds []time.Duration
-	size := 0
-	for i := 0; i < n; i++ {
-		d, sz, err := get(m, "/metrics", false)
+	ds := map[bool][]time.Duration{}
+	size := map[bool]int{}
+	for i := 0; i < 2*n; i++ {
+		gz := i%2 == 0
+		d, sz, err := get(m, "/metrics", false, gz)
 		if err != nil {
 			return err
 		}
-		ds = append(ds, d)
-		size = sz
-		time.Sleep(500 * time.Millisecond)
+		ds[gz] = append(ds[gz], d)
+		size[gz] = sz
+		time.Sleep(gap)
 	}
-	fmt.Printf("/metrics, %d scrapes (load %s → %s): median %s, max %s   target < 1 s; %.1f MB, %d lines\n",
-		n, load0, loadavg(), ms(pct(ds, 0.5)), ms(pct(ds, 1)), float64(size)/1e6, lines(m))
+	load1 := loadavg()
+	for _, gz := range []bool{true, false} {
+		fmt.Printf("/metrics, %d scrapes %s apart, %s (load %s → %s): median %s, max %s   target < 1 s; %.2f MB on the wire\n",
+			n, gap, encoding(gz), load0, load1, ms(pct(ds[gz], 0.5)), ms(pct(ds[gz], 1)), float64(size[gz])/1e6)
+	}
 	return nil
 }
 
-func lines(m *benchenv.Manager) int {
-	resp, err := http.Get(m.URL + "/metrics")
+// lines counts the series and the size of one uncompressed scrape.
+func lines(m *benchenv.Manager) (int, float64) {
+	resp, err := plain.Get(m.URL + "/metrics")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -408,24 +432,30 @@ func lines(m *benchenv.Manager) int {
 			n++
 		}
 	}
-	return n
+	return n, float64(len(b)) / 1e6
 }
 
+// measureList sends 2n requests 20 ms apart, alternately with gzip (as
+// browsers and Go's client ask) and without.
 func measureList(m *benchenv.Manager, n int) error {
 	load0 := loadavg()
-	var ds []time.Duration
-	size := 0
-	for i := 0; i < n; i++ {
-		d, sz, err := get(m, "/api/v1/clusters", true)
+	ds := map[bool][]time.Duration{}
+	size := map[bool]int{}
+	for i := 0; i < 2*n; i++ {
+		gz := i%2 == 0
+		d, sz, err := get(m, "/api/v1/clusters", true, gz)
 		if err != nil {
 			return err
 		}
-		ds = append(ds, d)
-		size = sz
+		ds[gz] = append(ds[gz], d)
+		size[gz] = sz
 		time.Sleep(20 * time.Millisecond)
 	}
-	fmt.Printf("GET /api/v1/clusters, %d requests (load %s → %s): median %s, p99 %s   target p99 < 50 ms; max %s; %.1f MB\n",
-		n, load0, loadavg(), ms(pct(ds, 0.5)), ms(pct(ds, 0.99)), ms(pct(ds, 1)), float64(size)/1e6)
+	load1 := loadavg()
+	for _, gz := range []bool{true, false} {
+		fmt.Printf("GET /api/v1/clusters, %d requests, %s (load %s → %s): median %s, p99 %s   target p99 < 50 ms; max %s; %.2f MB on the wire\n",
+			n, encoding(gz), load0, load1, ms(pct(ds[gz], 0.5)), ms(pct(ds[gz], 0.99)), ms(pct(ds[gz], 1)), float64(size[gz])/1e6)
+	}
 	return nil
 }
 

@@ -19,6 +19,9 @@ import (
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
+// DefaultObserveEvery is the observe loop's period (Config.ObserveEvery).
+const DefaultObserveEvery = 2 * time.Second
+
 // Config holds the controller's settings.
 type Config struct {
 	ObserveEvery  time.Duration
@@ -120,7 +123,7 @@ type Controller struct {
 // New assembles a controller. Run starts it.
 func New(cfg Config, st Store, p platform.Platform, log *slog.Logger) *Controller {
 	if cfg.ObserveEvery == 0 {
-		cfg.ObserveEvery = 2 * time.Second
+		cfg.ObserveEvery = DefaultObserveEvery
 	}
 	if cfg.ObserveConcurrency <= 0 {
 		cfg.ObserveConcurrency = DefaultObserveConcurrency

@@ -263,7 +263,9 @@ func (c *Controller) observe(ctx context.Context, cl store.Cluster, redis, senti
 			o := topology.SentinelObs{In: in, Details: c.platform.Describe(in.Handle)}
 			sc := c.pool.Sentinel(addr(in), cl.SentinelPassword)
 			c.read(ctx, func(ctx context.Context) {
-				if v, err := sentinel.View(ctx, sc); err == nil {
+				// A plain client to the Sentinel pipelines the view's
+				// SENTINEL REPLICAS (sentinel.View).
+				if v, err := sentinel.View(ctx, c.pool.Redis(addr(in), cl.SentinelPassword)); err == nil {
 					o.Up, o.View = true, v
 					// TILT for /metrics and the alert: one INFO sentinel
 					// more per Sentinel per round; unknown counts as not.

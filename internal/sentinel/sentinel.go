@@ -170,13 +170,40 @@ func Down(flags []string) bool {
 	return false
 }
 
-// View reads every shard the Sentinel monitors, with its replicas.
+// pipeliner is a connection that can send several commands at once (a
+// plain *redis.Client; go-redis's SentinelClient cannot).
+type pipeliner interface {
+	Pipelined(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error)
+}
+
+// View reads every shard the Sentinel monitors, with its replicas. On a
+// connection that pipelines, the SENTINEL REPLICAS of every shard go in
+// one round trip (the observe loop reads every Sentinel every round: at
+// 16 shards, 2 round trips instead of 17).
 func View(ctx context.Context, sc Conn) (map[string]Master, error) {
 	masters, err := Masters(ctx, sc)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]Master{}
+	if p, ok := sc.(pipeliner); ok && len(masters) > 0 {
+		cmds := make([]*redis.MapStringStringSliceCmd, len(masters))
+		_, _ = p.Pipelined(ctx, func(pp redis.Pipeliner) error {
+			for i, m := range masters {
+				cmds[i] = redis.NewMapStringStringSliceCmd(ctx, "sentinel", "replicas", m.Name)
+				_ = pp.Process(ctx, cmds[i])
+			}
+			return nil
+		})
+		for i, master := range masters {
+			if err := cmds[i].Err(); err != nil {
+				return nil, fmt.Errorf("sentinel replicas %s: %w", master.Name, err)
+			}
+			master.Replicas = parseReplicas(cmds[i].Val())
+			out[master.Name] = master
+		}
+		return out, nil
+	}
 	for _, master := range masters {
 		reps, err := Replicas(ctx, sc, master.Name)
 		if err != nil {
@@ -232,8 +259,12 @@ func Replicas(ctx context.Context, sc Conn, name string) ([]Replica, error) {
 	if err := sc.Process(ctx, cmd); err != nil {
 		return nil, fmt.Errorf("sentinel replicas %s: %w", name, err)
 	}
+	return parseReplicas(cmd.Val()), nil
+}
+
+func parseReplicas(val []map[string]string) []Replica {
 	var out []Replica
-	for _, r := range cmd.Val() {
+	for _, r := range val {
 		out = append(out, Replica{
 			Addr:             net.JoinHostPort(r["ip"], r["port"]),
 			Flags:            strings.Split(r["flags"], ","),
@@ -245,7 +276,7 @@ func Replicas(ctx context.Context, sc Conn, name string) ([]Replica, error) {
 			InfoRefresh:      time.Duration(num(r, "info-refresh")) * time.Millisecond,
 		})
 	}
-	return out, nil
+	return out
 }
 
 // Sentinels lists the other Sentinels this one knows for a shard

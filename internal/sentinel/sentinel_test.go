@@ -185,6 +185,15 @@ func TestCommands(t *testing.T) {
 	if v, ok := view[name]; !ok || len(view) != 1 || v.Addr != master.addr || len(v.Replicas) != 1 || v.Replicas[0].Addr != replica.addr {
 		t.Fatalf("View = %+v", view)
 	}
+	// The same through a plain client, which pipelines the replicas.
+	piped, err := View(ctx, plainA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := piped[name]; !ok || len(piped) != 1 || v.Addr != master.addr || v.Quorum != 2 || len(v.Replicas) != 1 ||
+		v.Replicas[0].Addr != replica.addr || v.Replicas[0].RunID != rep.RunID || v.Replicas[0].MasterLinkStatus != "ok" {
+		t.Fatalf("View through a plain client = %+v", piped)
+	}
 
 	// Sentinels: each knows the other, by the id MYID gives.
 	idB, err := MyID(ctx, b)

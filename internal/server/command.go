@@ -348,7 +348,11 @@ func Serve(ctx context.Context, o Options, version string) error {
 		maxConns = defaultMaxConnections()
 	}
 	lim := newConnLimiter(ln, maxConns)
-	metrics := metricsHandler(st, elector, lim, ctl.Commands, ctl.Collectors()...)
+	// GET /api/v1/clusters and /metrics keep what they derive from each
+	// cluster until its stored revision changes; the list may show a
+	// status up to one observe round old, never an older spec.
+	clusters := NewClusterCache(st, controller.DefaultObserveEvery)
+	metrics := metricsHandler(st, clusters, elector, lim, ctl.Commands, ctl.Collectors()...)
 	if err := firstAdmin(ctx, st, dataDir, o.AdminUser, o.AdminPasswordFile, log); err != nil {
 		return err
 	}
@@ -361,7 +365,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Alerts: st, Version: version, Log: log.With("component", "console")})
 	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics,
 		MetricsAuth: o.MetricsAuth, Access: st, SessionIdleTimeout: o.SessionIdleTimeout, Console: web, Log: log,
-		Series: series, Stream: hub, Alerts: st, Notifier: notifier, Autoscaling: st}), lim)
+		Series: series, Stream: hub, Alerts: st, Notifier: notifier, Autoscaling: st, Clusters: clusters}), lim)
 	srv.RegisterOnShutdown(hub.Close)
 	scheme := "http"
 	if tlsConfig != nil {
@@ -377,6 +381,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	}
 	go series.Run(ctx, lister, log.With("component", "timeseries"))
 	go notifier.Run(ctx)
+	go clusters.Run(ctx)
 	ctlDone := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() { ctlDone <- ctl.Run(ctx, ready) }()

@@ -1,96 +1,43 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"net/http"
+	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/schedule"
-	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
 
-// statusCollector exports the managed instances' key figures from the
-// latest observed status, labelled by cluster, shard and instance.
-type statusCollector struct {
-	store store.Store
-	// commands, when set, gives the per-command figures (INFO
-	// commandstats) of a cluster's instances by name: the leader keeps
-	// them in memory instead of in the stored status
-	// (controller.Commands); nil there (a standby) sends no
-	// redis_commands_total series.
-	commands func(cluster string) map[string]map[string]api.CommandStat
+// recordsCollector exports the unfinished jobs and the backups of the
+// clusters of the scrape (set by metricsServer before each Gather).
+type recordsCollector struct {
+	store    store.Store
+	clusters []store.Cluster
 }
 
-var (
-	descClusterReady = prometheus.NewDesc("redis_manager_cluster_ready", "1 when the cluster's phase is Ready.", []string{"cluster", "phase"}, nil)
-	descInstanceUp   = prometheus.NewDesc("redis_manager_instance_up", "1 when the instance answers INFO.", []string{"cluster", "shard", "instance", "role"}, nil)
-	descKeys         = prometheus.NewDesc("redis_manager_instance_keys", "Keys in the instance.", []string{"cluster", "shard", "instance", "role"}, nil)
-	descMemory       = prometheus.NewDesc("redis_manager_instance_used_memory_bytes", "used_memory of the instance.", []string{"cluster", "shard", "instance", "role"}, nil)
-	descLag          = prometheus.NewDesc("redis_manager_replica_lag_bytes", "Replication offset lag of a replica behind its master.", []string{"cluster", "shard", "instance"}, nil)
-	descSentinelUp   = prometheus.NewDesc("redis_manager_sentinel_up", "1 when the Sentinel answers.", []string{"cluster", "instance"}, nil)
-)
-
-func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descClusterReady, descInstanceUp, descKeys, descMemory, descLag, descSentinelUp} {
-		ch <- d
-	}
-	for _, d := range redisDescs {
-		ch <- d
-	}
+func (c *recordsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descJobs, descBackupLast, descBackupDuration, descBackupBytes, descBackupLastFailure,
-		descSchedulePeriod, descScheduleUpdated, descSentinelQuorum} {
+		descSchedulePeriod, descScheduleUpdated} {
 		ch <- d
 	}
 }
 
-func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *recordsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cls, err := c.store.ListClusters(ctx)
-	if err != nil {
-		return
-	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	for _, cl := range cls {
-		gauge(descClusterReady, b2f(cl.Status.Phase == api.PhaseReady), cl.Name, cl.Status.Phase)
-		for _, sh := range cl.Status.Shards {
-			shard := strconv.Itoa(sh.Index)
-			insts := sh.Replicas
-			if sh.Master != nil {
-				insts = append([]api.InstanceStatus{*sh.Master}, insts...)
-			}
-			for _, in := range insts {
-				gauge(descInstanceUp, b2f(in.Up), cl.Name, shard, in.Name, in.Role)
-				gauge(descKeys, float64(in.Keys), cl.Name, shard, in.Name, in.Role)
-				gauge(descMemory, float64(in.UsedMemoryBytes), cl.Name, shard, in.Name, in.Role)
-				if in.Role == "replica" {
-					gauge(descLag, float64(in.LagBytes), cl.Name, shard, in.Name)
-				}
-			}
-		}
-		for _, s := range cl.Status.Sentinels {
-			gauge(descSentinelUp, b2f(s.Up), cl.Name, s.Name)
-		}
-		if len(cl.Status.Sentinels) > 0 {
-			gauge(descSentinelQuorum, float64(spec.Quorum(cl.Spec.Sentinels)), cl.Name)
-		}
-		if c.commands != nil {
-			withCommands(&cl.Status, c.commands(cl.Name))
-		}
-		collectRedis(ch, cl)
-	}
 	collectJobs(ctx, ch, c.store)
-	collectBackups(ctx, ch, c.store, cls)
+	collectBackups(ctx, ch, c.store, c.clusters)
 }
 
 var (
@@ -104,9 +51,6 @@ var (
 	descBackupLastFailure = prometheus.NewDesc("redis_manager_backup_last_failure_timestamp_seconds", "Unix time the shard's newest failed backup finished (0: none).", []string{"cluster", "shard"}, nil)
 	descSchedulePeriod    = prometheus.NewDesc("redis_manager_backup_schedule_period_seconds", "Time between two slots of the cluster's backup schedule (only clusters with a schedule).", []string{"cluster"}, nil)
 	descScheduleUpdated   = prometheus.NewDesc("redis_manager_backup_schedule_updated_timestamp_seconds", "Unix time the cluster's backup schedule was set or last changed (only clusters with a schedule).", []string{"cluster"}, nil)
-	// descSentinelQuorum is what the sentinel-quorum rule compares the
-	// answering Sentinels with.
-	descSentinelQuorum = prometheus.NewDesc("redis_manager_sentinel_quorum", "Sentinels that must answer to authorize a failover: a majority of the cluster's Sentinels.", []string{"cluster"}, nil)
 
 	jobKinds = []string{api.JobCreate, api.JobScale, api.JobDelete, api.JobFailover, api.JobBackup, api.JobRestore, api.JobReplaceInstance,
 		api.JobBackupDelete, api.JobBackupVerify, api.JobRotateCredentials, api.JobFinishRotation}
@@ -221,34 +165,88 @@ func (c leaderCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLastAction, prometheus.GaugeValue, last)
 }
 
-// withCommands sets the instances' per-command figures from cmds (by
-// instance name) where the stored status has none.
-func withCommands(st *api.ClusterStatus, cmds map[string]map[string]api.CommandStat) {
-	if len(cmds) == 0 {
+// metricsServer serves /metrics: the per-cluster series as text rendered
+// once per stored revision (ClusterCache, metricstext.go), merged by
+// name with what client_golang gathers (the process, Go runtime, leader,
+// jobs, backups, the controller's own metrics and the HTTP connections).
+type metricsServer struct {
+	cache    *ClusterCache
+	commands func(string) map[string]map[string]api.CommandStat
+	reg      *prometheus.Registry
+	records  *recordsCollector
+	format   expfmt.Format
+	// byName are the per-cluster families sorted by name, for the
+	// merge with the gathered ones (sorted by name too).
+	byName []*family
+	// mu: one gathering at a time (records.clusters is per scrape).
+	mu sync.Mutex
+}
+
+func (m *metricsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	// As before the cache: without the clusters, the scrape still
+	// answers the rest (the store's error shows in the manager's log
+	// and its own metrics).
+	entries, _ := m.cache.metricsEntries(ctx, m.commands)
+	// What is written is not changed after: only gathering is one
+	// scrape at a time, not writing to a slow client.
+	m.mu.Lock()
+	m.records.clusters = m.records.clusters[:0]
+	for _, e := range entries {
+		m.records.clusters = append(m.records.clusters, e.cl)
+	}
+	mfs, err := m.reg.Gather()
+	m.records.clusters = m.records.clusters[:0]
+	m.mu.Unlock()
+	if err != nil {
+		http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	set := func(in *api.InstanceStatus) {
-		if in.Commands == nil {
-			in.Commands = cmds[in.Name]
+	w.Header().Set("Content-Type", string(m.format))
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var hdr []byte
+	own := func(f *family) {
+		any := false
+		for _, e := range entries {
+			if len(e.text.lines[f.idx]) > 0 {
+				any = true
+				break
+			}
+		}
+		if !any {
+			return // as client_golang: no family without a series
+		}
+		hdr = appendHeader(hdr[:0], f)
+		_, _ = bw.Write(hdr)
+		for _, e := range entries {
+			_, _ = bw.Write(e.text.lines[f.idx])
 		}
 	}
-	for i := range st.Shards {
-		if st.Shards[i].Master != nil {
-			set(st.Shards[i].Master)
+	byName, i := m.byName, 0
+	for _, mf := range mfs {
+		for ; i < len(byName) && byName[i].name < mf.GetName(); i++ {
+			own(byName[i])
 		}
-		for j := range st.Shards[i].Replicas {
-			set(&st.Shards[i].Replicas[j])
+		if _, err := expfmt.MetricFamilyToText(bw, mf); err != nil {
+			return
 		}
 	}
+	for ; i < len(byName); i++ {
+		own(byName[i])
+	}
+	_ = bw.Flush()
 }
 
 // metricsHandler serves /metrics; commands is the leader's in-memory
-// per-command figures (statusCollector.commands), nil for none.
-func metricsHandler(st store.Store, e *leader.Elector, lim *connLimiter, commands func(string) map[string]map[string]api.CommandStat, extra ...prometheus.Collector) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), statusCollector{store: st, commands: commands}, leaderCollector{e})
-	reg.MustRegister(extra...)
-	reg.MustRegister(
+// per-command figures (nil for none); cache reads the clusters.
+func metricsHandler(st store.Store, cache *ClusterCache, e *leader.Elector, lim *connLimiter, commands func(string) map[string]map[string]api.CommandStat, extra ...prometheus.Collector) http.Handler {
+	m := &metricsServer{cache: cache, commands: commands, reg: prometheus.NewRegistry(), records: &recordsCollector{store: st},
+		format: expfmt.NegotiateAccept(http.Header{}, expfmt.FmtText), byName: append([]*family(nil), families...)}
+	sort.Slice(m.byName, func(i, j int) bool { return m.byName[i].name < m.byName[j].name })
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m.records, leaderCollector{e})
+	m.reg.MustRegister(extra...)
+	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "redis_manager_http_connections_open",
 			Help: "API connections held open now."}, func() float64 { return float64(lim.Open()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "redis_manager_http_connections_evicted_total",
@@ -256,5 +254,5 @@ func metricsHandler(st store.Store, e *leader.Elector, lim *connLimiter, command
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "redis_manager_http_connections_refused_total",
 			Help: "API connections closed at once because every slot was running a request."}, func() float64 { return float64(lim.refused.Load()) }),
 	)
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return m
 }

@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/store"
 )
@@ -22,62 +20,60 @@ import (
 // shard is the shard of the monitored master, "" for its own figures.
 var redisLabels = []string{"cluster", "shard", "instance", "role"}
 
-func redisDesc(name, help string, extra ...string) *prometheus.Desc {
-	return prometheus.NewDesc(name, help, append(append([]string{}, redisLabels...), extra...), nil)
+func redisFamily(name, help string, counter bool, extra ...string) *family {
+	return newFamily(name, help, counter, append(append([]string{}, redisLabels...), extra...)...)
 }
 
-var (
-	descRedisUp       = redisDesc("redis_up", "1 when the instance answered the manager's last INFO (a Sentinel: SENTINEL MASTERS).")
-	descRedisInfo     = redisDesc("redis_instance_info", "Information about the Redis instance (value 1).", "redis_version", "redis_mode", "maxmemory_policy")
-	descUptime        = redisDesc("redis_uptime_in_seconds", "uptime_in_seconds of the instance.")
-	descMemUsed       = redisDesc("redis_memory_used_bytes", "used_memory of the instance.")
-	descMemMax        = redisDesc("redis_memory_max_bytes", "maxmemory of the instance (0: no limit).")
-	descFrag          = redisDesc("redis_mem_fragmentation_ratio", "mem_fragmentation_ratio of the instance.")
-	descClients       = redisDesc("redis_connected_clients", "connected_clients of the instance.")
-	descBlocked       = redisDesc("redis_blocked_clients", "blocked_clients of the instance.")
-	descMaxClients    = redisDesc("redis_max_clients", "maxclients of the instance.")
-	descReplOffset    = redisDesc("redis_master_repl_offset", "master_repl_offset of the instance.")
-	descCmdProcessed  = redisDesc("redis_commands_processed_total", "total_commands_processed of the instance.")
-	descCmdCalls      = redisDesc("redis_commands_total", "Total number of calls per command (INFO commandstats).", "cmd")
-	descCmdDuration   = redisDesc("redis_commands_duration_seconds_total", "Total time in seconds spent per command (INFO commandstats).", "cmd")
-	descHits          = redisDesc("redis_keyspace_hits_total", "keyspace_hits of the instance.")
-	descMisses        = redisDesc("redis_keyspace_misses_total", "keyspace_misses of the instance.")
-	descEvicted       = redisDesc("redis_evicted_keys_total", "evicted_keys of the instance.")
-	descExpired       = redisDesc("redis_expired_keys_total", "expired_keys of the instance.")
-	descNetIn         = redisDesc("redis_net_input_bytes_total", "total_net_input_bytes of the instance.")
-	descNetOut        = redisDesc("redis_net_output_bytes_total", "total_net_output_bytes of the instance.")
-	descCPUSys        = redisDesc("redis_cpu_sys_seconds_total", "used_cpu_sys of the instance.")
-	descCPUUser       = redisDesc("redis_cpu_user_seconds_total", "used_cpu_user of the instance.")
-	descDBKeys        = redisDesc("redis_db_keys", "Total number of keys by DB.", "db")
-	descDBExpiring    = redisDesc("redis_db_keys_expiring", "Total number of expiring keys by DB.", "db")
-	descSlaves        = redisDesc("redis_connected_slaves", "connected_slaves of the instance.")
-	descMasterLinkUp  = redisDesc("redis_master_link_up", "1 when a replica's master_link_status is up.")
-	descMasterLastIO  = redisDesc("redis_master_last_io_seconds_ago", "master_last_io_seconds_ago of a replica.")
-	descSlaveLag      = redisDesc("redis_connected_slave_lag_seconds", "Lag of a connected replica as its master lists it.", "slave_ip", "slave_port", "slave_state")
-	descSlaveOffset   = redisDesc("redis_connected_slave_offset_bytes", "Replication offset of a connected replica as its master lists it.", "slave_ip", "slave_port", "slave_state")
-	descReplLagBytes  = redisDesc("redis_replica_lag_bytes", "How many bytes of its master's replication offset a replica has not yet applied.")
-	descBgsave        = redisDesc("redis_rdb_last_bgsave_status", "1 when the last RDB save (rdb_last_bgsave_status) was ok.")
-	descFork          = redisDesc("redis_latest_fork_usec", "latest_fork_usec of the instance.")
-	descSentinelTilt  = redisDesc("redis_sentinel_tilt", "1 while the Sentinel is in TILT mode.")
-	descSentinelMstrs = redisDesc("redis_sentinel_masters", "The number of the cluster's masters this Sentinel monitors.")
-	descOKSentinels   = redisDesc("redis_sentinel_master_ok_sentinels", "The number of the cluster's Sentinels that answer the manager and monitor this master.", "master_name", "master_address")
-	descOKSlaves      = redisDesc("redis_sentinel_master_ok_slaves", "The number of replicas of the master this Sentinel does not flag s_down or o_down.", "master_name", "master_address")
-	descCkquorum      = redisDesc("redis_sentinel_master_setting_ckquorum", "The quorum this Sentinel has configured for the master.", "master_name", "master_address")
-	descConfigEpoch   = redisDesc("redis_sentinel_master_config_epoch", "The configuration epoch of the master (increments on each failover).", "master_name", "master_address")
-
-	redisDescs = []*prometheus.Desc{descRedisUp, descRedisInfo, descUptime, descMemUsed, descMemMax, descFrag, descClients, descBlocked, descMaxClients, descReplOffset,
-		descCmdProcessed, descCmdCalls, descCmdDuration, descHits, descMisses, descEvicted, descExpired, descNetIn, descNetOut,
-		descCPUSys, descCPUUser, descDBKeys, descDBExpiring, descSlaves, descMasterLinkUp, descMasterLastIO, descSlaveLag,
-		descSlaveOffset, descReplLagBytes, descBgsave, descFork, descSentinelTilt, descSentinelMstrs, descOKSentinels, descOKSlaves,
-		descCkquorum, descConfigEpoch}
+const (
+	gaugeType   = false
+	counterType = true
 )
 
-// collectRedis sends the exporter-named metrics of one cluster. It only
-// reads the stored status: O(instances + Sentinels × shards), no I/O.
-func collectRedis(ch chan<- prometheus.Metric, cl store.Cluster) {
-	send := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, t, v, labels...)
-	}
+var (
+	famRedisUp       = redisFamily("redis_up", "1 when the instance answered the manager's last INFO (a Sentinel: SENTINEL MASTERS).", gaugeType)
+	famRedisInfo     = redisFamily("redis_instance_info", "Information about the Redis instance (value 1).", gaugeType, "redis_version", "redis_mode", "maxmemory_policy")
+	famUptime        = redisFamily("redis_uptime_in_seconds", "uptime_in_seconds of the instance.", gaugeType)
+	famMemUsed       = redisFamily("redis_memory_used_bytes", "used_memory of the instance.", gaugeType)
+	famMemMax        = redisFamily("redis_memory_max_bytes", "maxmemory of the instance (0: no limit).", gaugeType)
+	famFrag          = redisFamily("redis_mem_fragmentation_ratio", "mem_fragmentation_ratio of the instance.", gaugeType)
+	famClients       = redisFamily("redis_connected_clients", "connected_clients of the instance.", gaugeType)
+	famBlocked       = redisFamily("redis_blocked_clients", "blocked_clients of the instance.", gaugeType)
+	famMaxClients    = redisFamily("redis_max_clients", "maxclients of the instance.", gaugeType)
+	famReplOffset    = redisFamily("redis_master_repl_offset", "master_repl_offset of the instance.", gaugeType)
+	famCmdProcessed  = redisFamily("redis_commands_processed_total", "total_commands_processed of the instance.", counterType)
+	famCmdCalls      = redisFamily("redis_commands_total", "Total number of calls per command (INFO commandstats).", counterType, "cmd")
+	famCmdDuration   = redisFamily("redis_commands_duration_seconds_total", "Total time in seconds spent per command (INFO commandstats).", counterType, "cmd")
+	famHits          = redisFamily("redis_keyspace_hits_total", "keyspace_hits of the instance.", counterType)
+	famMisses        = redisFamily("redis_keyspace_misses_total", "keyspace_misses of the instance.", counterType)
+	famEvicted       = redisFamily("redis_evicted_keys_total", "evicted_keys of the instance.", counterType)
+	famExpired       = redisFamily("redis_expired_keys_total", "expired_keys of the instance.", counterType)
+	famNetIn         = redisFamily("redis_net_input_bytes_total", "total_net_input_bytes of the instance.", counterType)
+	famNetOut        = redisFamily("redis_net_output_bytes_total", "total_net_output_bytes of the instance.", counterType)
+	famCPUSys        = redisFamily("redis_cpu_sys_seconds_total", "used_cpu_sys of the instance.", counterType)
+	famCPUUser       = redisFamily("redis_cpu_user_seconds_total", "used_cpu_user of the instance.", counterType)
+	famDBKeys        = redisFamily("redis_db_keys", "Total number of keys by DB.", gaugeType, "db")
+	famDBExpiring    = redisFamily("redis_db_keys_expiring", "Total number of expiring keys by DB.", gaugeType, "db")
+	famSlaves        = redisFamily("redis_connected_slaves", "connected_slaves of the instance.", gaugeType)
+	famMasterLinkUp  = redisFamily("redis_master_link_up", "1 when a replica's master_link_status is up.", gaugeType)
+	famMasterLastIO  = redisFamily("redis_master_last_io_seconds_ago", "master_last_io_seconds_ago of a replica.", gaugeType)
+	famSlaveLag      = redisFamily("redis_connected_slave_lag_seconds", "Lag of a connected replica as its master lists it.", gaugeType, "slave_ip", "slave_port", "slave_state")
+	famSlaveOffset   = redisFamily("redis_connected_slave_offset_bytes", "Replication offset of a connected replica as its master lists it.", gaugeType, "slave_ip", "slave_port", "slave_state")
+	famReplLagBytes  = redisFamily("redis_replica_lag_bytes", "How many bytes of its master's replication offset a replica has not yet applied.", gaugeType)
+	famBgsave        = redisFamily("redis_rdb_last_bgsave_status", "1 when the last RDB save (rdb_last_bgsave_status) was ok.", gaugeType)
+	famFork          = redisFamily("redis_latest_fork_usec", "latest_fork_usec of the instance.", gaugeType)
+	famSentinelTilt  = redisFamily("redis_sentinel_tilt", "1 while the Sentinel is in TILT mode.", gaugeType)
+	famSentinelMstrs = redisFamily("redis_sentinel_masters", "The number of the cluster's masters this Sentinel monitors.", gaugeType)
+	famOKSentinels   = redisFamily("redis_sentinel_master_ok_sentinels", "The number of the cluster's Sentinels that answer the manager and monitor this master.", gaugeType, "master_name", "master_address")
+	famOKSlaves      = redisFamily("redis_sentinel_master_ok_slaves", "The number of replicas of the master this Sentinel does not flag s_down or o_down.", gaugeType, "master_name", "master_address")
+	famCkquorum      = redisFamily("redis_sentinel_master_setting_ckquorum", "The quorum this Sentinel has configured for the master.", gaugeType, "master_name", "master_address")
+	famConfigEpoch   = redisFamily("redis_sentinel_master_config_epoch", "The configuration epoch of the master (increments on each failover).", gaugeType, "master_name", "master_address")
+)
+
+// redisSamples sends the exporter-named metrics of one cluster to out;
+// cmds are the per-command figures of its instances by name, used where
+// the stored status has none (the leader keeps them in memory). It only
+// reads the status: O(instances + Sentinels × shards), no I/O.
+func redisSamples(out sampleSink, cl store.Cluster, cmds map[string]map[string]api.CommandStat) {
 	shardOf := map[string]string{} // Sentinel master name → shard
 	for _, sh := range cl.Status.Shards {
 		shard := strconv.Itoa(sh.Index)
@@ -88,55 +84,59 @@ func collectRedis(ch chan<- prometheus.Metric, cl store.Cluster) {
 		}
 		for _, in := range insts {
 			l := []string{cl.Name, shard, in.Name, in.Role}
-			gauge := func(d *prometheus.Desc, v float64, extra ...string) {
-				send(d, prometheus.GaugeValue, v, append(l, extra...)...)
+			// The type is the family's: gauge and counter only read
+			// the same.
+			gauge := func(f *family, v float64, extra ...string) {
+				out.sample(f, v, append(l, extra...)...)
 			}
-			counter := func(d *prometheus.Desc, v float64, extra ...string) {
-				send(d, prometheus.CounterValue, v, append(l, extra...)...)
-			}
-			gauge(descRedisUp, b2f(in.Up))
+			counter := gauge
+			gauge(famRedisUp, b2f(in.Up))
 			if !in.Up {
 				// Like redis_exporter for a target it cannot reach: only
 				// redis_up, so no stale figure looks current.
 				continue
 			}
-			gauge(descRedisInfo, 1, in.RedisVersion, in.RedisMode, in.MaxmemoryPolicy)
-			gauge(descUptime, float64(in.UptimeSeconds))
-			gauge(descMemUsed, float64(in.UsedMemoryBytes))
-			gauge(descMemMax, float64(in.MaxmemoryBytes))
-			gauge(descFrag, in.MemFragmentationRatio)
-			gauge(descClients, float64(in.ConnectedClients))
-			gauge(descBlocked, float64(in.BlockedClients))
-			gauge(descMaxClients, float64(in.MaxClients))
-			gauge(descReplOffset, float64(in.MasterReplOffset))
-			counter(descCmdProcessed, float64(in.CommandsProcessed))
-			for cmd, st := range in.Commands {
-				counter(descCmdCalls, float64(st.Calls), cmd)
-				counter(descCmdDuration, float64(st.Usec)/1e6, cmd)
+			gauge(famRedisInfo, 1, in.RedisVersion, in.RedisMode, in.MaxmemoryPolicy)
+			gauge(famUptime, float64(in.UptimeSeconds))
+			gauge(famMemUsed, float64(in.UsedMemoryBytes))
+			gauge(famMemMax, float64(in.MaxmemoryBytes))
+			gauge(famFrag, in.MemFragmentationRatio)
+			gauge(famClients, float64(in.ConnectedClients))
+			gauge(famBlocked, float64(in.BlockedClients))
+			gauge(famMaxClients, float64(in.MaxClients))
+			gauge(famReplOffset, float64(in.MasterReplOffset))
+			counter(famCmdProcessed, float64(in.CommandsProcessed))
+			commands := in.Commands
+			if commands == nil {
+				commands = cmds[in.Name]
 			}
-			counter(descHits, float64(in.KeyspaceHits))
-			counter(descMisses, float64(in.KeyspaceMisses))
-			counter(descEvicted, float64(in.EvictedKeys))
-			counter(descExpired, float64(in.ExpiredKeys))
-			counter(descNetIn, float64(in.NetInputBytes))
-			counter(descNetOut, float64(in.NetOutputBytes))
-			counter(descCPUSys, in.CPUSysSeconds)
-			counter(descCPUUser, in.CPUUserSeconds)
+			for cmd, st := range commands {
+				counter(famCmdCalls, float64(st.Calls), cmd)
+				counter(famCmdDuration, float64(st.Usec)/1e6, cmd)
+			}
+			counter(famHits, float64(in.KeyspaceHits))
+			counter(famMisses, float64(in.KeyspaceMisses))
+			counter(famEvicted, float64(in.EvictedKeys))
+			counter(famExpired, float64(in.ExpiredKeys))
+			counter(famNetIn, float64(in.NetInputBytes))
+			counter(famNetOut, float64(in.NetOutputBytes))
+			counter(famCPUSys, in.CPUSysSeconds)
+			counter(famCPUUser, in.CPUUserSeconds)
 			// db0 is always there (0 keys when empty), as redis_exporter
 			// reports it, so sums over db do not vanish on an empty cluster.
 			if _, ok := in.DBs["db0"]; !ok {
-				gauge(descDBKeys, 0, "db0")
-				gauge(descDBExpiring, 0, "db0")
+				gauge(famDBKeys, 0, "db0")
+				gauge(famDBExpiring, 0, "db0")
 			}
 			for db, k := range in.DBs {
-				gauge(descDBKeys, float64(k.Keys), db)
-				gauge(descDBExpiring, float64(k.Expires), db)
+				gauge(famDBKeys, float64(k.Keys), db)
+				gauge(famDBExpiring, float64(k.Expires), db)
 			}
-			gauge(descSlaves, float64(in.ConnectedReplicas))
+			gauge(famSlaves, float64(in.ConnectedReplicas))
 			if in.Role == "replica" {
-				gauge(descMasterLinkUp, b2f(in.MasterLinkStatus == "up"))
-				gauge(descMasterLastIO, float64(in.MasterLastIOSecondsAgo))
-				gauge(descReplLagBytes, float64(in.LagBytes))
+				gauge(famMasterLinkUp, b2f(in.MasterLinkStatus == "up"))
+				gauge(famMasterLastIO, float64(in.MasterLastIOSecondsAgo))
+				gauge(famReplLagBytes, float64(in.LagBytes))
 			}
 			seen := map[string]bool{}
 			for _, r := range in.ReplicaLinks {
@@ -147,11 +147,11 @@ func collectRedis(ch chan<- prometheus.Metric, cl store.Cluster) {
 				}
 				seen[r.Address] = true
 				host, port, _ := net.SplitHostPort(r.Address)
-				gauge(descSlaveLag, float64(r.LagSeconds), host, port, r.State)
-				gauge(descSlaveOffset, float64(r.Offset), host, port, r.State)
+				gauge(famSlaveLag, float64(r.LagSeconds), host, port, r.State)
+				gauge(famSlaveOffset, float64(r.Offset), host, port, r.State)
 			}
-			gauge(descBgsave, b2f(in.RDBLastBgsaveStatus == "ok"))
-			gauge(descFork, float64(in.LatestForkUsec))
+			gauge(famBgsave, b2f(in.RDBLastBgsaveStatus == "ok"))
+			gauge(famFork, float64(in.LatestForkUsec))
 		}
 	}
 	// okSentinels counts, per master, the cluster's Sentinels that answer
@@ -166,12 +166,12 @@ func collectRedis(ch chan<- prometheus.Metric, cl store.Cluster) {
 	}
 	for _, s := range cl.Status.Sentinels {
 		l := []string{cl.Name, "", s.Name, "sentinel"}
-		send(descRedisUp, prometheus.GaugeValue, b2f(s.Up), l...)
+		out.sample(famRedisUp, b2f(s.Up), l...)
 		if !s.Up {
 			continue
 		}
-		send(descSentinelTilt, prometheus.GaugeValue, b2f(s.Tilt), l...)
-		send(descSentinelMstrs, prometheus.GaugeValue, float64(len(s.Monitors)), l...)
+		out.sample(famSentinelTilt, b2f(s.Tilt), l...)
+		out.sample(famSentinelMstrs, float64(len(s.Monitors)), l...)
 		for _, m := range s.Masters {
 			ml := []string{cl.Name, shardOf[m.Name], s.Name, "sentinel", m.Name, m.Address}
 			if ml[1] == "" {
@@ -179,10 +179,10 @@ func collectRedis(ch chan<- prometheus.Metric, cl store.Cluster) {
 				// under way): its shard from its name.
 				ml[1] = strings.TrimPrefix(m.Name, cl.Name+"-")
 			}
-			send(descOKSentinels, prometheus.GaugeValue, float64(okSentinels[m.Name]), ml...)
-			send(descOKSlaves, prometheus.GaugeValue, float64(m.OKReplicas), ml...)
-			send(descCkquorum, prometheus.GaugeValue, float64(m.Quorum), ml...)
-			send(descConfigEpoch, prometheus.GaugeValue, float64(m.ConfigEpoch), ml...)
+			out.sample(famOKSentinels, float64(okSentinels[m.Name]), ml...)
+			out.sample(famOKSlaves, float64(m.OKReplicas), ml...)
+			out.sample(famCkquorum, float64(m.Quorum), ml...)
+			out.sample(famConfigEpoch, float64(m.ConfigEpoch), ml...)
 		}
 	}
 }

@@ -303,7 +303,11 @@ func (svc *Service) ListJobs(ctx context.Context, cluster string) ([]api.Job, er
 }
 
 // view turns a stored cluster into its API form.
-func (svc *Service) view(cl store.Cluster) api.Cluster {
+func (svc *Service) view(cl store.Cluster) api.Cluster { return View(cl) }
+
+// View is a stored cluster as the API shows it (no secret): its spec,
+// status and connection details.
+func View(cl store.Cluster) api.Cluster {
 	conn := api.Connection{Sentinels: []string{}, MasterNames: []string{},
 		PasswordRef: "GET /api/v1/clusters/" + cl.Name + "/credentials"}
 	for i := 0; i < cl.Spec.Shards; i++ {

@@ -401,6 +401,19 @@ var migrations = []migration{
 			){{table}}`,
 		},
 	},
+	{
+		version: 12,
+		name:    "clusters.rev, clusters.spec_rev",
+		// rev: a new random value at every write of a cluster's row;
+		// spec_rev: the same at every write but a status's
+		// (ClusterRevs). Readers that keep what they derived from a
+		// cluster (the encoded GET /api/v1/clusters, the /metrics text)
+		// compare them instead of reading and decoding every status.
+		common: []string{
+			`ALTER TABLE clusters ADD COLUMN rev BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE clusters ADD COLUMN spec_rev BIGINT NOT NULL DEFAULT 0`,
+		},
+	},
 }
 
 // migrate brings the schema to the latest version. It is safe to run from

@@ -44,12 +44,43 @@ func Open(ctx context.Context, dsn string, keyFile string) (Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
-	s := &sqlStore{db: db, d: d, seal: seal}
+	s := &sqlStore{db: db, reads: db, d: d, seal: seal}
 	if err := s.checkKey(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: key file %s: %w", where, keyFile, err)
 	}
+	if d.name == sqliteDialect.name {
+		if s.reads, err = openSQLiteReads(ctx, strings.TrimPrefix(dsn, "sqlite://")); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open store %s: %w", where, err)
+		}
+	}
 	return s, nil
+}
+
+// openSQLiteReads opens read-only connections beside the one that
+// writes, for the reads of the API's hot paths (sqlStore.reads): in WAL
+// mode they run beside the writer, so GET /api/v1/clusters does not
+// queue behind the observe loop's status writes or another read that
+// decodes every cluster on the one connection. A read started after a
+// write returned sees it.
+func openSQLiteReads(ctx context.Context, path string) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Set("mode", "ro")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read-only connection: %w", err)
+	}
+	return db, nil
 }
 
 // openDB parses dsn, opens the database and waits for a first successful

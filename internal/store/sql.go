@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -114,14 +115,24 @@ var mysqlDialect = dialect{
 
 // sqlStore implements Store on database/sql for both engines.
 type sqlStore struct {
-	db   *sql.DB
-	d    dialect
-	seal *sealer
+	db *sql.DB
+	// reads serves the reads of GET /api/v1/clusters and /metrics
+	// (ClusterRevs, GetClusters, UnfinishedJobs, the backup records and
+	// schedules): read-only connections beside db's one on SQLite
+	// (openSQLiteReads), db itself on MySQL.
+	reads *sql.DB
+	d     dialect
+	seal  *sealer
 }
 
 var _ Store = (*sqlStore)(nil)
 
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	if s.reads != nil && s.reads != s.db {
+		s.reads.Close()
+	}
+	return s.db.Close()
+}
 
 // Times are stored in UTC with microsecond precision as fixed-width text,
 // which SQLite keeps as TEXT (so it sorts) and MySQL parses into DATETIME(6).
@@ -255,7 +266,7 @@ func (s *sqlStore) checkKey(ctx context.Context) error {
 
 // Clusters.
 
-const clusterCols = "name, spec, status, password_enc, sentinel_password_enc, created_at, next_password_enc, old_password_enc, rotation_ends_at, next_sentinel_password_enc, old_sentinel_password_enc"
+const clusterCols = "name, spec, status, password_enc, sentinel_password_enc, created_at, next_password_enc, old_password_enc, rotation_ends_at, next_sentinel_password_enc, old_sentinel_password_enc, rev"
 
 func (s *sqlStore) CreateClusterWithJob(ctx context.Context, c Cluster, j Job) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -292,8 +303,8 @@ func (s *sqlStore) insertCluster(ctx context.Context, tx *sql.Tx, c Cluster) err
 		return err
 	}
 	_, err = tx.ExecContext(ctx,
-		"INSERT INTO clusters (name, spec, status, password_enc, sentinel_password_enc, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-		c.Name, string(spec), string(status), pw, spw, timeArg(c.CreatedAt))
+		"INSERT INTO clusters (name, spec, status, password_enc, sentinel_password_enc, created_at, rev, spec_rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		c.Name, string(spec), string(status), pw, spw, timeArg(c.CreatedAt), newRev(), newRev())
 	if s.d.isDuplicate(err) {
 		return fmt.Errorf("name is taken: %w", ErrConflict)
 	}
@@ -310,7 +321,7 @@ func (s *sqlStore) scanCluster(row interface{ Scan(...any) error }) (Cluster, er
 		nextS, oldS   sql.NullString
 		endsAt        dbTime
 	)
-	if err := row.Scan(&c.Name, &spec, &status, &pwEnc, &spwEnc, &created, &next, &old, &endsAt, &nextS, &oldS); err != nil {
+	if err := row.Scan(&c.Name, &spec, &status, &pwEnc, &spwEnc, &created, &next, &old, &endsAt, &nextS, &oldS, &c.Rev); err != nil {
 		return Cluster{}, err
 	}
 	if err := s.openRotation(&c, next, old, nextS, oldS, endsAt); err != nil {
@@ -365,28 +376,91 @@ func (s *sqlStore) ListClusters(ctx context.Context) ([]Cluster, error) {
 	return out, nil
 }
 
+func (s *sqlStore) GetClusters(ctx context.Context, names []string) ([]Cluster, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(names))
+	for i, n := range names {
+		args[i] = n
+	}
+	rows, err := s.reads.QueryContext(ctx, "SELECT "+clusterCols+" FROM clusters WHERE name IN (?"+strings.Repeat(", ?", len(names)-1)+") ORDER BY name", args...)
+	if err != nil {
+		return nil, fmt.Errorf("get clusters: %w", err)
+	}
+	defer rows.Close()
+	var out []Cluster
+	for rows.Next() {
+		c, err := s.scanCluster(rows)
+		if err != nil {
+			return nil, fmt.Errorf("get clusters: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get clusters: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) ClusterRevs(ctx context.Context) ([]ClusterRev, error) {
+	rows, err := s.reads.QueryContext(ctx, "SELECT name, rev, spec_rev FROM clusters ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list cluster revisions: %w", err)
+	}
+	defer rows.Close()
+	var out []ClusterRev
+	for rows.Next() {
+		var r ClusterRev
+		if err := rows.Scan(&r.Name, &r.Rev, &r.SpecRev); err != nil {
+			return nil, fmt.Errorf("list cluster revisions: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list cluster revisions: %w", err)
+	}
+	return out, nil
+}
+
+// newRev is a cluster row's next revision: random, so writers on several
+// managers need no coordination, and never 0 (a row from before
+// migration 12 until its first write).
+func newRev() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return int64(binary.BigEndian.Uint64(b[:])>>1) | 1
+}
+
 func (s *sqlStore) UpdateClusterSpec(ctx context.Context, name string, spec api.ClusterSpec) error {
-	if err := s.updateClusterJSON(ctx, "spec", name, spec); err != nil {
+	if err := s.updateClusterJSON(ctx, "spec", name, spec, true); err != nil {
 		return fmt.Errorf("update spec of cluster %q: %w", name, err)
 	}
 	return nil
 }
 
 func (s *sqlStore) UpdateClusterStatus(ctx context.Context, name string, status api.ClusterStatus) error {
-	if err := s.updateClusterJSON(ctx, "status", name, status); err != nil {
+	if err := s.updateClusterJSON(ctx, "status", name, status, false); err != nil {
 		return fmt.Errorf("update status of cluster %q: %w", name, err)
 	}
 	return nil
 }
 
-// updateClusterJSON stores v as the JSON of column (a constant, never input).
-func (s *sqlStore) updateClusterJSON(ctx context.Context, column, name string, v any) error {
+// updateClusterJSON stores v as the JSON of column (a constant, never
+// input), with a new rev, and a new spec_rev when spec is set.
+func (s *sqlStore) updateClusterJSON(ctx context.Context, column, name string, v any, spec bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
+	set, args := "UPDATE clusters SET "+column+" = ?, rev = ?", []any{string(b), newRev()}
+	if spec {
+		set, args = set+", spec_rev = ?", append(args, newRev())
+	}
 	return s.write(ctx, "update cluster "+column, func(q execer) error {
-		n, err := rowsAffected(q.ExecContext(ctx, "UPDATE clusters SET "+column+" = ? WHERE name = ?", string(b), name))
+		n, err := rowsAffected(q.ExecContext(ctx, set+" WHERE name = ?", append(args, name)...))
 		if err != nil {
 			return err
 		}
@@ -668,7 +742,7 @@ func (s *sqlStore) ListJobs(ctx context.Context, cluster string) ([]Job, error) 
 }
 
 func (s *sqlStore) UnfinishedJobs(ctx context.Context) ([]Job, error) {
-	jobs, err := s.queryJobs(ctx, "SELECT "+jobCols+" FROM jobs WHERE state IN (?, ?) ORDER BY created_at, id",
+	jobs, err := s.queryJobsIn(ctx, s.reads, "SELECT "+jobCols+" FROM jobs WHERE state IN (?, ?) ORDER BY created_at, id",
 		api.StatePending, api.StateRunning)
 	if err != nil {
 		return nil, fmt.Errorf("list unfinished jobs: %w", err)

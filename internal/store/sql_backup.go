@@ -139,7 +139,7 @@ func (s *sqlStore) ListBackups(ctx context.Context, cluster string) ([]Backup, e
 }
 
 func (s *sqlStore) queryBackups(ctx context.Context, query string, args ...any) ([]Backup, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.reads.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +238,7 @@ func (s *sqlStore) ListBackupSchedules(ctx context.Context) ([]BackupSchedule, e
 }
 
 func (s *sqlStore) querySchedules(ctx context.Context, query string, args ...any) ([]BackupSchedule, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.reads.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -54,8 +54,8 @@ func (s *sqlStore) StartRotation(ctx context.Context, name, next, nextSentinel s
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		n, err := rowsAffected(tx.ExecContext(ctx,
-			"UPDATE clusters SET next_password_enc = ?, next_sentinel_password_enc = ? WHERE name = ? AND next_password_enc IS NULL AND old_password_enc IS NULL",
-			nextEnc, nextSEnc, name))
+			"UPDATE clusters SET next_password_enc = ?, next_sentinel_password_enc = ?, rev = ?, spec_rev = ? WHERE name = ? AND next_password_enc IS NULL AND old_password_enc IS NULL",
+			nextEnc, nextSEnc, newRev(), newRev(), name))
 		if err != nil {
 			return err
 		}
@@ -121,8 +121,8 @@ func (s *sqlStore) SetRotation(ctx context.Context, name, password, sentinelPass
 	err = s.write(ctx, "set rotation", func(q execer) error {
 		n, err := rowsAffected(q.ExecContext(ctx,
 			"UPDATE clusters SET password_enc = ?, next_password_enc = ?, old_password_enc = ?, rotation_ends_at = ?, "+
-				"sentinel_password_enc = ?, next_sentinel_password_enc = ?, old_sentinel_password_enc = ? WHERE name = ?",
-			pw, nextEnc, oldEnc, nullTimeArg(r.EndsAt), spw, nextSEnc, oldSEnc, name))
+				"sentinel_password_enc = ?, next_sentinel_password_enc = ?, old_sentinel_password_enc = ?, rev = ?, spec_rev = ? WHERE name = ?",
+			pw, nextEnc, oldEnc, nullTimeArg(r.EndsAt), spw, nextSEnc, oldSEnc, newRev(), newRev(), name))
 		if err == nil && n == 0 {
 			err = ErrNotFound
 		}

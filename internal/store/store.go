@@ -29,6 +29,18 @@ type Cluster struct {
 	CreatedAt        time.Time
 	// Rotation is a password rotation in progress (see StartRotation).
 	Rotation Rotation
+	// Rev changes at every write of the cluster (spec, status, passwords,
+	// rotation): read back, not written (see ClusterRevs).
+	Rev int64
+}
+
+// ClusterRev is a cluster's name and revisions: Rev changes at every
+// write of the cluster (Cluster.Rev), SpecRev at every write but its
+// status's (UpdateClusterStatus).
+type ClusterRev struct {
+	Name    string
+	Rev     int64
+	SpecRev int64
 }
 
 // Admission is what an admission check sees (Store.Admit).
@@ -166,6 +178,13 @@ type Store interface {
 	CreateClusterWithJob(ctx context.Context, c Cluster, j Job) error
 	GetCluster(ctx context.Context, name string) (Cluster, error)
 	ListClusters(ctx context.Context) ([]Cluster, error)
+	// ClusterRevs lists every cluster's name and revision, by name: one
+	// small read that tells which clusters changed since they were last
+	// read (a cluster whose Rev is unchanged is unchanged).
+	ClusterRevs(ctx context.Context) ([]ClusterRev, error)
+	// GetClusters reads the named clusters in one read, by name; names
+	// not found are left out.
+	GetClusters(ctx context.Context, names []string) ([]Cluster, error)
 	UpdateClusterSpec(ctx context.Context, name string, spec api.ClusterSpec) error
 	UpdateClusterStatus(ctx context.Context, name string, status api.ClusterStatus) error
 	// Admit runs check on the instances, unfinished jobs and cluster specs

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -60,6 +61,7 @@ var storeTests = []struct {
 	{"duplicate cluster name", testDuplicateCluster},
 	{"passwords encrypted at rest", testPasswordsEncrypted},
 	{"password rotation", testRotation},
+	{"cluster revisions", testClusterRevs},
 	{"admission serializes", testAdmit},
 	{"instances", testInstances},
 	{"one unfinished job per cluster", testJobConflict},
@@ -117,6 +119,99 @@ func mustCreate(t *testing.T, e *env, c Cluster) {
 	}
 }
 
+// testClusterRevs: every write of a cluster's row gives it a new
+// revision (what the API's cluster cache relies on to never answer a
+// stale cluster); reads leave it; ClusterRevs and GetClusters read the
+// same revisions as GetCluster.
+func testClusterRevs(t *testing.T, e *env) {
+	ctx := t.Context()
+	for _, n := range []string{"b", "a", "c"} {
+		mustCreate(t, e, testCluster(n))
+	}
+	rev := func(name string) int64 {
+		t.Helper()
+		c, err := e.s.GetCluster(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Rev
+	}
+	revs, err := e.s.ClusterRevs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(revs) != 3 || revs[0].Name != "a" || revs[1].Name != "b" || revs[2].Name != "c" {
+		t.Fatalf("ClusterRevs = %+v, want a, b, c by name", revs)
+	}
+	seen := map[int64]bool{}
+	for _, r := range revs {
+		if r.Rev == 0 || seen[r.Rev] || r.Rev != rev(r.Name) {
+			t.Errorf("%s: revision %d (GetCluster: %d), want a new non-zero one", r.Name, r.Rev, rev(r.Name))
+		}
+		seen[r.Rev] = true
+	}
+	cls, err := e.s.GetClusters(ctx, []string{"c", "missing", "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cls) != 2 || cls[0].Name != "a" || cls[1].Name != "c" || cls[0].Rev != revs[0].Rev || cls[1].Rev != revs[2].Rev ||
+		cls[0].Password != "pw-a-Zq9!x" {
+		t.Errorf("GetClusters(c, missing, a) = %d clusters %v, want a and c with their revisions and passwords", len(cls), names(cls))
+	}
+	if cls, err := e.s.GetClusters(ctx, nil); err != nil || len(cls) != 0 {
+		t.Errorf("GetClusters(nil) = %v, %v", cls, err)
+	}
+	writes := []struct {
+		what string
+		do   func() error
+	}{
+		{"spec", func() error { return e.s.UpdateClusterSpec(ctx, "b", api.ClusterSpec{Shards: 4}) }},
+		{"status", func() error { return e.s.UpdateClusterStatus(ctx, "b", api.ClusterStatus{Phase: api.PhaseReady}) }},
+		{"the same status again", func() error { return e.s.UpdateClusterStatus(ctx, "b", api.ClusterStatus{Phase: api.PhaseReady}) }},
+		{"rotation start", func() error {
+			return e.s.StartRotation(ctx, "b", "next-pw", "next-spw", testJob("rot-b", "b", api.JobRotateCredentials, base))
+		}},
+		{"rotation", func() error { return e.s.SetRotation(ctx, "b", "next-pw", "next-spw", Rotation{Old: "pw-b-Zq9!x"}) }},
+	}
+	if err := e.s.UpdateJob(ctx, Job{Job: api.Job{ID: "create-b", Kind: api.JobCreate, Cluster: "b", State: api.StateSucceeded, CreatedAt: base, FinishedAt: &base}}); err != nil {
+		t.Fatal(err)
+	}
+	specRev := func(name string) int64 {
+		t.Helper()
+		revs, err := e.s.ClusterRevs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range revs {
+			if r.Name == name {
+				return r.SpecRev
+			}
+		}
+		t.Fatalf("%s not in ClusterRevs", name)
+		return 0
+	}
+	for _, w := range writes {
+		before, beforeSpec, other, otherSpec := rev("b"), specRev("b"), rev("a"), specRev("a")
+		if beforeSpec == 0 {
+			t.Errorf("before writing the %s the spec revision is 0", w.what)
+		}
+		if err := w.do(); err != nil {
+			t.Fatalf("%s: %v", w.what, err)
+		}
+		if after := rev("b"); after == before || after == 0 {
+			t.Errorf("after writing the %s the revision is still %d", w.what, after)
+		}
+		// Only a status write leaves the spec revision.
+		status := strings.Contains(w.what, "status")
+		if afterSpec := specRev("b"); (afterSpec == beforeSpec) != status || afterSpec == 0 {
+			t.Errorf("after writing the %s the spec revision went %d → %d", w.what, beforeSpec, afterSpec)
+		}
+		if rev("a") != other || specRev("a") != otherSpec {
+			t.Errorf("writing b's %s changed a's revisions", w.what)
+		}
+	}
+}
+
 func testClusters(t *testing.T, e *env) {
 	ctx := t.Context()
 	want := testCluster("orders")
@@ -129,6 +224,10 @@ func testClusters(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got.Rev == 0 {
+		t.Error("a created cluster has revision 0")
+	}
+	want.Rev = got.Rev // read back, not written
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("GetCluster:\n got %+v\nwant %+v", got, want)
 	}
@@ -157,7 +256,12 @@ func testClusters(t *testing.T, e *env) {
 	if err := e.s.UpdateClusterStatus(ctx, "orders", want.Status); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := e.s.GetCluster(ctx, "orders"); err != nil || !reflect.DeepEqual(got, want) {
+	got, err = e.s.GetCluster(ctx, "orders")
+	if err == nil && (got.Rev == want.Rev || got.Rev == 0) {
+		t.Errorf("the revision is %d after updates, %d before", got.Rev, want.Rev)
+	}
+	want.Rev = got.Rev
+	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("after updates: GetCluster = %+v, %v\nwant %+v", got, err, want)
 	}
 
@@ -1137,5 +1241,33 @@ func testMigration4(t *testing.T, e *env) {
 	}
 	if err := s.PutInstance(ctx, Instance{Name: "m-0-2", Cluster: "m", Kind: KindRedis, Host: "127.0.0.1", Port: 17001}); !errors.Is(err, ErrConflict) {
 		t.Errorf("same endpoint: %v, want ErrConflict", err)
+	}
+}
+
+// TestSQLiteRevsBesideWriter: on SQLite, ClusterRevs and GetClusters do
+// not wait for the one writing connection (held here by an open
+// transaction, as the observe loop's writes and a ListClusters that
+// decodes every status hold it), and see what was committed before.
+func TestSQLiteRevsBesideWriter(t *testing.T) {
+	e := newEnv(t, engines[0])
+	ctx := t.Context()
+	mustCreate(t, e, testCluster("held"))
+	tx, err := e.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE clusters SET status = status WHERE name = ?", "held"); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	revs, err := e.s.ClusterRevs(rctx)
+	if err != nil || len(revs) != 1 || revs[0].Name != "held" || revs[0].Rev == 0 {
+		t.Fatalf("ClusterRevs while the writer is held = %+v, %v", revs, err)
+	}
+	cls, err := e.s.GetClusters(rctx, []string{"held"})
+	if err != nil || len(cls) != 1 || cls[0].Rev != revs[0].Rev {
+		t.Fatalf("GetClusters while the writer is held = %d clusters, %v", len(cls), err)
 	}
 }
