@@ -47,6 +47,7 @@ type config struct {
 	requests, scrapes                    int
 	window, settle                       time.Duration
 	profile                              string
+	managerArgs                          []string
 }
 
 func main() {
@@ -64,6 +65,10 @@ func main() {
 	flag.DurationVar(&c.window, "window", 60*time.Second, "CPU measurement window")
 	flag.DurationVar(&c.settle, "settle", 20*time.Second, "wait after every cluster is Ready, before measuring")
 	flag.StringVar(&c.profile, "profile", "", "write a 30 s CPU profile of the manager at steady state to this file (builds the manager with -tags benchprof)")
+	flag.Func("manager-arg", "an extra argument of the manager's serve (repeat), e.g. -manager-arg=--local-control-nice=0", func(v string) error {
+		c.managerArgs = append(c.managerArgs, v)
+		return nil
+	})
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -118,9 +123,12 @@ func run(c config) error {
 	}
 	fmt.Printf("scale: %d clusters × %d shards × (1+%d) + %d Sentinels = %d redis-servers + %d Sentinels; redis-server %s; %d cores; file limit %d; load %s\n",
 		c.clusters, c.shards, c.replicas, c.sentinels, c.clusters*c.shards*(1+c.replicas), c.clusters*c.sentinels, benchenv.RedisVersion(), numCPU(), lim.Cur, loadavg())
-	m, err := benchenv.Start(bin, c.base+1, 3999)
+	m, err := benchenv.Start(bin, c.base+1, 3999, c.managerArgs...)
 	if err != nil {
 		return err
+	}
+	if ag, err := os.ReadFile(fmt.Sprintf("/proc/%d/autogroup", m.Pid())); err == nil {
+		fmt.Printf("manager: %s (args %q)\n", strings.TrimSpace(string(ag)), c.managerArgs)
 	}
 	// Every exit path stops the manager and kills every instance under its
 	// data dir: return, panic, SIGINT, SIGTERM.

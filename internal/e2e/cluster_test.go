@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,8 +45,19 @@ func TestCreateWriteReadDelete(t *testing.T) {
 	if cl.Spec.Sentinel.DownAfterMs != 5000 || cl.Spec.Sentinel.FailoverTimeoutMs != 10000 {
 		t.Errorf("sentinel defaults %+v", cl.Spec.Sentinel)
 	}
-	if n := len(testenv.InstancePids(m.DataDir)); n != 2*3+3 {
+	pids := testenv.InstancePids(m.DataDir)
+	if n := len(pids); n != 2*3+3 {
 		t.Fatalf("%d instance processes, want 9", n)
+	}
+	// The manager's autogroup runs at nice -5 (--local-control-nice), the
+	// instances' own autogroups (one session each) at 0.
+	if ag := autogroup(t, m.Pid()); !strings.HasSuffix(ag, " nice -5") {
+		t.Errorf("manager autogroup %q, want nice -5", ag)
+	}
+	for _, pid := range pids {
+		if ag := autogroup(t, pid); !strings.HasSuffix(ag, " nice 0") || ag == autogroup(t, m.Pid()) {
+			t.Errorf("instance %d autogroup %q, want its own at nice 0", pid, ag)
+		}
 	}
 
 	creds, err := m.Client.Credentials(ctx, "orders")
@@ -150,4 +162,14 @@ func pidsOf(cl api.Cluster) []int {
 	}
 	sort.Ints(pids)
 	return pids
+}
+
+// autogroup reads /proc/PID/autogroup ("/autogroup-N nice K").
+func autogroup(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/autogroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

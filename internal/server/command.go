@@ -50,7 +50,9 @@ type Options struct {
 	PortRange    string
 	HostRange    string
 	RedisServer  string
-	LogLevel     string
+	// ControlNice is the local platform's nice value of the manager's autogroup (0: unchanged).
+	ControlNice int
+	LogLevel    string
 	// TLSCert and TLSKey, when both are set, make the API serve HTTPS.
 	TLSCert, TLSKey string
 	// MetricsAuth requires the admin token on GET /metrics too.
@@ -118,6 +120,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.BackupTarget, "backup-target", "", "backup target: file://DIR or s3://BUCKET/PREFIX?endpoint=URL&region=R&pathStyle=true (default file://<data-dir>/backups)")
 	f.StringVar(&o.PortRange, "port-range", "17000-17999", "local platform: ports for instances, LO-HI")
 	f.StringVar(&o.HostRange, "host-range", "", "local platform: one loopback address per instance from this range, e.g. 127.0.1.1-127.0.1.254 (default: every instance on 127.0.0.1)")
+	f.IntVar(&o.ControlNice, "local-control-nice", -5, "local platform: the nice value (-20..19) of the manager's own autogroup, so that the API and the control loop get a core before a thousand instances in their own sessions do (Linux autogroups; needs CAP_SYS_NICE to go below 0; 0 leaves it)")
 	f.StringVar(&o.RedisServer, "redis-server", "redis-server", "local platform: the redis-server binary")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug | info | warn | error")
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
@@ -302,6 +305,16 @@ func Serve(ctx context.Context, o Options, version string) error {
 			}
 		}
 	} else {
+		if o.ControlNice != 0 {
+			if o.ControlNice < -20 || o.ControlNice > 19 {
+				return fmt.Errorf("--local-control-nice %d: must be from -20 to 19", o.ControlNice)
+			}
+			if before, err := local.SetControlPriority(o.ControlNice); err != nil {
+				log.Warn("the manager's CPU priority is unchanged: the API and control loop compete with every instance on an equal footing", "err", err)
+			} else {
+				log.Info("the manager's autogroup priority", "nice", o.ControlNice, "was", before)
+			}
+		}
 		lp, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer,
 			local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}, Self: self},
 			log.With("platform", "local"))
