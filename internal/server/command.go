@@ -358,7 +358,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	hub := stream.New(svc, log.With("component", "stream"))
 	// The web console reads through the same service the API uses, and
 	// the users, tokens and audit log from the store.
-	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Alerts: st, Version: version, Log: log.With("component", "console")})
+	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Alerts: st, Autoscaling: st, Version: version, Log: log.With("component", "console")})
 	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics,
 		MetricsAuth: o.MetricsAuth, Access: st, SessionIdleTimeout: o.SessionIdleTimeout, Console: web, Log: log,
 		Series: series, Stream: hub, Alerts: st, Notifier: notifier, Autoscaling: st}), lim)
