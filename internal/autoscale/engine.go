@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,7 +142,11 @@ func (e *Engine) cluster(ctx context.Context, cl Cluster, p api.AutoscalePolicy)
 	e.mu.Unlock()
 	switch {
 	case d.Action == "":
-		nst.LastHold = ""
+		// A hold at the limit is remembered while the signal comes and
+		// goes: at the same limit it is not recorded again.
+		if !strings.HasPrefix(st.LastHold, "limit:") {
+			nst.LastHold = ""
+		}
 	case ownJob:
 		// The engine's own change is still running: the next decision
 		// waits for it without a record every round.
@@ -151,6 +156,9 @@ func (e *Engine) cluster(ctx context.Context, cl Cluster, p api.AutoscalePolicy)
 			break
 		}
 		key := d.Action + "/" + d.Hold.Name
+		if d.Hold.Name == GuardLimit {
+			key = fmt.Sprintf("limit:%s/%d", d.Action, d.From)
+		}
 		if st.LastHold != key {
 			e.record(ctx, cl.Name, d, "held", readings, "", d.Hold)
 		}

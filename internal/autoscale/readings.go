@@ -1,6 +1,8 @@
 package autoscale
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -25,7 +27,9 @@ type Samples map[string]Sample
 // round's samples, and returns this round's samples. A replica's CPU is its
 // CPU seconds over wall time, in percent of one core; its ops/s the
 // difference of total_commands_processed over wall time
-// (instantaneous_ops_per_sec on the first round); clients connected_clients
+// (instantaneous_ops_per_sec on the first round); on the first round a
+// replica's CPU cannot be read, and the readings say so (Unread); clients
+// connected_clients
 // (which counts the manager's and the Sentinels' connections too). A
 // shard's average is over its replicas that answer; a shard without one
 // counts its master, which then serves the reads.
@@ -33,6 +37,7 @@ func Read(cs api.ClusterSpec, metric string, obs topology.Observation, prev Samp
 	now := obs.At
 	next := Samples{}
 	out := api.AutoscaleReadings{At: now, Metric: metric, Replicas: cs.Replicas}
+	var unread []string // instances without a previous sample
 	for shard := 0; shard < cs.Shards; shard++ {
 		sr := api.AutoscaleShardReadings{Shard: shard, Replicas: []api.AutoscaleReplicaReadings{}}
 		var replicas, masters []api.AutoscaleReplicaReadings
@@ -45,7 +50,12 @@ func Read(cs api.ClusterSpec, metric string, obs topology.Observation, prev Samp
 			next[ro.In.Name] = cur
 			rr := api.AutoscaleReplicaReadings{Name: ro.In.Name, Clients: ro.Info.Int("connected_clients"),
 				OpsPerSec: float64(ro.Info.Int("instantaneous_ops_per_sec"))}
-			if p, ok := prev[ro.In.Name]; ok && p.RunID == cur.RunID && cur.At.After(p.At) {
+			p, ok := prev[ro.In.Name]
+			fresh := ok && p.RunID == cur.RunID && cur.At.After(p.At)
+			if !fresh {
+				unread = append(unread, ro.In.Name)
+			}
+			if fresh {
 				dt := cur.At.Sub(p.At).Seconds()
 				if d := cur.CPU - p.CPU; d >= 0 {
 					rr.CPUPercent = round(d / dt * 100)
@@ -75,6 +85,13 @@ func Read(cs api.ClusterSpec, metric string, obs topology.Observation, prev Samp
 		from := replicas
 		if len(from) == 0 {
 			from = masters
+		}
+		if metric == api.MetricCPU {
+			for _, r := range from {
+				if slices.Contains(unread, r.Name) && out.Unread == "" {
+					out.Unread = fmt.Sprintf("no previous CPU counters of %s (the leader's first round, or it restarted): its CPU is read from the next round", r.Name)
+				}
+			}
 		}
 		if len(from) > 0 {
 			var sum float64
