@@ -217,7 +217,14 @@ func (e *Engine) replicaGuards(ctx context.Context, cl Cluster, r api.AutoscaleR
 				in.ReplicaGuards = append(in.ReplicaGuards, MemoryRoom(sr.Master, need, have, bound)...)
 			}
 		}
-		rate := WriteRate(sr.Master, cl.Obs, prev)
+		rate, ok := WriteRate(sr.Master, cl.Obs, prev)
+		if !ok {
+			// Without a write rate the backlog cannot be checked: a new
+			// replica waits a round rather than risk a looping sync.
+			in.ReplicaGuards = append(in.ReplicaGuards, Guard{GuardUnknown, fmt.Sprintf(
+				"no previous replication offset of %s (the first round of the policy or of this leader): the write rate a new replica's sync must fit in the backlog is read next round", sr.Master)})
+			continue
+		}
 		sync, need := Backlog(used, master.Info.Int("rdb_last_bgsave_time_sec"), rate)
 		if size := master.Info.Int("repl_backlog_size"); size > 0 && size < need {
 			in.ReplicaGuards = append(in.ReplicaGuards, Guard{GuardBacklog, fmt.Sprintf(

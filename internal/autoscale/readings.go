@@ -125,18 +125,20 @@ func value(r api.AutoscaleReplicaReadings, metric string) float64 {
 func round(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
 
 // WriteRate is the bytes per second a shard's master writes to its
-// replication stream (master_repl_offset over wall time), 0 when unknown.
-func WriteRate(master string, obs topology.Observation, prev Samples) float64 {
+// replication stream (master_repl_offset over wall time). ok is false when
+// there is no previous sample to compare with (the first round of a policy
+// or of a leader, or the master restarted or changed).
+func WriteRate(master string, obs topology.Observation, prev Samples) (rate float64, ok bool) {
 	for _, ro := range obs.Redis {
 		if ro.In.Name != master || !ro.Up {
 			continue
 		}
-		p, ok := prev[master]
+		p, found := prev[master]
 		off := ro.Info.Int("master_repl_offset")
-		if !ok || p.RunID != ro.Info["run_id"] || !obs.At.After(p.At) || off < p.Offset {
-			return 0
+		if !found || p.RunID != ro.Info["run_id"] || !obs.At.After(p.At) || off < p.Offset {
+			return 0, false
 		}
-		return float64(off-p.Offset) / obs.At.Sub(p.At).Seconds()
+		return float64(off-p.Offset) / obs.At.Sub(p.At).Seconds(), true
 	}
-	return 0
+	return 0, false
 }
