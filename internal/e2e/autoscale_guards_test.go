@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -551,4 +552,70 @@ func waitAPIState(t *testing.T, what string, timeout time.Duration, f func() boo
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestAutoscaleReplicaMemory: a manager whose local instances may use 150
+// MB together (--local-memory-limit): with ~60 MB in the master, the
+// instances already use more than that, so a new replica's sync (the
+// master's used memory plus its copy-on-write) does not fit and the
+// scale-out is held (replica-memory, with the readings). Once the data
+// is gone (FLUSHALL, MEMORY PURGE), the replica is added.
+func TestAutoscaleReplicaMemory(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	m := testenv.StartManager(t, testenv.ManagerOptions{Args: []string{"--local-memory-limit", "150mb"}})
+	ctx := context.Background()
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "rm", Replicas: intp(1)})
+	creds, _ := m.Client.Credentials(ctx, "rm")
+	master := masterClient(t, cl, creds)
+	replica := redis.NewClient(&redis.Options{Addr: cl.Status.Shards[0].Replicas[0].Address, Password: creds.Password, Protocol: 2})
+	defer replica.Close()
+	fill(t, master, "k", 60000, 1000)
+	if err := master.Do(ctx, "WAIT", 1, 10000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	used := infoInt(infoOf(t, master, "memory"), "used_memory")
+	var rss int64
+	for _, pid := range testenv.InstancePids(m.DataDir) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				rss += kb << 10
+			}
+		}
+	}
+	if left := 150<<20 - rss; left >= used {
+		t.Fatalf("the instances use %d of 150 MB, leaving %d for a sync of %d: the cap would not bind", rss, left, used)
+	}
+	at := time.Now()
+	if _, err := m.Client.PutAutoscaling(ctx, "rm", forcedScaleOut()); err != nil {
+		t.Fatal(err)
+	}
+	held := waitDecisionAfter(t, m, "rm", "scale-out", "held", "replica-memory", at, 30*time.Second)
+	checkHeld(t, held, "replica-memory")
+	if msg, _ := held.Details["guardMessage"].(string); !strings.Contains(msg, "--local-memory-limit") {
+		t.Errorf("the hold does not name the cap: %s", msg)
+	}
+	time.Sleep(4 * time.Second) // two more rounds: still held
+	if c, _ := m.Client.GetCluster(ctx, "rm"); c.Spec.Replicas != 1 {
+		t.Fatalf("replicas changed to %d while the sync would not fit", c.Spec.Replicas)
+	}
+	clearAt := time.Now()
+	for _, c := range []*redis.Client{master, replica} {
+		if c == master {
+			if err := c.FlushAll(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Do(ctx, "MEMORY", "PURGE").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The replica frees its copy as the FLUSHALL reaches it.
+	time.Sleep(time.Second)
+	_ = replica.Do(ctx, "MEMORY", "PURGE").Err()
+	ev := scaledAfter(t, m, "rm", clearAt, 40*time.Second)
+	t.Logf("MEASURE TestAutoscaleReplicaMemory: held with %d used and %d resident of 150 MB; scaled %s after the data went; test %s", used, rss,
+		ev.At.Sub(clearAt).Round(100*time.Millisecond), time.Since(start).Round(time.Second))
 }
