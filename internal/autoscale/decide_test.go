@@ -169,3 +169,38 @@ func TestReadFirstRound(t *testing.T) {
 		t.Fatalf("ops falls back to instantaneous_ops_per_sec, but unread %q", r.Unread)
 	}
 }
+
+// TestObservedGuards: a master's dump for a replica is the full sync (not
+// a BGSAVE); a BGSAVE of its own is bgsave; an AOF rewrite and a
+// replica's own sync are named as such.
+func TestObservedGuards(t *testing.T) {
+	cs := api.ClusterSpec{Shards: 1, Replicas: 1}
+	obs := func(master, replica redisclient.Info) topology.Observation {
+		return topology.Observation{Redis: []topology.RedisObs{
+			{In: store.Instance{Name: "a-0-0"}, Up: true, Info: master},
+			{In: store.Instance{Name: "a-0-1"}, Up: true, Info: replica},
+		}}
+	}
+	names := func(gs []Guard) string {
+		var out []string
+		for _, g := range gs {
+			out = append(out, g.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct {
+		name            string
+		master, replica redisclient.Info
+		want            string
+	}{
+		{"quiet", redisclient.Info{"role": "master"}, redisclient.Info{"role": "slave"}, ""},
+		{"bgsave of its own", redisclient.Info{"role": "master", "rdb_bgsave_in_progress": "1"}, redisclient.Info{"role": "slave"}, GuardBgsave},
+		{"dump for a replica", redisclient.Info{"role": "master", "rdb_bgsave_in_progress": "1", "connected_slaves": "1", "slave0": "ip=127.0.0.1,port=1,state=wait_bgsave,offset=0,lag=0"},
+			redisclient.Info{"role": "slave", "master_sync_in_progress": "1"}, GuardFullSync + "," + GuardFullSync},
+		{"aof rewrite", redisclient.Info{"role": "master", "aof_rewrite_in_progress": "1"}, redisclient.Info{"role": "slave"}, GuardAOFRewrite},
+	} {
+		if got := names(ObservedGuards(cs, "a", obs(c.master, c.replica))); got != c.want {
+			t.Errorf("%s: guards %q, want %q", c.name, got, c.want)
+		}
+	}
+}
