@@ -64,6 +64,9 @@ func printAutoscaling(cmd *cobra.Command, as api.Autoscaling) error {
 	row(t, "dry run", strconv.FormatBool(p.DryRun))
 	if r := as.State.Readings; r != nil {
 		row(t, "readings at", r.At.UTC().Format(time.RFC3339))
+		if r.Unread != "" {
+			row(t, "not read", r.Unread)
+		}
 		for _, s := range r.Shards {
 			row(t, fmt.Sprintf("shard %d", s.Shard), fmt.Sprintf("%s %g per replica over %d; master %s memory %d/%d bytes (%g %%)",
 				r.Metric, s.Average, len(s.Replicas), dash(s.Master), s.UsedMemoryBytes, s.MaxmemoryBytes, s.MemoryPercent))
