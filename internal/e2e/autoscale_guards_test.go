@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -275,10 +276,14 @@ func TestAutoscaleCPUSignal(t *testing.T) {
 	ctx := context.Background()
 	cl := createReady(t, m, api.CreateClusterRequest{Name: "cpu", Replicas: intp(1)})
 	creds, _ := m.Client.Credentials(ctx, "cpu")
-	const target = 15.0
+	// The target is low enough that the loaded replica passes it on a
+	// busy 2-core host too, and far above an idle replica's ~0.1 %: with
+	// ~55 runnable processes on 2 cores, a process gets ~4 % of a core,
+	// and the loaded replica read 2.4–4.8 % (38 % on a quiet host).
+	const target = 2.0
 	p := api.AutoscalePolicy{
 		Replicas:        &api.AutoscaleReplicas{Min: 1, Max: 2, Metric: api.MetricCPU, Target: target},
-		ScaleOutAfterMs: i64p(3000), FailoverWindowMs: i64p(0),
+		ScaleOutAfterMs: i64p(2000), FailoverWindowMs: i64p(0),
 	}
 	if _, err := m.Client.PutAutoscaling(ctx, "cpu", p); err != nil {
 		t.Fatal(err)
@@ -299,6 +304,29 @@ func TestAutoscaleCPUSignal(t *testing.T) {
 	if err := load.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The CPU readings while the load runs, for the log (and the reason
+	// when no replica comes).
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	go func() {
+		for lctx.Err() == nil {
+			if as, err := m.Client.GetAutoscaling(ctx, "cpu"); err == nil && as.State.Readings != nil {
+				mu.Lock()
+				if len(seen) < 60 {
+					seen = append(seen, fmt.Sprintf("%s %g", as.State.Readings.At.Format("05.0"), as.State.Readings.Signal))
+				}
+				mu.Unlock()
+			}
+			time.Sleep(2 * time.Second)
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Logf("cpu readings under load (s.f %%): %v", seen)
+	}()
 	ev := scaledAfter(t, m, "cpu", loadAt, 60*time.Second)
 	stop()
 	_ = load.Wait()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"reflect"
 	"strconv"
 	"testing"
@@ -90,6 +91,7 @@ func TestConsoleAutoscaling(t *testing.T) {
 	if !op.Marked() {
 		t.Error("the page reloaded")
 	}
+	(&consoleEnv{shots: os.Getenv("REDIS_MANAGER_SCREENSHOTS")}).shot(t, op, "cluster-autoscaling", 1280)
 
 	// A bad value: the API's message next to the field; what was typed
 	// stays; the stored policy is unchanged.
