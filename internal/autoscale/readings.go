@@ -29,8 +29,8 @@ type Samples map[string]Sample
 // difference of total_commands_processed over wall time
 // (instantaneous_ops_per_sec on the first round); on the first round a
 // replica's CPU cannot be read, and the readings say so (Unread); clients
-// connected_clients
-// (which counts the manager's and the Sentinels' connections too). A
+// connected_clients (which counts the manager's and the Sentinels'
+// connections too). A
 // shard's average is over its replicas that answer; a shard without one
 // counts its master, which then serves the reads.
 func Read(cs api.ClusterSpec, metric string, obs topology.Observation, prev Samples) (api.AutoscaleReadings, Samples) {
@@ -54,8 +54,7 @@ func Read(cs api.ClusterSpec, metric string, obs topology.Observation, prev Samp
 			fresh := ok && p.RunID == cur.RunID && cur.At.After(p.At)
 			if !fresh {
 				unread = append(unread, ro.In.Name)
-			}
-			if fresh {
+			} else {
 				dt := cur.At.Sub(p.At).Seconds()
 				if d := cur.CPU - p.CPU; d >= 0 {
 					rr.CPUPercent = round(d / dt * 100)
