@@ -31,14 +31,19 @@ type autoscaleView struct {
 	State  api.AutoscaleState
 	// LastChange is the newest of the engine's changes.
 	LastChange *time.Time
-	// OutCooldownUntil / InCooldownUntil: when the next scale-out (or
-	// memory raise) / scale-in (or lowering) may come; nil when not
-	// cooling down.
-	OutCooldownUntil, InCooldownUntil *time.Time
+	// Cooldowns are the cooldowns running now, as the engine applies
+	// them.
+	Cooldowns []cooldownView
 	// Windows are the running "for how long" marks with their progress.
 	Windows   []windowView
 	Decisions []decisionView
 	Form      autoscaleForm
+}
+
+// cooldownView is one running cooldown: What may not happen before Until.
+type cooldownView struct {
+	What  string
+	Until time.Time
 }
 
 // windowView is one running window: the signal has held since Since and
@@ -98,15 +103,24 @@ func (c *console) autoscaling(ctx context.Context, cl api.Cluster) (*autoscaleVi
 	}
 	st, now := v.State, time.Now()
 	v.LastChange = latestOf(st.LastScaleOutAt, st.LastScaleInAt, st.LastMemoryUpAt, st.LastMemoryDownAt)
-	if out := latestOf(st.LastScaleOutAt, st.LastMemoryUpAt); out != nil && p.ScaleOutCooldownMs != nil {
-		if until := out.Add(time.Duration(*p.ScaleOutCooldownMs) * time.Millisecond); until.After(now) {
-			v.OutCooldownUntil = &until
+	// As decide.go applies them: a scale-out (raise) waits out the
+	// scale-out cooldown after the last one; a scale-in (lowering) the
+	// scale-in cooldown after any change of its kind.
+	cooldown := func(what string, from *time.Time, ms *int64) {
+		if from == nil || ms == nil {
+			return
+		}
+		if until := from.Add(time.Duration(*ms) * time.Millisecond); until.After(now) {
+			v.Cooldowns = append(v.Cooldowns, cooldownView{What: what, Until: until})
 		}
 	}
-	if v.LastChange != nil && p.ScaleInCooldownMs != nil {
-		if until := v.LastChange.Add(time.Duration(*p.ScaleInCooldownMs) * time.Millisecond); until.After(now) {
-			v.InCooldownUntil = &until
-		}
+	if p.Replicas != nil {
+		cooldown("scale-out", st.LastScaleOutAt, p.ScaleOutCooldownMs)
+		cooldown("scale-in", latestOf(st.LastScaleOutAt, st.LastScaleInAt), p.ScaleInCooldownMs)
+	}
+	if p.Memory != nil {
+		cooldown("memory raise", st.LastMemoryUpAt, p.ScaleOutCooldownMs)
+		cooldown("memory lowering", latestOf(st.LastMemoryUpAt, st.LastMemoryDownAt), p.ScaleInCooldownMs)
 	}
 	window := func(what string, since *time.Time, of *int64) {
 		if since == nil || of == nil {
