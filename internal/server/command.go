@@ -35,6 +35,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/platform/local"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/service"
+	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 	"github.com/redis-manager/redis-manager/internal/stream"
 	"github.com/redis-manager/redis-manager/internal/timeseries"
@@ -49,8 +50,12 @@ type Options struct {
 	BackupTarget string
 	PortRange    string
 	HostRange    string
-	RedisServer  string
-	LogLevel     string
+	// LocalMemoryLimit caps the memory the local platform's instances use
+	// together ("" or "0": no cap), for the autoscaler's replica-memory
+	// guard rail.
+	LocalMemoryLimit string
+	RedisServer      string
+	LogLevel         string
 	// TLSCert and TLSKey, when both are set, make the API serve HTTPS.
 	TLSCert, TLSKey string
 	// MetricsAuth requires the admin token on GET /metrics too.
@@ -118,6 +123,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.BackupTarget, "backup-target", "", "backup target: file://DIR or s3://BUCKET/PREFIX?endpoint=URL&region=R&pathStyle=true (default file://<data-dir>/backups)")
 	f.StringVar(&o.PortRange, "port-range", "17000-17999", "local platform: ports for instances, LO-HI")
 	f.StringVar(&o.HostRange, "host-range", "", "local platform: one loopback address per instance from this range, e.g. 127.0.1.1-127.0.1.254 (default: every instance on 127.0.0.1)")
+	f.StringVar(&o.LocalMemoryLimit, "local-memory-limit", "", `local platform: the memory all instances may use together (e.g. "8gb"); the autoscaler adds no replica whose sync (the master's used memory plus its copy-on-write) would not fit under it, as under the host's MemAvailable (default: no cap)`)
 	f.StringVar(&o.RedisServer, "redis-server", "redis-server", "local platform: the redis-server binary")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug | info | warn | error")
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
@@ -209,6 +215,12 @@ func Serve(ctx context.Context, o Options, version string) error {
 	lo, hi, err := ParsePortRange(o.PortRange)
 	if err != nil {
 		return err
+	}
+	var memLimit int64
+	if o.LocalMemoryLimit != "" {
+		if memLimit, err = spec.ParseSize(o.LocalMemoryLimit); err != nil || memLimit < 0 {
+			return fmt.Errorf("--local-memory-limit %q: want a size such as 8gb", o.LocalMemoryLimit)
+		}
 	}
 	var hosts []string
 	if o.HostRange != "" {
@@ -303,7 +315,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 		}
 	} else {
 		lp, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer,
-			local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}, Self: self},
+			local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}, Self: self, MemoryLimit: memLimit},
 			log.With("platform", "local"))
 		if err != nil {
 			return err
@@ -362,7 +374,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	hub := stream.New(svc, log.With("component", "stream"))
 	// The web console reads through the same service the API uses, and
 	// the users, tokens and audit log from the store.
-	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Alerts: st, Version: version, Log: log.With("component", "console")})
+	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Alerts: st, Autoscaling: st, Version: version, Log: log.With("component", "console")})
 	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics,
 		MetricsAuth: o.MetricsAuth, Access: st, SessionIdleTimeout: o.SessionIdleTimeout, Console: web, Log: log,
 		Series: series, Stream: hub, Alerts: st, Notifier: notifier, Autoscaling: st, Clusters: clusters}), lim)
