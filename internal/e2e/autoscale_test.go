@@ -279,11 +279,15 @@ const (
 	squareOff   = 60 * time.Second
 	squareTotal = 10 * time.Minute
 	// squareLoad GET/s spread evenly over the shard's replicas against a
-	// target of squareTarget ops/s per replica: 1 replica 6,600, 2 → 3,300
-	// (above), 3 → 2,200 (below the target, above the 75 % scale-in line
-	// of 1,875). A tracking engine stops at 3 replicas.
-	squareLoad    = 6600
-	squareTarget  = 2500
+	// target of squareTarget ops/s per replica. A replica's ops also
+	// count the writes it replicates (the writer through Sentinel: up to
+	// ~500/s, the same on every replica, whatever their number), so the
+	// reads are chosen to decide the same way for any write rate from 0 to
+	// 500/s: 1 replica 9,000; 2 → 4,500 (+ writes, above 4,000); 3 → 3,000
+	// (+ writes, at most 3,500: below the target, and at or above the 75 %
+	// scale-in line of 3,000). A tracking engine stops at 3 replicas.
+	squareLoad    = 9000
+	squareTarget  = 4000
 	squareTracked = 3
 )
 
@@ -340,8 +344,8 @@ func paceReads(ctx context.Context, m *testenv.Manager, bench, name, password st
 
 // TestAutoscaleSquareWave: the square wave in full: redis-benchmark
 // GETs against the replicas on 60 s, off 60 s, for 10 minutes, with the
-// policy's default cooldowns and stabilisation and a moderate load (6,600
-// GET/s over the replicas against 2,500 ops/s per replica). The engine
+// policy's default cooldowns and stabilisation and a moderate load (9,000
+// GET/s over the replicas against 4,000 ops/s per replica). The engine
 // tracks: it adds replicas until the load per replica is under the target
 // (3) and no further; no flapping: scale-outs at least the 3 min cooldown
 // apart, none removed while the wave runs (the off half-periods are far
@@ -391,7 +395,8 @@ func TestAutoscaleSquareWave(t *testing.T) {
 		time.Sleep(time.Until(on.Add(squareOn + squareOff)))
 	}
 	end := time.Now()
-	_, errs := w.Stop()
+	acked, errs := w.Stop()
+	writeRate := float64(len(acked)) / end.Sub(start).Seconds()
 
 	var changes, holds []api.Event
 	var line []string
@@ -416,9 +421,9 @@ func TestAutoscaleSquareWave(t *testing.T) {
 	}
 	final, _ := m.Client.GetCluster(ctx, "sq")
 	load, _ := os.ReadFile("/proc/loadavg")
-	t.Logf("MEASURE square wave (%s on / %s off, %s, %d GET/s over the replicas, target %d ops/s per replica, cooldowns %s/%s, stabilisation %s, scaleOutAfter 20s): %d changes, %d holds, replicas 1→%d; %s; load per on-period: %s; write errors through Sentinel %d; loadavg %s",
+	t.Logf("MEASURE square wave (%s on / %s off, %s, %d GET/s over the replicas, target %d ops/s per replica, cooldowns %s/%s, stabilisation %s, scaleOutAfter 20s): %d changes, %d holds, replicas 1→%d; %s; reads per on-period: %s; writes through Sentinel %.0f/s (replicated: counted in each replica's ops), %d errors; loadavg %s",
 		squareOn, squareOff, squareTotal, squareLoad, squareTarget, outCool, inCool, stab, len(changes), len(holds), final.Spec.Replicas,
-		strings.Join(line, ", "), strings.Join(periods, ", "), len(errs), strings.TrimSpace(string(load)))
+		strings.Join(line, ", "), strings.Join(periods, ", "), writeRate, len(errs), strings.TrimSpace(string(load)))
 
 	if len(errs) > 0 {
 		t.Errorf("writes through Sentinel failed during the wave: %d, first %v", len(errs), errs[:min(5, len(errs))])
