@@ -280,27 +280,27 @@ const (
 	squareTotal = 10 * time.Minute
 	// squareLoad GET/s spread evenly over the shard's replicas against a
 	// target of squareTarget ops/s per replica. A replica's ops also
-	// count the writes it replicates (the writer through Sentinel: up to
-	// ~500/s, the same on every replica, whatever their number), so the
-	// reads are chosen to decide the same way for any write rate from 0 to
-	// 500/s: 1 replica 9,000; 2 → 4,500 (+ writes, above 4,000); 3 → 3,000
-	// (+ writes, at most 3,500: below the target, and at or above the 75 %
-	// scale-in line of 3,000). A tracking engine stops at 3 replicas.
+	// count the writes it replicates, the same on every replica whatever
+	// their number; the writer here pauses 20 ms (at most ~50 writes/s).
+	// 1 replica 9,000; 2 → 4,500 (25 % above the target); 3 → 3,000 (+
+	// writes: ~15 % below, and above the 75 % scale-in line of 2,700). A
+	// tracking engine stops at 3 replicas. The margins are wide because
+	// the scale-out needs every 2 s observation for 20 s above the target.
 	squareLoad    = 9000
-	squareTarget  = 4000
+	squareTarget  = 3600
 	squareTracked = 3
 )
 
 // paceReads sends rate GET/s with redis-benchmark, spread over the
-// shard's replicas that are in sync (read again each second), until ctx
-// ends. Each second it runs one redis-benchmark per replica with that
+// shard's replicas that are in sync (read again each tick), until ctx
+// ends. Every 250 ms it runs one redis-benchmark per replica with that
 // replica's share of what is due, so the total follows rate even when a
-// second's run is late (what is owed is sent in the next one, at most one
-// second's worth). It returns the GETs sent.
+// run is late (what is owed is sent in the next one, at most one second's
+// worth), and a 2 s observation sees 8 runs, give or take one.
 func paceReads(ctx context.Context, m *testenv.Manager, bench, name, password string, rate int) int {
 	start := time.Now()
 	sent := 0
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
@@ -345,7 +345,7 @@ func paceReads(ctx context.Context, m *testenv.Manager, bench, name, password st
 // TestAutoscaleSquareWave: the square wave in full: redis-benchmark
 // GETs against the replicas on 60 s, off 60 s, for 10 minutes, with the
 // policy's default cooldowns and stabilisation and a moderate load (9,000
-// GET/s over the replicas against 4,000 ops/s per replica). The engine
+// GET/s over the replicas against 3,600 ops/s per replica). The engine
 // tracks: it adds replicas until the load per replica is under the target
 // (3) and no further; no flapping: scale-outs at least the 3 min cooldown
 // apart, none removed while the wave runs (the off half-periods are far
@@ -370,7 +370,7 @@ func TestAutoscaleSquareWave(t *testing.T) {
 	ctx := context.Background()
 	cl := createReady(t, m, api.CreateClusterRequest{Name: "sq", Replicas: intp(1)})
 	creds, _ := m.Client.Credentials(ctx, "sq")
-	w := startWriter(t, cl, creds, 0, "sq")
+	w := startWriterPaced(t, cl, creds, 0, "sq", 0, 20*time.Millisecond)
 	policy := api.AutoscalePolicy{
 		Replicas:        &api.AutoscaleReplicas{Min: 1, Max: 5, Metric: api.MetricOps, Target: squareTarget},
 		ScaleOutAfterMs: i64p(20000),
