@@ -50,7 +50,7 @@ UNIT_PKGS = $$($(GO) list ./... | grep -v /internal/e2e)
 
 test: deps-test lint test-rules ## what CI runs: vet, gofmt, staticcheck, promtool on deploy/prometheus, unit tests with -race, end-to-end tests with real processes, then test-k8s
 	CI=true $(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
-	CI=true $(GO) test -count=1 -timeout 15m ./internal/e2e/
+	CI=true $(GO) test -count=1 -timeout 30m ./internal/e2e/
 	CI=true $(GO) test -count=1 -timeout 10m ./internal/e2eui/
 	$(MAKE) test-k8s
 
@@ -58,10 +58,10 @@ test-unit: ## the tests without the end-to-end package, with -race
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 test-race: deps-test ## unit tests with -race, and e2e with a -race manager that fails tests on any data race
-	CI=true REDIS_MANAGER_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /internal/e2ek8s)
+	CI=true REDIS_MANAGER_TEST_RACE=1 $(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v /internal/e2ek8s)
 
 test-e2e: ## only the end-to-end tests
-	$(GO) test -count=1 -v ./internal/e2e/
+	$(GO) test -count=1 -v -timeout 30m ./internal/e2e/
 
 test-ui: deps-test ## only the console's browser tests (headless Chromium against real managers; docs/testing.md)
 	CI=true $(GO) test -count=1 -v -timeout 10m ./internal/e2eui/

@@ -120,7 +120,11 @@ type AutoscaleReadings struct {
 	Target float64   `json:"target,omitempty"`
 	// Signal is the highest shard average: scale-out when it is above the
 	// target, scale-in when even it is below 75 % of the target.
-	Signal   float64                  `json:"signal"`
+	Signal float64 `json:"signal"`
+	// Unread, when set, says why Signal is not a reading this round (the
+	// leader has no previous CPU counters of a replica: its first round,
+	// or the replica restarted); the engine then decides nothing on it.
+	Unread   string                   `json:"unread,omitempty"`
 	Replicas int                      `json:"replicas"`
 	Shards   []AutoscaleShardReadings `json:"shards"`
 }

@@ -41,7 +41,7 @@ var Rules = []Rule{
 	{Name: "memory-high", Severity: Warning, Threshold: 90, Unit: "percent", For: 2 * time.Minute, Help: "used memory above a share of maxmemory (instances with a maxmemory)"},
 	{Name: "connections-high", Severity: Warning, Threshold: 90, Unit: "percent", For: 2 * time.Minute, Help: "connected clients above a share of maxclients"},
 	{Name: "sentinel-quorum", Severity: Critical, For: 30 * time.Second, Help: "fewer Sentinels answer than the quorum: no failover can be authorized"},
-	{Name: "sentinel-tilt", Severity: Warning, For: 0, Help: "a Sentinel is in TILT mode (its clock jumped or it was paused): for 30 s it acts on nothing"},
+	{Name: "sentinel-tilt", Severity: Warning, For: 0, Help: "a Sentinel is in TILT mode (its clock jumped or it was paused): it acts on nothing for its TILT period (5 s as the manager sets it)"},
 	{Name: "backup-failed", Severity: Warning, For: 0, Help: "the newest finished backup of a shard failed"},
 	{Name: "backup-missing", Severity: Warning, Threshold: 2, Unit: "periods", For: 0, Help: "no successful backup within threshold × the schedule's period"},
 	{Name: "slow-fork", Severity: Warning, Threshold: 500, Unit: "ms", For: 0, Help: "the latest fork (BGSAVE, AOF rewrite, full sync) took longer than the threshold"},
@@ -256,7 +256,7 @@ func Conditions(in Input, settings map[string]Setting) []Condition {
 	}
 	for _, s := range st.Sentinels {
 		if s.Up && s.Tilt {
-			add("sentinel-tilt", nil, s.Name, 1, "Sentinel %s (%s) is in TILT mode: it saw its clock jump or was paused, and acts on nothing for 30 s", s.Name, s.Address)
+			add("sentinel-tilt", nil, s.Name, 1, "Sentinel %s (%s) is in TILT mode: it saw its clock jump or was paused, and acts on nothing for its TILT period", s.Name, s.Address)
 		}
 	}
 	fired := map[int]bool{}

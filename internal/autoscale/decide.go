@@ -199,8 +199,11 @@ func decideReplicas(in Input, st api.AutoscaleState) (Decision, api.AutoscaleSta
 		return Decision{}, st
 	}
 	signal := in.Readings.Signal
-	st.AboveSince = since(st.AboveSince, signal > r.Target, now)
-	st.BelowSince = since(st.BelowSince, signal < ScaleInShare*r.Target, now)
+	unread := in.Readings.Unread
+	if unread == "" {
+		st.AboveSince = since(st.AboveSince, signal > r.Target, now)
+		st.BelowSince = since(st.BelowSince, signal < ScaleInShare*r.Target, now)
+	}
 	outCooling := within(st.LastScaleOutAt, now, ms(p.ScaleOutCooldownMs))
 	last := latest(st.LastScaleOutAt, st.LastScaleInAt)
 	inCooling := within(last, now, ms(p.ScaleInCooldownMs))
@@ -216,6 +219,21 @@ func decideReplicas(in Input, st api.AutoscaleState) (Decision, api.AutoscaleSta
 		if inCooling {
 			d.Hold = &Guard{GuardCooldown, fmt.Sprintf("the replicas changed %s ago; scale-in cooldown %s", now.Sub(*last).Round(time.Second), ms(p.ScaleInCooldownMs))}
 		}
+		return d, st
+	case unread != "":
+		// No reading this round: the marks stay as they were, and a
+		// change whose window has run waits for a reading rather than
+		// being made on a zero.
+		var d Decision
+		switch {
+		case held(st.AboveSince, now, ms(p.ScaleOutAfterMs)) && cur < int64(r.Max):
+			d = Decision{Action: ScaleOut, From: cur, To: cur + 1, Reason: fmt.Sprintf("%s per replica above the target %g since %s", r.Metric, r.Target, st.AboveSince.Format(time.RFC3339))}
+		case held(st.BelowSince, now, ms(p.StabilizationMs)) && cur > int64(r.Min):
+			d = Decision{Action: ScaleIn, From: cur, To: cur - 1, Reason: fmt.Sprintf("%s per replica below %g (75 %% of the target %g) since %s", r.Metric, ScaleInShare*r.Target, r.Target, st.BelowSince.Format(time.RFC3339))}
+		default:
+			return Decision{}, st
+		}
+		d.Hold = &Guard{GuardUnknown, unread}
 		return d, st
 	case held(st.AboveSince, now, ms(p.ScaleOutAfterMs)):
 		d := Decision{Action: ScaleOut, From: cur, To: cur + 1,

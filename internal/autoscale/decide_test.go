@@ -1,11 +1,15 @@
 package autoscale
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
+	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/topology"
 )
 
 func policy(t *testing.T, body func(p *api.AutoscalePolicy)) api.AutoscalePolicy {
@@ -43,6 +47,10 @@ func TestDecide(t *testing.T) {
 		}
 		return api.AutoscaleReadings{Signal: avg, Shards: []api.AutoscaleShardReadings{{Average: avg, UsedMemoryBytes: used, MaxmemoryBytes: maxmem, MemoryPercent: pct}}}
 	}
+	unread := func(r api.AutoscaleReadings) api.AutoscaleReadings {
+		r.Unread = "no previous CPU counters"
+		return r
+	}
 	const mb = 1 << 20
 	for _, c := range []struct {
 		name     string
@@ -71,6 +79,9 @@ func TestDecide(t *testing.T) {
 		{name: "replica guards do not hold scale-in", p: replicas, replicas: 3, r: shard(700, 0, 0), st: api.AutoscaleState{BelowSince: at(now, -300)}, rguards: []Guard{{GuardBacklog, "x"}}, action: ScaleIn, to: 2},
 		{name: "at min: no scale-in", p: replicas, replicas: 1, r: shard(0, 0, 0), st: api.AutoscaleState{BelowSince: at(now, -3000)}},
 		{name: "below min", p: replicas, replicas: 0, r: shard(0, 0, 0), action: ScaleOut, to: 1},
+		{name: "cpu unread after the stabilisation: held, not scaled in on a zero", p: replicas, replicas: 3, r: unread(shard(0, 0, 0)), st: api.AutoscaleState{BelowSince: at(now, -300)}, action: ScaleIn, hold: GuardUnknown},
+		{name: "cpu unread after the scale-out window: held", p: replicas, replicas: 2, r: unread(shard(0, 0, 0)), st: api.AutoscaleState{AboveSince: at(now, -10)}, action: ScaleOut, hold: GuardUnknown},
+		{name: "cpu unread inside the windows: nothing", p: replicas, replicas: 2, r: unread(shard(0, 0, 0)), st: api.AutoscaleState{AboveSince: at(now, -5)}},
 		{name: "memory high, not long enough", p: mem, replicas: 2, r: shard(0, 85*mb, 100*mb), st: api.AutoscaleState{MemoryHighSince: at(now, -4)}},
 		{name: "memory high for a while", p: mem, replicas: 2, r: shard(0, 85*mb, 100*mb), st: api.AutoscaleState{MemoryHighSince: at(now, -5)}, action: MemoryUp, to: 150 * mb},
 		{name: "memory step capped at max", p: mem, replicas: 2, r: shard(0, 130*mb, 150*mb), st: api.AutoscaleState{MemoryHighSince: at(now, -5)}, action: MemoryUp, to: 200 * mb},
@@ -101,6 +112,9 @@ func TestDecide(t *testing.T) {
 			if c.p.Replicas != nil && c.r.Signal > c.p.Replicas.Target && st.AboveSince == nil {
 				t.Fatalf("signal above target but no AboveSince")
 			}
+			if c.r.Unread != "" && (!reflect.DeepEqual(st.AboveSince, c.st.AboveSince) || !reflect.DeepEqual(st.BelowSince, c.st.BelowSince)) {
+				t.Fatalf("a round without a reading moved the windows: above %v below %v, was %v %v", st.AboveSince, st.BelowSince, c.st.AboveSince, c.st.BelowSince)
+			}
 		})
 	}
 }
@@ -129,5 +143,64 @@ func TestBacklog(t *testing.T) {
 	}
 	if g := MemoryRoom("m", 10, 0, ""); g != nil {
 		t.Fatalf("unknown room must not hold: %+v", g)
+	}
+}
+
+// TestReadFirstRound: without a previous sample a replica's CPU is not
+// read (Unread says why); the next round reads it.
+func TestReadFirstRound(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	cs := api.ClusterSpec{Shards: 1, Replicas: 1}
+	obs := func(at time.Time, cpu string) topology.Observation {
+		return topology.Observation{At: at, Redis: []topology.RedisObs{
+			{In: store.Instance{Name: "a-0-0", Shard: 0}, Up: true, Info: redisclient.Info{"role": "master", "run_id": "m", "used_cpu_sys": "1", "used_cpu_user": "1"}},
+			{In: store.Instance{Name: "a-0-1", Shard: 0}, Up: true, Info: redisclient.Info{"role": "slave", "run_id": "r", "used_cpu_sys": cpu, "used_cpu_user": "0"}},
+		}}
+	}
+	r, next := Read(cs, api.MetricCPU, obs(t0, "10"), nil)
+	if r.Unread == "" || !strings.Contains(r.Unread, "a-0-1") || r.Signal != 0 {
+		t.Fatalf("first round: %+v", r)
+	}
+	r, _ = Read(cs, api.MetricCPU, obs(t0.Add(2*time.Second), "11"), next)
+	if r.Unread != "" || r.Signal != 50 {
+		t.Fatalf("second round: unread %q signal %g, want 50", r.Unread, r.Signal)
+	}
+	if r, _ := Read(cs, api.MetricOps, obs(t0, "10"), nil); r.Unread != "" {
+		t.Fatalf("ops falls back to instantaneous_ops_per_sec, but unread %q", r.Unread)
+	}
+}
+
+// TestObservedGuards: a master's dump for a replica is the full sync (not
+// a BGSAVE); a BGSAVE of its own is bgsave; an AOF rewrite and a
+// replica's own sync are named as such.
+func TestObservedGuards(t *testing.T) {
+	cs := api.ClusterSpec{Shards: 1, Replicas: 1}
+	obs := func(master, replica redisclient.Info) topology.Observation {
+		return topology.Observation{Redis: []topology.RedisObs{
+			{In: store.Instance{Name: "a-0-0"}, Up: true, Info: master},
+			{In: store.Instance{Name: "a-0-1"}, Up: true, Info: replica},
+		}}
+	}
+	names := func(gs []Guard) string {
+		var out []string
+		for _, g := range gs {
+			out = append(out, g.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct {
+		name            string
+		master, replica redisclient.Info
+		want            string
+	}{
+		{"quiet", redisclient.Info{"role": "master"}, redisclient.Info{"role": "slave"}, ""},
+		{"bgsave of its own", redisclient.Info{"role": "master", "rdb_bgsave_in_progress": "1"}, redisclient.Info{"role": "slave"}, GuardBgsave},
+		{"dump for a replica", redisclient.Info{"role": "master", "rdb_bgsave_in_progress": "1", "connected_slaves": "1", "slave0": "ip=127.0.0.1,port=1,state=wait_bgsave,offset=0,lag=0"},
+			redisclient.Info{"role": "slave", "master_sync_in_progress": "1"}, GuardFullSync + "," + GuardFullSync},
+		{"aof rewrite", redisclient.Info{"role": "master", "aof_rewrite_in_progress": "1"}, redisclient.Info{"role": "slave"}, GuardAOFRewrite},
+	} {
+		if got := names(ObservedGuards(cs, "a", obs(c.master, c.replica))); got != c.want {
+			t.Errorf("%s: guards %q, want %q", c.name, got, c.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,7 +142,11 @@ func (e *Engine) cluster(ctx context.Context, cl Cluster, p api.AutoscalePolicy)
 	e.mu.Unlock()
 	switch {
 	case d.Action == "":
-		nst.LastHold = ""
+		// A hold at the limit is remembered while the signal comes and
+		// goes: at the same limit it is not recorded again.
+		if !strings.HasPrefix(st.LastHold, "limit:") {
+			nst.LastHold = ""
+		}
 	case ownJob:
 		// The engine's own change is still running: the next decision
 		// waits for it without a record every round.
@@ -151,6 +156,9 @@ func (e *Engine) cluster(ctx context.Context, cl Cluster, p api.AutoscalePolicy)
 			break
 		}
 		key := d.Action + "/" + d.Hold.Name
+		if d.Hold.Name == GuardLimit {
+			key = fmt.Sprintf("limit:%s/%d", d.Action, d.From)
+		}
 		if st.LastHold != key {
 			e.record(ctx, cl.Name, d, "held", readings, "", d.Hold)
 		}
@@ -209,7 +217,14 @@ func (e *Engine) replicaGuards(ctx context.Context, cl Cluster, r api.AutoscaleR
 				in.ReplicaGuards = append(in.ReplicaGuards, MemoryRoom(sr.Master, need, have, bound)...)
 			}
 		}
-		rate := WriteRate(sr.Master, cl.Obs, prev)
+		rate, ok := WriteRate(sr.Master, cl.Obs, prev)
+		if !ok {
+			// Without a write rate the backlog cannot be checked: a new
+			// replica waits a round rather than risk a looping sync.
+			in.ReplicaGuards = append(in.ReplicaGuards, Guard{GuardUnknown, fmt.Sprintf(
+				"no previous replication offset of %s (the first round of the policy or of this leader): the write rate a new replica's sync must fit in the backlog is read next round", sr.Master)})
+			continue
+		}
 		sync, need := Backlog(used, master.Info.Int("rdb_last_bgsave_time_sec"), rate)
 		if size := master.Info.Int("repl_backlog_size"); size > 0 && size < need {
 			in.ReplicaGuards = append(in.ReplicaGuards, Guard{GuardBacklog, fmt.Sprintf(

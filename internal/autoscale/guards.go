@@ -47,19 +47,22 @@ func ObservedGuards(cs api.ClusterSpec, cluster string, obs topology.Observation
 			continue
 		}
 		name := ro.In.Name
-		if ro.Info.Int("rdb_bgsave_in_progress") == 1 {
+		var syncs []Guard
+		for _, r := range ro.Info.Replicas() {
+			if r.State == "wait_bgsave" || r.State == "send_bulk" {
+				syncs = append(syncs, Guard{GuardFullSync, fmt.Sprintf("%s is sending a full sync to %s (state %s)", name, r.Addr, r.State)})
+			}
+		}
+		if ro.Info.Int("master_sync_in_progress") == 1 {
+			syncs = append(syncs, Guard{GuardFullSync, name + " is in a full sync with its master (master_sync_in_progress:1)"})
+		}
+		// A master's dump for a replica is the full sync, named as such.
+		out = append(out, syncs...)
+		if ro.Info.Int("rdb_bgsave_in_progress") == 1 && len(syncs) == 0 {
 			out = append(out, Guard{GuardBgsave, name + " runs a BGSAVE (rdb_bgsave_in_progress:1)"})
 		}
 		if ro.Info.Int("aof_rewrite_in_progress") == 1 {
 			out = append(out, Guard{GuardAOFRewrite, name + " rewrites its AOF (aof_rewrite_in_progress:1)"})
-		}
-		if ro.Info.Int("master_sync_in_progress") == 1 {
-			out = append(out, Guard{GuardFullSync, name + " is in a full sync with its master (master_sync_in_progress:1)"})
-		}
-		for _, r := range ro.Info.Replicas() {
-			if r.State == "wait_bgsave" || r.State == "send_bulk" {
-				out = append(out, Guard{GuardFullSync, fmt.Sprintf("%s is sending a full sync to %s (state %s)", name, r.Addr, r.State)})
-			}
 		}
 	}
 	return out

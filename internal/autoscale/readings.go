@@ -1,6 +1,8 @@
 package autoscale
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -25,14 +27,17 @@ type Samples map[string]Sample
 // round's samples, and returns this round's samples. A replica's CPU is its
 // CPU seconds over wall time, in percent of one core; its ops/s the
 // difference of total_commands_processed over wall time
-// (instantaneous_ops_per_sec on the first round); clients connected_clients
-// (which counts the manager's and the Sentinels' connections too). A
+// (instantaneous_ops_per_sec on the first round); on the first round a
+// replica's CPU cannot be read, and the readings say so (Unread); clients
+// connected_clients (which counts the manager's and the Sentinels'
+// connections too). A
 // shard's average is over its replicas that answer; a shard without one
 // counts its master, which then serves the reads.
 func Read(cs api.ClusterSpec, metric string, obs topology.Observation, prev Samples) (api.AutoscaleReadings, Samples) {
 	now := obs.At
 	next := Samples{}
 	out := api.AutoscaleReadings{At: now, Metric: metric, Replicas: cs.Replicas}
+	var unread []string // instances without a previous sample
 	for shard := 0; shard < cs.Shards; shard++ {
 		sr := api.AutoscaleShardReadings{Shard: shard, Replicas: []api.AutoscaleReplicaReadings{}}
 		var replicas, masters []api.AutoscaleReplicaReadings
@@ -45,7 +50,11 @@ func Read(cs api.ClusterSpec, metric string, obs topology.Observation, prev Samp
 			next[ro.In.Name] = cur
 			rr := api.AutoscaleReplicaReadings{Name: ro.In.Name, Clients: ro.Info.Int("connected_clients"),
 				OpsPerSec: float64(ro.Info.Int("instantaneous_ops_per_sec"))}
-			if p, ok := prev[ro.In.Name]; ok && p.RunID == cur.RunID && cur.At.After(p.At) {
+			p, ok := prev[ro.In.Name]
+			fresh := ok && p.RunID == cur.RunID && cur.At.After(p.At)
+			if !fresh {
+				unread = append(unread, ro.In.Name)
+			} else {
 				dt := cur.At.Sub(p.At).Seconds()
 				if d := cur.CPU - p.CPU; d >= 0 {
 					rr.CPUPercent = round(d / dt * 100)
@@ -75,6 +84,13 @@ func Read(cs api.ClusterSpec, metric string, obs topology.Observation, prev Samp
 		from := replicas
 		if len(from) == 0 {
 			from = masters
+		}
+		if metric == api.MetricCPU {
+			for _, r := range from {
+				if slices.Contains(unread, r.Name) && out.Unread == "" {
+					out.Unread = fmt.Sprintf("no previous CPU counters of %s (the leader's first round, or it restarted): its CPU is read from the next round", r.Name)
+				}
+			}
 		}
 		if len(from) > 0 {
 			var sum float64
@@ -108,18 +124,20 @@ func value(r api.AutoscaleReplicaReadings, metric string) float64 {
 func round(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
 
 // WriteRate is the bytes per second a shard's master writes to its
-// replication stream (master_repl_offset over wall time), 0 when unknown.
-func WriteRate(master string, obs topology.Observation, prev Samples) float64 {
+// replication stream (master_repl_offset over wall time). ok is false when
+// there is no previous sample to compare with (the first round of a policy
+// or of a leader, or the master restarted or changed).
+func WriteRate(master string, obs topology.Observation, prev Samples) (rate float64, ok bool) {
 	for _, ro := range obs.Redis {
 		if ro.In.Name != master || !ro.Up {
 			continue
 		}
-		p, ok := prev[master]
+		p, found := prev[master]
 		off := ro.Info.Int("master_repl_offset")
-		if !ok || p.RunID != ro.Info["run_id"] || !obs.At.After(p.At) || off < p.Offset {
-			return 0
+		if !found || p.RunID != ro.Info["run_id"] || !obs.At.After(p.At) || off < p.Offset {
+			return 0, false
 		}
-		return float64(off-p.Offset) / obs.At.Sub(p.At).Seconds()
+		return float64(off-p.Offset) / obs.At.Sub(p.At).Seconds(), true
 	}
-	return 0
+	return 0, false
 }

@@ -77,6 +77,9 @@ func printAutoscaling(cmd *cobra.Command, as api.Autoscaling) error {
 			}
 			row(t, "signal", signal)
 		}
+		if r.Unread != "" {
+			row(t, "not read", r.Unread)
+		}
 		for _, s := range r.Shards {
 			row(t, fmt.Sprintf("shard %d", s.Shard), fmt.Sprintf("%s %g per replica over %d; master %s memory %s of %s (%g %%)",
 				r.Metric, s.Average, len(s.Replicas), dash(s.Master), humanBytes(float64(s.UsedMemoryBytes)), humanBytes(float64(s.MaxmemoryBytes)), s.MemoryPercent))

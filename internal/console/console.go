@@ -71,9 +71,12 @@ type Config struct {
 	Access  Access
 	// Alerts lists the alerts the leader keeps (store.Alerts); nil: the
 	// overview shows "—" and the cluster page no alerts.
-	Alerts  AlertSource
-	Version string
-	Log     *slog.Logger
+	Alerts AlertSource
+	// Autoscaling shows the cluster's autoscaling policy, state and
+	// decisions (store.Autoscaling); nil: the cluster page has no such card.
+	Autoscaling AutoscaleSource
+	Version     string
+	Log         *slog.Logger
 }
 
 // AlertSource is what the console reads of the alert rules' state.

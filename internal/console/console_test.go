@@ -69,7 +69,7 @@ func newFixture(tb testing.TB) *fixture {
 		audit:  []console.AuditEntry{{At: now, Principal: "admin", Kind: "user", Remote: "127.0.0.1", Method: "POST", Path: "/api/v1/clusters", Status: 202, Summary: "created orders"}},
 	}
 	f := &fixture{svc: svc, st: st, users: acc,
-		h: console.New(console.Config{Service: svc, Access: acc, Version: "test"})}
+		h: console.New(console.Config{Service: svc, Access: acc, Autoscaling: st, Version: "test"})}
 	return f
 }
 
@@ -241,11 +241,11 @@ var roleActions = map[auth.Role]map[string][]string{
 		"account": {"sign-out", "change-password"},
 	},
 	auth.Operator: {
-		"overview": {"sign-out"}, "cluster": {"sign-out", "scale", "failover", "backup", "restore", "verify"}, "create": {"sign-out", "create"},
+		"overview": {"sign-out"}, "cluster": {"sign-out", "scale", "failover", "backup", "restore", "verify", "autoscale", "autoscale-off"}, "create": {"sign-out", "create"},
 		"events": {"sign-out"}, "jobs": {"sign-out"}, "account": {"sign-out", "change-password"},
 	},
 	auth.Admin: {
-		"overview": {"sign-out"}, "cluster": {"sign-out", "scale", "failover", "backup", "restore", "verify", "delete", "delete-backup"},
+		"overview": {"sign-out"}, "cluster": {"sign-out", "scale", "failover", "backup", "restore", "verify", "autoscale", "autoscale-off", "delete", "delete-backup"},
 		"create": {"sign-out", "create"}, "events": {"sign-out"}, "jobs": {"sign-out"}, "audit": {"sign-out"},
 		"users":   {"sign-out", "create-user", "delete-user", "create-token", "delete-token"},
 		"account": {"sign-out", "change-password"},
@@ -371,13 +371,16 @@ func TestLiveFragment(t *testing.T) {
 	if strings.Contains(body, "<html") || strings.Contains(body, `data-action="scale"`) {
 		t.Fatalf("the fragment is more than the live regions:\n%s", body)
 	}
-	for _, id := range []string{"cluster-head", "alerts", "topology", "timeline", "jobs", "backups", "cluster-events"} {
+	for _, id := range []string{"cluster-head", "alerts", "topology", "autoscaling", "timeline", "jobs", "backups", "cluster-events"} {
 		if !strings.Contains(body, `id="`+id+`"`) {
 			t.Errorf("fragment lacks region %s", id)
 		}
 	}
-	if n := strings.Count(body, `hx-swap-oob="true"`); n != 7 {
-		t.Errorf("%d regions swap out of band, want 7", n)
+	if n := strings.Count(body, `hx-swap-oob="true"`); n != 8 {
+		t.Errorf("%d regions swap out of band, want 8", n)
+	}
+	if strings.Contains(body, `data-form="autoscale"`) {
+		t.Error("the fragment carries the autoscaling form: a live update would replace what the user types")
 	}
 	_, full := f.get(t, "/clusters/orders", principal(auth.Viewer))
 	if strings.Contains(full, "hx-swap-oob") {
@@ -676,6 +679,56 @@ func checkAccessibleMarkup(t *testing.T, name, body string) {
 	for _, b := range buttonTag.FindAllString(body, -1) {
 		if !strings.Contains(b, ` type="`) {
 			t.Errorf("%s: button without a type: %s", name, b)
+		}
+	}
+}
+
+// TestClusterPageAutoscaling: the autoscaling card shows the stored
+// policy, the engine's state (readings, cooldowns, windows) and its
+// decisions to every role; only operators and admins get the form, filled
+// with the policy.
+func TestClusterPageAutoscaling(t *testing.T) {
+	f := newFixture(t)
+	f.addCluster(t, "orders", api.PhaseReady, 1, 1)
+	ctx := context.Background()
+	_, body := f.get(t, "/clusters/orders", principal(auth.Viewer))
+	if !strings.Contains(body, `data-autoscale="off"`) || !strings.Contains(body, "No autoscaling policy") {
+		t.Fatal("the card does not say there is no policy")
+	}
+	ms := func(v int64) *int64 { return &v }
+	p := api.AutoscalePolicy{Replicas: &api.AutoscaleReplicas{Min: 1, Max: 4, Metric: api.MetricOps, Target: 2500},
+		ScaleOutAfterMs: ms(60000), ScaleOutCooldownMs: ms(180000), ScaleInCooldownMs: ms(600000), StabilizationMs: ms(900000), FailoverWindowMs: ms(600000), DryRun: true}
+	if err := f.st.PutAutoscalePolicy(ctx, "orders", p); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	out, below := now.Add(-time.Minute), now.Add(-450*time.Second)
+	st := api.AutoscaleState{LastScaleOutAt: &out, BelowSince: &below, LastJob: "j_123",
+		Readings: &api.AutoscaleReadings{At: now, Metric: api.MetricOps, Target: 2500, Signal: 1200, Replicas: 2,
+			Shards: []api.AutoscaleShardReadings{{Shard: 0, Average: 1200, Replicas: []api.AutoscaleReplicaReadings{{Name: "orders-0-1", OpsPerSec: 1200, Clients: 9}}}}}}
+	if err := f.st.PutAutoscaleState(ctx, "orders", st); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.AddEvent(ctx, api.Event{ID: "e_as1", Cluster: "orders", Type: api.EventAutoscale, At: now, Message: "autoscale scale-out 2 → 3 replicas per shard held back (bgsave): orders-0-0 runs a BGSAVE",
+		Details: map[string]any{"action": "scale-out", "outcome": "held", "guard": "bgsave", "guardMessage": "orders-0-0 runs a BGSAVE",
+			"readings": map[string]any{"metric": "ops", "signal": 3100.0, "target": 2500.0, "replicas": 2.0}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []auth.Role{auth.Viewer, auth.Operator} {
+		_, body := f.get(t, "/clusters/orders", principal(role))
+		for _, want := range []string{`data-autoscale="on"`, "1–4 per shard, metric <code>ops</code>, target 2500 per replica", "yes: decisions are recorded",
+			"orders-0-1</code> cpu 0 %, 1200 ops/s, 9 clients", "no scale-out before", "no scale-in before", `<progress max="100" value="50"`,
+			`data-decision="e_as1" data-outcome="held" data-guard="bgsave"`, "held: bgsave", "ops 3100 (target 2500); 2 replicas per shard", "j_123"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s: the card lacks %q", role, want)
+			}
+		}
+		form := strings.Contains(body, `data-form="autoscale"`)
+		if form != (role != auth.Viewer) {
+			t.Errorf("%s: autoscaling form present %v", role, form)
+		}
+		if form && (!strings.Contains(body, `name="replicas.max" type="number" min="1" value="4"`) || !strings.Contains(body, `id="as-dry" name="dryRun" type="checkbox" data-type="bool" checked`)) {
+			t.Errorf("%s: the form is not filled with the policy", role)
 		}
 	}
 }

@@ -40,7 +40,13 @@ func templateFuncs(a assets) template.FuncMap {
 			}
 			return fmt.Sprint(*p)
 		},
-		"durms":      humanMs,
+		"durms": humanMs,
+		"deref": func(p *float64) float64 {
+			if p == nil {
+				return 0
+			}
+			return *p
+		},
 		"phaseClass": func(p string) string { return "phase-" + strings.ToLower(p) },
 		"lower":      strings.ToLower,
 		"stepDur": func(s, f *time.Time) string {

@@ -314,6 +314,9 @@ type clusterPage struct {
 	Schedule  *api.BackupSchedule
 	Ranges    []string
 	ShardIdxs []int
+	// Autoscale is the autoscaling card; nil when the manager keeps no
+	// policies.
+	Autoscale *autoscaleView
 }
 
 type shardView struct {
@@ -387,6 +390,9 @@ func (c *console) cluster(r *http.Request, v *view) (int, error) {
 	}
 	p.Events = evs
 	if p.Alerts, err = c.alerts(ctx, name); err != nil {
+		return 0, err
+	}
+	if p.Autoscale, err = c.autoscaling(ctx, cl); err != nil {
 		return 0, err
 	}
 	if s, err := c.cfg.Service.GetBackupSchedule(ctx, name); err == nil {

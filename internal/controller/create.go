@@ -82,7 +82,7 @@ func createSteps() []step {
 				return err
 			}
 			// The job ends with the status it promises: observed Ready.
-			if st := r.c.observeCluster(ctx, cl, ""); st.Phase != api.PhaseReady {
+			if st := r.c.observeReady(ctx, cl, readyWithin); st.Phase != api.PhaseReady {
 				return fmt.Errorf("cluster is not ready: %s", st.Reason)
 			}
 			r.c.event(ctx, cl.Name, nil, "created", fmt.Sprintf("cluster created: %d shard(s) × %d replica(s), %d Sentinel(s)",

@@ -105,8 +105,19 @@ func (c *Controller) ensureSentinel(ctx context.Context, cl store.Cluster, in st
 	// Once a second costs one small INFO per instance and makes scaling,
 	// cleaning and failover bookkeeping converge in about a second. The
 	// setting is not persisted by Sentinel, so it is applied at every ensure.
-	err = sentinel.DebugInfoPeriod(ctx, c.pool.Sentinel(addr(in), cl.SentinelPassword), SentinelInfoPeriodMs)
-	if err != nil {
+	sc := c.pool.Sentinel(addr(in), cl.SentinelPassword)
+	if err := sentinel.DebugInfoPeriod(ctx, sc, SentinelInfoPeriodMs); err != nil {
+		return fmt.Errorf("%s: %w", in.Name, err)
+	}
+	// After a stall of more than 2 s (a loaded node) a Sentinel is in TILT
+	// and fails nothing over for its TILT period, 30 s by default: a master
+	// that died meanwhile stays unreplaced that long, and every Sentinel of
+	// a cluster stalls at once when the node does (seen in the chaos test:
+	// all three in TILT for 30 s right after the master's pod was deleted).
+	// TILT is there so Sentinel does not judge instances down from replies
+	// it could not read during the stall; it pings each instance every
+	// second, so its view is current again well within SentinelTiltPeriodMs.
+	if err := sentinel.DebugTiltPeriod(ctx, sc, SentinelTiltPeriodMs); err != nil {
 		return fmt.Errorf("%s: %w", in.Name, err)
 	}
 	return c.recordHandle(ctx, in, pi)
@@ -115,6 +126,10 @@ func (c *Controller) ensureSentinel(ctx context.Context, cl store.Cluster, in st
 // SentinelInfoPeriodMs is how often Sentinels read INFO of the instances
 // they monitor.
 const SentinelInfoPeriodMs = 1000
+
+// SentinelTiltPeriodMs is how long a Sentinel stays in TILT after a stall
+// (SENTINEL DEBUG tilt-period; Sentinel's default is 30000).
+const SentinelTiltPeriodMs = 5000
 
 // ensureRedis starts (or adopts) a redis-server. Its boot role is decided
 // by the platform at the moment it boots, from Sentinel's view

@@ -119,6 +119,30 @@ func (c *Controller) observeCluster(ctx context.Context, cl store.Cluster, activ
 	return st
 }
 
+// readyWithin is how long a job's last step gives a cluster to be observed
+// Ready. One observation reads an instance as down when its INFO misses
+// --instance-timeout; on a loaded host that happens to an instance that is
+// fine (a create on the test Kubernetes node at load average ~60 failed
+// its record-ready step so: one Sentinel's read took over 2 s).
+const readyWithin = 15 * time.Second
+
+// observeReady observes the cluster once a second until it is Ready or
+// within has passed, and returns the last status.
+func (c *Controller) observeReady(ctx context.Context, cl store.Cluster, within time.Duration) api.ClusterStatus {
+	deadline := time.Now().Add(within)
+	for {
+		st := c.observeCluster(ctx, cl, "")
+		if st.Phase == api.PhaseReady || !time.Now().Before(deadline) {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+			return st
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // observeAndStore observes a cluster, stores its status and returns it with
 // the raw observation; ok is false when nothing could be observed.
 func (c *Controller) observeAndStore(ctx context.Context, cl store.Cluster, activeJob string) (api.ClusterStatus, topology.Observation, bool) {

@@ -175,7 +175,7 @@ func (c *Controller) recordRestored(ctx context.Context, r *jobRun) error {
 				}
 			}
 		}
-		st := c.observeCluster(ctx, cl, "")
+		st := c.observeReady(ctx, cl, readyWithin)
 		if st.Phase != api.PhaseReady {
 			return fmt.Errorf("cluster is not ready: %s", st.Reason)
 		}

@@ -51,6 +51,7 @@ type writer struct {
 	client       *redis.Client
 	prefix       string
 	waitReplicas int
+	pause        time.Duration // between writes
 
 	mu     sync.Mutex
 	acked  []write
@@ -66,8 +67,14 @@ func startWriter(t *testing.T, cl api.Cluster, creds api.Credentials, shard int,
 // startWriterWait is startWriter with each write acknowledged only after
 // WAIT confirms waitReplicas replicas have it.
 func startWriterWait(t *testing.T, cl api.Cluster, creds api.Credentials, shard int, prefix string, waitReplicas int) *writer {
+	return startWriterPaced(t, cl, creds, shard, prefix, waitReplicas, 2*time.Millisecond)
+}
+
+// startWriterPaced is startWriterWait with pause between writes.
+func startWriterPaced(t *testing.T, cl api.Cluster, creds api.Credentials, shard int, prefix string, waitReplicas int, pause time.Duration) *writer {
 	w := &writer{
 		waitReplicas: waitReplicas,
+		pause:        pause,
 		client: redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: cl.Connection.MasterNames[shard], SentinelAddrs: cl.Connection.Sentinels,
 			Password: creds.Password, SentinelPassword: creds.SentinelPassword, Protocol: 2,
@@ -113,7 +120,7 @@ func startWriterWait(t *testing.T, cl api.Cluster, creds api.Credentials, shard 
 				w.acked = append(w.acked, write{Key: k, Val: v, At: at})
 			}
 			w.mu.Unlock()
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(w.pause)
 		}
 	}()
 	t.Cleanup(func() { w.Stop(); w.client.Close() })

@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-manager/redis-manager/internal/platform"
+	"github.com/redis-manager/redis-manager/internal/sentinel"
 )
 
 // A master that restarts (its process killed, the kubelet starting its
@@ -25,6 +27,16 @@ import (
 // as its replica), or for at most down-after-milliseconds plus
 // failover-timeout, after which it boots as the Sentinels say (no
 // failover came: nothing could replace it).
+//
+// A Sentinel in TILT fails nothing over (it entered TILT because its timer
+// ran more than 2 s late: the process was not scheduled, as on a loaded
+// node; it leaves TILT only after its TILT period without another stall,
+// 30 s by default). Seen in the chaos test: the master's pod deleted while
+// no manager led, every Sentinel in TILT from 5 s after, the hold's 15 s
+// spent before TILT ended, and the old master booted as master with no
+// failover. So while an answering Sentinel is in TILT the hold goes on,
+// until down-after-milliseconds plus failover-timeout after the last
+// Sentinel left TILT (HoldDeadline), at most holdTiltMax more.
 
 // HoldMasterBoot tells whether a master's boot is held, from one Sentinel's
 // SENTINEL REPLICAS view of the shard: some replica is up to Sentinel (not
@@ -52,10 +64,34 @@ func HoldMasterBoot(replicas []map[string]string) bool {
 // holdPoll is how often a held boot asks the Sentinels again.
 const holdPoll = 100 * time.Millisecond
 
+// holdTiltPoll is how often a held boot asks the Sentinels whether they
+// are in TILT.
+const holdTiltPoll = 500 * time.Millisecond
+
 // holdDefault bounds a held boot when no Sentinel tells its
 // down-after-milliseconds and failover-timeout (Sentinel's defaults: 30 s
 // and 3 min are longer than the manager's 5 s and 10 s).
 const holdDefault = 15 * time.Second
+
+// holdTiltMax is how much longer than its bound a hold may last because
+// Sentinels are in TILT: Sentinel's default TILT period, the longest a
+// single stall keeps a Sentinel from failing over.
+const holdTiltMax = 30 * time.Second
+
+// HoldDeadline is when a held boot that began at start stops waiting for a
+// failover: bound after start, or bound after lastTilt (the last time an
+// answering Sentinel was seen in TILT; zero if none was) if later, and
+// never past start + holdTiltMax + bound. It is pure.
+func HoldDeadline(start, lastTilt time.Time, bound time.Duration) time.Time {
+	d := start.Add(bound)
+	if t := lastTilt.Add(bound); !lastTilt.IsZero() && t.After(d) {
+		d = t
+	}
+	if limit := start.Add(holdTiltMax + bound); d.After(limit) {
+		d = limit
+	}
+	return d
+}
 
 // holdMasterBoot holds the boot of a restarted master (see above) and
 // returns the decision to boot with.
@@ -72,10 +108,12 @@ func holdMasterBoot(ctx context.Context, plan platform.BootPlan, self string, as
 	if !hold {
 		return d
 	}
+	start := time.Now()
+	var lastTilt, tiltAsked time.Time
+	tilted := false
 	log.Warn("restarted while Sentinels name this instance master: boot held until they name another or a failover can no longer come",
 		"self", self, "holdAtMost", bound.String())
-	deadline := time.Now().Add(bound)
-	for time.Now().Before(deadline) {
+	for time.Now().Before(HoldDeadline(start, lastTilt, bound)) {
 		select {
 		case <-ctx.Done():
 			return d
@@ -88,9 +126,47 @@ func holdMasterBoot(ctx context.Context, plan platform.BootPlan, self string, as
 		if len(nd.Answers) > 0 {
 			d = nd
 		}
+		if time.Since(tiltAsked) >= holdTiltPoll {
+			tiltAsked = time.Now()
+			n := tiltedSentinels(ctx, plan)
+			if n > 0 {
+				lastTilt = time.Now()
+			}
+			if (n > 0) != tilted {
+				tilted = n > 0
+				log.Warn("Sentinels in TILT fail nothing over: the hold lasts until they left TILT for down-after-milliseconds plus failover-timeout",
+					"self", self, "tilted", n, "holdUntil", HoldDeadline(start, lastTilt, bound).Format(time.RFC3339Nano))
+			}
+		}
 	}
-	log.Warn("no failover came: booting as master as the Sentinels say", "self", self)
+	log.Warn("no failover came: booting as master as the Sentinels say", "self", self, "heldFor", time.Since(start).Round(time.Millisecond).String())
 	return d
+}
+
+// tiltedSentinels asks every Sentinel of the plan at once whether it is
+// in TILT (AskTimeout each) and counts those that are.
+func tiltedSentinels(ctx context.Context, plan platform.BootPlan) int {
+	var mu sync.Mutex
+	n := 0
+	var wg sync.WaitGroup
+	for _, s := range plan.Sentinels {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := redis.NewSentinelClient(&redis.Options{Addr: s, Password: plan.SentinelPassword,
+				DialTimeout: AskTimeout, ReadTimeout: AskTimeout, WriteTimeout: AskTimeout, MaxRetries: -1})
+			defer c.Close()
+			sctx, cancel := context.WithTimeout(ctx, AskTimeout)
+			defer cancel()
+			if t, err := sentinel.Tilted(sctx, c); err == nil && t {
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return n
 }
 
 // sentinelReplicasView asks one Sentinel for its view of the shard's

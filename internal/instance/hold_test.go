@@ -1,6 +1,9 @@
 package instance
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestHoldMasterBoot(t *testing.T) {
 	for _, c := range []struct {
@@ -18,6 +21,26 @@ func TestHoldMasterBoot(t *testing.T) {
 	} {
 		if got := HoldMasterBoot(c.replicas); got != c.want {
 			t.Errorf("%s: HoldMasterBoot = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestHoldDeadline(t *testing.T) {
+	start := time.Date(2026, 11, 30, 22, 55, 15, 0, time.UTC)
+	bound := 15 * time.Second
+	for _, c := range []struct {
+		name     string
+		lastTilt time.Time
+		want     time.Duration // after start
+	}{
+		{"no TILT seen: the bound", time.Time{}, bound},
+		{"TILT seen early: still the bound", start.Add(-10 * time.Second), bound},
+		{"TILT seen at the start", start, bound},
+		{"TILT until 29 s: the bound after it (the chaos run: TILT from 22:55:15 to 22:55:44)", start.Add(29 * time.Second), 29*time.Second + bound},
+		{"TILT seen past the cap: capped", start.Add(2 * time.Minute), holdTiltMax + bound},
+	} {
+		if got := HoldDeadline(start, c.lastTilt, bound).Sub(start); got != c.want {
+			t.Errorf("%s: HoldDeadline = start+%s, want start+%s", c.name, got, c.want)
 		}
 	}
 }

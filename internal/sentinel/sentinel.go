@@ -342,6 +342,16 @@ func DebugInfoPeriod(ctx context.Context, sc Conn, ms int) error {
 	return nil
 }
 
+// DebugTiltPeriod sets how long the Sentinel stays in TILT after a stall
+// (SENTINEL DEBUG TILT-PERIOD, in milliseconds; 30000 by default), the
+// time it then acts on nothing: no failover. Sentinel does not persist it.
+func DebugTiltPeriod(ctx context.Context, sc Conn, ms int) error {
+	if err := do(ctx, sc, "debug", "tilt-period", ms).Err(); err != nil {
+		return fmt.Errorf("sentinel debug tilt-period: %w", err)
+	}
+	return nil
+}
+
 // EventPattern matches every event a Sentinel publishes (+sdown, +odown,
 // +switch-master …, and the hello channel).
 const EventPattern = "*"

@@ -133,6 +133,15 @@ func TestCommands(t *testing.T) {
 	if err := DebugInfoPeriod(ctx, redisClient(t, master.addr, redisPassword), 100); err == nil {
 		t.Fatal("DebugInfoPeriod on a plain redis-server succeeded; want an error")
 	}
+	if err := DebugTiltPeriod(ctx, a, 5000); err != nil {
+		t.Fatalf("DebugTiltPeriod: %v", err)
+	}
+	if got := debugParam(t, ctx, a, "tilt-period"); got != "5000" {
+		t.Fatalf("SENTINEL DEBUG after DebugTiltPeriod 5000: TILT-PERIOD %q", got)
+	}
+	if err := DebugTiltPeriod(ctx, redisClient(t, master.addr, redisPassword), 5000); err == nil {
+		t.Fatal("DebugTiltPeriod on a plain redis-server succeeded; want an error")
+	}
 
 	if got, err := GetMasterAddrByName(ctx, a, name); err != nil || got != master.addr {
 		t.Fatalf("GetMasterAddrByName = %q, %v; want %s", got, err, master.addr)
@@ -299,4 +308,22 @@ func TestHelloString(t *testing.T) {
 	if got, want := h.String(), "127.0.0.1,26379,abc,7,orders-0,127.0.0.1,6380,7"; got != want {
 		t.Fatalf("hello %q, want %q", got, want)
 	}
+}
+
+// debugParam reads one parameter of SENTINEL DEBUG's list (name, value
+// pairs; names in upper case).
+func debugParam(t *testing.T, ctx context.Context, sc Conn, name string) string {
+	t.Helper()
+	cmd := redis.NewSliceCmd(ctx, "sentinel", "debug")
+	if err := sc.Process(ctx, cmd); err != nil {
+		t.Fatalf("SENTINEL DEBUG: %v", err)
+	}
+	v := cmd.Val()
+	for i := 0; i+1 < len(v); i += 2 {
+		if strings.EqualFold(fmt.Sprint(v[i]), name) {
+			return fmt.Sprint(v[i+1])
+		}
+	}
+	t.Fatalf("SENTINEL DEBUG has no %s: %v", name, v)
+	return ""
 }

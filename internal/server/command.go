@@ -35,6 +35,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/platform/local"
 	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/service"
+	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
 	"github.com/redis-manager/redis-manager/internal/stream"
 	"github.com/redis-manager/redis-manager/internal/timeseries"
@@ -49,8 +50,13 @@ type Options struct {
 	BackupTarget string
 	PortRange    string
 	HostRange    string
-	RedisServer  string
-	// ControlNice is the local platform's nice value of the manager's autogroup (0: unchanged).
+	// LocalMemoryLimit caps the memory the local platform's instances use
+	// together ("" or "0": no cap), for the autoscaler's replica-memory
+	// guard rail.
+	LocalMemoryLimit string
+	RedisServer      string
+	// ControlNice is the local platform's nice value of the manager's
+	// autogroup (0: unchanged).
 	ControlNice int
 	LogLevel    string
 	// TLSCert and TLSKey, when both are set, make the API serve HTTPS.
@@ -121,6 +127,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.PortRange, "port-range", "17000-17999", "local platform: ports for instances, LO-HI")
 	f.StringVar(&o.HostRange, "host-range", "", "local platform: one loopback address per instance from this range, e.g. 127.0.1.1-127.0.1.254 (default: every instance on 127.0.0.1)")
 	f.IntVar(&o.ControlNice, "local-control-nice", -5, "local platform: the nice value (-20..19) of the manager's own autogroup, so that the API and the control loop get a core before a thousand instances in their own sessions do (Linux autogroups; needs CAP_SYS_NICE to go below 0; 0 leaves it)")
+	f.StringVar(&o.LocalMemoryLimit, "local-memory-limit", "", `local platform: the memory all instances may use together (e.g. "8gb"); the autoscaler adds no replica whose sync (the master's used memory plus its copy-on-write) would not fit under it, as under the host's MemAvailable (default: no cap)`)
 	f.StringVar(&o.RedisServer, "redis-server", "redis-server", "local platform: the redis-server binary")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug | info | warn | error")
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
@@ -212,6 +219,12 @@ func Serve(ctx context.Context, o Options, version string) error {
 	lo, hi, err := ParsePortRange(o.PortRange)
 	if err != nil {
 		return err
+	}
+	var memLimit int64
+	if o.LocalMemoryLimit != "" {
+		if memLimit, err = spec.ParseSize(o.LocalMemoryLimit); err != nil || memLimit < 0 {
+			return fmt.Errorf("--local-memory-limit %q: want a size such as 8gb", o.LocalMemoryLimit)
+		}
 	}
 	var hosts []string
 	if o.HostRange != "" {
@@ -316,7 +329,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 			}
 		}
 		lp, err := local.New(filepath.Join(dataDir, "instances"), o.RedisServer,
-			local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}, Self: self},
+			local.Options{PortLo: lo, PortHi: hi, Hosts: hosts, HostRange: o.HostRange, Asker: instance.PoolAsker{Pool: askPool}, Self: self, MemoryLimit: memLimit},
 			log.With("platform", "local"))
 		if err != nil {
 			return err
@@ -375,7 +388,7 @@ func Serve(ctx context.Context, o Options, version string) error {
 	hub := stream.New(svc, log.With("component", "stream"))
 	// The web console reads through the same service the API uses, and
 	// the users, tokens and audit log from the store.
-	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Alerts: st, Version: version, Log: log.With("component", "console")})
+	web := console.New(console.Config{Service: svc, Access: console.StoreAccess(st), Alerts: st, Autoscaling: st, Version: version, Log: log.With("component", "console")})
 	srv := newHTTPServer(Handler(HandlerConfig{Service: svc, Leadership: elector, Token: token, Version: version, Metrics: metrics,
 		MetricsAuth: o.MetricsAuth, Access: st, SessionIdleTimeout: o.SessionIdleTimeout, Console: web, Log: log,
 		Series: series, Stream: hub, Alerts: st, Notifier: notifier, Autoscaling: st, Clusters: clusters}), lim)

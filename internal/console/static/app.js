@@ -60,6 +60,13 @@
     var changedOnly = form.hasAttribute("data-changed-only");
     Array.prototype.forEach.call(form.elements, function (el) {
       if (!el.name || el.disabled || el.type === "submit" || el.type === "button") { return; }
+      // A part of the body whose checkbox is off is left out
+      // (<fieldset data-optional-part> with a [data-part-toggle]).
+      var part = el.closest("[data-optional-part]");
+      if (part) {
+        var toggle = part.querySelector("[data-part-toggle]");
+        if (toggle && !toggle.checked) { return; }
+      }
       // A PATCH sends only what the user changed.
       if (changedOnly && el.name !== "force" && (el.type === "checkbox" ? el.checked === el.defaultChecked : el.value === el.defaultValue)) { return; }
       var type = el.getAttribute("data-type");
@@ -69,8 +76,8 @@
         if (!value && el.name === "force") { return; }
       } else {
         value = el.value.trim();
-        if (value === "" && (el.hasAttribute("data-optional") || type === "int")) { return; }
-        if (type === "int") {
+        if (value === "" && (el.hasAttribute("data-optional") || type === "int" || type === "number")) { return; }
+        if (type === "int" || type === "number") {
           var n = Number(value);
           value = Number.isFinite(n) && value !== "" ? n : value;
         }

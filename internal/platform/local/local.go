@@ -56,6 +56,10 @@ type Options struct {
 	Asker instance.Asker
 	// Self is the redis-manager binary that runs tasks (RunTask).
 	Self string
+	// MemoryLimit caps the memory (resident, in bytes) all instances may
+	// use together (--local-memory-limit); a new replica's sync must fit
+	// under it (ReplicaRoom). 0: only the host's MemAvailable bounds.
+	MemoryLimit int64
 }
 
 // DefaultHost is where instances listen without a host range.
