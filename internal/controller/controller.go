@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -51,11 +52,16 @@ type Config struct {
 	Autoscale *autoscale.Engine
 }
 
-// The defaults of Config.ObserveConcurrency and Config.InstanceTimeout.
-const (
-	DefaultObserveConcurrency = 64
-	DefaultInstanceTimeout    = 2 * time.Second
-)
+// DefaultObserveConcurrency is Config.ObserveConcurrency's default: four
+// reads per core the manager may use (at least 8). A read is CPU work here
+// too (the reply read and parsed, the status evaluated): more at once than
+// the cores can take only queues the API's requests behind them. With
+// 1,020 instances on 2 cores, 64 reads at once gave GET /api/v1/clusters a
+// p99 of 113 ms, 16 gave 60 ms and 8 gave 38 ms (bench/scale).
+var DefaultObserveConcurrency = max(8, 4*runtime.GOMAXPROCS(0))
+
+// DefaultInstanceTimeout is Config.InstanceTimeout's default.
+const DefaultInstanceTimeout = 2 * time.Second
 
 // Store is what the controller needs of the metadata store.
 type Store = store.Store
