@@ -242,7 +242,10 @@ func TestAlertsSlowFork(t *testing.T) {
 	m := testenv.StartManager(t, testenv.ManagerOptions{})
 	ctx := context.Background()
 	good, broken := hooks(t, m)
-	cl := createReady(t, m, api.CreateClusterRequest{Name: "sf", Replicas: intp(1)})
+	// No save points: only the test's BGSAVEs fork, so the master never
+	// forks with the 400 MB by itself (its slow fork would be another alert).
+	none := "none"
+	cl := createReady(t, m, api.CreateClusterRequest{Name: "sf", Replicas: intp(1), Persistence: none})
 	creds, err := m.Client.Credentials(ctx, "sf")
 	if err != nil {
 		t.Fatal(err)
@@ -300,8 +303,10 @@ func TestAlertsSlowFork(t *testing.T) {
 	}
 	waitAlert(t, m, "sf", "slow-fork", replica.Name, api.AlertResolved, 20*time.Second)
 	checkDeliveries(t, m, "sf", good, broken)
-	if good.count("slow-fork", api.AlertFiring) != 1 || good.count("slow-fork", api.AlertResolved) != 1 {
-		t.Errorf("slow-fork: want one firing and one resolved delivery")
+	// The replica's: the master may fork with the 400 MB too (a save
+	// point of its own), which is its own alert.
+	if good.countOf("slow-fork", replica.Name, api.AlertFiring) != 1 || good.countOf("slow-fork", replica.Name, api.AlertResolved) != 1 {
+		t.Errorf("slow-fork of %s: want one firing and one resolved delivery", replica.Name)
 	}
 }
 

@@ -51,7 +51,9 @@ func TestCreateWriteReadDelete(t *testing.T) {
 	}
 	// The manager's autogroup runs at nice -5 (--local-control-nice), the
 	// instances' own autogroups (one session each) at 0.
-	if ag := autogroup(t, m.Pid()); !strings.HasSuffix(ag, " nice -5") {
+	if on, _ := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); strings.TrimSpace(string(on)) != "1" {
+		t.Logf("autogroups are off on this kernel (%q): --local-control-nice has nothing to set", on)
+	} else if ag := autogroup(t, m.Pid()); !strings.HasSuffix(ag, " nice -5") {
 		t.Errorf("manager autogroup %q, want nice -5", ag)
 	}
 	for _, pid := range pids {
