@@ -52,22 +52,8 @@ func queued(t *testing.T, st store.Store) []string {
 // alert resolves once. A silence mutes the notifications, not the state.
 func TestEngineNewLeaderContinues(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	st, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "m.db"), filepath.Join(dir, "key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, in, down := instanceDownFixture(t, 5000)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ms := int64(5000)
-	if err := st.PutAlertRules(t.Context(), "c", api.AlertRules{"instance-down": {ForMs: &ms}}); err != nil {
-		t.Fatal(err)
-	}
-	in := healthy()
-	down := in
-	down.Status.Shards = []api.ShardStatus{in.Status.Shards[0]}
-	down.Status.Shards[0].Replicas = []api.InstanceStatus{in.Status.Shards[0].Replicas[0]}
-	down.Status.Shards[0].Replicas[0].Up = false
 	cl := func(i Input) []Cluster { return []Cluster{{Name: "c", Spec: i.Spec, Status: i.Status}} }
 
 	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
@@ -127,21 +113,8 @@ func TestEngineNewLeaderContinues(t *testing.T) {
 // stores neither; the next round of the real leader stores both, once.
 func TestEngineStateAndNotificationTogether(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	st, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "m.db"), filepath.Join(dir, "key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, _, down := instanceDownFixture(t, 0)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	zero := int64(0)
-	if err := st.PutAlertRules(t.Context(), "c", api.AlertRules{"instance-down": {ForMs: &zero}}); err != nil {
-		t.Fatal(err)
-	}
-	down := healthy()
-	down.Status.Shards = []api.ShardStatus{down.Status.Shards[0]}
-	down.Status.Shards[0].Replicas = []api.InstanceStatus{down.Status.Shards[0].Replicas[0]}
-	down.Status.Shards[0].Replicas[0].Up = false
 	var s sent
 	e := NewEngine(st, &s, log)
 	refused := 0
@@ -165,4 +138,26 @@ func TestEngineStateAndNotificationTogether(t *testing.T) {
 	if got := queued(t, st); len(got) != 1 || got[0] != api.AlertFiring {
 		t.Fatalf("outbox %v, want the one firing notification", got)
 	}
+}
+
+// instanceDownFixture opens a SQLite store whose cluster "c" has
+// instance-down's for set to forMs, and returns it with a healthy input
+// and one whose only replica of shard 0 is down.
+func instanceDownFixture(t *testing.T, forMs int64) (store.Store, Input, Input) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "m.db"), filepath.Join(dir, "key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.PutAlertRules(t.Context(), "c", api.AlertRules{"instance-down": {ForMs: &forMs}}); err != nil {
+		t.Fatal(err)
+	}
+	in := healthy()
+	down := in
+	down.Status.Shards = []api.ShardStatus{in.Status.Shards[0]}
+	down.Status.Shards[0].Replicas = []api.InstanceStatus{in.Status.Shards[0].Replicas[0]}
+	down.Status.Shards[0].Replicas[0].Up = false
+	return st, in, down
 }
