@@ -57,7 +57,8 @@ type Config struct {
 // too (the reply read and parsed, the status evaluated): more at once than
 // the cores can take only queues the API's requests behind them. With
 // 1,020 instances on 2 cores, 64 reads at once gave GET /api/v1/clusters a
-// p99 of 113 ms, 16 gave 60 ms and 8 gave 38 ms (bench/scale).
+// p99 of 113 ms, 16 gave 60 ms and 8 gave 38, 128 and 94 ms in three runs
+// (bench/scale; docs/monitoring.md).
 var DefaultObserveConcurrency = max(8, 4*runtime.GOMAXPROCS(0))
 
 // DefaultInstanceTimeout is Config.InstanceTimeout's default.
