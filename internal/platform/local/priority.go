@@ -1,6 +1,8 @@
 package local
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -19,7 +21,7 @@ import (
 // before.
 
 // autogroupFile is the calling process's autogroup (proc(5)).
-const autogroupFile = "/proc/self/autogroup"
+var autogroupFile = "/proc/self/autogroup"
 
 // SetControlPriority sets the nice value of the manager's autogroup and
 // returns what it was. It fails where autogroups are off or the process
@@ -37,11 +39,20 @@ func SetControlPriority(nice int) (before int, err error) {
 	return before, nil
 }
 
+// ErrNoAutogroup is returned where /proc/self/autogroup reads empty: the
+// kernel puts this process in no autogroup (a CPU cgroup that is not an
+// autogroup, or a sandboxed kernel, as on some CI machines), so there is
+// no session weight to set; a container's CPU share is set by its runtime.
+var ErrNoAutogroup = errors.New("the kernel shows no autogroup for this process (/proc/self/autogroup is empty): its CPU share is set elsewhere, for example by its container")
+
 // ControlPriority returns the nice value of the manager's autogroup.
 func ControlPriority() (int, error) {
 	cur, err := os.ReadFile(autogroupFile)
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", autogroupFile, err)
+	}
+	if len(bytes.TrimSpace(cur)) == 0 {
+		return 0, ErrNoAutogroup
 	}
 	// "/autogroup-123 nice 0"
 	f := strings.Fields(string(cur))
