@@ -16,6 +16,11 @@ import (
 // DefaultPollInterval is how often WaitJob asks for a job's state.
 const DefaultPollInterval = 200 * time.Millisecond
 
+// DefaultWaitGrace is how long WaitJob keeps asking while every answer is
+// a failure that passes: the manager restarting, a new leader taking
+// over, a Service or Ingress still routing to a deleted pod.
+const DefaultWaitGrace = 90 * time.Second
+
 // maxErrorBody caps how much of an error response is read; an error body is
 // a short JSON document, anything longer is a proxy's HTML page.
 const maxErrorBody = 64 << 10
@@ -28,6 +33,10 @@ type Client struct {
 	HTTPClient *http.Client
 	// PollInterval is the WaitJob polling period (DefaultPollInterval).
 	PollInterval time.Duration
+	// WaitGrace is how long WaitJob rides out failures that pass (no
+	// connection, a timeout, HTTP 502, 503 or 504) before it returns the
+	// last one; 0 means DefaultWaitGrace, a negative value not at all.
+	WaitGrace time.Duration
 
 	baseURL string
 	token   string
@@ -218,12 +227,32 @@ func (c *Client) WaitJob(ctx context.Context, id string, onProgress func(Job)) (
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	grace := c.WaitGrace
+	if grace == 0 {
+		grace = DefaultWaitGrace
+	}
 	var last Job
+	var failingSince time.Time
 	for {
 		job, err := c.GetJob(ctx, id)
 		if err != nil {
-			return last, fmt.Errorf("wait for job %s: %w", id, err)
+			if ctx.Err() != nil {
+				return last, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
+			}
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if !Transient(err) || time.Since(failingSince) >= grace {
+				return last, fmt.Errorf("wait for job %s: %w", id, err)
+			}
+			select {
+			case <-ctx.Done():
+				return last, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
+			case <-ticker.C:
+			}
+			continue
 		}
+		failingSince = time.Time{}
 		last = job
 		if onProgress != nil {
 			onProgress(job)
@@ -240,6 +269,29 @@ func (c *Client) WaitJob(ctx context.Context, id string, onProgress func(Job)) (
 		case <-ticker.C:
 		}
 	}
+}
+
+// Transient tells whether err, returned by a Client method, may pass if
+// the request is sent again: the server could not be reached or did not
+// answer in time, or a proxy or a manager without a leader answered 502,
+// 503 or 504. An answer of the server itself (not found, invalid, a
+// conflict) is not transient.
+func Transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		switch e.StatusCode {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	// No answer (*url.Error: refused, reset, no route, a timeout), or a
+	// connection cut in the middle of the body.
+	var ue *url.Error
+	return errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // CreateBackup starts a backup of one shard, or of every shard when shard

@@ -176,3 +176,71 @@ func TestHealthSendsNoTokenWhenEmpty(t *testing.T) {
 		t.Errorf("Health = %+v, %v", h, err)
 	}
 }
+
+// WaitJob rides out what passes (no connection, a cut body, 502/503/504)
+// and returns at once on a real answer (404), or when the failures last
+// longer than WaitGrace.
+func TestWaitJobRidesOutTransientFailures(t *testing.T) {
+	t.Parallel()
+	var polls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch polls.Add(1) {
+		case 1:
+			_ = json.NewEncoder(w).Encode(api.Job{ID: "j_1", State: api.StateRunning})
+		case 2:
+			http.Error(w, "no healthy upstream", http.StatusServiceUnavailable)
+		case 3:
+			w.WriteHeader(http.StatusBadGateway)
+		case 4: // the connection closes without an answer
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		case 5: // the body is cut
+			w.Header().Set("Content-Length", "100")
+			_, _ = w.Write([]byte(`{"id":"j_1",`))
+		default:
+			_ = json.NewEncoder(w).Encode(api.Job{ID: "j_1", State: api.StateSucceeded, Progress: 1})
+		}
+	}))
+	defer srv.Close()
+	c := api.NewClient(srv.URL, "t")
+	c.PollInterval = 5 * time.Millisecond
+	job, err := c.WaitJob(t.Context(), "j_1", nil)
+	if err != nil || job.State != api.StateSucceeded || polls.Load() != 6 {
+		t.Errorf("job %+v, err %v after %d polls; want succeeded after 6", job, err, polls.Load())
+	}
+
+	// Not found is an answer: no second request.
+	polls.Store(0)
+	nf := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		polls.Add(1)
+		w.WriteHeader(http.StatusNotFound)
+		_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: api.ErrorDetail{Code: "not_found", Message: "job j_1 not found"}})
+	}))
+	defer nf.Close()
+	c = api.NewClient(nf.URL, "t")
+	c.PollInterval = 5 * time.Millisecond
+	var ae *api.Error
+	if _, err := c.WaitJob(t.Context(), "j_1", nil); !errors.As(err, &ae) || ae.Code != "not_found" || polls.Load() != 1 {
+		t.Errorf("err %v after %d requests; want not_found after 1", err, polls.Load())
+	}
+
+	// A manager that stays gone: the grace ends the wait with the error.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	url := gone.URL
+	gone.Close()
+	c = api.NewClient(url, "t")
+	c.PollInterval, c.WaitGrace = 5*time.Millisecond, 100*time.Millisecond
+	start := time.Now()
+	_, err = c.WaitJob(t.Context(), "j_1", nil)
+	if took := time.Since(start); err == nil || !api.Transient(err) || took < 100*time.Millisecond || took > 5*time.Second {
+		t.Errorf("err %v after %v; want the connection error after the 100 ms grace", err, took)
+	}
+	// A negative grace: the first failure ends it.
+	c.WaitGrace = -1
+	start = time.Now()
+	if _, err = c.WaitJob(t.Context(), "j_1", nil); err == nil || time.Since(start) > 50*time.Millisecond {
+		t.Errorf("WaitGrace -1: err %v after %v; want the first failure at once", err, time.Since(start))
+	}
+}

@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -151,4 +153,70 @@ func TestRestartKeepsInstances(t *testing.T) {
 		t.Errorf("%d write errors across manager restarts (the instances never stopped), first: %s", len(errs), errs[0])
 	}
 	checkNoLoss(t, m, "keep", creds, lossCheck{Shard: 0, Writes: acked, Min: 50, Fault: restarted, MinAfter: 20, Replicas: 1})
+}
+
+// countErrors counts the requests that got no answer.
+type countErrors struct {
+	next   http.RoundTripper
+	failed atomic.Int32
+}
+
+func (c *countErrors) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if err != nil {
+		c.failed.Add(1)
+	}
+	return resp, err
+}
+
+// TestWaitJobThroughRestart waits for a create job, as the CLI does
+// (api.Client.WaitJob), while the manager is killed and started again on
+// the same address: the wait rides out the refused connections and ends
+// with the job the restarted manager finished.
+func TestWaitJobThroughRestart(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartManager(t, testenv.ManagerOptions{})
+	addr := strings.TrimPrefix(m.URL, "http://")
+	for i, a := range m.Args {
+		if a == "127.0.0.1:0" {
+			m.Args[i] = addr // the restart listens where the client waits
+		}
+	}
+	ctx := context.Background()
+	res, err := m.Client.CreateCluster(ctx, api.CreateClusterRequest{Name: "wr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStep(t, m, res.Job.ID, "start-redis")
+
+	rt := &countErrors{next: http.DefaultTransport}
+	c := api.NewClient(m.URL, m.Token)
+	c.HTTPClient.Transport, c.PollInterval = rt, 50*time.Millisecond
+	type result struct {
+		j   api.Job
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		j, err := c.WaitJob(ctx, res.Job.ID, nil)
+		done <- result{j, err}
+	}()
+	m.Kill()
+	time.Sleep(time.Second) // the waiter finds nobody there
+	m.Restart()
+	if m.URL != "http://"+addr {
+		t.Fatalf("the manager came back on %s, not %s", m.URL, addr)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || r.j.State != api.StateSucceeded {
+			t.Fatalf("WaitJob across the restart: %+v, %v", r.j, r.err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("WaitJob did not return within 60 s of the restart")
+	}
+	if rt.failed.Load() == 0 {
+		t.Fatal("no request failed while the manager was down: the test proved nothing")
+	}
+	t.Logf("WaitJob rode out %d failed requests", rt.failed.Load())
 }

@@ -2,9 +2,7 @@ package e2ek8s
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,18 +239,9 @@ func TestManagerLeaderDeletedDuringScale(t *testing.T) {
 	jctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
 	// Through the Service: until its endpoints drop the deleted pod, a
-	// request routed to it fails to connect (no route to host); a client
-	// asks again, as the CLI's user would.
-	var j api.Job
-	for {
-		j, err = ic.Client.WaitJob(jctx, res.Job.ID, nil)
-		var op *net.OpError
-		if err == nil || !errors.As(err, &op) || jctx.Err() != nil {
-			break
-		}
-		t.Logf("waiting for the job through the Service: %v; asking again", err)
-		time.Sleep(500 * time.Millisecond)
-	}
+	// request routed to it fails to connect (no route to host, i/o
+	// timeout); WaitJob asks again (api.Client.WaitGrace), as the CLI does.
+	j, err := ic.Client.WaitJob(jctx, res.Job.ID, nil)
 	if err != nil || j.State != api.StateSucceeded {
 		t.Fatalf("scale job after the leader change: %s %s %v", j.State, j.Error, err)
 	}
