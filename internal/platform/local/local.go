@@ -33,8 +33,14 @@ type Platform struct {
 	log    *slog.Logger
 	events chan platform.InstanceEvent
 
-	mu        sync.Mutex
-	watching  map[int]bool // pids with an exit watcher
+	mu       sync.Mutex
+	watching map[int]bool // pids with an exit watcher running
+	// listed is what List found running in an instance dir, while an
+	// exit watcher runs for its pid (watching): until the process exits,
+	// its dir, pid file and meta cannot change (a new meta is only ever
+	// written before a new process starts), so List answers from here
+	// instead of five reads of files and /proc per instance every round.
+	listed    map[string]platform.Instance
 	locks     platform.Locks
 	reserveMu sync.Mutex // one Reserve at a time, so two never pick the same endpoint
 
@@ -97,6 +103,7 @@ func New(root, binary string, opts Options, log *slog.Logger) (*Platform, error)
 		log:      log,
 		events:   make(chan platform.InstanceEvent, 1024),
 		watching: map[int]bool{},
+		listed:   map[string]platform.Instance{},
 	}, nil
 }
 
@@ -336,6 +343,9 @@ func (p *Platform) watch(id platform.ID, pid int) {
 	p.mu.Unlock()
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
+		p.mu.Lock()
+		delete(p.watching, pid) // no watcher: List reads its files each time
+		p.mu.Unlock()
 		p.log.Warn("cannot watch adopted instance; its exit will be noticed by polling", "instance", id.Name, "pid", pid, "err", err)
 		return
 	}
@@ -364,6 +374,11 @@ func (p *Platform) watch(id platform.ID, pid int) {
 func (p *Platform) exited(id platform.ID, pid int, certain bool) {
 	p.mu.Lock()
 	delete(p.watching, pid)
+	for dir, in := range p.listed {
+		if in.Details.Pid == pid {
+			delete(p.listed, dir)
+		}
+	}
 	p.mu.Unlock()
 	p.log.Info("instance exited", "instance", id.Name, "pid", pid, "certain", certain)
 	select {
@@ -427,6 +442,7 @@ func (p *Platform) Remove(ctx context.Context, id platform.ID) error {
 	if err := p.stop(ctx, dir); err != nil {
 		return fmt.Errorf("remove %s: %w", id.Name, err)
 	}
+
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove data of %s: %w", id.Name, err)
 	}
@@ -462,6 +478,10 @@ func (p *Platform) stop(ctx context.Context, dir string) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	// Gone now, though its watcher may not have said so yet.
+	p.mu.Lock()
+	delete(p.listed, dir)
+	p.mu.Unlock()
 	return nil
 }
 
@@ -487,6 +507,10 @@ func (p *Platform) List(ctx context.Context, cluster string) ([]platform.Instanc
 	var out []platform.Instance
 	for _, e := range entries {
 		dir := filepath.Join(p.root, cluster, e.Name())
+		if in, ok := p.stillRunning(dir); ok {
+			out = append(out, in)
+			continue
+		}
 		m, err := readMeta(dir)
 		if err != nil {
 			continue
@@ -495,9 +519,30 @@ func (p *Platform) List(ctx context.Context, cluster string) ([]platform.Instanc
 		if !running {
 			pid = 0
 		}
-		out = append(out, p.instance(platform.ID{Cluster: m.Cluster, Name: m.Name}, m.Kind, platform.Endpoint{Host: m.Host, Port: m.Port}, pid, running))
+		in := p.instance(platform.ID{Cluster: m.Cluster, Name: m.Name}, m.Kind, platform.Endpoint{Host: m.Host, Port: m.Port}, pid, running)
+		if running {
+			p.mu.Lock()
+			if p.watching[pid] {
+				p.listed[dir] = in
+			}
+			p.mu.Unlock()
+		}
+		out = append(out, in)
 	}
 	return out, nil
+}
+
+// stillRunning returns what List last found in dir if its process has
+// not exited since (its exit watcher still runs).
+func (p *Platform) stillRunning(dir string) (platform.Instance, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	in, ok := p.listed[dir]
+	if ok && !p.watching[in.Details.Pid] {
+		delete(p.listed, dir)
+		ok = false
+	}
+	return in, ok
 }
 
 func readMeta(dir string) (meta, error) {

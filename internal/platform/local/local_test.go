@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -250,6 +251,11 @@ func TestEnsureAdoptWatchRemove(t *testing.T) {
 	if len(l) != 1 || !l[0].Running || l[0].Details.Pid != in.Details.Pid || l[0].ID.Name != name || l[0].Endpoint.Port != port || l[0].Kind != platform.KindRedis || handleDir(t, l[0]) != dir {
 		t.Fatalf("List = %+v, want %s running as pid %d", l, name, in.Details.Pid)
 	}
+	// The second List answers from what the first found (the process has
+	// not exited): the same.
+	if again := listed(ctx, t, p2); !reflect.DeepEqual(again, l) {
+		t.Fatalf("second List = %+v, first %+v", again, l)
+	}
 
 	if err := syscall.Kill(in.Details.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -272,6 +278,19 @@ func TestEnsureAdoptWatchRemove(t *testing.T) {
 		t.Fatalf("Ensure after kill = %+v (Config calls %d), want a new process", restarted, calls.Load())
 	}
 	ping(ctx, t, port)
+	for range 2 {
+		if l := listed(ctx, t, p2); len(l) != 1 || !l[0].Running || l[0].Details.Pid != restarted.Details.Pid {
+			t.Fatalf("List after the new start = %+v, want pid %d running", l, restarted.Details.Pid)
+		}
+	}
+	// Right after Stop, before its watcher may have said so, List finds
+	// it stopped.
+	if err := p2.Stop(ctx, platform.ID{Cluster: cluster, Name: name}); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if l := listed(ctx, t, p2); len(l) != 1 || l[0].Running {
+		t.Fatalf("List right after Stop = %+v, want %s not running", l, name)
+	}
 
 	if err := p2.Remove(ctx, platform.ID{Cluster: cluster, Name: name}); err != nil {
 		t.Fatalf("Remove: %v", err)
