@@ -235,33 +235,27 @@ func (c *Client) WaitJob(ctx context.Context, id string, onProgress func(Job)) (
 	var failingSince time.Time
 	for {
 		job, err := c.GetJob(ctx, id)
-		if err != nil {
-			if ctx.Err() != nil {
-				return last, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
-			}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return last, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
+		case err != nil:
 			if failingSince.IsZero() {
 				failingSince = time.Now()
 			}
 			if !Transient(err) || time.Since(failingSince) >= grace {
 				return last, fmt.Errorf("wait for job %s: %w", id, err)
 			}
-			select {
-			case <-ctx.Done():
-				return last, fmt.Errorf("wait for job %s: %w", id, ctx.Err())
-			case <-ticker.C:
+		default:
+			failingSince, last = time.Time{}, job
+			if onProgress != nil {
+				onProgress(job)
 			}
-			continue
-		}
-		failingSince = time.Time{}
-		last = job
-		if onProgress != nil {
-			onProgress(job)
-		}
-		if job.Done() {
-			if job.State == StateFailed {
-				return job, &JobFailedError{Job: job}
+			if job.Done() {
+				if job.State == StateFailed {
+					return job, &JobFailedError{Job: job}
+				}
+				return job, nil
 			}
-			return job, nil
 		}
 		select {
 		case <-ctx.Done():

@@ -4,13 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/store/storetest"
 )
 
 // sent records what an engine sends.
@@ -146,11 +146,7 @@ func TestEngineStateAndNotificationTogether(t *testing.T) {
 func instanceDownFixture(t *testing.T, forMs int64) (store.Store, Input, Input) {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "m.db"), filepath.Join(dir, "key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.SQLite(t, dir)
 	if err := st.PutAlertRules(t.Context(), "c", api.AlertRules{"instance-down": {ForMs: &forMs}}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/store/storetest"
 )
 
 // TestOutboxNextManagerDelivers: on a real store, manager A queues a
@@ -23,12 +23,7 @@ import (
 // receiver sees every attempt with one delivery id and accepts it once;
 // one delivery is recorded, OK, counting A's attempt; the outbox is empty.
 func TestOutboxNextManagerDelivers(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "m.db"), filepath.Join(dir, "key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.SQLite(t, t.TempDir())
 	var failing atomic.Bool
 	failing.Store(true)
 	var mu sync.Mutex

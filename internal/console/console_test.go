@@ -20,6 +20,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/platform/fake"
 	"github.com/redis-manager/redis-manager/internal/service"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/store/storetest"
 )
 
 // idle is a job runner that runs nothing: these tests look at pages, no
@@ -56,11 +57,7 @@ func (m *memAccess) Audit(_ context.Context, limit int) ([]console.AuditEntry, e
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
 	dir := tb.TempDir()
-	st, err := store.Open(context.Background(), "sqlite://"+filepath.Join(dir, "manager.db"), filepath.Join(dir, "secret.key"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
+	st := storetest.SQLite(tb, dir)
 	svc := service.New(service.Config{BackupTarget: "file://" + filepath.Join(dir, "backups")}, st, fake.New(fake.Options{Limit: 100000}), nil, idle{}, slog.New(slog.DiscardHandler))
 	now := time.Now().UTC().Truncate(time.Second)
 	acc := &memAccess{

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,16 +13,13 @@ import (
 	"github.com/redis-manager/redis-manager/internal/platform/fake"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/store/storetest"
 )
 
 func newSeamController(t *testing.T, limit int) (*Controller, *fake.Platform, store.Store) {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "manager.db"), filepath.Join(dir, "secret.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.SQLite(t, dir)
 	p := fake.New(fake.Options{Limit: limit})
 	return New(Config{}, st, p, slog.New(slog.DiscardHandler)), p, st
 }

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis-manager/redis-manager/api"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/store/storetest"
 )
 
 var fast = Config{RenewEvery: 100 * time.Millisecond, TTL: 600 * time.Millisecond, Deadline: 400 * time.Millisecond, RetryEvery: 50 * time.Millisecond}
@@ -19,11 +19,7 @@ var fast = Config{RenewEvery: 100 * time.Millisecond, TTL: 600 * time.Millisecon
 func openStore(t *testing.T) store.Store {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "m.db"), filepath.Join(dir, "key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.SQLite(t, dir)
 	return st
 }
 

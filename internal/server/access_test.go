@@ -23,6 +23,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/platform/fake"
 	"github.com/redis-manager/redis-manager/internal/service"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/store/storetest"
 )
 
 // These tests serve the real handler (httptest) over a real SQLite store
@@ -49,11 +50,7 @@ type serverOpts struct {
 func newTestServer(t *testing.T, o serverOpts) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "manager.db"), filepath.Join(dir, "secret.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.SQLite(t, dir)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	plat := fake.New(fake.Options{})
 	el := leader.New(leader.Config{ID: "test", Exclusive: true}, st, log)

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/jobspec"
 	"github.com/redis-manager/redis-manager/internal/leader"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/store/storetest"
 )
 
 // countingStore counts the store reads a collector could make per
@@ -152,11 +152,7 @@ func seedScale(t testing.TB, st store.Store, clusters int) int {
 func scaleHandler(t testing.TB, clusters int) (http.Handler, *countingStore, int) {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(context.Background(), "sqlite://"+filepath.Join(dir, "manager.db"), filepath.Join(dir, "secret.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.SQLite(t, dir)
 	n := seedScale(t, st, clusters)
 	cs := &countingStore{Store: st}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis-manager/redis-manager/internal/platform/fake"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/store"
+	"github.com/redis-manager/redis-manager/internal/store/storetest"
 )
 
 // The store is the real SQLite store; failingStore makes chosen reads fail
@@ -40,11 +40,7 @@ func (s *failingStore) GetJob(ctx context.Context, id string) (store.Job, error)
 func newService(t *testing.T, limit int) (*Service, *failingStore) {
 	t.Helper()
 	dir := t.TempDir()
-	real, err := store.Open(t.Context(), "sqlite://"+filepath.Join(dir, "manager.db"), filepath.Join(dir, "secret.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { real.Close() })
+	real := storetest.SQLite(t, dir)
 	st := &failingStore{Store: real}
 	return New(Config{}, st, fake.New(fake.Options{Limit: limit}), nil, nil, slog.New(slog.DiscardHandler)), st
 }
