@@ -104,7 +104,7 @@ chaos: deps build ## chaos test: random kills under write load for CHAOS_DURATIO
 K8S_NODE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/redis-manager/k8s-node
 K8S_ENV := env PATH="$$PATH" K8S_NODE_CACHE=$(K8S_NODE_CACHE)
 
-bench-scale: build ## 1,000 instances (20 clusters × 16 shards × 1+2, 3 Sentinels each) through the API: manager CPU and RSS next to Redis and Sentinel, /metrics scrape, GET /api/v1/clusters p99, killed-master notice (ports 28000-31999)
+bench-scale: deps build ## 1,000 instances (20 clusters × 16 shards × 1+2, 3 Sentinels each) through the API: manager CPU and RSS next to Redis and Sentinel, /metrics scrape, GET /api/v1/clusters p99, killed-master notice (ports 28000-31999)
 	$(GO) run ./bench/scale -bin $(BIN)
 
 bench-timeseries: ## time-series memory only: bytes per instance (typical, worst) and the manager's RSS with 1,000 instances' full 24 h

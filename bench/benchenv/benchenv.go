@@ -35,6 +35,11 @@ func Start(bin string, portBase, ports int, extra ...string) (*Manager, error) {
 // StartIn is Start on a given data dir: several managers on one MySQL
 // store share one (bench/takeover).
 func StartIn(bin, dir string, portBase, ports int, extra ...string) (*Manager, error) {
+	// The local platform starts every instance from the redis-server on
+	// PATH; without one each create fails, so say so once, up front.
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, fmt.Errorf("redis-server is not on PATH (make deps installs it from Debian's packages): %w", err)
+	}
 	level := os.Getenv("BENCH_LOG_LEVEL")
 	if level == "" {
 		level = "warn"

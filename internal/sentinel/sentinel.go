@@ -65,7 +65,35 @@ func do(ctx context.Context, c Conn, args ...any) *redis.Cmd {
 // one pipeline so the Sentinel runs both before its next timer tick.
 // Otherwise it may connect to the new master before it has auth-pass, get
 // NOAUTH on its hello subscription, and only retry a second later.
+//
+// A command that times out is sent again (configWrite).
 func Register(ctx context.Context, conn *redis.Client, name, masterAddr string, s Settings) error {
+	return configWrite(ctx, func() error { return register(ctx, conn, name, masterAddr, s) })
+}
+
+// configWriteAttempts bounds the tries of the SENTINEL commands that
+// rewrite and fsync the Sentinel's config file (MONITOR, SET, REMOVE).
+// On a host whose cores are all busy (a thousand instances on two,
+// docs/monitoring.md, Scale) one of them can outlast the 2 s read
+// timeout, and a create or a scale failed on it. They are idempotent, so
+// a timed-out one is sent again.
+const configWriteAttempts = 3
+
+// configWrite runs f until it succeeds, fails other than by a timeout,
+// ctx ends, or configWriteAttempts tries were made.
+func configWrite(ctx context.Context, f func() error) error {
+	var err error
+	for try := 1; try <= configWriteAttempts; try++ {
+		err = f()
+		var ne net.Error
+		if err == nil || !errors.As(err, &ne) || !ne.Timeout() || ctx.Err() != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w (%d tries, each timed out)", err, configWriteAttempts)
+}
+
+func register(ctx context.Context, conn *redis.Client, name, masterAddr string, s Settings) error {
 	set := []any{"sentinel", "set", name,
 		"auth-pass", s.AuthPass,
 		"down-after-milliseconds", strconv.Itoa(s.DownAfterMs),
@@ -103,17 +131,25 @@ func Register(ctx context.Context, conn *redis.Client, name, masterAddr string, 
 // SetAuthPass makes the Sentinel authenticate to the instances of name
 // with password (SENTINEL SET name auth-pass).
 func SetAuthPass(ctx context.Context, sc Conn, name, password string) error {
-	if err := do(ctx, sc, "set", name, "auth-pass", password).Err(); err != nil {
-		return fmt.Errorf("set auth-pass of %s: %w", name, err)
-	}
-	return nil
+	return configWrite(ctx, func() error {
+		if err := do(ctx, sc, "set", name, "auth-pass", password).Err(); err != nil {
+			return fmt.Errorf("set auth-pass of %s: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // SetSentinelPass sets the password the Sentinel authenticates to the other
 // Sentinels with (SENTINEL CONFIG SET sentinel-pass) and saves its config.
 func SetSentinelPass(ctx context.Context, sc Conn, password string) error {
-	if err := do(ctx, sc, "config", "set", "sentinel-pass", password).Err(); err != nil {
-		return fmt.Errorf("set sentinel-pass: %w", err)
+	err := configWrite(ctx, func() error {
+		if err := do(ctx, sc, "config", "set", "sentinel-pass", password).Err(); err != nil {
+			return fmt.Errorf("set sentinel-pass: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return FlushConfig(ctx, sc)
 }
@@ -121,19 +157,23 @@ func SetSentinelPass(ctx context.Context, sc Conn, password string) error {
 // FlushConfig makes the Sentinel write its configuration file now
 // (SENTINEL FLUSHCONFIG), e.g. after an ACL change.
 func FlushConfig(ctx context.Context, sc Conn) error {
-	if err := do(ctx, sc, "flushconfig").Err(); err != nil {
-		return fmt.Errorf("flush config: %w", err)
-	}
-	return nil
+	return configWrite(ctx, func() error {
+		if err := do(ctx, sc, "flushconfig").Err(); err != nil {
+			return fmt.Errorf("flush config: %w", err)
+		}
+		return nil
+	})
 }
 
 // Unregister makes the Sentinel forget name (SENTINEL REMOVE). Forgetting an
 // unknown name is not an error.
 func Unregister(ctx context.Context, sc Conn, name string) error {
-	if err := do(ctx, sc, "remove", name).Err(); err != nil && !IsNoSuchMaster(err) {
-		return fmt.Errorf("remove %s: %w", name, err)
-	}
-	return nil
+	return configWrite(ctx, func() error {
+		if err := do(ctx, sc, "remove", name).Err(); err != nil && !IsNoSuchMaster(err) {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // Master is one Sentinel's view of one monitored shard.

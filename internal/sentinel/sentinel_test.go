@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -326,4 +327,71 @@ func debugParam(t *testing.T, ctx context.Context, sc Conn, name string) string 
 	}
 	t.Fatalf("SENTINEL DEBUG has no %s: %v", name, v)
 	return ""
+}
+
+// TestRegisterRidesOutATimeout stops a real Sentinel (SIGSTOP) for longer
+// than a client's read timeout while Register runs: the first try times
+// out and a later one registers the shard; an error that is not a timeout
+// is returned at once.
+func TestRegisterRidesOutATimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	master := start(t, false, "")
+	s := start(t, true, "")
+	opts := options(s.addr, sentinelPassword)
+	opts.ReadTimeout = 500 * time.Millisecond
+	conn := redis.NewClient(opts)
+	t.Cleanup(func() { conn.Close() })
+	info, err := conn.Info(ctx, "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := 0
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			pid, _ = strconv.Atoi(v)
+		}
+	}
+	p, err := os.FindProcess(pid)
+	if pid == 0 || err != nil {
+		t.Fatalf("the Sentinel's pid from INFO server: %d, %v", pid, err)
+	}
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := make(chan struct{})
+	go func() {
+		defer close(resumed)
+		time.Sleep(700 * time.Millisecond)
+		_ = p.Signal(syscall.SIGCONT)
+	}()
+	t.Cleanup(func() { <-resumed })
+	t0 := time.Now()
+	if err := Register(ctx, conn, "orders-0", master.addr, settings); err != nil {
+		t.Fatalf("Register while the Sentinel was stopped for 700 ms (read timeout 500 ms): %v", err)
+	}
+	if took := time.Since(t0); took < 500*time.Millisecond {
+		t.Fatalf("Register took %v: the Sentinel was stopped, so the first try must have timed out", took)
+	}
+	m, err := GetMaster(ctx, conn, "orders-0")
+	if err != nil || m.Addr != master.addr || m.Quorum != settings.Quorum {
+		t.Fatalf("after Register: %+v, %v; want %s with quorum %d", m, err, master.addr, settings.Quorum)
+	}
+
+	// Not a timeout (a wrong password): one try.
+	bad := redis.NewClient(options(s.addr, "wrong password"))
+	t.Cleanup(func() { bad.Close() })
+	if err := Register(ctx, bad, "orders-1", master.addr, settings); err == nil || strings.Contains(err.Error(), "tries") {
+		t.Fatalf("Register with a wrong password: %v; want the error of one try", err)
+	}
+
+	// Stopped for good: every try times out and the error says so.
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	<-resumed
+	defer p.Signal(syscall.SIGCONT)
+	if err := Unregister(ctx, conn, "orders-0"); err == nil || !strings.Contains(err.Error(), "3 tries, each timed out") {
+		t.Fatalf("Unregister from a stopped Sentinel: %v; want a timeout after 3 tries", err)
+	}
 }
