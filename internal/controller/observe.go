@@ -35,7 +35,9 @@ func (c *Controller) controlLoop(ctx context.Context) {
 
 func (c *Controller) observeAll(ctx context.Context) {
 	start := time.Now()
-	cls, err := c.store.ListClusters(ctx)
+	// Without the stored statuses: this round replaces them. A cluster
+	// that could not be observed reads its stored one below.
+	cls, err := c.store.ListClustersWithoutStatus(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.log.Error("list clusters", "err", err)
@@ -68,9 +70,14 @@ func (c *Controller) observeAll(ctx context.Context) {
 		go func(cl store.Cluster) {
 			defer wg.Done()
 			st, obs, ok := c.observeAndStore(ctx, cl, active[cl.Name])
-			observed[i] = alerts.Cluster{Name: cl.Name, Spec: cl.Spec, Status: cl.Status}
-			if ok {
-				observed[i].Status = st
+			observed[i] = alerts.Cluster{Name: cl.Name, Spec: cl.Spec, Status: st}
+			if !ok {
+				// The alert rules and the autoscaler go on from what was
+				// stored last.
+				observed[i].Status = api.ClusterStatus{}
+				if stored, err := c.store.GetCluster(ctx, cl.Name); err == nil {
+					observed[i].Status = stored.Status
+				}
 			}
 			scaling[i] = autoscale.Cluster{Name: cl.Name, Spec: cl.Spec, Phase: observed[i].Status.Phase, Obs: obs, Observed: ok,
 				JobID: activeID[cl.Name], JobKind: active[cl.Name]}

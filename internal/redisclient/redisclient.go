@@ -303,8 +303,10 @@ type Info map[string]string
 
 // ParseInfo parses the text of INFO.
 func ParseInfo(text string) Info {
-	info := Info{}
-	for _, line := range strings.Split(text, "\n") {
+	// Sized once: the observe loop parses ~200 lines per instance per
+	// round, and growing the map step by step was most of the parse.
+	info := make(Info, strings.Count(text, "\n"))
+	for line := range strings.Lines(text) {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -118,4 +119,20 @@ func redisPublish(addr string) error {
 	c := NewPool()
 	defer c.Close()
 	return c.Redis(addr, "").Publish(context.Background(), "ch", "hello").Err()
+}
+
+// BenchmarkParseInfo parses the INFO the observe loop reads from every
+// instance every round (testdata/info.txt: redis-server 7.0, the loop's
+// nine sections).
+func BenchmarkParseInfo(b *testing.B) {
+	text, err := os.ReadFile("testdata/info.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if info := ParseInfo(string(text)); info["redis_version"] == "" {
+			b.Fatal("no redis_version")
+		}
+	}
 }

@@ -330,8 +330,10 @@ func (s *sqlStore) scanCluster(row interface{ Scan(...any) error }) (Cluster, er
 	if err := json.Unmarshal([]byte(spec), &c.Spec); err != nil {
 		return Cluster{}, fmt.Errorf("decode spec of cluster %q: %w", c.Name, err)
 	}
-	if err := json.Unmarshal([]byte(status), &c.Status); err != nil {
-		return Cluster{}, fmt.Errorf("decode status of cluster %q: %w", c.Name, err)
+	if status != "" {
+		if err := json.Unmarshal([]byte(status), &c.Status); err != nil {
+			return Cluster{}, fmt.Errorf("decode status of cluster %q: %w", c.Name, err)
+		}
 	}
 	var err error
 	if c.Password, err = s.seal.open(pwEnc, secretPlace("password", c.Name)); err != nil {
@@ -357,7 +359,18 @@ func (s *sqlStore) GetCluster(ctx context.Context, name string) (Cluster, error)
 }
 
 func (s *sqlStore) ListClusters(ctx context.Context) ([]Cluster, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+clusterCols+" FROM clusters ORDER BY name")
+	return s.listClusters(ctx, clusterCols)
+}
+
+// clusterColsNoStatus reads an empty status, which scanCluster leaves zero.
+var clusterColsNoStatus = strings.Replace(clusterCols, "status,", "'' AS status,", 1)
+
+func (s *sqlStore) ListClustersWithoutStatus(ctx context.Context) ([]Cluster, error) {
+	return s.listClusters(ctx, clusterColsNoStatus)
+}
+
+func (s *sqlStore) listClusters(ctx context.Context, cols string) ([]Cluster, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+cols+" FROM clusters ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}

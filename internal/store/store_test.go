@@ -264,6 +264,13 @@ func testClusters(t *testing.T, e *env) {
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("after updates: GetCluster = %+v, %v\nwant %+v", got, err, want)
 	}
+	// The observe loop's list: everything but the status.
+	bare, err := e.s.ListClustersWithoutStatus(ctx)
+	wantBare := want
+	wantBare.Status = api.ClusterStatus{}
+	if err != nil || len(bare) != 2 || !reflect.DeepEqual(bare[1], wantBare) {
+		t.Errorf("ListClustersWithoutStatus = %+v, %v\nwant [Orders %+v]", bare, err, wantBare)
+	}
 
 	for _, err := range []error{
 		e.s.UpdateClusterSpec(ctx, "missing", want.Spec),
