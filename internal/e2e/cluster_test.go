@@ -50,7 +50,7 @@ func TestCreateWriteReadDelete(t *testing.T) {
 	if n := len(pids); n != 2*3+3 {
 		t.Fatalf("%d instance processes, want 9", n)
 	}
-	// The manager's autogroup runs at nice -5 (--local-control-nice), the
+	// The manager's autogroup runs at nice -20 (--local-control-nice), the
 	// instances' own autogroups (one session each) at 0.
 	if on, _ := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); strings.TrimSpace(string(on)) != "1" {
 		t.Logf("autogroups are off on this kernel (%q): --local-control-nice has nothing to set", on)
@@ -62,8 +62,8 @@ func TestCreateWriteReadDelete(t *testing.T) {
 			t.Errorf("the manager's autogroup reads empty (a CPU cgroup of its own) and its log does not say so")
 		}
 	} else {
-		if !strings.HasSuffix(mine, " nice -5") {
-			t.Errorf("manager autogroup %q, want nice -5", mine)
+		if !strings.HasSuffix(mine, " nice -20") {
+			t.Errorf("manager autogroup %q, want nice -20", mine)
 		}
 		for _, pid := range pids {
 			if ag := autogroup(t, pid); !strings.HasSuffix(ag, " nice 0") || ag == mine {

@@ -126,7 +126,7 @@ func NewServeCommand(version string) *cobra.Command {
 	f.StringVar(&o.BackupTarget, "backup-target", "", "backup target: file://DIR or s3://BUCKET/PREFIX?endpoint=URL&region=R&pathStyle=true (default file://<data-dir>/backups)")
 	f.StringVar(&o.PortRange, "port-range", "17000-17999", "local platform: ports for instances, LO-HI")
 	f.StringVar(&o.HostRange, "host-range", "", "local platform: one loopback address per instance from this range, e.g. 127.0.1.1-127.0.1.254 (default: every instance on 127.0.0.1)")
-	f.IntVar(&o.ControlNice, "local-control-nice", -5, "local platform: the nice value (-20..19) of the manager's own autogroup, so that the API and the control loop get a core before a thousand instances in their own sessions do (Linux autogroups; needs CAP_SYS_NICE to go below 0; 0 leaves it)")
+	f.IntVar(&o.ControlNice, "local-control-nice", -20, "local platform: the nice value (-20..19) of the manager's own autogroup, so that the API and the control loop get a core before a thousand instances in their own sessions do (Linux autogroups; needs CAP_SYS_NICE to go below 0; 0 leaves it)")
 	f.StringVar(&o.LocalMemoryLimit, "local-memory-limit", "", `local platform: the memory all instances may use together (e.g. "8gb"); the autoscaler adds no replica whose sync (the master's used memory plus its copy-on-write) would not fit under it, as under the host's MemAvailable (default: no cap)`)
 	f.StringVar(&o.RedisServer, "redis-server", "redis-server", "local platform: the redis-server binary")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug | info | warn | error")
