@@ -179,6 +179,10 @@ func (m *Manager) start(env []string) {
 	cmd := exec.Command(m.Bin, m.Args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = logf
+	// A session of its own, as under systemd or setsid: the manager
+	// raises its autogroup's priority (--local-control-nice), which must
+	// not lift the test and its load generators above the instances.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		m.t.Fatal(err)
