@@ -73,11 +73,9 @@ func (c *Controller) observeAll(ctx context.Context) {
 			observed[i] = alerts.Cluster{Name: cl.Name, Spec: cl.Spec, Status: st}
 			if !ok {
 				// The alert rules and the autoscaler go on from what was
-				// stored last.
-				observed[i].Status = api.ClusterStatus{}
-				if stored, err := c.store.GetCluster(ctx, cl.Name); err == nil {
-					observed[i].Status = stored.Status
-				}
+				// stored last (nothing when that read fails too).
+				stored, _ := c.store.GetCluster(ctx, cl.Name)
+				observed[i].Status = stored.Status
 			}
 			scaling[i] = autoscale.Cluster{Name: cl.Name, Spec: cl.Spec, Phase: observed[i].Status.Phase, Obs: obs, Observed: ok,
 				JobID: activeID[cl.Name], JobKind: active[cl.Name]}

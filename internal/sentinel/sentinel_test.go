@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-manager/redis-manager/api"
+	"github.com/redis-manager/redis-manager/internal/redisclient"
 	"github.com/redis-manager/redis-manager/internal/spec"
 	"github.com/redis-manager/redis-manager/internal/testenv"
 )
@@ -342,16 +343,11 @@ func TestRegisterRidesOutATimeout(t *testing.T) {
 	opts.ReadTimeout = 500 * time.Millisecond
 	conn := redis.NewClient(opts)
 	t.Cleanup(func() { conn.Close() })
-	info, err := conn.Info(ctx, "server").Result()
+	info, err := redisclient.GetInfo(ctx, conn, "server")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := 0
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
-			pid, _ = strconv.Atoi(v)
-		}
-	}
+	pid := int(info.Int("process_id"))
 	p, err := os.FindProcess(pid)
 	if pid == 0 || err != nil {
 		t.Fatalf("the Sentinel's pid from INFO server: %d, %v", pid, err)

@@ -180,7 +180,7 @@ type Store interface {
 	ListClusters(ctx context.Context) ([]Cluster, error)
 	// ListClustersWithoutStatus is ListClusters with every Status zero:
 	// the observe loop replaces the statuses each round, and decoding the
-	// stored ones (~1.4 MB of JSON at 1,000 instances) was a tenth of its
+	// stored ones (~1.4 MB of JSON at 1,000 instances) was 8 % of its
 	// CPU (docs/monitoring.md, Scale).
 	ListClustersWithoutStatus(ctx context.Context) ([]Cluster, error)
 	// ClusterRevs lists every cluster's name and revision, by name: one
